@@ -1,0 +1,391 @@
+//! The wire contract between the kernel programs (`tracer-ebpf`) and the
+//! userspace loader (`tracer`): map keys and values, counter indices, sizes.
+//!
+//! Everything here is `#[repr(C)]`, has no implicit padding (fields ordered
+//! u64 → u32) and pins its size with a `const` assertion, so the two sides can
+//! never silently disagree about a layout.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Tracepoint record offsets we read directly from the context, as the
+/// kernel's `format` files describe them. They have been stable since syscall
+/// tracepoints were introduced (common header 8 bytes, `__syscall_nr` at 8,
+/// then every argument as 8 bytes from 16). Userspace verifies each one
+/// against `/sys/kernel/tracing/events/*/*/format` before loading, and refuses
+/// to run with one sentence if a kernel ever disagrees.
+pub mod tp {
+    /// `syscalls:sys_enter_*`: first syscall argument.
+    pub const SYSCALL_ARG0: usize = 16;
+    /// `syscalls:sys_enter_*`: second syscall argument.
+    pub const SYSCALL_ARG1: usize = 24;
+    /// `syscalls:sys_exit_*`: `long ret`.
+    pub const SYSCALL_RET: usize = 16;
+    /// `task:task_newtask`: `pid_t pid` (the new task's id).
+    pub const NEWTASK_PID: usize = 8;
+    /// `task:task_newtask`: `u64 clone_flags`.
+    pub const NEWTASK_CLONE_FLAGS: usize = 32;
+}
+
+/// futex(2) operation codes (include/uapi/linux/futex.h).
+pub mod futex_op {
+    pub const WAIT: u32 = 0;
+    pub const WAKE: u32 = 1;
+    pub const REQUEUE: u32 = 3;
+    pub const CMP_REQUEUE: u32 = 4;
+    pub const WAKE_OP: u32 = 5;
+    pub const LOCK_PI: u32 = 6;
+    pub const UNLOCK_PI: u32 = 7;
+    pub const WAIT_BITSET: u32 = 9;
+    pub const WAKE_BITSET: u32 = 10;
+    pub const WAIT_REQUEUE_PI: u32 = 11;
+    pub const CMP_REQUEUE_PI: u32 = 12;
+    pub const LOCK_PI2: u32 = 13;
+    pub const PRIVATE_FLAG: u32 = 128;
+    pub const CLOCK_REALTIME: u32 = 256;
+    /// `op & CMD_MASK` is the command with both flags removed.
+    pub const CMD_MASK: u32 = !(PRIVATE_FLAG | CLOCK_REALTIME);
+    /// Pseudo-ops recorded for the futex2 syscalls, outside the futex(2) range.
+    pub const SYS_FUTEX_WAIT: u32 = 0x1000;
+    pub const SYS_FUTEX_WAITV: u32 = 0x1001;
+    pub const SYS_FUTEX_WAKE: u32 = 0x1002;
+}
+
+/// What a futex call in flight is, as stored in its start record.
+pub mod kind {
+    /// A futex op we do not aggregate (trylock, fd, …); kept so the exit
+    /// can tell "began before attach" from "not interesting".
+    pub const OTHER: u32 = 0;
+    pub const WAIT: u32 = 1;
+    /// futex_waitv(2): the address is read at exit from the waiter array.
+    pub const WAITV: u32 = 2;
+    pub const WAKE: u32 = 3;
+}
+
+/// How a wait ended, as an index into [`LockThreadStats::outcomes`].
+pub mod outcome {
+    /// Returned 0: slept and was woken (or acquired, for PI locks).
+    pub const WOKEN: usize = 0;
+    /// Returned EAGAIN: the futex word changed before sleeping. Contended,
+    /// but no sleep.
+    pub const EAGAIN: usize = 1;
+    /// Returned ETIMEDOUT.
+    pub const TIMEDOUT: usize = 2;
+    /// Returned EINTR or one of the kernel's restart codes (a signal).
+    pub const INTERRUPTED: usize = 3;
+    /// Any other error (EINVAL, EFAULT, EDEADLK, …).
+    pub const ERROR: usize = 4;
+    pub const COUNT: usize = 5;
+
+    pub const EAGAIN_ERRNO: i64 = 11;
+    pub const EINTR_ERRNO: i64 = 4;
+    pub const ETIMEDOUT_ERRNO: i64 = 110;
+    /// ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK:
+    /// a syscall exit tracepoint sees these before signal delivery turns
+    /// them into EINTR or a restart.
+    pub const RESTART_ERRNO_MIN: i64 = 512;
+    pub const RESTART_ERRNO_MAX: i64 = 516;
+
+    /// Classifies a futex wait's return value.
+    #[inline(always)]
+    pub fn classify(ret: i64) -> usize {
+        if ret >= 0 {
+            WOKEN
+        } else {
+            let errno = -ret;
+            if errno == EAGAIN_ERRNO {
+                EAGAIN
+            } else if errno == ETIMEDOUT_ERRNO {
+                TIMEDOUT
+            } else if errno == EINTR_ERRNO
+                || (RESTART_ERRNO_MIN..=RESTART_ERRNO_MAX).contains(&errno)
+            {
+                INTERRUPTED
+            } else {
+                ERROR
+            }
+        }
+    }
+}
+
+/// Indices into the per-CPU `COUNTERS` array: events seen and every way an
+/// event can be lost. Userspace shows all of them in every report.
+pub mod counter {
+    /// Futex waits that completed and were aggregated.
+    pub const WAITS: u32 = 0;
+    /// Futex wakes that completed and were aggregated.
+    pub const WAKES: u32 = 1;
+    /// A futex call of a target exited with no start record: it began
+    /// before tracing did (a thread already asleep at attach time).
+    pub const MISSING_START: u32 = 2;
+    /// The start-record map was full: that call is not measured.
+    pub const START_FULL: u32 = 3;
+    /// The per-(lock, thread) map was full: that event is lost.
+    pub const AGG_FULL: u32 = 4;
+    /// The histogram map was full: the wait is counted but not in a bucket.
+    pub const HIST_FULL: u32 = 5;
+    /// The call-site map was full: the wait is counted but has no site.
+    pub const SITE_FULL: u32 = 6;
+    /// bpf_get_stackid failed other than by a collision.
+    pub const STACK_ERROR: u32 = 7;
+    /// bpf_get_stackid hit a hash collision (EEXIST): no stack for that wait.
+    pub const STACK_COLLISION: u32 = 8;
+    /// futex_waitv: reading the waiter array from user memory failed.
+    pub const WAITV_READ: u32 = 9;
+    /// The target map was full: a forked child could not be followed.
+    pub const TARGETS_FULL: u32 = 10;
+    pub const COUNT: u32 = 11;
+
+    /// Report names, in index order.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "waits",
+        "wakes",
+        "missing_start",
+        "start_map_full",
+        "lock_map_full",
+        "hist_map_full",
+        "site_map_full",
+        "stack_error",
+        "stack_collision",
+        "waitv_read_error",
+        "targets_map_full",
+    ];
+}
+
+/// Map capacities. Kernel memory is proportional to these; every overflow is
+/// counted in [`counter`].
+pub mod limits {
+    pub const TARGETS: u32 = 1024;
+    pub const START: u32 = 16384;
+    pub const LOCK_THREADS: u32 = 16384;
+    pub const HIST: u32 = 65536;
+    pub const SITES: u32 = 16384;
+    pub const STACKS: u32 = 8192;
+}
+
+/// Log-linear (HDR-like) histogram: values below `2 * SUB` have a bucket of
+/// their own; above, each power of two is split into `SUB` linear
+/// sub-buckets, so a bucket is never wider than 1/SUB of its lower bound
+/// (3.1% with 32 sub-buckets).
+pub mod hist {
+    pub const SUB_BITS: u32 = 5;
+    pub const SUB: u64 = 1 << SUB_BITS;
+    /// One past the largest bucket index `bucket` can return.
+    pub const BUCKETS: u32 = (64 - SUB_BITS + 1) * SUB as u32;
+
+    /// floor(log2(v)) for v > 0, without loops (the verifier likes that).
+    #[inline(always)]
+    pub fn log2_floor(mut v: u64) -> u32 {
+        let mut r = 0;
+        if v >= 1 << 32 {
+            v >>= 32;
+            r += 32;
+        }
+        if v >= 1 << 16 {
+            v >>= 16;
+            r += 16;
+        }
+        if v >= 1 << 8 {
+            v >>= 8;
+            r += 8;
+        }
+        if v >= 1 << 4 {
+            v >>= 4;
+            r += 4;
+        }
+        if v >= 1 << 2 {
+            v >>= 2;
+            r += 2;
+        }
+        if v >= 1 << 1 {
+            r += 1;
+        }
+        r
+    }
+
+    /// The bucket index of a value (nanoseconds, bytes, …).
+    #[inline(always)]
+    pub fn bucket(v: u64) -> u32 {
+        if v < SUB {
+            return v as u32;
+        }
+        let shift = log2_floor(v) - SUB_BITS;
+        let sub = ((v >> shift) & (SUB - 1)) as u32;
+        (shift + 1) * SUB as u32 + sub
+    }
+
+    /// The half-open range `[lo, hi)` of values that land in bucket `b`.
+    pub fn bounds(b: u32) -> (u64, u64) {
+        let sub = SUB as u32;
+        if b < 2 * sub {
+            return (b as u64, b as u64 + 1);
+        }
+        let shift = b / sub - 1;
+        let lo = (SUB + (b % sub) as u64) << shift;
+        (lo, lo.saturating_add(1 << shift))
+    }
+}
+
+/// Start of a futex call in flight, keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FutexStart {
+    pub ts_ns: u64,
+    /// The futex word's user address (for WAITV: the waiter array).
+    pub uaddr: u64,
+    /// futex_waitv: number of waiters in the array.
+    pub nr: u64,
+    /// The masked futex command, or a `futex_op::SYS_*` pseudo-op.
+    pub op: u32,
+    /// One of [`kind`].
+    pub kind: u32,
+}
+const _: () = assert!(size_of::<FutexStart>() == 32);
+
+/// A lock as the kernel sees it within one run: futex address in a process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockKey {
+    pub uaddr: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<LockKey>() == 16);
+
+/// Per (lock, thread): one writer only (the thread itself), so no atomics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockThreadKey {
+    pub uaddr: u64,
+    pub tgid: u32,
+    pub tid: u32,
+}
+const _: () = assert!(size_of::<LockThreadKey>() == 16);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockThreadStats {
+    /// Waits by how they ended, indexed by [`outcome`].
+    pub outcomes: [u64; outcome::COUNT],
+    /// Sum of wait durations, all outcomes.
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+    /// Wake calls this thread made on this futex.
+    pub wake_calls: u64,
+    /// Waiters those calls woke (or requeued), from their return values.
+    pub woken: u64,
+}
+const _: () = assert!(size_of::<LockThreadStats>() == 72);
+
+/// Per (lock, histogram bucket): a sparse histogram, memory proportional to
+/// the buckets actually used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistKey {
+    pub uaddr: u64,
+    pub tgid: u32,
+    pub bucket: u32,
+}
+const _: () = assert!(size_of::<HistKey>() == 16);
+
+/// Per (lock, user stack): where the waits come from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SiteKey {
+    pub uaddr: u64,
+    pub tgid: u32,
+    /// Id in the `STACKS` map, or [`NO_STACK`] when it could not be taken.
+    pub stack_id: i32,
+}
+const _: () = assert!(size_of::<SiteKey>() == 16);
+
+pub const NO_STACK: i32 = -1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteStats {
+    pub count: u64,
+    pub wait_ns: u64,
+}
+const _: () = assert!(size_of::<SiteStats>() == 16);
+
+/// Depth of the kernel's stack-trace map values (PERF_MAX_STACK_DEPTH).
+pub const STACK_DEPTH: usize = 127;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is #[repr(C)], Copy, built only of integers, and has
+    // no padding (sizes pinned above), so every bit pattern is valid.
+    unsafe impl aya::Pod for super::FutexStart {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LockKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LockThreadKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LockThreadStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HistKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SiteKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SiteStats {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hist::*;
+    use super::outcome;
+
+    #[test]
+    fn bucket_is_monotonic_and_inside_its_bounds() {
+        let mut last = 0;
+        let mut v = 0u64;
+        while v < 1 << 40 {
+            let b = bucket(v);
+            assert!(b >= last, "bucket({v}) = {b} < {last}");
+            let (lo, hi) = bounds(b);
+            assert!(lo <= v && v < hi, "{v} outside bucket {b} [{lo},{hi})");
+            last = b;
+            v = v + 1 + v / 97;
+        }
+        assert!(bucket(u64::MAX) < BUCKETS);
+        let (lo, hi) = bounds(bucket(u64::MAX));
+        assert!(lo <= u64::MAX && hi == u64::MAX);
+    }
+
+    #[test]
+    fn bucket_width_is_at_most_one_sub_bucket_of_its_value() {
+        for b in 2 * SUB as u32..BUCKETS - 1 {
+            let (lo, hi) = bounds(b);
+            let rel = (hi - lo) as f64 / lo as f64;
+            assert!(rel <= 1.0 / SUB as f64 + 1e-12, "bucket {b} width {rel}");
+        }
+    }
+
+    #[test]
+    fn buckets_are_contiguous() {
+        for b in 0..BUCKETS - 1 {
+            assert_eq!(bounds(b).1, bounds(b + 1).0, "gap after bucket {b}");
+        }
+    }
+
+    #[test]
+    fn log2_floor_matches_leading_zeros() {
+        for s in 0..64 {
+            for v in [1u64 << s, (1u64 << s) | 1, ((1u128 << (s + 1)) - 1) as u64] {
+                assert_eq!(log2_floor(v), 63 - v.leading_zeros());
+            }
+        }
+    }
+
+    #[test]
+    fn outcomes_classify_kernel_return_values() {
+        assert_eq!(outcome::classify(0), outcome::WOKEN);
+        assert_eq!(outcome::classify(-11), outcome::EAGAIN);
+        assert_eq!(outcome::classify(-110), outcome::TIMEDOUT);
+        assert_eq!(outcome::classify(-4), outcome::INTERRUPTED);
+        assert_eq!(outcome::classify(-512), outcome::INTERRUPTED);
+        assert_eq!(outcome::classify(-516), outcome::INTERRUPTED);
+        assert_eq!(outcome::classify(-22), outcome::ERROR);
+    }
+}

@@ -1,0 +1,93 @@
+//! Maps shared by the hook families, the target filter, and small helpers
+//! for counting and atomics.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuArray, StackTrace},
+};
+use tracer_common::{
+    FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter, limits,
+};
+
+/// Processes being traced (tgid → 1). Filled by userspace, and by
+/// `task_newtask` when a traced process forks and children are followed.
+#[map]
+pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::TARGETS, 0);
+
+/// Futex calls in flight, by thread id.
+#[map]
+pub static FUTEX_START: HashMap<u32, FutexStart> = HashMap::with_max_entries(limits::START, 0);
+
+/// Per (lock, thread) wait and wake statistics. Per-lock and per-thread
+/// totals are sums over this map, so one map update per event serves both.
+#[map]
+pub static LOCK_THREADS: HashMap<LockThreadKey, LockThreadStats> =
+    HashMap::with_max_entries(limits::LOCK_THREADS, 0);
+
+/// Sparse wait-time histogram per lock.
+#[map]
+pub static LOCK_HIST: HashMap<HistKey, u64> = HashMap::with_max_entries(limits::HIST, 0);
+
+/// Waits per (lock, user stack).
+#[map]
+pub static LOCK_SITES: HashMap<SiteKey, SiteStats> = HashMap::with_max_entries(limits::SITES, 0);
+
+/// User stacks, frame-pointer walked by the kernel.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);
+
+/// Events and drops, per CPU (indices in `tracer_common::counter`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Set by userspace: follow processes forked by a target (`-- CMD` mode).
+#[unsafe(no_mangle)]
+static FOLLOW_FORKS: u32 = 0;
+
+#[inline(always)]
+pub fn follow_forks() -> bool {
+    // SAFETY: a plain read of a global the loader sets before load; volatile
+    // so the compiler does not fold the default value in.
+    unsafe { core::ptr::read_volatile(&FOLLOW_FORKS) != 0 }
+}
+
+/// Is this tgid one of ours?
+#[inline(always)]
+pub fn is_target(tgid: u32) -> bool {
+    TARGETS.get_ptr(tgid).is_some()
+}
+
+/// Bumps one of the per-CPU counters.
+#[inline(always)]
+pub fn count(index: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, and BPF programs do not migrate while running.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Atomically adds to a u64 shared between CPUs.
+#[inline(always)]
+pub fn atomic_add(p: *mut u64, v: u64) {
+    // SAFETY: `p` comes from a map lookup and points at a live u64 value.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) };
+}
+
+/// Returns a pointer to the value for `key`, inserting `init` first if the key
+/// is new. A full map is counted under `full` and returns None.
+#[inline(always)]
+pub fn get_or_insert<K, V>(map: &HashMap<K, V>, key: &K, init: &V, full: u32) -> Option<*mut V> {
+    if let Some(p) = map.get_ptr_mut(key) {
+        return Some(p);
+    }
+    // Another CPU may insert the same key between our lookup and insert: NOEXIST
+    // then fails with EEXIST and the lookup below finds its entry.
+    if map.insert(key, init, BPF_NOEXIST as u64).is_err() && map.get_ptr_mut(key).is_none() {
+        count(full);
+        return None;
+    }
+    map.get_ptr_mut(key)
+}

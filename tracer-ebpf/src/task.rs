@@ -1,0 +1,59 @@
+//! Following the processes a target forks (`tracer contention -- CMD`, as
+//! `perf record -- CMD` does).
+//!
+//! match-format: task:task_newtask, include/trace/events/task.h
+//! https://github.com/torvalds/linux/blob/v6.18/include/trace/events/task.h
+//!   pid_t pid @8; char comm[16] @12; u64 clone_flags @32; short oom_score_adj @40
+//! It fires in copy_process() in the parent's context, so the current tgid
+//! is the parent's.
+
+use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
+use tracer_common::{counter, tp};
+
+use crate::maps::{TARGETS, count, follow_forks, is_target};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint/task/task_newtask")]
+pub extern "C" fn task_newtask(ctx: *mut core::ffi::c_void) -> u32 {
+    let ctx = TracePointContext::new(ctx);
+    let _ = try_task_newtask(&ctx);
+    // Non-zero keeps the event visible to perf and other tracepoint users.
+    1
+}
+
+fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
+    if !follow_forks() {
+        return Ok(());
+    }
+    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !is_target(parent_tgid) {
+        return Ok(());
+    }
+    // SAFETY: constant offsets inside the task_newtask record (checked against
+    // its format file by userspace before load).
+    let flags = unsafe { read_ctx::<u64>(ctx, tp::NEWTASK_CLONE_FLAGS) };
+    if flags & CLONE_THREAD != 0 {
+        // A thread: already covered by its process's tgid.
+        return Ok(());
+    }
+    // SAFETY: as above.
+    let child = unsafe { read_ctx::<i32>(ctx, tp::NEWTASK_PID) } as u32;
+    if TARGETS.insert(child, 1, 0).is_err() {
+        count(counter::TARGETS_FULL);
+    }
+    Ok(())
+}
+
+/// Reads a field of a tracepoint record by direct context access (cheaper
+/// than a probe_read helper call; the verifier bounds-checks it).
+///
+/// # Safety
+/// `offset` must be a constant, inside the tracepoint's record and aligned
+/// for `T`.
+#[inline(always)]
+pub unsafe fn read_ctx<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: the caller guarantees the offset; the verifier checks ctx bounds.
+    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
+}

@@ -1,0 +1,179 @@
+//! Loading and attaching the kernel programs: preflight → load → set globals
+//! → fill targets → attach. Everything is fd-based (no pinning), so it all
+//! detaches when `Probes` is dropped or the process dies, however it dies.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::HashMap,
+    programs::{ProgramError, TracePoint},
+};
+use tracer_common::tp;
+
+use crate::{
+    exit::{Code, fail},
+    preflight,
+};
+
+/// The kernel programs, built by build.rs from `tracer-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// One hook: a program on a tracepoint.
+struct HookSpec {
+    program: &'static str,
+    event: &'static str,
+    /// Without it the report would be wrong, not just narrower.
+    required: bool,
+    why: &'static str,
+}
+
+const HOOKS: &[HookSpec] = &[
+    HookSpec { program: "sys_enter_futex", event: "syscalls/sys_enter_futex", required: true, why: "futex(2) waits and wakes" },
+    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex", required: true, why: "futex(2) waits and wakes" },
+    HookSpec { program: "sys_enter_futex_wait", event: "syscalls/sys_enter_futex_wait", required: false, why: "futex_wait(2), Linux 6.7+" },
+    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_wait", required: false, why: "futex_wait(2), Linux 6.7+" },
+    HookSpec { program: "sys_enter_futex_waitv", event: "syscalls/sys_enter_futex_waitv", required: false, why: "futex_waitv(2), Linux 5.16+" },
+    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_waitv", required: false, why: "futex_waitv(2), Linux 5.16+" },
+    HookSpec { program: "sys_enter_futex_wake", event: "syscalls/sys_enter_futex_wake", required: false, why: "futex_wake(2), Linux 6.7+" },
+    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_wake", required: false, why: "futex_wake(2), Linux 6.7+" },
+    HookSpec { program: "task_newtask", event: "task/task_newtask", required: false, why: "following forked children" },
+];
+
+/// The record fields the kernel programs read at fixed offsets.
+const LAYOUT: &[(&str, &str, usize)] = &[
+    ("syscalls/sys_enter_futex", "uaddr", tp::SYSCALL_ARG0),
+    ("syscalls/sys_enter_futex", "op", tp::SYSCALL_ARG1),
+    ("syscalls/sys_exit_futex", "ret", tp::SYSCALL_RET),
+    ("syscalls/sys_enter_futex_wait", "uaddr", tp::SYSCALL_ARG0),
+    ("syscalls/sys_exit_futex_wait", "ret", tp::SYSCALL_RET),
+    ("syscalls/sys_enter_futex_waitv", "waiters", tp::SYSCALL_ARG0),
+    ("syscalls/sys_enter_futex_waitv", "nr_futexes", tp::SYSCALL_ARG1),
+    ("syscalls/sys_exit_futex_waitv", "ret", tp::SYSCALL_RET),
+    ("syscalls/sys_enter_futex_wake", "uaddr", tp::SYSCALL_ARG0),
+    ("syscalls/sys_exit_futex_wake", "ret", tp::SYSCALL_RET),
+    ("task/task_newtask", "pid", tp::NEWTASK_PID),
+    ("task/task_newtask", "clone_flags", tp::NEWTASK_CLONE_FLAGS),
+];
+
+/// A hook as the report shows it.
+#[derive(Clone, Debug)]
+pub struct HookState {
+    pub name: String,
+    pub attached: bool,
+    pub note: String,
+}
+
+pub struct Probes {
+    pub bpf: Ebpf,
+    pub hooks: Vec<HookState>,
+    pub load_attach: Duration,
+}
+
+impl Probes {
+    /// Checks the environment and loads (verifies) every program. Nothing
+    /// is attached yet.
+    pub fn load(follow_forks: bool, verbose: bool) -> Result<Self> {
+        let t0 = Instant::now();
+        preflight::privileges()?;
+        let tracefs = preflight::tracefs()?;
+        preflight::btf()?;
+        preflight::tracepoint_layouts(tracefs, LAYOUT)?;
+        if OBJECT.is_empty() {
+            return Err(fail(
+                Code::Internal,
+                "this tracer binary was built with AYA_BUILD_SKIP and has no kernel programs: rebuild without it",
+            ));
+        }
+        let follow: u32 = follow_forks.into();
+        let mut bpf = EbpfLoader::new()
+            .override_global("FOLLOW_FORKS", &follow, true)
+            .load(OBJECT)
+            .map_err(|e| fail(Code::Load, format!("the kernel refused the tracer's maps or object: {e}")))?;
+        let names: Vec<String> = bpf.programs().map(|(n, _)| n.to_string()).collect();
+        for name in names {
+            let prog: &mut TracePoint = bpf
+                .program_mut(&name)
+                .context("program vanished")?
+                .try_into()
+                .with_context(|| format!("{name} is not a tracepoint program"))?;
+            if let Err(e) = prog.load() {
+                return Err(load_error(&name, e, verbose));
+            }
+        }
+        Ok(Self { bpf, hooks: Vec::new(), load_attach: t0.elapsed() })
+    }
+
+    /// Adds a process to the target set.
+    pub fn add_target(&mut self, tgid: u32) -> Result<()> {
+        let mut targets: HashMap<_, u32, u32> =
+            HashMap::try_from(self.bpf.map_mut("TARGETS").context("TARGETS map missing")?)?;
+        targets.insert(tgid, 1, 0).context("adding a target pid")
+    }
+
+    /// Every tgid in the target set, including followed children.
+    pub fn targets(&self) -> Vec<u32> {
+        self.bpf
+            .map("TARGETS")
+            .and_then(|m| HashMap::<_, u32, u32>::try_from(m).ok())
+            .map(|t| t.keys().flatten().collect())
+            .unwrap_or_default()
+    }
+
+    /// Attaches every hook this kernel has; a missing optional one is noted
+    /// in the report, a missing required one is an error.
+    pub fn attach(&mut self, follow_forks: bool) -> Result<()> {
+        let t0 = Instant::now();
+        let tracefs = preflight::tracefs()?;
+        for spec in HOOKS {
+            let name = spec.event.replace('/', ":");
+            if spec.program == "task_newtask" && !follow_forks {
+                continue;
+            }
+            if !preflight::has_event(tracefs, spec.event) {
+                if spec.required {
+                    return Err(fail(
+                        Code::Environment,
+                        format!("this kernel has no {name} tracepoint (needed for {})", spec.why),
+                    ));
+                }
+                self.hooks.push(HookState { name, attached: false, note: format!("not in this kernel ({})", spec.why) });
+                continue;
+            }
+            let (category, event) = spec.event.split_once('/').context("hook event without category")?;
+            let prog: &mut TracePoint = self
+                .bpf
+                .program_mut(spec.program)
+                .context("program missing from the object")?
+                .try_into()?;
+            match prog.attach(category, event) {
+                Ok(_) => self.hooks.push(HookState { name, attached: true, note: spec.why.to_string() }),
+                Err(e) if !spec.required => {
+                    log::warn!("could not attach {name}: {e}");
+                    self.hooks.push(HookState { name, attached: false, note: format!("attach failed: {e}") });
+                }
+                Err(e) => {
+                    return Err(fail(Code::Load, format!("attaching {name} failed: {e}")));
+                }
+            }
+        }
+        self.load_attach += t0.elapsed();
+        Ok(())
+    }
+}
+
+/// One sentence for a rejected program; the verifier log with -v.
+fn load_error(name: &str, e: ProgramError, verbose: bool) -> anyhow::Error {
+    if let ProgramError::LoadError { io_error, verifier_log } = &e {
+        if verbose {
+            eprintln!("verifier log for {name}:\n{verifier_log}");
+            return fail(Code::Load, format!("the kernel's verifier rejected program {name} ({io_error}); its log is above"));
+        }
+        return fail(
+            Code::Load,
+            format!("the kernel's verifier rejected program {name} ({io_error}): run with -v to see the verifier log"),
+        );
+    }
+    fail(Code::Load, format!("loading program {name} failed: {e}"))
+}

@@ -1,0 +1,134 @@
+//! Command-line interface (clap derive): doc comments are the help text.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tracer",
+    version,
+    about = "Which locks in a program are contended, how badly, where, and whether a lock-free redesign is worth it.",
+    after_help = "Run `tracer contention --help` for the main command.\nExit codes: docs/exit-codes.md."
+)]
+pub struct Cli {
+    /// More detail on stderr: debug logs, and the verifier log when the
+    /// kernel rejects a program.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Trace futex contention of a running process or a command, and print a
+    /// contention decision report.
+    #[command(after_help = CONTENTION_EXAMPLES)]
+    Contention(ContentionArgs),
+}
+
+const CONTENTION_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer contention --pid 4242 --duration 30s          trace a running process for 30 s
+    tracer contention --pid 4242,4243 --json run.json    two processes, report also as JSON
+    tracer contention -- ./broker --config x.toml        launch and trace from the first instruction
+    tracer contention --consider-at 50 --recommend-at 500 --pid 4242
+
+Without --duration, tracing runs until Ctrl-C, SIGTERM, or the target exits;
+the full report is printed in every case. Needs root (or CAP_BPF+CAP_PERFMON).
+Exit codes: 0 report, 2 usage, 3 privileges, 4 kernel/system, 5 target,
+6 program load/attach, 7 output, 1 internal (docs/exit-codes.md).";
+
+#[derive(Args, Debug, Clone)]
+pub struct ContentionArgs {
+    /// Process id(s) to trace, comma-separated (all their threads, including
+    /// threads created later).
+    #[arg(short, long, value_delimiter = ',', conflicts_with = "command", required_unless_present = "command")]
+    pub pid: Vec<i32>,
+
+    /// How long to trace: 30s, 500ms, 2m, 1h, or plain seconds. Default:
+    /// until Ctrl-C or the target exits.
+    #[arg(short, long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Also write the report as versioned JSON to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Contentions per second at which a lock-free redesign is worth
+    /// considering.
+    #[arg(long, value_name = "RATE", default_value_t = 100.0)]
+    pub consider_at: f64,
+
+    /// Contentions per second above which a lock-free redesign is
+    /// recommended.
+    #[arg(long, value_name = "RATE", default_value_t = 1000.0)]
+    pub recommend_at: f64,
+
+    /// How many locks and threads to list in the text report (JSON has all).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// With a command: do not follow the processes it forks.
+    #[arg(long)]
+    pub no_follow: bool,
+
+    /// The command to launch and trace (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, `250us`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (try 30s, 500ms, 2m)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown duration unit '{other}' (use ns, us, ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration must be positive, got '{s}'"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn pid_or_command_is_required_and_exclusive() {
+        use clap::Parser as _;
+        assert!(Cli::try_parse_from(["tracer", "contention"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "contention", "--pid", "1", "--", "true"]).is_err());
+        let cli = Cli::try_parse_from(["tracer", "contention", "--pid", "1,2"]).unwrap();
+        let Command::Contention(a) = cli.command;
+        assert_eq!(a.pid, vec![1, 2]);
+        let cli = Cli::try_parse_from(["tracer", "contention", "--", "sleep", "1"]).unwrap();
+        let Command::Contention(a) = cli.command;
+        assert_eq!(a.command, vec!["sleep", "1"]);
+    }
+}

@@ -1,0 +1,161 @@
+//! `tracer contention`: start or find the target, attach, wait for the end
+//! (duration, Ctrl-C/SIGTERM, or target exit), collect, report.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    attach::Probes,
+    cli::ContentionArgs,
+    collect,
+    exit::{Code, fail},
+    preflight,
+    report::{self, build::RunMeta, model},
+    symbolize::Symbols,
+    target::{self, Launched, ProcessInfo},
+};
+
+/// /proc is re-read this often at first (to catch a short-lived command's
+/// maps after exec), then every second.
+const FAST_REFRESH: Duration = Duration::from_millis(50);
+const SLOW_REFRESH: Duration = Duration::from_secs(1);
+const FAST_PERIOD: Duration = Duration::from_secs(1);
+
+pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
+    let thresholds = model::Thresholds { consider_at: args.consider_at, recommend_at: args.recommend_at };
+    if !(thresholds.consider_at >= 0.0 && thresholds.recommend_at >= thresholds.consider_at) {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--consider-at ({}) must be at least 0 and at most --recommend-at ({})",
+                thresholds.consider_at, thresholds.recommend_at
+            ),
+        ));
+    }
+    preflight::privileges()?;
+    target::check_pids(&args.pid)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+
+    let follow = !args.command.is_empty() && !args.no_follow;
+    let mut launched = if args.command.is_empty() { None } else { Some(Launched::spawn(&args.command)?) };
+    let roots: Vec<u32> = match &launched {
+        Some(l) => vec![l.pid as u32],
+        None => args.pid.iter().map(|&p| p as u32).collect(),
+    };
+
+    let mut probes = Probes::load(follow, verbose)?;
+    for &pid in &roots {
+        probes.add_target(pid)?;
+    }
+    probes.attach(follow)?;
+    for &pid in &args.pid {
+        if !preflight::alive(pid) {
+            return Err(fail(Code::Target, format!("pid {pid} exited before tracing began")));
+        }
+    }
+    let start_time = SystemTime::now();
+    let t0 = Instant::now();
+    if let Some(l) = launched.as_mut() {
+        l.release()?;
+    }
+    let what = match &launched {
+        Some(l) => format!("`{}` (pid {})", args.command.join(" "), l.pid),
+        None => format!("pid {}", args.pid.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")),
+    };
+    let until = match args.duration {
+        Some(d) => format!("for {:.1} s or until Ctrl-C", d.as_secs_f64()),
+        None => "until Ctrl-C or the target exits".to_string(),
+    };
+    eprintln!("tracer: tracing {what} {until} ({} ms to load and attach)", probes.load_attach.as_millis());
+
+    let mut procs: BTreeMap<u32, ProcessInfo> = BTreeMap::new();
+    let mut last_refresh = Instant::now() - SLOW_REFRESH;
+    let reason = loop {
+        let every = if t0.elapsed() < FAST_PERIOD { FAST_REFRESH } else { SLOW_REFRESH };
+        if last_refresh.elapsed() >= every {
+            refresh(&probes, &mut procs);
+            last_refresh = Instant::now();
+        }
+        if stop.load(Ordering::Relaxed) {
+            break "interrupted";
+        }
+        if args.duration.is_some_and(|d| t0.elapsed() >= d) {
+            break "duration reached";
+        }
+        let gone = match launched.as_mut() {
+            Some(l) => !l.running(),
+            None => args.pid.iter().all(|&p| !preflight::alive(p)),
+        };
+        if gone {
+            break "target exited";
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let duration = t0.elapsed();
+    refresh(&probes, &mut procs);
+    let snap = collect::snapshot(&probes).context("reading the kernel maps")?;
+    let hooks: Vec<model::Hook> = probes
+        .hooks
+        .iter()
+        .map(|h| model::Hook { name: h.name.clone(), attached: h.attached, note: h.note.clone() })
+        .collect();
+    let load_attach_ms = probes.load_attach.as_secs_f64() * 1e3;
+    let all_targets = probes.targets();
+    // Detach now: nothing below needs the kernel side.
+    drop(probes);
+    if let Some(l) = launched.as_mut() {
+        l.terminate();
+    }
+    log::info!("stopped: {reason}");
+
+    let exit_of = |pid: u32| launched.as_ref().filter(|l| l.pid as u32 == pid).and_then(|l| l.describe_status());
+    let mut targets: Vec<model::Target> = roots
+        .iter()
+        .map(|&pid| model::Target {
+            pid,
+            command_line: procs.get(&pid).map(|p| p.cmdline.clone()).unwrap_or_default(),
+            followed: false,
+            exit: exit_of(pid),
+        })
+        .collect();
+    for pid in all_targets.into_iter().filter(|p| !roots.contains(p)) {
+        targets.push(model::Target {
+            pid,
+            command_line: procs.get(&pid).map(|p| p.cmdline.clone()).unwrap_or_default(),
+            followed: true,
+            exit: None,
+        });
+    }
+    let meta = RunMeta {
+        tracer_args: std::env::args().collect(),
+        targets,
+        start_time: humantime::format_rfc3339_seconds(start_time).to_string(),
+        duration_s: duration.as_secs_f64(),
+        load_attach_ms,
+        hooks,
+        thresholds,
+    };
+    let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
+    print!("{}", report::text::render(&report, args.top));
+    if let Some(path) = &args.json {
+        report::json::write_atomic(&report, path)?;
+        eprintln!("tracer: JSON report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Re-reads /proc for every traced process (followed children included).
+fn refresh(probes: &Probes, procs: &mut BTreeMap<u32, ProcessInfo>) {
+    for pid in probes.targets() {
+        procs.entry(pid).or_insert_with(|| ProcessInfo { pid, ..Default::default() }).refresh();
+    }
+}

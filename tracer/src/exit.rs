@@ -1,0 +1,107 @@
+//! Exit codes are part of the interface (docs/exit-codes.md): scripts and CI
+//! branch on them, so each failure class has its own, and tests pin them.
+
+use std::fmt;
+
+/// Why the tracer stopped, as a process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// The report was produced.
+    Ok = 0,
+    /// An unexpected internal error.
+    Internal = 1,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// Not root and without CAP_BPF + CAP_PERFMON.
+    Permission = 3,
+    /// The kernel or system lacks something the tracer needs (tracefs, BTF,
+    /// a tracepoint, an expected tracepoint layout).
+    Environment = 4,
+    /// The target cannot be traced: no such pid, a kernel thread, exited
+    /// before tracing began, or the command could not be started.
+    Target = 5,
+    /// The kernel refused to load or attach a program (verifier).
+    Load = 6,
+    /// The report could not be written (JSON file).
+    Output = 7,
+}
+
+impl Code {
+    pub const ALL: [Code; 8] = [
+        Code::Ok,
+        Code::Internal,
+        Code::Usage,
+        Code::Permission,
+        Code::Environment,
+        Code::Target,
+        Code::Load,
+        Code::Output,
+    ];
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Code::Ok => "report produced",
+            Code::Internal => "unexpected internal error",
+            Code::Usage => "bad command line",
+            Code::Permission => "insufficient privileges",
+            Code::Environment => "kernel or system lacks something needed",
+            Code::Target => "target cannot be traced",
+            Code::Load => "kernel refused to load or attach a program",
+            Code::Output => "report could not be written",
+        }
+    }
+}
+
+/// An error that carries its exit code and one sentence for the user.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Shorthand: `return Err(fail(Code::Target, "…"))`.
+pub fn fail(code: Code, message: impl Into<String>) -> anyhow::Error {
+    Failure::new(code, message).into()
+}
+
+/// The exit code for an error chain: the first `Failure` in it, else Internal.
+pub fn code_of(err: &anyhow::Error) -> Code {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Failure>())
+        .map_or(Code::Internal, |f| f.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn codes_are_distinct_and_stable() {
+        let values: Vec<i32> = Code::ALL.iter().map(|c| *c as i32).collect();
+        assert_eq!(values, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn code_survives_context() {
+        let err = Err::<(), _>(fail(Code::Target, "no process with pid 999999"))
+            .context("preparing the target")
+            .unwrap_err();
+        assert_eq!(code_of(&err), Code::Target);
+        assert_eq!(code_of(&anyhow::anyhow!("boom")), Code::Internal);
+    }
+}

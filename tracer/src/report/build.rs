@@ -1,0 +1,293 @@
+//! Snapshot (kernel maps) + process info (/proc) → report model.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracer_common::{LockKey, NO_STACK, counter, outcome};
+
+use super::{
+    decide::{decide, verdict},
+    hist::{buckets, percentile},
+    model::*,
+};
+use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo};
+
+/// Sites symbolized per lock (all are counted; JSON lists these).
+const SITES_PER_LOCK: usize = 8;
+
+/// Everything about the run that is not in the maps.
+pub struct RunMeta {
+    pub tracer_args: Vec<String>,
+    pub targets: Vec<Target>,
+    pub start_time: String,
+    pub duration_s: f64,
+    pub load_attach_ms: f64,
+    pub hooks: Vec<Hook>,
+    pub thresholds: Thresholds,
+}
+
+pub fn build(
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+    syms: &mut Symbols,
+    meta: RunMeta,
+) -> Report {
+    let duration = meta.duration_s.max(1e-9);
+    let empty = ProcessInfo::default();
+    let proc_of = |pid: u32| procs.get(&pid).unwrap_or(&empty);
+    let thread_name = |pid: u32, tid: u32| proc_of(pid).threads.get(&tid).cloned().unwrap_or_default();
+
+    // Per lock: fold the per-(lock, thread) entries.
+    let mut locks: BTreeMap<LockKey, Lock> = BTreeMap::new();
+    for (k, s) in &snap.lock_threads {
+        let key = LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 };
+        let lock = locks.entry(key).or_insert_with(|| Lock {
+            address: format!("{:#x}", k.uaddr),
+            pid: k.tgid,
+            ..Default::default()
+        });
+        let waits: u64 = s.outcomes.iter().sum();
+        let o = &mut lock.outcomes;
+        o.slept += s.outcomes[outcome::WOKEN];
+        o.eagain += s.outcomes[outcome::EAGAIN];
+        o.timed_out += s.outcomes[outcome::TIMEDOUT];
+        o.interrupted += s.outcomes[outcome::INTERRUPTED];
+        o.error += s.outcomes[outcome::ERROR];
+        lock.contentions += waits;
+        lock.wait.total_ns += s.wait_ns;
+        lock.wait.max_ns = lock.wait.max_ns.max(s.max_wait_ns);
+        lock.wakes.calls += s.wake_calls;
+        lock.wakes.woken += s.woken;
+        lock.threads.push(LockThread {
+            tid: k.tid,
+            name: thread_name(k.tgid, k.tid),
+            contentions: waits,
+            wait_ns: s.wait_ns,
+            max_wait_ns: s.max_wait_ns,
+            wake_calls: s.wake_calls,
+        });
+    }
+    // A futex that was only woken, never waited on, was not contended.
+    locks.retain(|_, l| l.contentions > 0);
+
+    let mut hist: HashMap<LockKey, Vec<(u32, u64)>> = HashMap::new();
+    for (k, c) in &snap.hist {
+        hist.entry(LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 }).or_default().push((k.bucket, *c));
+    }
+    let mut sites: HashMap<LockKey, Vec<(i32, u64, u64)>> = HashMap::new();
+    for (k, s) in &snap.sites {
+        sites.entry(LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 }).or_default().push((k.stack_id, s.count, s.wait_ns));
+    }
+
+    for (key, lock) in locks.iter_mut() {
+        let p = proc_of(key.tgid);
+        lock.contentions_per_s = lock.contentions as f64 / duration;
+        lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
+        lock.wait.avg_ns = lock.wait.total_ns / lock.contentions.max(1);
+        lock.histogram = buckets(hist.remove(key).unwrap_or_default());
+        lock.wait.p50_ns = percentile(&lock.histogram, 50.0, lock.wait.max_ns);
+        lock.wait.p95_ns = percentile(&lock.histogram, 95.0, lock.wait.max_ns);
+        lock.wait.p99_ns = percentile(&lock.histogram, 99.0, lock.wait.max_ns);
+        lock.threads.retain(|t| t.contentions > 0 || t.wake_calls > 0);
+        lock.threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+
+        let mut lsites = sites.remove(key).unwrap_or_default();
+        lsites.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+        for (stack_id, count, wait_ns) in lsites.into_iter().take(SITES_PER_LOCK) {
+            let (unwind, frames) = match snap.stacks.get(&stack_id) {
+                Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
+                _ => ("none", Vec::new()),
+            };
+            lock.sites.push(Site { count, wait_ns, unwind: unwind.into(), frames });
+        }
+        lock.symbol = syms.data(p, key.uaddr);
+        lock.call_site = lock.sites.iter().find_map(|s| s.frames.iter().find(|f| !is_lock_impl(f))).map(frame_label);
+        lock.label = lock
+            .symbol
+            .clone()
+            .or_else(|| lock.call_site.as_ref().map(|c| format!("lock@{c}")))
+            .unwrap_or_else(|| lock.address.clone());
+    }
+
+    let mut locks: Vec<Lock> = locks.into_values().collect();
+    locks.sort_by(|a, b| b.wait.total_ns.cmp(&a.wait.total_ns).then(b.contentions.cmp(&a.contentions)));
+    disambiguate_labels(&mut locks);
+
+    // Per thread: fold across locks.
+    let mut threads: BTreeMap<(u32, u32), (Thread, u64)> = BTreeMap::new();
+    for lock in &locks {
+        for lt in &lock.threads {
+            let (t, top_wait) = threads.entry((lock.pid, lt.tid)).or_insert_with(|| {
+                (Thread { tid: lt.tid, pid: lock.pid, name: lt.name.clone(), ..Default::default() }, 0)
+            });
+            t.contentions += lt.contentions;
+            t.wait_ns += lt.wait_ns;
+            t.max_wait_ns = t.max_wait_ns.max(lt.max_wait_ns);
+            t.wake_calls += lt.wake_calls;
+            if lt.wait_ns > *top_wait {
+                *top_wait = lt.wait_ns;
+                t.top_lock = Some(lock.label.clone());
+            }
+        }
+    }
+    let mut threads: Vec<Thread> = threads
+        .into_values()
+        .map(|(mut t, _)| {
+            t.wait_share = t.wait_ns as f64 / (duration * 1e9);
+            t
+        })
+        .collect();
+    threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+
+    let c = |i: u32| snap.counters[i as usize];
+    let events = BTreeMap::from([
+        ("waits".to_string(), c(counter::WAITS)),
+        ("wakes".to_string(), c(counter::WAKES)),
+    ]);
+    let mut drops: BTreeMap<String, u64> = (counter::MISSING_START..counter::COUNT)
+        .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
+        .collect();
+    drops.insert("map_read_errors".into(), snap.read_errors);
+
+    let mut limitations = vec![
+        "Stacks are frame-pointer walks by the kernel: glibc has no frame pointers, so the function that called pthread_mutex_lock is often skipped and a call site may name its caller (eh_frame unwinding comes later).".to_string(),
+        "Every futex wait counts as a contention, including condition-variable waits, thread joins and idle parking: lock kind is not classified yet.".to_string(),
+    ];
+    if c(counter::MISSING_START) > 0 {
+        limitations.push(format!(
+            "{} futex calls were already in progress when tracing began and are not measured.",
+            c(counter::MISSING_START)
+        ));
+    }
+    for h in meta.hooks.iter().filter(|h| !h.attached) {
+        limitations.push(format!("Hook {} not attached: {}.", h.name, h.note));
+    }
+
+    let thresholds = meta.thresholds;
+    Report {
+        schema_version: SCHEMA_VERSION.to_string(),
+        tool: Tool { name: "tracer".into(), version: env!("CARGO_PKG_VERSION").into() },
+        kernel: kernel_release(),
+        hostname: hostname(),
+        tracer_args: meta.tracer_args,
+        targets: meta.targets,
+        start_time: meta.start_time,
+        duration_s: meta.duration_s,
+        load_attach_ms: meta.load_attach_ms,
+        hooks: meta.hooks,
+        thresholds,
+        verdict: verdict(&locks, &thresholds),
+        locks,
+        threads,
+        events,
+        drops,
+        limitations,
+    }
+}
+
+/// Frames that belong to the lock implementation rather than its caller.
+fn is_lock_impl(f: &Frame) -> bool {
+    let module = f.module.as_deref().and_then(|m| m.rsplit('/').next()).unwrap_or("");
+    if ["libc.so", "libpthread", "ld-linux", "libc-", "ld-"].iter().any(|p| module.starts_with(p)) {
+        return true;
+    }
+    let Some(sym) = f.symbol.as_deref() else {
+        return module.is_empty();
+    };
+    const IMPL: &[&str] = &[
+        "__lll_", "___pthread", "__pthread", "pthread_", "__futex", "futex", "syscall", "__GI_",
+        "std::sys::", "std::sync::", "core::", "parking_lot", "lock_api::", "std::thread::park",
+        "std::mutex::", "__gthread",
+    ];
+    IMPL.iter().any(|p| sym.starts_with(p))
+}
+
+fn frame_label(f: &Frame) -> String {
+    let name = f.symbol.clone().unwrap_or_else(|| f.addr.clone());
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            format!("{name} ({}:{line})", file.rsplit('/').next().unwrap_or(file))
+        }
+        _ => name,
+    }
+}
+
+/// Two locks with the same label (two heap mutexes taken at one call site)
+/// get their address appended so every row is distinguishable.
+fn disambiguate_labels(locks: &mut [Lock]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for l in locks.iter() {
+        *seen.entry(l.label.clone()).or_default() += 1;
+    }
+    for l in locks.iter_mut() {
+        if seen.get(&l.label).copied().unwrap_or(0) > 1 && l.label != l.address {
+            l.label = format!("{} [{}]", l.label, l.address);
+        }
+    }
+}
+
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_common::{HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, hist};
+
+    fn meta() -> RunMeta {
+        RunMeta {
+            tracer_args: vec![],
+            targets: vec![],
+            start_time: "2026-11-24T00:00:00Z".into(),
+            duration_s: 2.0,
+            load_attach_ms: 10.0,
+            hooks: vec![],
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    #[test]
+    fn folds_threads_into_locks_and_locks_into_threads() {
+        let mut snap = Snapshot::default();
+        let stats = |woken: u64, eagain: u64, wait: u64| LockThreadStats {
+            outcomes: [woken, eagain, 0, 0, 0],
+            wait_ns: wait,
+            max_wait_ns: wait / 2,
+            ..Default::default()
+        };
+        snap.lock_threads = vec![
+            (LockThreadKey { uaddr: 0x1000, tgid: 7, tid: 8 }, stats(1500, 100, 3_000_000)),
+            (LockThreadKey { uaddr: 0x1000, tgid: 7, tid: 9 }, stats(900, 0, 1_000_000)),
+            (LockThreadKey { uaddr: 0x2000, tgid: 7, tid: 9 }, stats(10, 0, 9_000_000)),
+            // Wake-only futex: not a contended lock.
+            (LockThreadKey { uaddr: 0x3000, tgid: 7, tid: 9 }, LockThreadStats { wake_calls: 5, ..Default::default() }),
+        ];
+        snap.hist = vec![(HistKey { uaddr: 0x1000, tgid: 7, bucket: hist::bucket(1000) }, 2500)];
+        snap.sites = vec![(SiteKey { uaddr: 0x1000, tgid: 7, stack_id: NO_STACK }, SiteStats { count: 2500, wait_ns: 4_000_000 })];
+        let r = build(&snap, &BTreeMap::new(), &mut Symbols::new(), meta());
+        assert_eq!(r.locks.len(), 2);
+        // 0x2000 has more total wait, so it sorts first.
+        assert_eq!(r.locks[0].address, "0x2000");
+        let l = &r.locks[1];
+        assert_eq!(l.contentions, 2500);
+        assert_eq!(l.outcomes.slept, 2400);
+        assert_eq!(l.outcomes.eagain, 100);
+        assert_eq!(l.contentions_per_s, 1250.0);
+        assert_eq!(l.decision, Decision::Recommended);
+        assert_eq!(l.wait.total_ns, 4_000_000);
+        assert_eq!(l.wait.max_ns, 1_500_000);
+        assert_eq!(l.sites[0].unwind, "none");
+        assert_eq!(r.verdict.lock.as_deref(), Some("0x1000"));
+        let t9 = r.threads.iter().find(|t| t.tid == 9).unwrap();
+        assert_eq!(t9.contentions, 910);
+        assert_eq!(t9.wait_ns, 10_000_000);
+        assert_eq!(t9.top_lock.as_deref(), Some("0x2000"));
+        assert!((t9.wait_share - 0.005).abs() < 1e-9);
+        assert!(r.drops.contains_key("start_map_full"));
+        assert_eq!(r.drops.len(), (counter::COUNT - counter::MISSING_START) as usize + 1);
+    }
+}

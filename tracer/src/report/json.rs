@@ -1,0 +1,84 @@
+//! Versioned JSON: written atomically (temp file + rename), read back with a
+//! schema check.
+
+use std::{io::Write as _, path::Path};
+
+use anyhow::{Context as _, Result};
+
+use super::model::{Report, SCHEMA_VERSION};
+use crate::exit::{Code, fail};
+
+pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| fail(Code::Output, format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, report)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(Code::Output, format!("cannot write the JSON report to {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// Parses a report, refusing other tools' JSON and newer schema majors.
+pub fn parse(text: &str) -> Result<Report> {
+    let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
+    let version = value
+        .get("schema_version")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| anyhow::anyhow!("no schema_version: not a tracer report"))?;
+    let major = |v: &str| v.split('.').next().and_then(|m| m.parse::<u32>().ok());
+    match (major(version), major(SCHEMA_VERSION)) {
+        (Some(theirs), Some(ours)) if theirs > ours => anyhow::bail!(
+            "report schema {version} is newer than this tracer understands ({SCHEMA_VERSION}): upgrade tracer"
+        ),
+        (Some(_), _) => {}
+        _ => anyhow::bail!("schema_version '{version}' is not major.minor"),
+    }
+    serde_json::from_value(value).context("JSON does not match the report schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.json");
+
+    #[test]
+    fn fixture_round_trips_exactly() {
+        let report = parse(FIXTURE).expect("fixture parses");
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+        assert_eq!(again, original, "serializing the parsed fixture changed it");
+        assert_eq!(report.locks[0].symbol.as_deref(), Some("global_seq_batch_seq_mu_"));
+    }
+
+    #[test]
+    fn newer_major_and_foreign_json_are_refused() {
+        let newer = FIXTURE.replacen("\"schema_version\": \"1.0\"", "\"schema_version\": \"2.0\"", 1);
+        assert!(parse(&newer).unwrap_err().to_string().contains("newer"));
+        assert!(parse("{\"timestamp\": 1}").unwrap_err().to_string().contains("not a tracer report"));
+        assert!(parse("{").is_err());
+    }
+
+    #[test]
+    fn write_is_atomic_and_readable() {
+        let dir = std::env::temp_dir().join(format!("tracer-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.json");
+        let report = parse(FIXTURE).unwrap();
+        write_atomic(&report, &path).unwrap();
+        assert_eq!(parse(&std::fs::read_to_string(&path).unwrap()).unwrap(), report);
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name() != "run.json").collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+        let err = write_atomic(&report, Path::new("/nonexistent-dir/run.json")).unwrap_err();
+        assert_eq!(crate::exit::code_of(&err), Code::Output);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,8 @@
+//! The contention decision report: model, decisions, renderers.
+
+pub mod build;
+pub mod decide;
+pub mod hist;
+pub mod json;
+pub mod model;
+pub mod text;

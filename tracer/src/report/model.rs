@@ -1,0 +1,209 @@
+//! The report model: every renderer (text, JSON, later HTML/pprof) reads
+//! this, and `tracer report RUN.json` can rebuild any view from its JSON.
+//! Field by field in docs/json-schema.md; bump SCHEMA_VERSION with it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Major.minor. Readers refuse a newer major; minors only add fields.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: String,
+    pub tool: Tool,
+    pub kernel: String,
+    pub hostname: String,
+    /// The tracer's own command line.
+    pub tracer_args: Vec<String>,
+    pub targets: Vec<Target>,
+    /// RFC 3339, UTC, when tracing began (probes attached).
+    pub start_time: String,
+    pub duration_s: f64,
+    pub load_attach_ms: f64,
+    pub hooks: Vec<Hook>,
+    pub thresholds: Thresholds,
+    pub verdict: Verdict,
+    /// Sorted by total wait, largest first.
+    pub locks: Vec<Lock>,
+    /// Sorted by time waiting, largest first.
+    pub threads: Vec<Thread>,
+    pub events: BTreeMap<String, u64>,
+    pub drops: BTreeMap<String, u64>,
+    /// What this run could not see.
+    pub limitations: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub command_line: Vec<String>,
+    /// true when the process was forked by a target and followed.
+    pub followed: bool,
+    /// For a launched command: how it ended, if it did.
+    pub exit: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hook {
+    pub name: String,
+    pub attached: bool,
+    pub note: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Contentions/s from which a lock-free redesign is worth considering.
+    pub consider_at: f64,
+    /// Contentions/s above which it is recommended.
+    pub recommend_at: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { consider_at: 100.0, recommend_at: 1000.0 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Under `consider_at` contentions/s.
+    #[default]
+    NotNeeded,
+    /// From `consider_at` to `recommend_at` contentions/s inclusive.
+    Consider,
+    /// Over `recommend_at` contentions/s.
+    Recommended,
+}
+
+impl Decision {
+    pub fn text(self) -> &'static str {
+        match self {
+            Decision::NotNeeded => "lock-free not needed",
+            Decision::Consider => "consider lock-free",
+            Decision::Recommended => "lock-free recommended",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The lock that matters most (its label), if any lock was contended.
+    pub lock: Option<String>,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lock {
+    /// Futex address, hex. Identity within this run only (ASLR moves it).
+    pub address: String,
+    pub pid: u32,
+    /// The named static holding the futex word, when there is one.
+    pub symbol: Option<String>,
+    /// The first frame outside the lock implementation in the top call site.
+    pub call_site: Option<String>,
+    /// What the report calls the lock: symbol, else call site, else address.
+    pub label: String,
+    /// Futex waits: every outcome counts (slept, EAGAIN, timed out, …).
+    pub contentions: u64,
+    pub contentions_per_s: f64,
+    pub outcomes: Outcomes,
+    pub wait: WaitStats,
+    pub wakes: Wakes,
+    pub decision: Decision,
+    pub threads: Vec<LockThread>,
+    pub histogram: Vec<Bucket>,
+    /// Call sites by wait count, largest first.
+    pub sites: Vec<Site>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// Slept and were woken (or acquired, for PI futexes).
+    pub slept: u64,
+    /// Returned EAGAIN at once: the word changed before sleeping.
+    pub eagain: u64,
+    pub timed_out: u64,
+    pub interrupted: u64,
+    pub error: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaitStats {
+    pub total_ns: u64,
+    pub avg_ns: u64,
+    pub p50_ns: u64,
+    pub p95_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wakes {
+    /// Wake calls on this futex (FUTEX_WAKE*, futex_wake, requeue, unlock_pi).
+    pub calls: u64,
+    /// Waiters those calls woke or requeued.
+    pub woken: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockThread {
+    pub tid: u32,
+    pub name: String,
+    pub contentions: u64,
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+    pub wake_calls: u64,
+}
+
+/// One histogram bucket: `count` waits lasted `lo_ns <= t < hi_ns`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub lo_ns: u64,
+    pub hi_ns: u64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    pub count: u64,
+    pub wait_ns: u64,
+    /// "frame-pointer" (kernel walk) or "none" when no stack was taken.
+    pub unwind: String,
+    /// Innermost first.
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub addr: String,
+    pub symbol: Option<String>,
+    pub offset: Option<u64>,
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub tid: u32,
+    pub pid: u32,
+    pub name: String,
+    pub contentions: u64,
+    pub wait_ns: u64,
+    pub max_wait_ns: u64,
+    /// Share of the traced time this thread spent in futex waits.
+    pub wait_share: f64,
+    pub wake_calls: u64,
+    /// Label of the lock it waited on longest.
+    pub top_lock: Option<String>,
+}

@@ -1,0 +1,232 @@
+//! The text report on stdout: header, verdict, locks, threads, events and
+//! drops (always, even when all are 0), and what the run could not see.
+
+use std::fmt::Write as _;
+
+use super::model::{Decision, Report};
+
+/// 812ns, 68.2µs, 4.21ms, 1.05s.
+pub fn human_ns(ns: u64) -> String {
+    let v = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{}µs", sig3(v / 1e3))
+    } else if ns < 1_000_000_000 {
+        format!("{}ms", sig3(v / 1e6))
+    } else {
+        format!("{}s", sig3(v / 1e9))
+    }
+}
+
+/// Three significant digits, without trailing noise.
+fn sig3(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// 12,345 or 0.20 (rates under 10 keep two decimals).
+pub fn human_rate(r: f64) -> String {
+    if r < 10.0 { format!("{r:.2}") } else { human_count(r.round() as u64) }
+}
+
+/// 61725 → 61,725.
+pub fn human_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn decision_cell(d: Decision) -> &'static str {
+    match d {
+        Decision::NotNeeded => "not needed",
+        Decision::Consider => "CONSIDER",
+        Decision::Recommended => "RECOMMENDED",
+    }
+}
+
+pub fn render(r: &Report, top: usize) -> String {
+    let mut o = String::new();
+    let targets: Vec<String> = r
+        .targets
+        .iter()
+        .map(|t| {
+            let cmd = clip(&t.command_line.join(" "), 60);
+            let follow = if t.followed { ", followed" } else { "" };
+            let exit = t.exit.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
+            format!("pid {} ({cmd}{follow}{exit})", t.pid)
+        })
+        .collect();
+    let _ = writeln!(o, "tracer contention: {}, traced {:.2} s", targets.join(", "), r.duration_s);
+    let _ = writeln!(
+        o,
+        "  kernel {} · started {} · load+attach {:.0} ms",
+        r.kernel, r.start_time, r.load_attach_ms
+    );
+    let attached: Vec<&str> = r.hooks.iter().filter(|h| h.attached).map(|h| h.name.as_str()).collect();
+    let _ = writeln!(o, "  hooks: {}", attached.join(", "));
+    let _ = writeln!(
+        o,
+        "  thresholds: consider at {}/s, recommend over {}/s (contentions per second of traced time)",
+        human_rate(r.thresholds.consider_at),
+        human_rate(r.thresholds.recommend_at)
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "VERDICT  {}", r.verdict.text);
+    let _ = writeln!(o);
+
+    let shown = r.locks.len().min(top);
+    let _ = writeln!(o, "LOCKS by total wait ({shown} of {})", r.locks.len());
+    if r.locks.is_empty() {
+        let _ = writeln!(o, "  (no futex waits seen)");
+    } else {
+        let _ = writeln!(
+            o,
+            "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  DECISION",
+            "LOCK", "CONT", "CONT/S", "SLEPT", "EAGAIN", "TOTAL", "AVG", "P50", "P95", "P99", "MAX", "THR"
+        );
+    }
+    for l in r.locks.iter().take(top) {
+        let w = &l.wait;
+        let _ = writeln!(
+            o,
+            "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  {}",
+            clip(&l.label, 28),
+            human_count(l.contentions),
+            human_rate(l.contentions_per_s),
+            human_count(l.outcomes.slept),
+            human_count(l.outcomes.eagain),
+            human_ns(w.total_ns),
+            human_ns(w.avg_ns),
+            human_ns(w.p50_ns),
+            human_ns(w.p95_ns),
+            human_ns(w.p99_ns),
+            human_ns(w.max_ns),
+            l.threads.iter().filter(|t| t.contentions > 0).count(),
+            decision_cell(l.decision),
+        );
+        let other = l.outcomes.timed_out + l.outcomes.interrupted + l.outcomes.error;
+        let other = if other > 0 {
+            format!(
+                " · timed out {}, interrupted {}, errors {}",
+                l.outcomes.timed_out, l.outcomes.interrupted, l.outcomes.error
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            o,
+            "      {} in pid {} · wakes: {} calls woke {}{other}",
+            l.address,
+            l.pid,
+            human_count(l.wakes.calls),
+            human_count(l.wakes.woken)
+        );
+        let waiters: Vec<String> = l
+            .threads
+            .iter()
+            .filter(|t| t.contentions > 0)
+            .take(4)
+            .map(|t| format!("{}/{} {}", if t.name.is_empty() { "?" } else { &t.name }, t.tid, human_ns(t.wait_ns)))
+            .collect();
+        let more = l.threads.iter().filter(|t| t.contentions > 0).count().saturating_sub(4);
+        let more = if more > 0 { format!(", +{more} more") } else { String::new() };
+        let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
+        if let Some(site) = l.sites.first() {
+            let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
+            let path: Vec<String> = site
+                .frames
+                .iter()
+                .filter(|f| f.symbol.is_some())
+                .take(5)
+                .map(|f| f.symbol.clone().unwrap_or_default())
+                .collect();
+            let path = if path.is_empty() { "(no stack)".to_string() } else { path.join(" ← ") };
+            let _ = writeln!(o, "      top call site ({share:.0}% of waits, {}): {}", site.unwind, clip(&path, 110));
+        }
+    }
+    let _ = writeln!(o);
+
+    let shown = r.threads.len().min(top);
+    let _ = writeln!(o, "THREADS by time waiting on futexes ({shown} of {})", r.threads.len());
+    if !r.threads.is_empty() {
+        let _ = writeln!(
+            o,
+            "  {:>8} {:<16} {:>9} {:>9} {:>8} {:>8} {:>7}  TOP LOCK",
+            "TID", "NAME", "WAITS", "WAITING", "%TRACED", "MAX", "WAKES"
+        );
+    }
+    for t in r.threads.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {:>8} {:<16} {:>9} {:>9} {:>7.1}% {:>8} {:>7}  {}",
+            t.tid,
+            clip(&t.name, 16),
+            human_count(t.contentions),
+            human_ns(t.wait_ns),
+            100.0 * t.wait_share,
+            human_ns(t.max_wait_ns),
+            human_count(t.wake_calls),
+            t.top_lock.as_deref().unwrap_or("-"),
+        );
+    }
+    let _ = writeln!(o);
+    let events: Vec<String> = r.events.iter().map(|(k, v)| format!("{} {k}", human_count(*v))).collect();
+    let _ = writeln!(o, "EVENTS   {}", events.join(", "));
+    let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(o, "DROPS    {}", drops.join(" · "));
+    for note in &r.limitations {
+        let _ = writeln!(o, "NOTE     {note}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_ns(812), "812ns");
+        assert_eq!(human_ns(68_200), "68.2µs");
+        assert_eq!(human_ns(4_210_000), "4.21ms");
+        assert_eq!(human_ns(1_050_000_000), "1.05s");
+        assert_eq!(human_count(61725), "61,725");
+        assert_eq!(human_count(999), "999");
+        assert_eq!(human_count(1_000_000), "1,000,000");
+        assert_eq!(human_rate(0.2), "0.20");
+        assert_eq!(human_rate(12345.4), "12,345");
+    }
+
+    #[test]
+    fn drops_line_is_always_there() {
+        let r = Report {
+            drops: [("start_map_full".to_string(), 0)].into_iter().collect(),
+            ..Default::default()
+        };
+        let text = render(&r, 10);
+        assert!(text.contains("DROPS    start_map_full 0"), "{text}");
+        assert!(text.contains("(no futex waits seen)"));
+    }
+}

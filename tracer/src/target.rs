@@ -1,0 +1,274 @@
+//! The processes being traced: given pids, or a command we launch held at a
+//! gate until the probes are attached (so nothing it does is missed), and
+//! what /proc tells about them while they live (memory maps for
+//! symbolization, thread names, command lines).
+
+use std::{
+    collections::BTreeMap,
+    ffi::CString,
+    fs,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    exit::{Code, fail},
+    preflight,
+};
+
+/// A launched command waiting at the gate: it has forked but not exec'd.
+pub struct Launched {
+    pub pid: i32,
+    gate: Option<OwnedFd>,
+    pub status: Option<i32>,
+}
+
+impl Launched {
+    /// Forks a child that waits for [`Launched::release`] before exec'ing
+    /// `argv`. The child keeps our stdio, environment and privileges (as
+    /// `perf record -- CMD` does).
+    pub fn spawn(argv: &[String]) -> Result<Self> {
+        let cargs: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| fail(Code::Target, "the command contains a NUL byte"))?;
+        let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid 2-int array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("creating the launch gate pipe");
+        }
+        // SAFETY: fork in a process whose other threads (if any) hold no locks
+        // the child needs: between fork and exec the child only calls
+        // async-signal-safe functions (read, close, execvp, write, _exit).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error()).context("fork");
+        }
+        if pid == 0 {
+            // SAFETY: child side, async-signal-safe calls only.
+            unsafe {
+                libc::close(fds[1]);
+                let mut b = 0u8;
+                let n = libc::read(fds[0], (&raw mut b).cast(), 1);
+                if n != 1 {
+                    // The tracer gave up (attach failed): never run the command.
+                    libc::_exit(127);
+                }
+                libc::execvp(ptrs[0], ptrs.as_ptr());
+                let msg = b"tracer: cannot execute the command (execvp failed)\n";
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127);
+            }
+        }
+        // SAFETY: we own both ends; the read end is the child's.
+        unsafe { libc::close(fds[0]) };
+        // SAFETY: fds[1] is an open descriptor nobody else owns.
+        let gate = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+        Ok(Self { pid, gate: Some(gate), status: None })
+    }
+
+    /// Lets the command exec.
+    pub fn release(&mut self) -> Result<()> {
+        if let Some(gate) = self.gate.take() {
+            let b = [1u8];
+            // SAFETY: valid fd and buffer.
+            let n = unsafe { libc::write(gate.as_raw_fd(), b.as_ptr().cast(), 1) };
+            if n != 1 {
+                return Err(std::io::Error::last_os_error()).context("releasing the command");
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps the child if it exited; returns true while it runs.
+    pub fn running(&mut self) -> bool {
+        if self.status.is_some() {
+            return false;
+        }
+        let mut status = 0;
+        // SAFETY: our own child; WNOHANG never blocks.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        if r == self.pid {
+            self.status = Some(status);
+            return false;
+        }
+        r == 0
+    }
+
+    /// Stops the command (SIGTERM, then SIGKILL after a grace period) and
+    /// reaps it.
+    pub fn terminate(&mut self) {
+        if !self.running() {
+            return;
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        for _ in 0..50 {
+            if !self.running() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let mut status = 0;
+        // SAFETY: blocking reap of our own child.
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        self.status = Some(status);
+    }
+
+    /// "exited with status N" or "killed by signal N".
+    pub fn describe_status(&self) -> Option<String> {
+        let s = self.status?;
+        Some(if libc::WIFEXITED(s) {
+            format!("exited with status {}", libc::WEXITSTATUS(s))
+        } else if libc::WIFSIGNALED(s) {
+            format!("killed by signal {}", libc::WTERMSIG(s))
+        } else {
+            format!("ended (wait status {s})")
+        })
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        // Never leave a gated child waiting forever, nor a zombie.
+        if self.gate.is_some() {
+            self.gate = None;
+        }
+        if self.status.is_none() {
+            let mut status = 0;
+            // SAFETY: non-blocking reap of our own child.
+            unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        }
+    }
+}
+
+/// One line of /proc/PID/maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub exec: bool,
+    /// File path for file-backed mappings; None for anonymous ones and
+    /// pseudo-files ([heap], [stack], [vdso]).
+    pub path: Option<PathBuf>,
+}
+
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            let _dev = f.next()?;
+            let _inode = f.next()?;
+            let path: String = f.collect::<Vec<_>>().join(" ");
+            let (s, e) = range.split_once('-')?;
+            let path = (path.starts_with('/') && !path.ends_with("(deleted)")).then(|| PathBuf::from(path));
+            Some(Mapping {
+                start: u64::from_str_radix(s, 16).ok()?,
+                end: u64::from_str_radix(e, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                exec: perms.as_bytes().get(2) == Some(&b'x'),
+                path,
+            })
+        })
+        .collect()
+}
+
+/// What we know about one traced process, refreshed while it lives and kept
+/// after it exits (symbolization happens at the end).
+#[derive(Clone, Debug, Default)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub cmdline: Vec<String>,
+    pub maps: Vec<Mapping>,
+    pub threads: BTreeMap<u32, String>,
+}
+
+impl ProcessInfo {
+    /// Re-reads /proc for this process; keeps what it had if the process is
+    /// gone.
+    pub fn refresh(&mut self) {
+        let base = format!("/proc/{}", self.pid);
+        // Re-read every time: a launched command's first reading may predate
+        // its exec.
+        if let Ok(raw) = fs::read(format!("{base}/cmdline"))
+            && !raw.is_empty()
+        {
+            self.cmdline = raw
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+        }
+        if let Ok(text) = fs::read_to_string(format!("{base}/maps")) {
+            let maps = parse_maps(&text);
+            if !maps.is_empty() {
+                self.maps = maps;
+            }
+        }
+        if let Ok(dir) = fs::read_dir(format!("{base}/task")) {
+            for entry in dir.flatten() {
+                let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                    continue;
+                };
+                if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
+                    self.threads.insert(tid, comm.trim_end().to_string());
+                }
+            }
+        }
+    }
+
+    pub fn mapping(&self, addr: u64) -> Option<&Mapping> {
+        self.maps.iter().find(|m| m.start <= addr && addr < m.end)
+    }
+}
+
+/// Confirms every requested pid can be traced.
+pub fn check_pids(pids: &[i32]) -> Result<()> {
+    for &pid in pids {
+        preflight::check_pid(pid)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse() {
+        let text = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fe:01 123 /usr/bin/demo
+55d0c0a01000-55d0c0a02000 r-xp 00001000 fe:01 123 /usr/bin/demo
+7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0
+7f0000002000-7f0000003000 r-xp 00000000 fe:01 9 /tmp/a b (deleted)
+";
+        let maps = parse_maps(text);
+        assert_eq!(maps.len(), 5);
+        assert_eq!(maps[1].start, 0x55d0c0a01000);
+        assert_eq!(maps[1].offset, 0x1000);
+        assert!(maps[1].exec && !maps[0].exec);
+        assert_eq!(maps[1].path.as_deref(), Some(std::path::Path::new("/usr/bin/demo")));
+        assert_eq!(maps[2].path, None);
+        assert_eq!(maps[4].path, None);
+    }
+
+    #[test]
+    fn own_process_info_reads() {
+        let mut me = ProcessInfo { pid: std::process::id(), ..Default::default() };
+        me.refresh();
+        assert!(!me.cmdline.is_empty());
+        assert!(me.threads.contains_key(&std::process::id()));
+        let here = own_process_info_reads as *const () as u64;
+        assert!(me.mapping(here).is_some_and(|m| m.exec && m.path.is_some()));
+    }
+}
