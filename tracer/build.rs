@@ -7,9 +7,11 @@ use aya_build::{Package, Toolchain};
 /// then fails with a sentence that says so.
 fn main() -> anyhow::Result<()> {
     let out_dir = std::env::var("OUT_DIR").context("OUT_DIR not set")?;
-    let skip = std::env::var_os("AYA_BUILD_SKIP").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip = std::env::var_os("AYA_BUILD_SKIP")
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
-        std::fs::write(format!("{out_dir}/tracer"), []).context("writing the placeholder object")?;
+        std::fs::write(format!("{out_dir}/tracer"), [])
+            .context("writing the placeholder object")?;
         println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
         return Ok(());
     }
@@ -21,9 +23,16 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|p| p.name.as_str() == "tracer-ebpf")
         .ok_or_else(|| anyhow!("tracer-ebpf package not found"))?;
-    let root_dir = ebpf.manifest_path.parent().ok_or_else(|| anyhow!("no parent"))?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .ok_or_else(|| anyhow!("no parent"))?;
     aya_build::build_ebpf(
-        [Package { name: "tracer-ebpf", root_dir: root_dir.as_str(), ..Default::default() }],
+        [Package {
+            name: "tracer-ebpf",
+            root_dir: root_dir.as_str(),
+            ..Default::default()
+        }],
         Toolchain::default(),
     )
 }

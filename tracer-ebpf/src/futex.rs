@@ -23,8 +23,8 @@ use tracer_common::{
 
 use crate::{
     maps::{
-        FUTEX_START, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count,
-        get_or_insert, is_target,
+        FUTEX_START, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert,
+        is_target,
     },
     task::read_ctx,
 };
@@ -84,7 +84,10 @@ pub extern "C" fn sys_enter_futex_waitv(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(ctx);
     // SAFETY: constant, aligned offsets inside the sys_enter record.
     let (waiters, nr) = unsafe {
-        (read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0), read_ctx::<u64>(&ctx, tp::SYSCALL_ARG1))
+        (
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0),
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG1),
+        )
     };
     enter(waiters, nr, futex_op::SYS_FUTEX_WAITV, kind::WAITV);
     1
@@ -109,7 +112,13 @@ fn enter(uaddr: u64, nr: u64, op: u32, k: u32) {
     }
     // SAFETY: the helper has no preconditions.
     let ts_ns = unsafe { bpf_ktime_get_ns() };
-    let start = FutexStart { ts_ns, uaddr, nr, op, kind: k };
+    let start = FutexStart {
+        ts_ns,
+        uaddr,
+        nr,
+        op,
+        kind: k,
+    };
     if FUTEX_START.insert(pid_tgid as u32, start, 0).is_err() {
         count(counter::START_FULL);
     }
@@ -145,11 +154,22 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
 
     match start.kind {
         kind::WAKE => wake(start.uaddr, tgid, tid, ret),
-        kind::WAIT => wait(ctx, start.uaddr, tgid, tid, ret, now.saturating_sub(start.ts_ns)),
+        kind::WAIT => wait(
+            ctx,
+            start.uaddr,
+            tgid,
+            tid,
+            ret,
+            now.saturating_sub(start.ts_ns),
+        ),
         kind::WAITV => {
             // The waiter that woke us is at index `ret`; on error, attribute
             // the wait to the first waiter.
-            let idx = if ret >= 0 && (ret as u64) < start.nr { ret as u64 } else { 0 };
+            let idx = if ret >= 0 && (ret as u64) < start.nr {
+                ret as u64
+            } else {
+                0
+            };
             let at = start.uaddr + idx * WAITV_SIZE + WAITV_UADDR;
             // SAFETY: bpf_probe_read_user checks the user address and fails
             // cleanly on a fault.
@@ -166,8 +186,12 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
 #[inline(always)]
 fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
     let key = LockThreadKey { uaddr, tgid, tid };
-    let Some(s) = get_or_insert(&LOCK_THREADS, &key, &LockThreadStats::default(), counter::AGG_FULL)
-    else {
+    let Some(s) = get_or_insert(
+        &LOCK_THREADS,
+        &key,
+        &LockThreadStats::default(),
+        counter::AGG_FULL,
+    ) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its tid.
@@ -183,8 +207,12 @@ fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
 #[inline(always)]
 fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
     let key = LockThreadKey { uaddr, tgid, tid };
-    let Some(s) = get_or_insert(&LOCK_THREADS, &key, &LockThreadStats::default(), counter::AGG_FULL)
-    else {
+    let Some(s) = get_or_insert(
+        &LOCK_THREADS,
+        &key,
+        &LockThreadStats::default(),
+        counter::AGG_FULL,
+    ) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its
@@ -201,7 +229,11 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     }
     count(counter::WAITS);
 
-    let hkey = HistKey { uaddr, tgid, bucket: hist::bucket(dur) };
+    let hkey = HistKey {
+        uaddr,
+        tgid,
+        bucket: hist::bucket(dur),
+    };
     if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &0, counter::HIST_FULL) {
         atomic_add(h, 1);
     }
@@ -210,12 +242,25 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
         Ok(id) => id as i32,
         Err(e) => {
-            count(if -(e as i64) == EEXIST { counter::STACK_COLLISION } else { counter::STACK_ERROR });
+            count(if -(e as i64) == EEXIST {
+                counter::STACK_COLLISION
+            } else {
+                counter::STACK_ERROR
+            });
             NO_STACK
         }
     };
-    let skey = SiteKey { uaddr, tgid, stack_id };
-    if let Some(site) = get_or_insert(&LOCK_SITES, &skey, &SiteStats::default(), counter::SITE_FULL) {
+    let skey = SiteKey {
+        uaddr,
+        tgid,
+        stack_id,
+    };
+    if let Some(site) = get_or_insert(
+        &LOCK_SITES,
+        &skey,
+        &SiteStats::default(),
+        counter::SITE_FULL,
+    ) {
         // SAFETY: map value pointer; fields are u64 updated atomically.
         unsafe {
             atomic_add(&raw mut (*site).count, 1);

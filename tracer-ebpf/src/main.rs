@@ -4,7 +4,10 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![expect(internal_features, reason = "core::intrinsics::atomic_xadd: BPF has no AtomicU64 RMW")]
+#![expect(
+    internal_features,
+    reason = "core::intrinsics::atomic_xadd: BPF has no AtomicU64 RMW"
+)]
 
 mod futex;
 mod maps;

@@ -30,15 +30,60 @@ struct HookSpec {
 }
 
 const HOOKS: &[HookSpec] = &[
-    HookSpec { program: "sys_enter_futex", event: "syscalls/sys_enter_futex", required: true, why: "futex(2) waits and wakes" },
-    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex", required: true, why: "futex(2) waits and wakes" },
-    HookSpec { program: "sys_enter_futex_wait", event: "syscalls/sys_enter_futex_wait", required: false, why: "futex_wait(2), Linux 6.7+" },
-    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_wait", required: false, why: "futex_wait(2), Linux 6.7+" },
-    HookSpec { program: "sys_enter_futex_waitv", event: "syscalls/sys_enter_futex_waitv", required: false, why: "futex_waitv(2), Linux 5.16+" },
-    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_waitv", required: false, why: "futex_waitv(2), Linux 5.16+" },
-    HookSpec { program: "sys_enter_futex_wake", event: "syscalls/sys_enter_futex_wake", required: false, why: "futex_wake(2), Linux 6.7+" },
-    HookSpec { program: "sys_exit_futex", event: "syscalls/sys_exit_futex_wake", required: false, why: "futex_wake(2), Linux 6.7+" },
-    HookSpec { program: "task_newtask", event: "task/task_newtask", required: false, why: "following forked children" },
+    HookSpec {
+        program: "sys_enter_futex",
+        event: "syscalls/sys_enter_futex",
+        required: true,
+        why: "futex(2) waits and wakes",
+    },
+    HookSpec {
+        program: "sys_exit_futex",
+        event: "syscalls/sys_exit_futex",
+        required: true,
+        why: "futex(2) waits and wakes",
+    },
+    HookSpec {
+        program: "sys_enter_futex_wait",
+        event: "syscalls/sys_enter_futex_wait",
+        required: false,
+        why: "futex_wait(2), Linux 6.7+",
+    },
+    HookSpec {
+        program: "sys_exit_futex",
+        event: "syscalls/sys_exit_futex_wait",
+        required: false,
+        why: "futex_wait(2), Linux 6.7+",
+    },
+    HookSpec {
+        program: "sys_enter_futex_waitv",
+        event: "syscalls/sys_enter_futex_waitv",
+        required: false,
+        why: "futex_waitv(2), Linux 5.16+",
+    },
+    HookSpec {
+        program: "sys_exit_futex",
+        event: "syscalls/sys_exit_futex_waitv",
+        required: false,
+        why: "futex_waitv(2), Linux 5.16+",
+    },
+    HookSpec {
+        program: "sys_enter_futex_wake",
+        event: "syscalls/sys_enter_futex_wake",
+        required: false,
+        why: "futex_wake(2), Linux 6.7+",
+    },
+    HookSpec {
+        program: "sys_exit_futex",
+        event: "syscalls/sys_exit_futex_wake",
+        required: false,
+        why: "futex_wake(2), Linux 6.7+",
+    },
+    HookSpec {
+        program: "task_newtask",
+        event: "task/task_newtask",
+        required: false,
+        why: "following forked children",
+    },
 ];
 
 /// The record fields the kernel programs read at fixed offsets.
@@ -48,8 +93,16 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ("syscalls/sys_exit_futex", "ret", tp::SYSCALL_RET),
     ("syscalls/sys_enter_futex_wait", "uaddr", tp::SYSCALL_ARG0),
     ("syscalls/sys_exit_futex_wait", "ret", tp::SYSCALL_RET),
-    ("syscalls/sys_enter_futex_waitv", "waiters", tp::SYSCALL_ARG0),
-    ("syscalls/sys_enter_futex_waitv", "nr_futexes", tp::SYSCALL_ARG1),
+    (
+        "syscalls/sys_enter_futex_waitv",
+        "waiters",
+        tp::SYSCALL_ARG0,
+    ),
+    (
+        "syscalls/sys_enter_futex_waitv",
+        "nr_futexes",
+        tp::SYSCALL_ARG1,
+    ),
     ("syscalls/sys_exit_futex_waitv", "ret", tp::SYSCALL_RET),
     ("syscalls/sys_enter_futex_wake", "uaddr", tp::SYSCALL_ARG0),
     ("syscalls/sys_exit_futex_wake", "ret", tp::SYSCALL_RET),
@@ -90,7 +143,12 @@ impl Probes {
         let mut bpf = EbpfLoader::new()
             .override_global("FOLLOW_FORKS", &follow, true)
             .load(OBJECT)
-            .map_err(|e| fail(Code::Load, format!("the kernel refused the tracer's maps or object: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    Code::Load,
+                    format!("the kernel refused the tracer's maps or object: {e}"),
+                )
+            })?;
         let names: Vec<String> = bpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in names {
             let prog: &mut TracePoint = bpf
@@ -102,7 +160,11 @@ impl Probes {
                 return Err(load_error(&name, e, verbose));
             }
         }
-        Ok(Self { bpf, hooks: Vec::new(), load_attach: t0.elapsed() })
+        Ok(Self {
+            bpf,
+            hooks: Vec::new(),
+            load_attach: t0.elapsed(),
+        })
     }
 
     /// Adds a process to the target set.
@@ -135,23 +197,41 @@ impl Probes {
                 if spec.required {
                     return Err(fail(
                         Code::Environment,
-                        format!("this kernel has no {name} tracepoint (needed for {})", spec.why),
+                        format!(
+                            "this kernel has no {name} tracepoint (needed for {})",
+                            spec.why
+                        ),
                     ));
                 }
-                self.hooks.push(HookState { name, attached: false, note: format!("not in this kernel ({})", spec.why) });
+                self.hooks.push(HookState {
+                    name,
+                    attached: false,
+                    note: format!("not in this kernel ({})", spec.why),
+                });
                 continue;
             }
-            let (category, event) = spec.event.split_once('/').context("hook event without category")?;
+            let (category, event) = spec
+                .event
+                .split_once('/')
+                .context("hook event without category")?;
             let prog: &mut TracePoint = self
                 .bpf
                 .program_mut(spec.program)
                 .context("program missing from the object")?
                 .try_into()?;
             match prog.attach(category, event) {
-                Ok(_) => self.hooks.push(HookState { name, attached: true, note: spec.why.to_string() }),
+                Ok(_) => self.hooks.push(HookState {
+                    name,
+                    attached: true,
+                    note: spec.why.to_string(),
+                }),
                 Err(e) if !spec.required => {
                     log::warn!("could not attach {name}: {e}");
-                    self.hooks.push(HookState { name, attached: false, note: format!("attach failed: {e}") });
+                    self.hooks.push(HookState {
+                        name,
+                        attached: false,
+                        note: format!("attach failed: {e}"),
+                    });
                 }
                 Err(e) => {
                     return Err(fail(Code::Load, format!("attaching {name} failed: {e}")));
@@ -165,14 +245,25 @@ impl Probes {
 
 /// One sentence for a rejected program; the verifier log with -v.
 fn load_error(name: &str, e: ProgramError, verbose: bool) -> anyhow::Error {
-    if let ProgramError::LoadError { io_error, verifier_log } = &e {
+    if let ProgramError::LoadError {
+        io_error,
+        verifier_log,
+    } = &e
+    {
         if verbose {
             eprintln!("verifier log for {name}:\n{verifier_log}");
-            return fail(Code::Load, format!("the kernel's verifier rejected program {name} ({io_error}); its log is above"));
+            return fail(
+                Code::Load,
+                format!(
+                    "the kernel's verifier rejected program {name} ({io_error}); its log is above"
+                ),
+            );
         }
         return fail(
             Code::Load,
-            format!("the kernel's verifier rejected program {name} ({io_error}): run with -v to see the verifier log"),
+            format!(
+                "the kernel's verifier rejected program {name} ({io_error}): run with -v to see the verifier log"
+            ),
         );
     }
     fail(Code::Load, format!("loading program {name} failed: {e}"))

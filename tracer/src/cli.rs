@@ -45,7 +45,13 @@ Exit codes: 0 report, 2 usage, 3 privileges, 4 kernel/system, 5 target,
 pub struct ContentionArgs {
     /// Process id(s) to trace, comma-separated (all their threads, including
     /// threads created later).
-    #[arg(short, long, value_delimiter = ',', conflicts_with = "command", required_unless_present = "command")]
+    #[arg(
+        short,
+        long,
+        value_delimiter = ',',
+        conflicts_with = "command",
+        required_unless_present = "command"
+    )]
     pub pid: Vec<i32>,
 
     /// How long to trace: 30s, 500ms, 2m, 1h, or plain seconds. Default:
@@ -83,7 +89,9 @@ pub struct ContentionArgs {
 /// Parses `30s`, `500ms`, `2m`, `1h`, `250us`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num
         .parse()
@@ -95,7 +103,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ns" => value / 1e9,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit '{other}' (use ns, us, ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (use ns, us, ms, s, m, h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("duration must be positive, got '{s}'"));

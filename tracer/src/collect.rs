@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
-use tracer_common::{
-    HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter,
-};
+use tracer_common::{HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter};
 
 use crate::attach::Probes;
 
@@ -29,7 +27,8 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     let map = |name: &str| bpf.map(name).with_context(|| format!("map {name} missing"));
 
-    let lt: HashMap<&MapData, LockThreadKey, LockThreadStats> = HashMap::try_from(map("LOCK_THREADS")?)?;
+    let lt: HashMap<&MapData, LockThreadKey, LockThreadStats> =
+        HashMap::try_from(map("LOCK_THREADS")?)?;
     for entry in lt.iter() {
         match entry {
             Ok(kv) => snap.lock_threads.push(kv),
@@ -57,7 +56,12 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
         }
         match stacks.get(&(key.stack_id as u32), 0) {
             Ok(trace) => {
-                let ips = trace.frames().iter().map(|f| f.ip).filter(|&ip| ip != 0).collect();
+                let ips = trace
+                    .frames()
+                    .iter()
+                    .map(|f| f.ip)
+                    .filter(|&ip| ip != 0)
+                    .collect();
                 snap.stacks.insert(key.stack_id, ips);
             }
             Err(_) => snap.read_errors += 1,

@@ -3,7 +3,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, atomic::{AtomicBool, Ordering}},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -27,7 +30,10 @@ const SLOW_REFRESH: Duration = Duration::from_secs(1);
 const FAST_PERIOD: Duration = Duration::from_secs(1);
 
 pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
-    let thresholds = model::Thresholds { consider_at: args.consider_at, recommend_at: args.recommend_at };
+    let thresholds = model::Thresholds {
+        consider_at: args.consider_at,
+        recommend_at: args.recommend_at,
+    };
     if !(thresholds.consider_at >= 0.0 && thresholds.recommend_at >= thresholds.consider_at) {
         return Err(fail(
             Code::Usage,
@@ -42,11 +48,16 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
 
     let follow = !args.command.is_empty() && !args.no_follow;
-    let mut launched = if args.command.is_empty() { None } else { Some(Launched::spawn(&args.command)?) };
+    let mut launched = if args.command.is_empty() {
+        None
+    } else {
+        Some(Launched::spawn(&args.command)?)
+    };
     let roots: Vec<u32> = match &launched {
         Some(l) => vec![l.pid as u32],
         None => args.pid.iter().map(|&p| p as u32).collect(),
@@ -59,7 +70,10 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     probes.attach(follow)?;
     for &pid in &args.pid {
         if !preflight::alive(pid) {
-            return Err(fail(Code::Target, format!("pid {pid} exited before tracing began")));
+            return Err(fail(
+                Code::Target,
+                format!("pid {pid} exited before tracing began"),
+            ));
         }
     }
     let start_time = SystemTime::now();
@@ -69,18 +83,32 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     }
     let what = match &launched {
         Some(l) => format!("`{}` (pid {})", args.command.join(" "), l.pid),
-        None => format!("pid {}", args.pid.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")),
+        None => format!(
+            "pid {}",
+            args.pid
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     };
     let until = match args.duration {
         Some(d) => format!("for {:.1} s or until Ctrl-C", d.as_secs_f64()),
         None => "until Ctrl-C or the target exits".to_string(),
     };
-    eprintln!("tracer: tracing {what} {until} ({} ms to load and attach)", probes.load_attach.as_millis());
+    eprintln!(
+        "tracer: tracing {what} {until} ({} ms to load and attach)",
+        probes.load_attach.as_millis()
+    );
 
     let mut procs: BTreeMap<u32, ProcessInfo> = BTreeMap::new();
     let mut last_refresh = Instant::now() - SLOW_REFRESH;
     let reason = loop {
-        let every = if t0.elapsed() < FAST_PERIOD { FAST_REFRESH } else { SLOW_REFRESH };
+        let every = if t0.elapsed() < FAST_PERIOD {
+            FAST_REFRESH
+        } else {
+            SLOW_REFRESH
+        };
         if last_refresh.elapsed() >= every {
             refresh(&probes, &mut procs);
             last_refresh = Instant::now();
@@ -106,7 +134,11 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     let hooks: Vec<model::Hook> = probes
         .hooks
         .iter()
-        .map(|h| model::Hook { name: h.name.clone(), attached: h.attached, note: h.note.clone() })
+        .map(|h| model::Hook {
+            name: h.name.clone(),
+            attached: h.attached,
+            note: h.note.clone(),
+        })
         .collect();
     let load_attach_ms = probes.load_attach.as_secs_f64() * 1e3;
     let all_targets = probes.targets();
@@ -117,12 +149,20 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     }
     log::info!("stopped: {reason}");
 
-    let exit_of = |pid: u32| launched.as_ref().filter(|l| l.pid as u32 == pid).and_then(|l| l.describe_status());
+    let exit_of = |pid: u32| {
+        launched
+            .as_ref()
+            .filter(|l| l.pid as u32 == pid)
+            .and_then(|l| l.describe_status())
+    };
     let mut targets: Vec<model::Target> = roots
         .iter()
         .map(|&pid| model::Target {
             pid,
-            command_line: procs.get(&pid).map(|p| p.cmdline.clone()).unwrap_or_default(),
+            command_line: procs
+                .get(&pid)
+                .map(|p| p.cmdline.clone())
+                .unwrap_or_default(),
             followed: false,
             exit: exit_of(pid),
         })
@@ -130,7 +170,10 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     for pid in all_targets.into_iter().filter(|p| !roots.contains(p)) {
         targets.push(model::Target {
             pid,
-            command_line: procs.get(&pid).map(|p| p.cmdline.clone()).unwrap_or_default(),
+            command_line: procs
+                .get(&pid)
+                .map(|p| p.cmdline.clone())
+                .unwrap_or_default(),
             followed: true,
             exit: None,
         });
@@ -156,6 +199,12 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
 /// Re-reads /proc for every traced process (followed children included).
 fn refresh(probes: &Probes, procs: &mut BTreeMap<u32, ProcessInfo>) {
     for pid in probes.targets() {
-        procs.entry(pid).or_insert_with(|| ProcessInfo { pid, ..Default::default() }).refresh();
+        procs
+            .entry(pid)
+            .or_insert_with(|| ProcessInfo {
+                pid,
+                ..Default::default()
+            })
+            .refresh();
     }
 }

@@ -16,7 +16,11 @@ use clap::Parser as _;
 fn main() {
     let cli = cli::Cli::parse();
     env_logger::Builder::new()
-        .filter_level(if cli.verbose { log::LevelFilter::Debug } else { log::LevelFilter::Warn })
+        .filter_level(if cli.verbose {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Warn
+        })
         .parse_env("TRACER_LOG")
         .format_target(false)
         .init();

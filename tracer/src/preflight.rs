@@ -48,7 +48,13 @@ pub fn tracefs() -> Result<&'static str> {
     let target = c"/sys/kernel/tracing";
     // SAFETY: valid NUL-terminated strings; a failed mount changes nothing.
     let rc = unsafe {
-        libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc == 0 && Path::new(TRACEFS).join("events").is_dir() {
         log::info!("mounted tracefs at {TRACEFS} (it was not mounted)");
@@ -85,13 +91,23 @@ pub fn field_offset(tracefs: &str, event: &str, field: &str) -> Option<usize> {
         if name != field {
             return None;
         }
-        rest.trim().strip_prefix("offset:")?.split(';').next()?.trim().parse().ok()
+        rest.trim()
+            .strip_prefix("offset:")?
+            .split(';')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     })
 }
 
 /// Does this tracepoint exist on this kernel?
 pub fn has_event(tracefs: &str, event: &str) -> bool {
-    Path::new(tracefs).join("events").join(event).join("format").is_file()
+    Path::new(tracefs)
+        .join("events")
+        .join(event)
+        .join("format")
+        .is_file()
 }
 
 /// The kernel programs read these fields at fixed offsets: refuse to run
@@ -132,7 +148,10 @@ pub fn check_pid(pid: i32) -> Result<()> {
         ));
     }
     if state == 'Z' || state == 'X' {
-        return Err(fail(Code::Target, format!("pid {pid} has already exited (zombie)")));
+        return Err(fail(
+            Code::Target,
+            format!("pid {pid} has already exited (zombie)"),
+        ));
     }
     // A thread id given instead of a process id: trace its process.
     if let Some(tgid) = tgid_of(pid)
@@ -169,7 +188,9 @@ pub fn alive(pid: i32) -> bool {
 
 fn tgid_of(pid: i32) -> Option<i32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Tgid:")?.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:")?.trim().parse().ok())
 }
 
 #[cfg(test)]

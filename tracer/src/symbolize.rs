@@ -17,6 +17,8 @@ use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
 use crate::{report::model::Frame, target::ProcessInfo};
 
+const PAGE: u64 = 4096;
+
 /// A loaded ELF's segments and data symbols.
 struct ElfData {
     /// (vaddr, memsz, file offset, filesz) of each PT_LOAD.
@@ -38,7 +40,10 @@ impl Default for Symbols {
 
 impl Symbols {
     pub fn new() -> Self {
-        Self { blaze: Symbolizer::builder().enable_demangling(true).build(), elves: HashMap::new() }
+        Self {
+            blaze: Symbolizer::builder().enable_demangling(true).build(),
+            elves: HashMap::new(),
+        }
     }
 
     /// Symbolizes one user stack, innermost frame first. Return addresses
@@ -52,7 +57,10 @@ impl Symbols {
     }
 
     fn code(&mut self, proc_: &ProcessInfo, lookup: u64, ip: u64) -> Frame {
-        let mut frame = Frame { addr: format!("{ip:#x}"), ..Default::default() };
+        let mut frame = Frame {
+            addr: format!("{ip:#x}"),
+            ..Default::default()
+        };
         let Some(map) = proc_.mapping(lookup) else {
             return frame;
         };
@@ -62,7 +70,10 @@ impl Symbols {
         frame.module = Some(path.display().to_string());
         let file_off = lookup - map.start + map.offset;
         let src = Source::Elf(Elf::new(path));
-        if let Ok(Symbolized::Sym(sym)) = self.blaze.symbolize_single(&src, Input::FileOffset(file_off)) {
+        if let Ok(Symbolized::Sym(sym)) = self
+            .blaze
+            .symbolize_single(&src, Input::FileOffset(file_off))
+        {
             frame.symbol = Some(sym.name.to_string());
             frame.offset = Some(sym.offset as u64);
             if let Some(ci) = &sym.code_info {
@@ -77,27 +88,51 @@ impl Symbols {
     pub fn data(&mut self, proc_: &ProcessInfo, addr: u64) -> Option<String> {
         // The mapping holding the address may be anonymous (.bss past the end
         // of the file): use a file-backed mapping just before it for the bias.
-        let idx = proc_.maps.iter().position(|m| m.start <= addr && addr < m.end)?;
-        let with_file = proc_.maps[..=idx].iter().rev().take(4).find(|m| m.path.is_some())?;
+        let idx = proc_
+            .maps
+            .iter()
+            .position(|m| m.start <= addr && addr < m.end)?;
+        let with_file = proc_.maps[..=idx]
+            .iter()
+            .rev()
+            .take(4)
+            .find(|m| m.path.is_some())?;
         let path = with_file.path.clone()?;
         let elf = self.elf(&path)?;
-        // Bias: where the file's vaddr 0 sits in this process.
-        let (seg_vaddr, _, seg_off, _) =
-            *elf.loads.iter().find(|(_, _, off, filesz)| *off <= with_file.offset && with_file.offset < off + filesz.max(&1))?;
-        let bias = with_file.start.wrapping_sub(seg_vaddr + (with_file.offset - seg_off));
+        // Bias: where the file's vaddr 0 sits in this process, from the
+        // module's mapping at file offset 0 (its first PT_LOAD). Segments can
+        // share file pages, so a later mapping's offset alone is ambiguous.
+        let page = |v: u64| v & !(PAGE - 1);
+        let base = proc_
+            .maps
+            .iter()
+            .find(|m| m.offset == 0 && m.path.as_deref() == Some(path.as_path()))?;
+        let (seg_vaddr, _, _, _) = *elf.loads.iter().find(|(_, _, off, _)| *off == 0)?;
+        let bias = base.start.wrapping_sub(page(seg_vaddr));
         let vaddr = addr.wrapping_sub(bias);
-        if !elf.loads.iter().any(|(v, memsz, _, _)| *v <= vaddr && vaddr < v + memsz) {
+        if !elf
+            .loads
+            .iter()
+            .any(|(v, memsz, _, _)| *v <= vaddr && vaddr < v + memsz)
+        {
             return None;
         }
         let i = elf.objects.partition_point(|(start, _, _)| *start <= vaddr);
         let (start, size, name) = elf.objects.get(i.checked_sub(1)?)?;
         (vaddr < start + size).then(|| {
-            if vaddr == *start { name.clone() } else { format!("{name}+{:#x}", vaddr - start) }
+            if vaddr == *start {
+                name.clone()
+            } else {
+                format!("{name}+{:#x}", vaddr - start)
+            }
         })
     }
 
     fn elf(&mut self, path: &Path) -> Option<&ElfData> {
-        self.elves.entry(path.to_path_buf()).or_insert_with(|| load_elf(path)).as_ref()
+        self.elves
+            .entry(path.to_path_buf())
+            .or_insert_with(|| load_elf(path))
+            .as_ref()
     }
 }
 
@@ -149,7 +184,10 @@ mod tests {
     }
 
     fn me() -> ProcessInfo {
-        let mut me = ProcessInfo { pid: std::process::id(), ..Default::default() };
+        let mut me = ProcessInfo {
+            pid: std::process::id(),
+            ..Default::default()
+        };
         me.refresh();
         me
     }
@@ -158,8 +196,14 @@ mod tests {
     fn named_static_is_found_by_address() {
         let mut s = Symbols::new();
         let base = std::ptr::addr_of!(TRACER_TEST_NAMED_STATIC) as u64;
-        assert_eq!(s.data(&me(), base).as_deref(), Some("TRACER_TEST_NAMED_STATIC"));
-        assert_eq!(s.data(&me(), base + 8).as_deref(), Some("TRACER_TEST_NAMED_STATIC+0x8"));
+        assert_eq!(
+            s.data(&me(), base).as_deref(),
+            Some("TRACER_TEST_NAMED_STATIC")
+        );
+        assert_eq!(
+            s.data(&me(), base + 8).as_deref(),
+            Some("TRACER_TEST_NAMED_STATIC+0x8")
+        );
     }
 
     #[test]
@@ -178,8 +222,17 @@ mod tests {
 
     #[test]
     fn demangles_rust_and_cpp() {
-        assert_eq!(demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE"), "core::ptr::drop_in_place");
-        assert_eq!(demangle("_ZN3seq9Sequencer6assignEv"), "seq::Sequencer::assign()");
-        assert_eq!(demangle("global_seq_batch_seq_mu_"), "global_seq_batch_seq_mu_");
+        assert_eq!(
+            demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE"),
+            "core::ptr::drop_in_place"
+        );
+        assert_eq!(
+            demangle("_ZN3seq9Sequencer6assignEv"),
+            "seq::Sequencer::assign()"
+        );
+        assert_eq!(
+            demangle("global_seq_batch_seq_mu_"),
+            "global_seq_batch_seq_mu_"
+        );
     }
 }

@@ -22,6 +22,10 @@ use crate::{
 pub struct Launched {
     pub pid: i32,
     gate: Option<OwnedFd>,
+    /// Read end of a close-on-exec pipe: EOF means exec succeeded, 4 bytes
+    /// are the errno of a failed exec.
+    exec_status: Option<OwnedFd>,
+    program: String,
     pub status: Option<i32>,
 }
 
@@ -38,9 +42,12 @@ impl Launched {
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
         let mut fds = [0; 2];
-        // SAFETY: fds is a valid 2-int array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("creating the launch gate pipe");
+        let mut errfds = [0; 2];
+        // SAFETY: fds and errfds are valid 2-int arrays.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0
+            || unsafe { libc::pipe2(errfds.as_mut_ptr(), libc::O_CLOEXEC) } != 0
+        {
+            return Err(std::io::Error::last_os_error()).context("creating the launch pipes");
         }
         // SAFETY: fork in a process whose other threads (if any) hold no locks
         // the child needs: between fork and exec the child only calls
@@ -53,6 +60,7 @@ impl Launched {
             // SAFETY: child side, async-signal-safe calls only.
             unsafe {
                 libc::close(fds[1]);
+                libc::close(errfds[0]);
                 let mut b = 0u8;
                 let n = libc::read(fds[0], (&raw mut b).cast(), 1);
                 if n != 1 {
@@ -60,16 +68,30 @@ impl Launched {
                     libc::_exit(127);
                 }
                 libc::execvp(ptrs[0], ptrs.as_ptr());
-                let msg = b"tracer: cannot execute the command (execvp failed)\n";
-                libc::write(2, msg.as_ptr().cast(), msg.len());
+                let errno = *libc::__errno_location();
+                libc::write(errfds[1], (&raw const errno).cast(), 4);
                 libc::_exit(127);
             }
         }
-        // SAFETY: we own both ends; the read end is the child's.
-        unsafe { libc::close(fds[0]) };
-        // SAFETY: fds[1] is an open descriptor nobody else owns.
-        let gate = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-        Ok(Self { pid, gate: Some(gate), status: None })
+        // SAFETY: we own these ends; the others are the child's.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(errfds[1]);
+        }
+        // SAFETY: open descriptors nobody else owns.
+        let (gate, exec_status) = unsafe {
+            (
+                OwnedFd::from_raw_fd(fds[1]),
+                OwnedFd::from_raw_fd(errfds[0]),
+            )
+        };
+        Ok(Self {
+            pid,
+            gate: Some(gate),
+            exec_status: Some(exec_status),
+            program: argv[0].clone(),
+            status: None,
+        })
     }
 
     /// Lets the command exec.
@@ -80,6 +102,23 @@ impl Launched {
             let n = unsafe { libc::write(gate.as_raw_fd(), b.as_ptr().cast(), 1) };
             if n != 1 {
                 return Err(std::io::Error::last_os_error()).context("releasing the command");
+            }
+        }
+        if let Some(status) = self.exec_status.take() {
+            let mut errno = 0i32;
+            // SAFETY: valid fd and a 4-byte buffer; blocks only until the
+            // child's exec closes the pipe or it writes the errno.
+            let n = unsafe { libc::read(status.as_raw_fd(), (&raw mut errno).cast(), 4) };
+            if n == 4 {
+                self.terminate();
+                return Err(fail(
+                    Code::Target,
+                    format!(
+                        "cannot execute `{}`: {}",
+                        self.program,
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -170,7 +209,8 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let _inode = f.next()?;
             let path: String = f.collect::<Vec<_>>().join(" ");
             let (s, e) = range.split_once('-')?;
-            let path = (path.starts_with('/') && !path.ends_with("(deleted)")).then(|| PathBuf::from(path));
+            let path = (path.starts_with('/') && !path.ends_with("(deleted)"))
+                .then(|| PathBuf::from(path));
             Some(Mapping {
                 start: u64::from_str_radix(s, 16).ok()?,
                 end: u64::from_str_radix(e, 16).ok()?,
@@ -257,14 +297,20 @@ mod tests {
         assert_eq!(maps[1].start, 0x55d0c0a01000);
         assert_eq!(maps[1].offset, 0x1000);
         assert!(maps[1].exec && !maps[0].exec);
-        assert_eq!(maps[1].path.as_deref(), Some(std::path::Path::new("/usr/bin/demo")));
+        assert_eq!(
+            maps[1].path.as_deref(),
+            Some(std::path::Path::new("/usr/bin/demo"))
+        );
         assert_eq!(maps[2].path, None);
         assert_eq!(maps[4].path, None);
     }
 
     #[test]
     fn own_process_info_reads() {
-        let mut me = ProcessInfo { pid: std::process::id(), ..Default::default() };
+        let mut me = ProcessInfo {
+            pid: std::process::id(),
+            ..Default::default()
+        };
         me.refresh();
         assert!(!me.cmdline.is_empty());
         assert!(me.threads.contains_key(&std::process::id()));

@@ -1,1 +1,190 @@
-fn main(){}
+//! `cargo xtask setup|demo|test`: everything a fresh machine needs, then the
+//! job. Setup is idempotent and takes well under a second when all is there.
+//!
+//! - setup: llvm-22-dev and linux-perf (apt), rust-src for the nightly
+//!   toolchain, bpf-linker built against LLVM 22.
+//! - demo:  setup, build, trace the built-in sequencer workload, print the
+//!   report (JSON in target/demo/run.json).
+//! - test:  setup, then every test, privileged ones included (through sudo
+//!   when not root).
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const APT_PACKAGES: &[(&str, &str)] = &[
+    // (package, a file that proves it is installed)
+    ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
+    ("linux-perf", "/usr/bin/perf"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("demo") => setup().and_then(|()| demo(&args[1..])),
+        Some("test") => setup().and_then(|()| test(&args[1..])),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask setup | demo [-- TRACER ARGS] | test [-- CARGO TEST ARGS]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `cmd` as root: directly when we are root, else through sudo.
+fn privileged(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg(program);
+        c
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn setup() -> Result<()> {
+    let t0 = Instant::now();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(_, f)| !Path::new(f).exists())
+        .map(|(p, _)| *p)
+        .collect();
+    if !missing.is_empty() {
+        run(privileged("apt-get").arg("update").arg("-q"))?;
+        run(privileged("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    let components = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+        .output()
+        .context("rustup is needed (the nightly toolchain builds the eBPF programs)")?;
+    if !String::from_utf8_lossy(&components.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    let linker_ok = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
+        });
+    if !linker_ok {
+        // Plain `cargo install bpf-linker` wants LLVM 23; pin to the LLVM 22 build.
+        run(Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", LLVM_PREFIX))?;
+    }
+    eprintln!(
+        "xtask: setup complete in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn demo(extra: &[String]) -> Result<()> {
+    let root = workspace_root();
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "tracer"]))?;
+    let out = root.join("target/demo");
+    std::fs::create_dir_all(&out)?;
+    let bin = out.join("sequencer");
+    run(Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(root.join("demo/sequencer.c")))?;
+    let tracer = root.join("target/release/tracer");
+    let json = out.join("run.json");
+    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
+    let mut cmd = privileged(tracer.to_str().context("non-UTF-8 path")?);
+    cmd.args(["contention", "--json"])
+        .arg(&json)
+        .args(&extra)
+        .arg("--")
+        .arg(&bin)
+        .args(["--seconds", "5"]);
+    run(&mut cmd)?;
+    eprintln!("xtask: the JSON report is in {}", json.display());
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&root)
+        .args(["test", "-p", "tracer-common", "-p", "tracer", "-p", "xtask"]);
+    if !is_root() {
+        // The integration tests load eBPF programs: run the test binaries
+        // (not the build) as root.
+        cmd.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
+    }
+    cmd.arg("--").args(&extra);
+    run(&mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_apt_package_has_a_proof_file() {
+        for (pkg, file) in super::APT_PACKAGES {
+            assert!(file.starts_with('/'), "{pkg}: {file} is not absolute");
+        }
+    }
+}

@@ -34,12 +34,17 @@ pub fn build(
     let duration = meta.duration_s.max(1e-9);
     let empty = ProcessInfo::default();
     let proc_of = |pid: u32| procs.get(&pid).unwrap_or(&empty);
-    let thread_name = |pid: u32, tid: u32| proc_of(pid).threads.get(&tid).cloned().unwrap_or_default();
+    let thread_name =
+        |pid: u32, tid: u32| proc_of(pid).threads.get(&tid).cloned().unwrap_or_default();
 
     // Per lock: fold the per-(lock, thread) entries.
     let mut locks: BTreeMap<LockKey, Lock> = BTreeMap::new();
     for (k, s) in &snap.lock_threads {
-        let key = LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 };
+        let key = LockKey {
+            uaddr: k.uaddr,
+            tgid: k.tgid,
+            _pad: 0,
+        };
         let lock = locks.entry(key).or_insert_with(|| Lock {
             address: format!("{:#x}", k.uaddr),
             pid: k.tgid,
@@ -71,11 +76,24 @@ pub fn build(
 
     let mut hist: HashMap<LockKey, Vec<(u32, u64)>> = HashMap::new();
     for (k, c) in &snap.hist {
-        hist.entry(LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 }).or_default().push((k.bucket, *c));
+        hist.entry(LockKey {
+            uaddr: k.uaddr,
+            tgid: k.tgid,
+            _pad: 0,
+        })
+        .or_default()
+        .push((k.bucket, *c));
     }
     let mut sites: HashMap<LockKey, Vec<(i32, u64, u64)>> = HashMap::new();
     for (k, s) in &snap.sites {
-        sites.entry(LockKey { uaddr: k.uaddr, tgid: k.tgid, _pad: 0 }).or_default().push((k.stack_id, s.count, s.wait_ns));
+        sites
+            .entry(LockKey {
+                uaddr: k.uaddr,
+                tgid: k.tgid,
+                _pad: 0,
+            })
+            .or_default()
+            .push((k.stack_id, s.count, s.wait_ns));
     }
 
     for (key, lock) in locks.iter_mut() {
@@ -87,8 +105,10 @@ pub fn build(
         lock.wait.p50_ns = percentile(&lock.histogram, 50.0, lock.wait.max_ns);
         lock.wait.p95_ns = percentile(&lock.histogram, 95.0, lock.wait.max_ns);
         lock.wait.p99_ns = percentile(&lock.histogram, 99.0, lock.wait.max_ns);
-        lock.threads.retain(|t| t.contentions > 0 || t.wake_calls > 0);
-        lock.threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+        lock.threads
+            .retain(|t| t.contentions > 0 || t.wake_calls > 0);
+        lock.threads
+            .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
         let mut lsites = sites.remove(key).unwrap_or_default();
         lsites.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
@@ -97,10 +117,19 @@ pub fn build(
                 Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
                 _ => ("none", Vec::new()),
             };
-            lock.sites.push(Site { count, wait_ns, unwind: unwind.into(), frames });
+            lock.sites.push(Site {
+                count,
+                wait_ns,
+                unwind: unwind.into(),
+                frames,
+            });
         }
         lock.symbol = syms.data(p, key.uaddr);
-        lock.call_site = lock.sites.iter().find_map(|s| s.frames.iter().find(|f| !is_lock_impl(f))).map(frame_label);
+        lock.call_site = lock
+            .sites
+            .iter()
+            .find_map(|s| s.frames.iter().find(|f| !is_lock_impl(f)))
+            .map(frame_label);
         lock.label = lock
             .symbol
             .clone()
@@ -109,7 +138,12 @@ pub fn build(
     }
 
     let mut locks: Vec<Lock> = locks.into_values().collect();
-    locks.sort_by(|a, b| b.wait.total_ns.cmp(&a.wait.total_ns).then(b.contentions.cmp(&a.contentions)));
+    locks.sort_by(|a, b| {
+        b.wait
+            .total_ns
+            .cmp(&a.wait.total_ns)
+            .then(b.contentions.cmp(&a.contentions))
+    });
     disambiguate_labels(&mut locks);
 
     // Per thread: fold across locks.
@@ -117,7 +151,15 @@ pub fn build(
     for lock in &locks {
         for lt in &lock.threads {
             let (t, top_wait) = threads.entry((lock.pid, lt.tid)).or_insert_with(|| {
-                (Thread { tid: lt.tid, pid: lock.pid, name: lt.name.clone(), ..Default::default() }, 0)
+                (
+                    Thread {
+                        tid: lt.tid,
+                        pid: lock.pid,
+                        name: lt.name.clone(),
+                        ..Default::default()
+                    },
+                    0,
+                )
             });
             t.contentions += lt.contentions;
             t.wait_ns += lt.wait_ns;
@@ -165,7 +207,10 @@ pub fn build(
     let thresholds = meta.thresholds;
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
-        tool: Tool { name: "tracer".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: Tool {
+            name: "tracer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
         kernel: kernel_release(),
         hostname: hostname(),
         tracer_args: meta.tracer_args,
@@ -186,17 +231,37 @@ pub fn build(
 
 /// Frames that belong to the lock implementation rather than its caller.
 fn is_lock_impl(f: &Frame) -> bool {
-    let module = f.module.as_deref().and_then(|m| m.rsplit('/').next()).unwrap_or("");
-    if ["libc.so", "libpthread", "ld-linux", "libc-", "ld-"].iter().any(|p| module.starts_with(p)) {
+    let module = f
+        .module
+        .as_deref()
+        .and_then(|m| m.rsplit('/').next())
+        .unwrap_or("");
+    if ["libc.so", "libpthread", "ld-linux", "libc-", "ld-"]
+        .iter()
+        .any(|p| module.starts_with(p))
+    {
         return true;
     }
     let Some(sym) = f.symbol.as_deref() else {
         return module.is_empty();
     };
     const IMPL: &[&str] = &[
-        "__lll_", "___pthread", "__pthread", "pthread_", "__futex", "futex", "syscall", "__GI_",
-        "std::sys::", "std::sync::", "core::", "parking_lot", "lock_api::", "std::thread::park",
-        "std::mutex::", "__gthread",
+        "__lll_",
+        "___pthread",
+        "__pthread",
+        "pthread_",
+        "__futex",
+        "futex",
+        "syscall",
+        "__GI_",
+        "std::sys::",
+        "std::sync::",
+        "core::",
+        "parking_lot",
+        "lock_api::",
+        "std::thread::park",
+        "std::mutex::",
+        "__gthread",
     ];
     IMPL.iter().any(|p| sym.starts_with(p))
 }
@@ -205,7 +270,10 @@ fn frame_label(f: &Frame) -> String {
     let name = f.symbol.clone().unwrap_or_else(|| f.addr.clone());
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {
-            format!("{name} ({}:{line})", file.rsplit('/').next().unwrap_or(file))
+            format!(
+                "{name} ({}:{line})",
+                file.rsplit('/').next().unwrap_or(file)
+            )
         }
         _ => name,
     }
@@ -226,11 +294,15 @@ fn disambiguate_labels(locks: &mut [Lock]) {
 }
 
 pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -260,14 +332,62 @@ mod tests {
             ..Default::default()
         };
         snap.lock_threads = vec![
-            (LockThreadKey { uaddr: 0x1000, tgid: 7, tid: 8 }, stats(1500, 100, 3_000_000)),
-            (LockThreadKey { uaddr: 0x1000, tgid: 7, tid: 9 }, stats(900, 0, 1_000_000)),
-            (LockThreadKey { uaddr: 0x2000, tgid: 7, tid: 9 }, stats(10, 0, 9_000_000)),
+            (
+                LockThreadKey {
+                    uaddr: 0x1000,
+                    tgid: 7,
+                    tid: 8,
+                },
+                stats(1500, 100, 3_000_000),
+            ),
+            (
+                LockThreadKey {
+                    uaddr: 0x1000,
+                    tgid: 7,
+                    tid: 9,
+                },
+                stats(900, 0, 1_000_000),
+            ),
+            (
+                LockThreadKey {
+                    uaddr: 0x2000,
+                    tgid: 7,
+                    tid: 9,
+                },
+                stats(10, 0, 9_000_000),
+            ),
             // Wake-only futex: not a contended lock.
-            (LockThreadKey { uaddr: 0x3000, tgid: 7, tid: 9 }, LockThreadStats { wake_calls: 5, ..Default::default() }),
+            (
+                LockThreadKey {
+                    uaddr: 0x3000,
+                    tgid: 7,
+                    tid: 9,
+                },
+                LockThreadStats {
+                    wake_calls: 5,
+                    ..Default::default()
+                },
+            ),
         ];
-        snap.hist = vec![(HistKey { uaddr: 0x1000, tgid: 7, bucket: hist::bucket(1000) }, 2500)];
-        snap.sites = vec![(SiteKey { uaddr: 0x1000, tgid: 7, stack_id: NO_STACK }, SiteStats { count: 2500, wait_ns: 4_000_000 })];
+        snap.hist = vec![(
+            HistKey {
+                uaddr: 0x1000,
+                tgid: 7,
+                bucket: hist::bucket(1000),
+            },
+            2500,
+        )];
+        snap.sites = vec![(
+            SiteKey {
+                uaddr: 0x1000,
+                tgid: 7,
+                stack_id: NO_STACK,
+            },
+            SiteStats {
+                count: 2500,
+                wait_ns: 4_000_000,
+            },
+        )];
         let r = build(&snap, &BTreeMap::new(), &mut Symbols::new(), meta());
         assert_eq!(r.locks.len(), 2);
         // 0x2000 has more total wait, so it sorts first.
@@ -288,6 +408,9 @@ mod tests {
         assert_eq!(t9.top_lock.as_deref(), Some("0x2000"));
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("start_map_full"));
-        assert_eq!(r.drops.len(), (counter::COUNT - counter::MISSING_START) as usize + 1);
+        assert_eq!(
+            r.drops.len(),
+            (counter::COUNT - counter::MISSING_START) as usize + 1
+        );
     }
 }

@@ -20,7 +20,9 @@ pub fn decide(rate: f64, t: &Thresholds) -> Decision {
 pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
     let total_wait: u64 = locks.iter().map(|l| l.wait.total_ns).sum();
     let Some(top) = locks.iter().max_by(|a, b| {
-        (a.decision, a.contentions_per_s).partial_cmp(&(b.decision, b.contentions_per_s)).unwrap_or(std::cmp::Ordering::Equal)
+        (a.decision, a.contentions_per_s)
+            .partial_cmp(&(b.decision, b.contentions_per_s))
+            .unwrap_or(std::cmp::Ordering::Equal)
     }) else {
         return Verdict {
             decision: Decision::NotNeeded,
@@ -28,23 +30,36 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
             text: "no futex contention seen: lock-free not needed".to_string(),
         };
     };
-    let share = if total_wait > 0 { 100.0 * top.wait.total_ns as f64 / total_wait as f64 } else { 0.0 };
+    let share = if total_wait > 0 {
+        100.0 * top.wait.total_ns as f64 / total_wait as f64
+    } else {
+        0.0
+    };
     let rate = human_rate(top.contentions_per_s);
     let text = match top.decision {
         Decision::Recommended => format!(
             "lock-free redesign RECOMMENDED for {}: {rate} contentions/s (over {}/s), {share:.0}% of all futex wait time, p99 wait {}",
-            top.label, human_rate(t.recommend_at), human_ns(top.wait.p99_ns)
+            top.label,
+            human_rate(t.recommend_at),
+            human_ns(top.wait.p99_ns)
         ),
         Decision::Consider => format!(
             "CONSIDER a lock-free redesign for {}: {rate} contentions/s (between {}/s and {}/s), {share:.0}% of all futex wait time",
-            top.label, human_rate(t.consider_at), human_rate(t.recommend_at)
+            top.label,
+            human_rate(t.consider_at),
+            human_rate(t.recommend_at)
         ),
         Decision::NotNeeded => format!(
             "lock-free NOT needed: the busiest lock, {}, sees {rate} contentions/s (under {}/s)",
-            top.label, human_rate(t.consider_at)
+            top.label,
+            human_rate(t.consider_at)
         ),
     };
-    Verdict { decision: top.decision, lock: Some(top.label.clone()), text }
+    Verdict {
+        decision: top.decision,
+        lock: Some(top.label.clone()),
+        text,
+    }
 }
 
 #[cfg(test)]
@@ -65,7 +80,10 @@ mod tests {
 
     #[test]
     fn thresholds_are_configurable() {
-        let t = Thresholds { consider_at: 10.0, recommend_at: 20.0 };
+        let t = Thresholds {
+            consider_at: 10.0,
+            recommend_at: 20.0,
+        };
         assert_eq!(decide(9.0, &t), Decision::NotNeeded);
         assert_eq!(decide(10.0, &t), Decision::Consider);
         assert_eq!(decide(21.0, &t), Decision::Recommended);
@@ -78,10 +96,17 @@ mod tests {
             label: label.into(),
             contentions_per_s: rate,
             decision: decide(rate, &t),
-            wait: super::super::model::WaitStats { total_ns: wait, ..Default::default() },
+            wait: super::super::model::WaitStats {
+                total_ns: wait,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let locks = vec![mk("join", 0.2, 5_000_000_000), mk("seq_mu", 4000.0, 1_000_000_000), mk("pool", 150.0, 10)];
+        let locks = vec![
+            mk("join", 0.2, 5_000_000_000),
+            mk("seq_mu", 4000.0, 1_000_000_000),
+            mk("pool", 150.0, 10),
+        ];
         let v = verdict(&locks, &t);
         assert_eq!(v.decision, Decision::Recommended);
         assert_eq!(v.lock.as_deref(), Some("seq_mu"));

@@ -33,7 +33,11 @@ pub fn buckets(mut pairs: Vec<(u32, u64)>) -> Vec<Bucket> {
         .filter(|&(_, c)| c > 0)
         .map(|(b, count)| {
             let (lo_ns, hi_ns) = tracer_common::hist::bounds(b);
-            Bucket { lo_ns, hi_ns, count }
+            Bucket {
+                lo_ns,
+                hi_ns,
+                count,
+            }
         })
         .collect()
 }
@@ -68,10 +72,10 @@ mod tests {
     fn percentiles_are_within_five_percent_on_many_shapes() {
         let mut s = 0x9e3779b97f4a7c15u64;
         let shapes: Vec<Box<dyn Fn(u64) -> u64>> = vec![
-            Box::new(|r| 1_000 + r % 1_000_000),                 // uniform µs..ms
-            Box::new(|r| 1u64 << (10 + r % 20)),                 // powers of two
-            Box::new(|r| 5_000_000 + r % 50_000),                // tight around 5 ms
-            Box::new(|r| (r % 1000) * (r % 1000) * 37 + 200),    // skewed
+            Box::new(|r| 1_000 + r % 1_000_000),  // uniform µs..ms
+            Box::new(|r| 1u64 << (10 + r % 20)),  // powers of two
+            Box::new(|r| 5_000_000 + r % 50_000), // tight around 5 ms
+            Box::new(|r| (r % 1000) * (r % 1000) * 37 + 200), // skewed
         ];
         for shape in &shapes {
             let mut values: Vec<u64> = (0..20_000).map(|_| shape(xorshift(&mut s))).collect();
@@ -81,7 +85,11 @@ mod tests {
             for p in [50.0, 90.0, 95.0, 99.0, 99.9] {
                 let (want, got) = (exact(&values, p) as f64, percentile(&h, p, max) as f64);
                 let err = (got - want).abs() / want;
-                assert!(err <= 0.05, "p{p}: exact {want}, estimated {got} ({:.2}% off)", err * 100.0);
+                assert!(
+                    err <= 0.05,
+                    "p{p}: exact {want}, estimated {got} ({:.2}% off)",
+                    err * 100.0
+                );
             }
         }
     }

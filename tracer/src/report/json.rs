@@ -9,9 +9,21 @@ use super::model::{Report, SCHEMA_VERSION};
 use crate::exit::{Code, fail};
 
 pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| fail(Code::Output, format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| {
+        fail(
+            Code::Output,
+            format!("{} is not a file path", path.display()),
+        )
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&mut f, report)?;
@@ -21,7 +33,10 @@ pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(fail(Code::Output, format!("cannot write the JSON report to {}: {e}", path.display())));
+        return Err(fail(
+            Code::Output,
+            format!("cannot write the JSON report to {}: {e}", path.display()),
+        ));
     }
     Ok(())
 }
@@ -56,14 +71,26 @@ mod tests {
         let again = serde_json::to_value(&report).unwrap();
         let original: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
         assert_eq!(again, original, "serializing the parsed fixture changed it");
-        assert_eq!(report.locks[0].symbol.as_deref(), Some("global_seq_batch_seq_mu_"));
+        assert_eq!(
+            report.locks[0].symbol.as_deref(),
+            Some("global_seq_batch_seq_mu_")
+        );
     }
 
     #[test]
     fn newer_major_and_foreign_json_are_refused() {
-        let newer = FIXTURE.replacen("\"schema_version\": \"1.0\"", "\"schema_version\": \"2.0\"", 1);
+        let newer = FIXTURE.replacen(
+            "\"schema_version\": \"1.0\"",
+            "\"schema_version\": \"2.0\"",
+            1,
+        );
         assert!(parse(&newer).unwrap_err().to_string().contains("newer"));
-        assert!(parse("{\"timestamp\": 1}").unwrap_err().to_string().contains("not a tracer report"));
+        assert!(
+            parse("{\"timestamp\": 1}")
+                .unwrap_err()
+                .to_string()
+                .contains("not a tracer report")
+        );
         assert!(parse("{").is_err());
     }
 
@@ -74,8 +101,15 @@ mod tests {
         let path = dir.join("run.json");
         let report = parse(FIXTURE).unwrap();
         write_atomic(&report, &path).unwrap();
-        assert_eq!(parse(&std::fs::read_to_string(&path).unwrap()).unwrap(), report);
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name() != "run.json").collect();
+        assert_eq!(
+            parse(&std::fs::read_to_string(&path).unwrap()).unwrap(),
+            report
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "run.json")
+            .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
         let err = write_atomic(&report, Path::new("/nonexistent-dir/run.json")).unwrap_err();
         assert_eq!(crate::exit::code_of(&err), Code::Output);

@@ -68,7 +68,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { consider_at: 100.0, recommend_at: 1000.0 }
+        Self {
+            consider_at: 100.0,
+            recommend_at: 1000.0,
+        }
     }
 }
 

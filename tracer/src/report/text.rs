@@ -32,7 +32,11 @@ fn sig3(v: f64) -> String {
 
 /// 12,345 or 0.20 (rates under 10 keep two decimals).
 pub fn human_rate(r: f64) -> String {
-    if r < 10.0 { format!("{r:.2}") } else { human_count(r.round() as u64) }
+    if r < 10.0 {
+        format!("{r:.2}")
+    } else {
+        human_count(r.round() as u64)
+    }
 }
 
 /// 61725 → 61,725.
@@ -74,17 +78,31 @@ pub fn render(r: &Report, top: usize) -> String {
         .map(|t| {
             let cmd = clip(&t.command_line.join(" "), 60);
             let follow = if t.followed { ", followed" } else { "" };
-            let exit = t.exit.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
+            let exit = t
+                .exit
+                .as_deref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default();
             format!("pid {} ({cmd}{follow}{exit})", t.pid)
         })
         .collect();
-    let _ = writeln!(o, "tracer contention: {}, traced {:.2} s", targets.join(", "), r.duration_s);
+    let _ = writeln!(
+        o,
+        "tracer contention: {}, traced {:.2} s",
+        targets.join(", "),
+        r.duration_s
+    );
     let _ = writeln!(
         o,
         "  kernel {} · started {} · load+attach {:.0} ms",
         r.kernel, r.start_time, r.load_attach_ms
     );
-    let attached: Vec<&str> = r.hooks.iter().filter(|h| h.attached).map(|h| h.name.as_str()).collect();
+    let attached: Vec<&str> = r
+        .hooks
+        .iter()
+        .filter(|h| h.attached)
+        .map(|h| h.name.as_str())
+        .collect();
     let _ = writeln!(o, "  hooks: {}", attached.join(", "));
     let _ = writeln!(
         o,
@@ -104,7 +122,18 @@ pub fn render(r: &Report, top: usize) -> String {
         let _ = writeln!(
             o,
             "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  DECISION",
-            "LOCK", "CONT", "CONT/S", "SLEPT", "EAGAIN", "TOTAL", "AVG", "P50", "P95", "P99", "MAX", "THR"
+            "LOCK",
+            "CONT",
+            "CONT/S",
+            "SLEPT",
+            "EAGAIN",
+            "TOTAL",
+            "AVG",
+            "P50",
+            "P95",
+            "P99",
+            "MAX",
+            "THR"
         );
     }
     for l in r.locks.iter().take(top) {
@@ -148,10 +177,26 @@ pub fn render(r: &Report, top: usize) -> String {
             .iter()
             .filter(|t| t.contentions > 0)
             .take(4)
-            .map(|t| format!("{}/{} {}", if t.name.is_empty() { "?" } else { &t.name }, t.tid, human_ns(t.wait_ns)))
+            .map(|t| {
+                format!(
+                    "{}/{} {}",
+                    if t.name.is_empty() { "?" } else { &t.name },
+                    t.tid,
+                    human_ns(t.wait_ns)
+                )
+            })
             .collect();
-        let more = l.threads.iter().filter(|t| t.contentions > 0).count().saturating_sub(4);
-        let more = if more > 0 { format!(", +{more} more") } else { String::new() };
+        let more = l
+            .threads
+            .iter()
+            .filter(|t| t.contentions > 0)
+            .count()
+            .saturating_sub(4);
+        let more = if more > 0 {
+            format!(", +{more} more")
+        } else {
+            String::new()
+        };
         let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
         if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
@@ -162,14 +207,27 @@ pub fn render(r: &Report, top: usize) -> String {
                 .take(5)
                 .map(|f| f.symbol.clone().unwrap_or_default())
                 .collect();
-            let path = if path.is_empty() { "(no stack)".to_string() } else { path.join(" ← ") };
-            let _ = writeln!(o, "      top call site ({share:.0}% of waits, {}): {}", site.unwind, clip(&path, 110));
+            let path = if path.is_empty() {
+                "(no stack)".to_string()
+            } else {
+                path.join(" ← ")
+            };
+            let _ = writeln!(
+                o,
+                "      top call site ({share:.0}% of waits, {}): {}",
+                site.unwind,
+                clip(&path, 110)
+            );
         }
     }
     let _ = writeln!(o);
 
     let shown = r.threads.len().min(top);
-    let _ = writeln!(o, "THREADS by time waiting on futexes ({shown} of {})", r.threads.len());
+    let _ = writeln!(
+        o,
+        "THREADS by time waiting on futexes ({shown} of {})",
+        r.threads.len()
+    );
     if !r.threads.is_empty() {
         let _ = writeln!(
             o,
@@ -192,7 +250,11 @@ pub fn render(r: &Report, top: usize) -> String {
         );
     }
     let _ = writeln!(o);
-    let events: Vec<String> = r.events.iter().map(|(k, v)| format!("{} {k}", human_count(*v))).collect();
+    let events: Vec<String> = r
+        .events
+        .iter()
+        .map(|(k, v)| format!("{} {k}", human_count(*v)))
+        .collect();
     let _ = writeln!(o, "EVENTS   {}", events.join(", "));
     let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(o, "DROPS    {}", drops.join(" · "));

@@ -1,0 +1,255 @@
+//! Helpers for the privileged integration tests: workloads, the tracer
+//! binary, ground truth from perf, and waiting with deadlines (a test never
+//! hangs: it panics with what it was waiting for).
+#![allow(dead_code, reason = "each test file uses a subset")]
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, ChildStderr, ChildStdout, Command, Output, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+/// Tracing tests run one at a time: they share the machine's two cores and
+/// the kernel's program list.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the serial lock if this process can load eBPF programs. Off CI a
+/// non-root run skips with a message; in CI (CI=true) not being root is a
+/// failure, never a skip.
+pub fn privileged() -> Option<MutexGuard<'static, ()>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("privileged tests must run as root in CI (use `cargo xtask test`)");
+        }
+        eprintln!(
+            "SKIPPED: not root; run `cargo xtask test` to run the privileged tests through sudo"
+        );
+        return None;
+    }
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+pub fn tracer_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tracer")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Compiles a C workload from tests/workloads/ (or demo/) with frame pointers.
+pub fn c_workload(name: &str) -> PathBuf {
+    let root = repo_root();
+    let src = [
+        root.join("tests/workloads").join(format!("{name}.c")),
+        root.join("demo").join(format!("{name}.c")),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("no workload source for {name}"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let status = Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("cc is needed to build the C workloads");
+    assert!(status.success(), "compiling {}", src.display());
+    out
+}
+
+/// A cargo example of this package (cargo test builds them).
+pub fn example(name: &str) -> PathBuf {
+    let p = Path::new(tracer_bin())
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.exists(),
+        "example {} not built (cargo test builds examples)",
+        p.display()
+    );
+    p
+}
+
+/// A workload that printed "pid=P ..." and waits for a byte on stdin.
+pub struct Gated {
+    pub child: Child,
+    pub pid: i32,
+    pub first_line: String,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Gated {
+    pub fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting workload");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first_line = String::new();
+        stdout
+            .read_line(&mut first_line)
+            .expect("workload's first line");
+        let pid = field(&first_line, "pid")
+            .unwrap_or_else(|| panic!("no pid= in {first_line:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child,
+            pid,
+            first_line,
+            stdout,
+        }
+    }
+
+    pub fn go(&mut self) {
+        self.child.stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    }
+
+    /// Waits for the workload to end; returns the rest of its stdout.
+    pub fn finish(mut self, limit: Duration) -> String {
+        let status = wait_for(&mut self.child, limit, "workload");
+        assert!(status.success(), "workload failed: {status}");
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        rest
+    }
+}
+
+/// `key=value` from a line of workload output.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The tracer, started in the background, past its "tracing" line.
+pub struct Tracer {
+    pub child: Child,
+    stderr: BufReader<ChildStderr>,
+    pub json: PathBuf,
+}
+
+impl Tracer {
+    pub fn start(args: &[&str], tag: &str) -> Self {
+        let json = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}.json"));
+        let _ = std::fs::remove_file(&json);
+        let mut child = Command::new(tracer_bin())
+            .arg("contention")
+            .args(args)
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tracer");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut line = String::new();
+            let n = stderr.read_line(&mut line).unwrap();
+            assert!(n > 0, "tracer exited before attaching: {:?}", child.wait());
+            if line.starts_with("tracer: tracing") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "tracer did not attach in 30 s");
+        }
+        Self {
+            child,
+            stderr,
+            json,
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit 0 and returns (stdout report, parsed JSON).
+    pub fn finish(mut self, limit: Duration) -> (String, serde_json::Value) {
+        let status = wait_for(&mut self.child, limit, "tracer");
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let mut err = String::new();
+        self.stderr.read_to_string(&mut err).unwrap();
+        assert!(status.success(), "tracer failed ({status}):\n{err}\n{out}");
+        let json = std::fs::read_to_string(&self.json)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.json.display()));
+        (
+            out,
+            serde_json::from_str(&json).expect("tracer JSON parses"),
+        )
+    }
+}
+
+pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `perf stat` of sys_enter_futex with a filter, wrapping `cmd`: counts from
+/// exec to exit, in every thread, independently of the tracer.
+pub fn under_perf_stat(filter: &str, out: &Path, program: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("perf");
+    cmd.args(["stat", "-x", ",", "-o"])
+        .arg(out)
+        .args(["-e", "syscalls:sys_enter_futex", "--filter", filter, "--"])
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// The count from `perf stat -x,` output.
+pub fn perf_count(out: &Path) -> u64 {
+    let text = std::fs::read_to_string(out).expect("perf stat output");
+    text.lines()
+        .find(|l| l.contains("syscalls:sys_enter_futex"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in perf output:\n{text}"))
+}
+
+/// The lock with this address in a JSON report.
+pub fn lock_at<'a>(report: &'a serde_json::Value, addr: &str) -> &'a serde_json::Value {
+    report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["address"].as_str() == Some(addr))
+        .unwrap_or_else(|| panic!("no lock at {addr} in {:#}", report["locks"]))
+}
+
+pub fn assert_no_drops(report: &serde_json::Value) {
+    for (k, v) in report["drops"].as_object().unwrap() {
+        assert_eq!(v.as_u64(), Some(0), "drop counter {k} is {v}");
+    }
+}
+
+/// Runs a command to completion and returns its output.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}

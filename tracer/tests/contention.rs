@@ -1,0 +1,321 @@
+//! Privileged integration tests: the real tracer binary loads the real
+//! programs and traces real workloads; every number is checked against
+//! ground truth the tracer did not produce (perf stat, the workloads' own
+//! counters and clocks, the kernel's program list).
+
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use common::*;
+
+/// glibc's mutex waits with FUTEX_WAIT | FUTEX_PRIVATE_FLAG.
+const FUTEX_WAIT_PRIVATE: u32 = 128;
+/// Rust std's mutex waits with FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG.
+const FUTEX_WAIT_BITSET_PRIVATE: u32 = 9 | 128;
+
+#[test]
+fn pthread_mutex_waits_equal_perf_stat_exactly() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("mutex_count");
+    let perf_out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mutex_count.perf");
+    let filter = format!("op == {FUTEX_WAIT_PRIVATE}");
+    let mut work = Gated::start(under_perf_stat(&filter, &perf_out, &bin, &["4", "150000"]));
+    let mutex = field(&work.first_line, "mutex")
+        .expect("mutex= in workload output")
+        .to_string();
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "mutex_count");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(30));
+
+    let acquisitions: u64 = field(&rest, "acquisitions")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(acquisitions, 4 * 150000, "the workload's own count");
+    let perf = perf_count(&perf_out);
+    assert!(
+        perf > 100,
+        "the workload should contend (perf saw {perf} waits)"
+    );
+
+    let top = &report["locks"][0];
+    assert_eq!(
+        top["address"].as_str(),
+        Some(mutex.as_str()),
+        "top lock is the workload's mutex"
+    );
+    assert_eq!(
+        top["symbol"].as_str(),
+        Some("contended_mu"),
+        "named static reported by name"
+    );
+    assert_eq!(top["label"].as_str(), Some("contended_mu"));
+    assert_eq!(
+        top["contentions"].as_u64(),
+        Some(perf),
+        "tracer's wait count equals perf stat's"
+    );
+    let o = &top["outcomes"];
+    let sum: u64 = ["slept", "eagain", "timed_out", "interrupted", "error"]
+        .iter()
+        .map(|k| o[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, perf, "outcomes add up to the wait count");
+    let hist: u64 = top["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist, perf, "every wait is in the histogram");
+    assert_eq!(
+        top["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["contentions"].as_u64() > Some(0))
+            .count(),
+        4
+    );
+    assert_no_drops(&report);
+    assert!(
+        text.contains("contended_mu"),
+        "text report names the lock:\n{text}"
+    );
+    assert!(text.contains("DROPS"), "text report has the drops line");
+}
+
+#[test]
+fn rust_std_mutex_is_seen_with_wait_bitset() {
+    let Some(_serial) = privileged() else { return };
+    let bin = example("rust_mutex");
+    let perf_out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust_mutex.perf");
+    let filter = format!("op == {FUTEX_WAIT_BITSET_PRIVATE}");
+    let mut work = Gated::start(under_perf_stat(&filter, &perf_out, &bin, &["4", "200000"]));
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "rust_mutex");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (_, report) = tracer.finish(Duration::from_secs(30));
+    assert_eq!(field(&rest, "acquisitions").map(str::trim), Some("800000"));
+    let perf = perf_count(&perf_out);
+    assert!(
+        perf > 100,
+        "the workload should contend (perf saw {perf} FUTEX_WAIT_BITSET waits)"
+    );
+
+    // Sorted by total wait, the main thread's join may come first: find the
+    // mutex by its (demangled) static name.
+    let locks = report["locks"].as_array().unwrap();
+    let lock = locks
+        .iter()
+        .find(|l| {
+            l["symbol"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("rust_mutex::SEQUENCER_STATE"))
+        })
+        .unwrap_or_else(|| panic!("no lock named rust_mutex::SEQUENCER_STATE: {locks:#?}"));
+    assert_eq!(
+        lock["contentions"].as_u64(),
+        Some(perf),
+        "tracer's wait count equals perf stat's"
+    );
+    assert_no_drops(&report);
+}
+
+#[test]
+fn p50_matches_a_known_hold_time() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("hold_time");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["10000", "40"]); // hold 10 ms, 40 rounds
+    let mut work = Gated::start(cmd);
+    let mutex = field(&work.first_line, "mutex").unwrap().to_string();
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "hold_time");
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (_, report) = tracer.finish(Duration::from_secs(30));
+    let truth: f64 = field(&rest, "median_wait_ns").unwrap().parse().unwrap();
+    let lock = lock_at(&report, &mutex);
+    let p50 = lock["wait"]["p50_ns"].as_f64().unwrap();
+    let err = (p50 - truth).abs() / truth;
+    assert!(
+        err <= 0.05,
+        "p50 {p50:.0} ns vs the workload's own median {truth:.0} ns: {:.1}% off (limit 5%)",
+        err * 100.0
+    );
+    assert_eq!(
+        lock["outcomes"]["slept"].as_u64(),
+        Some(40),
+        "one sleeping wait per round"
+    );
+}
+
+#[test]
+fn launched_command_is_traced_from_the_start_with_its_forks() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("sequencer");
+    // A shell that forks the workload: the tracer must follow into the child.
+    let script = format!("{} --seconds 1 --threads 3", bin.display());
+    let mut tracer = Command::new(tracer_bin());
+    tracer.args(["contention", "--", "sh", "-c", &format!("{script}; true")]);
+    let out = output(&mut tracer);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tracer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("global_seq_batch_seq_mu_"),
+        "followed child's lock reported:\n{text}"
+    );
+    assert!(
+        text.contains("followed"),
+        "the forked child is listed as followed:\n{text}"
+    );
+}
+
+/// Programs of ours still loaded in the kernel.
+fn our_programs() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter_map(|p| p.name_as_str().map(str::to_string))
+        .filter(|n| {
+            n.starts_with("sys_enter_futex")
+                || n.starts_with("sys_exit_futex")
+                || n == "task_newtask"
+        })
+        .collect()
+}
+
+fn assert_all_detached() {
+    // Program memory is freed asynchronously after the last fd closes.
+    for _ in 0..100 {
+        if our_programs().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(our_programs(), Vec::<String>::new(), "programs left loaded");
+    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    assert!(
+        !uprobes.contains("tracer"),
+        "uprobe events left behind: {uprobes}"
+    );
+}
+
+fn detaches_on(sig: i32, tag: &str) {
+    let bin = c_workload("sequencer");
+    let mut work = Command::new(&bin)
+        .args(["--seconds", "30"])
+        .spawn()
+        .unwrap();
+    let tracer = Tracer::start(&["--pid", &work.id().to_string()], tag);
+    assert!(
+        !our_programs().is_empty(),
+        "programs are loaded while tracing"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    tracer.signal(sig);
+    let (text, report) = tracer.finish(Duration::from_secs(20));
+    let _ = work.kill();
+    let _ = work.wait();
+    assert!(
+        text.contains("VERDICT"),
+        "the full report is printed after the signal:\n{text}"
+    );
+    assert!(report["locks"].as_array().is_some_and(|l| !l.is_empty()));
+    assert_all_detached();
+}
+
+#[test]
+fn sigint_detaches_everything() {
+    let Some(_serial) = privileged() else { return };
+    detaches_on(libc::SIGINT, "sigint");
+}
+
+#[test]
+fn sigterm_detaches_everything() {
+    let Some(_serial) = privileged() else { return };
+    detaches_on(libc::SIGTERM, "sigterm");
+}
+
+#[test]
+fn target_exit_detaches_everything() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("sequencer");
+    let mut work = Command::new(&bin)
+        .args(["--seconds", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tracer = Tracer::start(&["--pid", &work.id().to_string()], "target_exit");
+    let _ = work.wait();
+    let (text, _) = tracer.finish(Duration::from_secs(20));
+    assert!(text.contains("VERDICT"));
+    assert_all_detached();
+}
+
+#[test]
+fn duration_stops_tracing_and_terminates_a_launched_command() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("sequencer");
+    let t0 = std::time::Instant::now();
+    let out = output(
+        Command::new(tracer_bin())
+            .args(["contention", "--duration", "700ms", "--"])
+            .arg(&bin)
+            .args(["--seconds", "60"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t0.elapsed()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("traced 0.7"), "duration honoured:\n{text}");
+}
+
+#[test]
+fn bad_targets_fail_with_one_sentence_and_their_code() {
+    let Some(_serial) = privileged() else { return };
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--pid", "999999999"], 5, "no process with pid"),
+        (&["--pid", "2"], 5, "kernel thread"),
+        (&["--", "/nonexistent/program"], 5, "cannot execute"),
+        (&["--pid", "1", "--consider-at", "5000"], 2, "--consider-at"),
+        (&["--pid", "1", "--duration", "soon"], 2, "duration"),
+    ];
+    for (args, code, needle) in cases {
+        let out = output(Command::new(tracer_bin()).arg("contention").args(*args));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
+
+#[test]
+fn unprivileged_user_is_told_to_use_sudo() {
+    let Some(_serial) = privileged() else { return };
+    let out = output(Command::new("setpriv").args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        tracer_bin(),
+        "contention",
+        "--pid",
+        "1",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("sudo"), "{err}");
+}
