@@ -51,16 +51,28 @@ pub mod futex_op {
     pub const SYS_FUTEX_WAKE: u32 = 0x1002;
 }
 
-/// What a futex call in flight is, as stored in its start record.
+/// What a futex call in flight is, as stored in its start record. Each
+/// thread keeps one start slot for its lifetime, updated in place (no map
+/// insert or delete per call); the exit marks it `NONE` again.
 pub mod kind {
-    /// A futex op we do not aggregate (trylock, fd, …); kept so the exit
-    /// can tell "began before attach" from "not interesting".
-    pub const OTHER: u32 = 0;
+    /// No call in flight: a futex exit that finds this began before
+    /// tracing did.
+    pub const NONE: u32 = 0;
     pub const WAIT: u32 = 1;
     /// futex_waitv(2): the address is read at exit from the waiter array.
     pub const WAITV: u32 = 2;
     pub const WAKE: u32 = 3;
+    /// A futex op we do not aggregate (trylock, fd, …); recorded so its
+    /// exit is not mistaken for one that began before tracing.
+    pub const OTHER: u32 = 4;
 }
+
+/// Call-site sampling: every wait of a (lock, thread) pair takes a user
+/// stack until the pair has had `STACK_ALL_FIRST` waits; after that, one in
+/// `STACK_EVERY` (a power of two, set at load time). A sampled wait counts
+/// for `STACK_EVERY` in its site, so site counts stay unbiased estimates
+/// while the per-wait cost of hot locks drops.
+pub const STACK_ALL_FIRST: u64 = 64;
 
 /// How a wait ended, as an index into [`LockThreadStats::outcomes`].
 pub mod outcome {
@@ -108,40 +120,33 @@ pub mod outcome {
     }
 }
 
-/// Indices into the per-CPU `COUNTERS` array: events seen and every way an
-/// event can be lost. Userspace shows all of them in every report.
+/// Indices into the per-CPU `COUNTERS` array: every way an event can be
+/// lost. Userspace shows all of them in every report. (Events seen are
+/// summed from the aggregates instead: one map access less per event.)
 pub mod counter {
-    /// Futex waits that completed and were aggregated.
-    pub const WAITS: u32 = 0;
-    /// Futex wakes that completed and were aggregated.
-    pub const WAKES: u32 = 1;
-    /// A futex call of a target exited with no start record: it began
-    /// before tracing did (a thread already asleep at attach time).
-    pub const MISSING_START: u32 = 2;
-    /// The start-record map was full: that call is not measured.
-    pub const START_FULL: u32 = 3;
+    /// A futex call of a target exited without its start: it began before
+    /// tracing did (a thread already asleep at attach time), or a thread
+    /// whose id collides modulo START_SLOTS took its slot. Not measured.
+    pub const MISSING_START: u32 = 0;
     /// The per-(lock, thread) map was full: that event is lost.
-    pub const AGG_FULL: u32 = 4;
+    pub const AGG_FULL: u32 = 1;
     /// The histogram map was full: the wait is counted but not in a bucket.
-    pub const HIST_FULL: u32 = 5;
+    pub const HIST_FULL: u32 = 2;
     /// The call-site map was full: the wait is counted but has no site.
-    pub const SITE_FULL: u32 = 6;
+    pub const SITE_FULL: u32 = 3;
     /// bpf_get_stackid failed other than by a collision.
-    pub const STACK_ERROR: u32 = 7;
+    pub const STACK_ERROR: u32 = 4;
     /// bpf_get_stackid hit a hash collision (EEXIST): no stack for that wait.
-    pub const STACK_COLLISION: u32 = 8;
+    pub const STACK_COLLISION: u32 = 5;
     /// futex_waitv: reading the waiter array from user memory failed.
-    pub const WAITV_READ: u32 = 9;
+    pub const WAITV_READ: u32 = 6;
     /// The target map was full: a forked child could not be followed.
-    pub const TARGETS_FULL: u32 = 10;
-    pub const COUNT: u32 = 11;
+    pub const TARGETS_FULL: u32 = 7;
+    pub const COUNT: u32 = 8;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
-        "waits",
-        "wakes",
         "missing_start",
-        "start_map_full",
         "lock_map_full",
         "hist_map_full",
         "site_map_full",
@@ -156,7 +161,10 @@ pub mod counter {
 /// counted in [`counter`].
 pub mod limits {
     pub const TARGETS: u32 = 1024;
-    pub const START: u32 = 16384;
+    /// Start slots (a power of two). Thread ids are dense and sequential,
+    /// so two live traced threads rarely share `tid & (START_SLOTS - 1)`;
+    /// when they do, the earlier call is counted under `MISSING_START`.
+    pub const START_SLOTS: u32 = 1 << 16;
     pub const LOCK_THREADS: u32 = 16384;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
@@ -226,7 +234,8 @@ pub mod hist {
     }
 }
 
-/// Start of a futex call in flight, keyed by thread id.
+/// Start of a futex call in flight, in slot `tid & (START_SLOTS - 1)` of an
+/// array (the JIT inlines array lookups; a hash lookup costs ~100 ns here).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FutexStart {
@@ -239,8 +248,12 @@ pub struct FutexStart {
     pub op: u32,
     /// One of [`kind`].
     pub kind: u32,
+    /// The thread owning the slot: two live threads whose ids collide on a
+    /// slot are detected, never mixed up.
+    pub tid: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<FutexStart>() == 32);
+const _: () = assert!(size_of::<FutexStart>() == 40);
 
 /// A lock as the kernel sees it within one run: futex address in a process.
 #[repr(C)]
@@ -304,10 +317,14 @@ pub const NO_STACK: i32 = -1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SiteStats {
+    /// Estimated waits at this site (sampled waits times their weight).
     pub count: u64,
+    /// Estimated wait time at this site.
     pub wait_ns: u64,
+    /// Stacks actually taken.
+    pub samples: u64,
 }
-const _: () = assert!(size_of::<SiteStats>() == 16);
+const _: () = assert!(size_of::<SiteStats>() == 24);
 
 /// Depth of the kernel's stack-trace map values (PERF_MAX_STACK_DEPTH).
 pub const STACK_DEPTH: usize = 127;

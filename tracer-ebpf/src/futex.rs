@@ -7,9 +7,10 @@
 //! at 16 on exit.
 //! https://github.com/torvalds/linux/blob/v6.18/kernel/futex/syscalls.c
 //!
-//! Per completed wait the exit does: one lookup+delete of the start record,
-//! one update of the per-(lock, thread) entry (single writer, no atomics),
-//! one atomic histogram increment, one stack id, one atomic site update.
+//! Per completed wait the exit does: one array lookup of the thread's start
+//! slot (inlined by the JIT), one update of the per-(lock, thread)
+//! entry (single writer, no atomics), one atomic histogram increment, and,
+//! for sampled waits only, a stack id and an atomic site update.
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
@@ -17,14 +18,14 @@ use aya_ebpf::{
     programs::{TracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, SiteKey, SiteStats, counter,
-    futex_op, hist, kind, outcome, tp,
+    FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
+    SiteStats, counter, futex_op, hist, kind, outcome, tp,
 };
 
 use crate::{
     maps::{
-        FUTEX_START, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert,
-        is_target,
+        LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert, is_target,
+        stack_every, start_slot,
     },
     task::read_ctx,
 };
@@ -112,15 +113,24 @@ fn enter(uaddr: u64, nr: u64, op: u32, k: u32) {
     }
     // SAFETY: the helper has no preconditions.
     let ts_ns = unsafe { bpf_ktime_get_ns() };
-    let start = FutexStart {
-        ts_ns,
-        uaddr,
-        nr,
-        op,
-        kind: k,
+    let tid = pid_tgid as u32;
+    let Some(slot) = start_slot(tid) else {
+        return;
     };
-    if FUTEX_START.insert(pid_tgid as u32, start, 0).is_err() {
-        count(counter::START_FULL);
+    // SAFETY: array value pointer. The slot is taken even if another
+    // thread id holds it: that holder is either dead (killed mid-wait) or a
+    // live thread whose id collides, whose exit then finds our tid and counts
+    // its call as not measured (MISSING_START).
+    unsafe {
+        *slot = FutexStart {
+            ts_ns,
+            uaddr,
+            nr,
+            op,
+            kind: k,
+            tid,
+            _pad: 0,
+        };
     }
 }
 
@@ -142,13 +152,18 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if !is_target(tgid) {
         return Ok(());
     }
-    let Some(start) = FUTEX_START.get_ptr(tid) else {
-        count(counter::MISSING_START);
+    let Some(slot) = start_slot(tid) else {
         return Ok(());
     };
-    // SAFETY: the pointer comes from a successful lookup; copy before delete.
-    let start = unsafe { *start };
-    let _ = FUTEX_START.remove(tid);
+    // SAFETY: array value pointer. Copy the slot, then free it if it is ours.
+    let start = unsafe { *slot };
+    if start.kind == kind::NONE || start.tid != tid {
+        // Began before tracing did, or a colliding thread id took the slot.
+        count(counter::MISSING_START);
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { (*slot).kind = kind::NONE };
     // SAFETY: constant, aligned offset inside the sys_exit record.
     let ret = unsafe { read_ctx::<i64>(ctx, tp::SYSCALL_RET) };
 
@@ -201,7 +216,6 @@ fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
             (*s).woken += ret as u64;
         }
     }
-    count(counter::WAKES);
 }
 
 #[inline(always)]
@@ -218,7 +232,7 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     // SAFETY: map value pointer; only this thread writes entries keyed by its
     // tid. `classify` returns an index below outcome::COUNT; `get_mut` keeps
     // the access checked anyway.
-    unsafe {
+    let waits = unsafe {
         if let Some(c) = (*s).outcomes.get_mut(outcome::classify(ret)) {
             *c += 1;
         }
@@ -226,8 +240,9 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
         if dur > (*s).max_wait_ns {
             (*s).max_wait_ns = dur;
         }
-    }
-    count(counter::WAITS);
+        let o = &(*s).outcomes;
+        o[0] + o[1] + o[2] + o[3] + o[4]
+    };
 
     let hkey = HistKey {
         uaddr,
@@ -237,6 +252,17 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &0, counter::HIST_FULL) {
         atomic_add(h, 1);
     }
+
+    // Call sites: every wait at first, then a systematic 1-in-N sample
+    // weighted by N (see tracer_common::STACK_ALL_FIRST).
+    let every = stack_every();
+    let weight = if waits <= STACK_ALL_FIRST {
+        1
+    } else if (waits & every.wrapping_sub(1)) == 0 {
+        every
+    } else {
+        return;
+    };
 
     // The user stack is the same at exit as at entry: still inside the call.
     let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
@@ -263,8 +289,9 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     ) {
         // SAFETY: map value pointer; fields are u64 updated atomically.
         unsafe {
-            atomic_add(&raw mut (*site).count, 1);
-            atomic_add(&raw mut (*site).wait_ns, dur);
+            atomic_add(&raw mut (*site).count, weight);
+            atomic_add(&raw mut (*site).wait_ns, dur * weight);
+            atomic_add(&raw mut (*site).samples, 1);
         }
     }
 }

@@ -6,7 +6,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, StackTrace},
 };
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter, limits,
@@ -17,9 +17,15 @@ use tracer_common::{
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(limits::TARGETS, 0);
 
-/// Futex calls in flight, by thread id.
+/// Futex calls in flight, in slot `tid & (START_SLOTS - 1)`.
 #[map]
-pub static FUTEX_START: HashMap<u32, FutexStart> = HashMap::with_max_entries(limits::START, 0);
+pub static FUTEX_START: Array<FutexStart> = Array::with_max_entries(limits::START_SLOTS, 0);
+
+/// The start slot of a thread.
+#[inline(always)]
+pub fn start_slot(tid: u32) -> Option<*mut FutexStart> {
+    FUTEX_START.get_ptr_mut(tid & (limits::START_SLOTS - 1))
+}
 
 /// Per (lock, thread) wait and wake statistics. Per-lock and per-thread
 /// totals are sums over this map, so one map update per event serves both.
@@ -43,9 +49,26 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
+/// Set by userspace when there is exactly one target and no following:
+/// the filter is then a compare, not a hash lookup, for every futex call on
+/// the system.
+#[unsafe(no_mangle)]
+static TARGET_TGID: u32 = 0;
+
 /// Set by userspace: follow processes forked by a target (`-- CMD` mode).
 #[unsafe(no_mangle)]
 static FOLLOW_FORKS: u32 = 0;
+
+/// Set by userspace: after the first waits of a (lock, thread) pair, take a
+/// stack for one wait in STACK_EVERY (a power of two; 1 = every wait).
+#[unsafe(no_mangle)]
+static STACK_EVERY: u64 = 16;
+
+#[inline(always)]
+pub fn stack_every() -> u64 {
+    // SAFETY: as for FOLLOW_FORKS.
+    unsafe { core::ptr::read_volatile(&STACK_EVERY) }
+}
 
 #[inline(always)]
 pub fn follow_forks() -> bool {
@@ -57,6 +80,11 @@ pub fn follow_forks() -> bool {
 /// Is this tgid one of ours?
 #[inline(always)]
 pub fn is_target(tgid: u32) -> bool {
+    // SAFETY: as for FOLLOW_FORKS.
+    let only = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
+    if only != 0 {
+        return tgid == only;
+    }
     TARGETS.get_ptr(tgid).is_some()
 }
 

@@ -127,7 +127,14 @@ pub struct Probes {
 impl Probes {
     /// Checks the environment and loads (verifies) every program. Nothing
     /// is attached yet.
-    pub fn load(follow_forks: bool, verbose: bool) -> Result<Self> {
+    /// `only_target`: the single process traced when no forks are followed
+    /// (the kernel filter is then a compare instead of a map lookup).
+    pub fn load(
+        follow_forks: bool,
+        only_target: Option<u32>,
+        stack_every: u64,
+        verbose: bool,
+    ) -> Result<Self> {
         let t0 = Instant::now();
         preflight::privileges()?;
         let tracefs = preflight::tracefs()?;
@@ -142,6 +149,8 @@ impl Probes {
         let follow: u32 = follow_forks.into();
         let mut bpf = EbpfLoader::new()
             .override_global("FOLLOW_FORKS", &follow, true)
+            .override_global("STACK_EVERY", &stack_every, true)
+            .override_global("TARGET_TGID", &only_target.unwrap_or(0), true)
             .load(OBJECT)
             .map_err(|e| {
                 fail(

@@ -77,6 +77,13 @@ pub struct ContentionArgs {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
 
+    /// Call-site sampling: after the first 64 waits of a thread on a lock,
+    /// take a user stack for one wait in N (a power of two; 1 = every wait).
+    /// Site counts are scaled by N, so they stay estimates of all waits;
+    /// lock and thread counts are always exact.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = parse_power_of_two)]
+    pub stack_every: u64,
+
     /// With a command: do not follow the processes it forks.
     #[arg(long)]
     pub no_follow: bool,
@@ -84,6 +91,13 @@ pub struct ContentionArgs {
     /// The command to launch and trace (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+fn parse_power_of_two(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n.is_power_of_two() && n <= 1 << 20 => Ok(n),
+        _ => Err(format!("'{s}' is not a power of two from 1 to 1048576")),
+    }
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, `250us`, or a plain number of seconds.

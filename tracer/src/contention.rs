@@ -63,7 +63,8 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         None => args.pid.iter().map(|&p| p as u32).collect(),
     };
 
-    let mut probes = Probes::load(follow, verbose)?;
+    let only = (roots.len() == 1 && !follow).then(|| roots[0]);
+    let mut probes = Probes::load(follow, only, args.stack_every, verbose)?;
     for &pid in &roots {
         probes.add_target(pid)?;
     }
@@ -186,6 +187,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         load_attach_ms,
         hooks,
         thresholds,
+        stack_every: args.stack_every,
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
     print!("{}", report::text::render(&report, args.top));

@@ -27,6 +27,7 @@ pub enum Code {
 }
 
 impl Code {
+    #[cfg(test)]
     pub const ALL: [Code; 8] = [
         Code::Ok,
         Code::Internal,
@@ -37,19 +38,6 @@ impl Code {
         Code::Load,
         Code::Output,
     ];
-
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Code::Ok => "report produced",
-            Code::Internal => "unexpected internal error",
-            Code::Usage => "bad command line",
-            Code::Permission => "insufficient privileges",
-            Code::Environment => "kernel or system lacks something needed",
-            Code::Target => "target cannot be traced",
-            Code::Load => "kernel refused to load or attach a program",
-            Code::Output => "report could not be written",
-        }
-    }
 }
 
 /// An error that carries its exit code and one sentence for the user.

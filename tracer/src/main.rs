@@ -37,4 +37,5 @@ fn main() {
         }
         std::process::exit(code as i32);
     }
+    std::process::exit(exit::Code::Ok as i32);
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tracer_common::{LockKey, NO_STACK, counter, outcome};
+use tracer_common::{LockKey, NO_STACK, STACK_ALL_FIRST, SiteStats, counter, outcome};
 
 use super::{
     decide::{decide, verdict},
@@ -23,6 +23,8 @@ pub struct RunMeta {
     pub load_attach_ms: f64,
     pub hooks: Vec<Hook>,
     pub thresholds: Thresholds,
+    /// Call-site sampling period (see `--stack-every`).
+    pub stack_every: u64,
 }
 
 pub fn build(
@@ -84,7 +86,7 @@ pub fn build(
         .or_default()
         .push((k.bucket, *c));
     }
-    let mut sites: HashMap<LockKey, Vec<(i32, u64, u64)>> = HashMap::new();
+    let mut sites: HashMap<LockKey, Vec<(i32, SiteStats)>> = HashMap::new();
     for (k, s) in &snap.sites {
         sites
             .entry(LockKey {
@@ -93,7 +95,7 @@ pub fn build(
                 _pad: 0,
             })
             .or_default()
-            .push((k.stack_id, s.count, s.wait_ns));
+            .push((k.stack_id, *s));
     }
 
     for (key, lock) in locks.iter_mut() {
@@ -111,15 +113,20 @@ pub fn build(
             .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
         let mut lsites = sites.remove(key).unwrap_or_default();
-        lsites.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
-        for (stack_id, count, wait_ns) in lsites.into_iter().take(SITES_PER_LOCK) {
+        lsites.sort_by(|a, b| {
+            b.1.count
+                .cmp(&a.1.count)
+                .then(b.1.wait_ns.cmp(&a.1.wait_ns))
+        });
+        for (stack_id, s) in lsites.into_iter().take(SITES_PER_LOCK) {
             let (unwind, frames) = match snap.stacks.get(&stack_id) {
                 Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
                 _ => ("none", Vec::new()),
             };
             lock.sites.push(Site {
-                count,
-                wait_ns,
+                count: s.count,
+                wait_ns: s.wait_ns,
+                samples: s.samples,
                 unwind: unwind.into(),
                 frames,
             });
@@ -181,17 +188,24 @@ pub fn build(
     threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
     let c = |i: u32| snap.counters[i as usize];
-    let events = BTreeMap::from([
-        ("waits".to_string(), c(counter::WAITS)),
-        ("wakes".to_string(), c(counter::WAKES)),
-    ]);
-    let mut drops: BTreeMap<String, u64> = (counter::MISSING_START..counter::COUNT)
+    let waits: u64 = snap
+        .lock_threads
+        .iter()
+        .map(|(_, s)| s.outcomes.iter().sum::<u64>())
+        .sum();
+    let wakes: u64 = snap.lock_threads.iter().map(|(_, s)| s.wake_calls).sum();
+    let events = BTreeMap::from([("waits".to_string(), waits), ("wakes".to_string(), wakes)]);
+    let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
         .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
         .collect();
     drops.insert("map_read_errors".into(), snap.read_errors);
 
     let mut limitations = vec![
         "Stacks are frame-pointer walks by the kernel: glibc has no frame pointers, so the function that called pthread_mutex_lock is often skipped and a call site may name its caller (eh_frame unwinding comes later).".to_string(),
+        format!(
+            "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
+            meta.stack_every
+        ),
         "Every futex wait counts as a contention, including condition-variable waits, thread joins and idle parking: lock kind is not classified yet.".to_string(),
     ];
     if c(counter::MISSING_START) > 0 {
@@ -319,6 +333,7 @@ mod tests {
             load_attach_ms: 10.0,
             hooks: vec![],
             thresholds: Thresholds::default(),
+            stack_every: 16,
         }
     }
 
@@ -386,6 +401,7 @@ mod tests {
             SiteStats {
                 count: 2500,
                 wait_ns: 4_000_000,
+                samples: 200,
             },
         )];
         let r = build(&snap, &BTreeMap::new(), &mut Symbols::new(), meta());
@@ -407,10 +423,10 @@ mod tests {
         assert_eq!(t9.wait_ns, 10_000_000);
         assert_eq!(t9.top_lock.as_deref(), Some("0x2000"));
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
-        assert!(r.drops.contains_key("start_map_full"));
-        assert_eq!(
-            r.drops.len(),
-            (counter::COUNT - counter::MISSING_START) as usize + 1
-        );
+        assert!(r.drops.contains_key("missing_start"));
+        assert!(r.drops.contains_key("map_read_errors"));
+        assert_eq!(r.drops.len(), counter::COUNT as usize + 1);
+        assert_eq!(r.events["waits"], 2500 + 10);
+        assert_eq!(r.events["wakes"], 5);
     }
 }

@@ -87,16 +87,6 @@ pub enum Decision {
     Recommended,
 }
 
-impl Decision {
-    pub fn text(self) -> &'static str {
-        match self {
-            Decision::NotNeeded => "lock-free not needed",
-            Decision::Consider => "consider lock-free",
-            Decision::Recommended => "lock-free recommended",
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub decision: Decision,
@@ -178,8 +168,12 @@ pub struct Bucket {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Site {
+    /// Estimated waits at this site (sampled waits scaled by their weight).
     pub count: u64,
+    /// Estimated wait time at this site.
     pub wait_ns: u64,
+    /// Stacks actually taken here.
+    pub samples: u64,
     /// "frame-pointer" (kernel walk) or "none" when no stack was taken.
     pub unwind: String,
     /// Innermost first.
