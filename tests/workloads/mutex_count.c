@@ -2,7 +2,7 @@
  * N threads on one pthread mutex (a named global, `contended_mu`).
  * Prints "pid=P mutex=0xADDR", waits for one byte on stdin (so the tracer
  * and the ground truth start in the same window), runs, then prints its own
- * acquisition count. The main thread is one of the workers, so no thread
+ * acquisition count and how long the contended phase took. The main thread is one of the workers, so no thread
  * blocks in a long join.
  *
  *   mutex_count THREADS ITERATIONS
@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 pthread_mutex_t contended_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -42,9 +43,13 @@ int main(int argc, char **argv) {
     fflush(stdout);
     char b;
     if (read(0, &b, 1) != 1) return 3;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     go = 1;
     worker(NULL);
     for (int i = 1; i < n && i < 64; i++) pthread_join(t[i], NULL);
-    printf("acquisitions=%llu\n", (unsigned long long)acquisitions);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("acquisitions=%llu elapsed_us=%lld\n", (unsigned long long)acquisitions,
+           (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
     return 0;
 }
