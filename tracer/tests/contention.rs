@@ -301,6 +301,15 @@ fn bad_targets_fail_with_one_sentence_and_their_code() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
+    // A process that has exited but is not reaped yet (a zombie).
+    let mut zombie = Command::new("true").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out =
+        output(Command::new(tracer_bin()).args(["contention", "--pid", &zombie.id().to_string()]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("already exited"), "{err}");
+    zombie.wait().unwrap();
 }
 
 #[test]
@@ -318,4 +327,33 @@ fn unprivileged_user_is_told_to_use_sudo() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("sudo"), "{err}");
+}
+
+#[test]
+fn tracefs_is_mounted_when_missing() {
+    let Some(_serial) = privileged() else { return };
+    let events = std::path::Path::new("/sys/kernel/tracing/events");
+    if events.is_dir() {
+        let out = output(Command::new("umount").arg("/sys/kernel/tracing"));
+        assert!(
+            out.status.success(),
+            "unmounting tracefs for the test: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!events.is_dir(), "tracefs still mounted");
+    let bin = c_workload("sequencer");
+    let out = output(
+        Command::new(tracer_bin())
+            .args(["contention", "--"])
+            .arg(&bin)
+            .args(["--seconds", "0.3"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(events.is_dir(), "the tracer mounted tracefs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("global_seq_batch_seq_mu_"));
 }

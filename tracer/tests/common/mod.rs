@@ -210,9 +210,24 @@ pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process:
     }
 }
 
+/// Mounts tracefs if it is not (a fresh machine boots without it): perf
+/// needs it, independently of the tracer.
+pub fn ensure_tracefs() {
+    if !Path::new("/sys/kernel/tracing/events").is_dir() {
+        let out =
+            output(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]));
+        assert!(
+            out.status.success(),
+            "mounting tracefs for perf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// `perf stat` of sys_enter_futex with a filter, wrapping `cmd`: counts from
 /// exec to exit, in every thread, independently of the tracer.
 pub fn under_perf_stat(filter: &str, out: &Path, program: &Path, args: &[&str]) -> Command {
+    ensure_tracefs();
     let mut cmd = Command::new("perf");
     cmd.args(["stat", "-x", ",", "-o"])
         .arg(out)
