@@ -198,15 +198,21 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
+/// This thread's entry for this lock, created on first use.
 #[inline(always)]
-fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
+fn lock_thread(uaddr: u64, tgid: u32, tid: u32) -> Option<*mut LockThreadStats> {
     let key = LockThreadKey { uaddr, tgid, tid };
-    let Some(s) = get_or_insert(
+    get_or_insert(
         &LOCK_THREADS,
         &key,
         &LockThreadStats::default(),
         counter::AGG_FULL,
-    ) else {
+    )
+}
+
+#[inline(always)]
+fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
+    let Some(s) = lock_thread(uaddr, tgid, tid) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its tid.
@@ -220,13 +226,7 @@ fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
 
 #[inline(always)]
 fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
-    let key = LockThreadKey { uaddr, tgid, tid };
-    let Some(s) = get_or_insert(
-        &LOCK_THREADS,
-        &key,
-        &LockThreadStats::default(),
-        counter::AGG_FULL,
-    ) else {
+    let Some(s) = lock_thread(uaddr, tgid, tid) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its

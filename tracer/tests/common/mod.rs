@@ -268,3 +268,37 @@ pub fn output(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
+
+/// A gated workload running under `perf stat` (futex enters filtered on one
+/// op): the independent count the tracer is checked against.
+pub struct PerfRun {
+    pub work: Gated,
+    perf_out: PathBuf,
+}
+
+impl PerfRun {
+    pub fn start(program: &Path, args: &[&str], futex_op: u32, tag: &str) -> Self {
+        let perf_out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}.perf"));
+        let filter = format!("op == {futex_op}");
+        let work = Gated::start(under_perf_stat(&filter, &perf_out, program, args));
+        Self { work, perf_out }
+    }
+
+    /// The address the workload printed as `mutex=`.
+    pub fn mutex(&self) -> String {
+        field(&self.work.first_line, "mutex")
+            .expect("mutex= in workload output")
+            .to_string()
+    }
+
+    /// Waits for the workload; returns (its remaining stdout, perf's count).
+    pub fn finish(self) -> (String, u64) {
+        let rest = self.work.finish(Duration::from_secs(120));
+        let count = perf_count(&self.perf_out);
+        assert!(
+            count > 100,
+            "the workload should contend (perf saw {count} waits)"
+        );
+        (rest, count)
+    }
+}
