@@ -22,12 +22,9 @@ use tracer_common::{
     SiteStats, counter, futex_op, hist, kind, outcome, tp,
 };
 
-use crate::{
-    maps::{
-        LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert, is_target,
-        stack_every, start_slot,
-    },
-    task::read_ctx,
+use crate::maps::{
+    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert, is_target,
+    read_ctx, stack_every, start_slot,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.

@@ -1,12 +1,14 @@
 //! Maps shared by the hook families, the target filter, and small helpers
-//! for counting and atomics.
+//! for counting, atomics and reading tracepoint records.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::BPF_NOEXIST,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, StackTrace},
+    programs::TracePointContext,
 };
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter, limits,
@@ -118,4 +120,16 @@ pub fn get_or_insert<K, V>(map: &HashMap<K, V>, key: &K, init: &V, full: u32) ->
         return None;
     }
     map.get_ptr_mut(key)
+}
+
+/// Reads a field of a tracepoint record by direct context access (cheaper
+/// than a probe_read helper call; the verifier bounds-checks it).
+///
+/// # Safety
+/// `offset` must be a constant, inside the tracepoint's record and aligned
+/// for `T`.
+#[inline(always)]
+pub unsafe fn read_ctx<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: the caller guarantees the offset; the verifier checks ctx bounds.
+    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
 }

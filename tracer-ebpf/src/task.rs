@@ -7,10 +7,10 @@
 //! It fires in copy_process() in the parent's context, so the current tgid
 //! is the parent's.
 
-use aya_ebpf::{EbpfContext, helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
 use tracer_common::{counter, tp};
 
-use crate::maps::{TARGETS, count, follow_forks, is_target};
+use crate::maps::{TARGETS, count, follow_forks, is_target, read_ctx};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -44,16 +44,4 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
         count(counter::TARGETS_FULL);
     }
     Ok(())
-}
-
-/// Reads a field of a tracepoint record by direct context access (cheaper
-/// than a probe_read helper call; the verifier bounds-checks it).
-///
-/// # Safety
-/// `offset` must be a constant, inside the tracepoint's record and aligned
-/// for `T`.
-#[inline(always)]
-pub unsafe fn read_ctx<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
-    // SAFETY: the caller guarantees the offset; the verifier checks ctx bounds.
-    unsafe { core::ptr::read(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
 }

@@ -120,6 +120,7 @@ pub struct HookState {
 
 pub struct Probes {
     pub bpf: Ebpf,
+    tracefs: &'static str,
     pub hooks: Vec<HookState>,
     pub load_attach: Duration,
 }
@@ -171,6 +172,7 @@ impl Probes {
         }
         Ok(Self {
             bpf,
+            tracefs,
             hooks: Vec::new(),
             load_attach: t0.elapsed(),
         })
@@ -196,7 +198,7 @@ impl Probes {
     /// in the report, a missing required one is an error.
     pub fn attach(&mut self, follow_forks: bool) -> Result<()> {
         let t0 = Instant::now();
-        let tracefs = preflight::tracefs()?;
+        let tracefs = self.tracefs;
         for spec in HOOKS {
             let name = spec.event.replace('/', ":");
             if spec.program == "task_newtask" && !follow_forks {

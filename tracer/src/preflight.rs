@@ -86,7 +86,7 @@ pub fn field_offset(tracefs: &str, event: &str, field: &str) -> Option<usize> {
     text.lines().find_map(|line| {
         let decl = line.trim().strip_prefix("field:")?;
         let (decl, rest) = decl.split_once(';')?;
-        let name = decl.trim().rsplit(|c: char| c == ' ' || c == '*').next()?;
+        let name = decl.trim().rsplit([' ', '*']).next()?;
         let name = name.split('[').next()?;
         if name != field {
             return None;

@@ -176,10 +176,9 @@ impl Launched {
 
 impl Drop for Launched {
     fn drop(&mut self) {
-        // Never leave a gated child waiting forever, nor a zombie.
-        if self.gate.is_some() {
-            self.gate = None;
-        }
+        // Never leave a gated child waiting forever (closing the gate makes
+        // it exit without running the command), nor a zombie.
+        self.gate = None;
         if self.status.is_none() {
             let mut status = 0;
             // SAFETY: non-blocking reap of our own child.
