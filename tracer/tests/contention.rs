@@ -24,6 +24,10 @@ fn pthread_mutex_waits_equal_perf_stat_exactly() {
     run.work.go();
     let (rest, perf) = run.finish();
     let (text, report) = tracer.finish(Duration::from_secs(30));
+    assert!(
+        perf > 100,
+        "the workload should contend (perf saw {perf} waits)"
+    );
     assert_eq!(
         field(&rest, "acquisitions"),
         Some("600000"),
@@ -88,6 +92,10 @@ fn rust_std_mutex_is_seen_with_wait_bitset() {
     run.work.go();
     let (rest, perf) = run.finish();
     let (_, report) = tracer.finish(Duration::from_secs(30));
+    assert!(
+        perf > 100,
+        "the workload should contend (perf saw {perf} waits)"
+    );
     assert_eq!(field(&rest, "acquisitions"), Some("800000"));
     // Sorted by total wait, the main thread's join may come first: find the
     // mutex by its (demangled) static name.
@@ -118,6 +126,10 @@ fn heap_mutex_is_labelled_by_its_call_site() {
     run.work.go();
     let (_, perf) = run.finish();
     let (_, report) = tracer.finish(Duration::from_secs(30));
+    assert!(
+        perf > 100,
+        "the workload should contend (perf saw {perf} waits)"
+    );
     let lock = lock_at(&report, &mutex);
     assert_eq!(
         lock["symbol"],
@@ -150,8 +162,8 @@ fn heap_mutex_is_labelled_by_its_call_site() {
 fn several_pids_are_traced_at_once() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mutex_count");
-    let mut a = PerfRun::start(&bin, &["3", "100000"], FUTEX_WAIT_PRIVATE, "multi_a");
-    let mut b = PerfRun::start(&bin, &["3", "100000"], FUTEX_WAIT_PRIVATE, "multi_b");
+    let mut a = PerfRun::start(&bin, &["4", "150000"], FUTEX_WAIT_PRIVATE, "multi_a");
+    let mut b = PerfRun::start(&bin, &["4", "150000"], FUTEX_WAIT_PRIVATE, "multi_b");
     let pids = format!("{},{}", a.work.pid, b.work.pid);
     let tracer = Tracer::start(&["--pid", &pids], "multi");
     a.work.go();
@@ -159,6 +171,12 @@ fn several_pids_are_traced_at_once() {
     let (pid_a, pid_b) = (a.work.pid as u64, b.work.pid as u64);
     let ((_, perf_a), (_, perf_b)) = (a.finish(), b.finish());
     let (_, report) = tracer.finish(Duration::from_secs(30));
+    // Two processes share two cores: one may barely contend. Each must have
+    // waited at least once (so its lock is in the report), and together enough.
+    assert!(
+        perf_a > 0 && perf_b > 0 && perf_a + perf_b > 100,
+        "perf saw {perf_a} + {perf_b} waits"
+    );
     let locks = report["locks"].as_array().unwrap();
     for (pid, perf) in [(pid_a, perf_a), (pid_b, perf_b)] {
         // The same binary: the mutex has the same name in both processes.

@@ -294,11 +294,6 @@ impl PerfRun {
     /// Waits for the workload; returns (its remaining stdout, perf's count).
     pub fn finish(self) -> (String, u64) {
         let rest = self.work.finish(Duration::from_secs(120));
-        let count = perf_count(&self.perf_out);
-        assert!(
-            count > 100,
-            "the workload should contend (perf saw {count} waits)"
-        );
-        (rest, count)
+        (rest, perf_count(&self.perf_out))
     }
 }
