@@ -372,6 +372,17 @@ fn bad_targets_fail_with_one_sentence_and_their_code() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
+    // The report cannot be written: exit 7, after tracing.
+    let out = output(Command::new(tracer_bin()).args([
+        "contention",
+        "--json",
+        "/nonexistent-dir/run.json",
+        "--",
+        "true",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("cannot write the JSON report"), "{err}");
     // A process that has exited but is not reaped yet (a zombie).
     let mut zombie = Command::new("true").spawn().unwrap();
     std::thread::sleep(Duration::from_millis(200));
