@@ -197,6 +197,53 @@ fn several_pids_are_traced_at_once() {
 }
 
 #[test]
+fn futex2_syscalls_are_traced() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("futex2");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("50");
+    let mut work = Gated::start(cmd);
+    let addr = |k: &str| field(&work.first_line, k).unwrap().to_string();
+    let (waitv, wait, wake) = (addr("waitv"), addr("wait"), addr("wake"));
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "futex2");
+    work.go();
+    let rest = work.finish(Duration::from_secs(30));
+    let (_, report) = tracer.finish(Duration::from_secs(30));
+    for key in ["waitv_calls", "wait_calls", "wake_calls"] {
+        assert_eq!(field(&rest, key), Some("50"), "{key} in {rest}");
+    }
+    for (address, name) in [(&waitv, "waitv_word"), (&wait, "wait_word")] {
+        let lock = lock_at(&report, address);
+        assert_eq!(lock["symbol"].as_str(), Some(name));
+        assert_eq!(
+            lock["contentions"].as_u64(),
+            Some(50),
+            "{name}: one wait per call"
+        );
+        assert_eq!(
+            lock["outcomes"]["timed_out"].as_u64(),
+            Some(50),
+            "{name}: every call timed out"
+        );
+        let p50 = lock["wait"]["p50_ns"].as_u64().unwrap();
+        assert!(
+            (900_000..20_000_000).contains(&p50),
+            "{name}: 1 ms timeouts, p50 {p50} ns"
+        );
+    }
+    // futex_wake with nobody waiting: counted as wakes, not as a lock.
+    let locks = report["locks"].as_array().unwrap();
+    assert!(
+        locks
+            .iter()
+            .all(|l| l["address"].as_str() != Some(wake.as_str())),
+        "a wake-only futex is not a contended lock"
+    );
+    assert_eq!(report["events"]["wakes"].as_u64(), Some(50));
+    assert_no_drops(&report);
+}
+
+#[test]
 fn p50_matches_a_known_hold_time() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hold_time");
