@@ -94,7 +94,10 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         ),
     };
     let until = match args.duration {
-        Some(d) => format!("for {:.1} s or until Ctrl-C", d.as_secs_f64()),
+        Some(d) => format!(
+            "for {:.1} s (or until Ctrl-C or the target exits)",
+            d.as_secs_f64()
+        ),
         None => "until Ctrl-C or the target exits".to_string(),
     };
     eprintln!(
