@@ -142,7 +142,11 @@ pub mod counter {
     pub const WAITV_READ: u32 = 6;
     /// The target map was full: a forked child could not be followed.
     pub const TARGETS_FULL: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// The per-thread scheduler map was full: that thread's switches are lost.
+    pub const SCHED_FULL: u32 = 8;
+    /// Reading a task_struct field failed in a scheduler hook.
+    pub const TASK_READ: u32 = 9;
+    pub const COUNT: u32 = 10;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -154,6 +158,8 @@ pub mod counter {
         "stack_collision",
         "waitv_read_error",
         "targets_map_full",
+        "sched_map_full",
+        "task_read_error",
     ];
 }
 
@@ -166,6 +172,7 @@ pub mod limits {
     /// when they do, the earlier call is counted under `MISSING_START`.
     pub const START_SLOTS: u32 = 1 << 16;
     pub const LOCK_THREADS: u32 = 16384;
+    pub const THREADS: u32 = 16384;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
@@ -329,8 +336,53 @@ const _: () = assert!(size_of::<SiteStats>() == 24);
 /// Depth of the kernel's stack-trace map values (PERF_MAX_STACK_DEPTH).
 pub const STACK_DEPTH: usize = 127;
 
+/// Scheduler view of one traced thread (`THREAD_SCHED`, keyed by tid).
+/// Written at its own switch-out/in and at wakeups of it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadSched {
+    /// When the thread entered `state`.
+    pub since_ns: u64,
+    /// When it was last woken while sleeping (0: not since it slept).
+    pub woken_ns: u64,
+    /// Time on a CPU.
+    pub oncpu_ns: u64,
+    /// Time blocked after a voluntary switch-out, until woken.
+    pub sleep_ns: u64,
+    /// The part of `sleep_ns` spent inside a futex wait.
+    pub futex_sleep_ns: u64,
+    /// Time runnable but not running: preempted, or woken and queued.
+    pub runnable_ns: u64,
+    /// The part of `runnable_ns` between a wakeup and running again.
+    pub wakeup_latency_ns: u64,
+    /// Switch-outs as /proc counts them (nvcsw / nivcsw).
+    pub voluntary: u64,
+    pub involuntary: u64,
+    pub wakeups: u64,
+    pub tgid: u32,
+    /// One of [`sched_state`].
+    pub state: u32,
+    /// 1 when the last voluntary switch-out happened inside a futex wait.
+    pub in_futex: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ThreadSched>() == 96);
+
+/// States of [`ThreadSched::state`].
+pub mod sched_state {
+    /// Not seen switching yet.
+    pub const UNKNOWN: u32 = 0;
+    pub const RUNNING: u32 = 1;
+    /// Switched out voluntarily (blocked).
+    pub const SLEEPING: u32 = 2;
+    /// Switched out while runnable (preempted).
+    pub const PREEMPTED: u32 = 3;
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: as below: repr(C), integers only, no padding (size pinned).
+    unsafe impl aya::Pod for super::ThreadSched {}
     // SAFETY: each type is #[repr(C)], Copy, built only of integers, and has
     // no padding (sizes pinned above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::FutexStart {}

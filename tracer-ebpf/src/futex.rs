@@ -246,7 +246,10 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
         tgid,
         bucket: hist::bucket(dur),
     };
-    if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &0, counter::HIST_FULL) {
+    // A stack local, not `&0`: a promoted constant can be merged with other
+    // constants by LLVM (see the note on load-time settings in maps.rs).
+    let zero: u64 = 0;
+    if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &zero, counter::HIST_FULL) {
         atomic_add(h, 1);
     }
 

@@ -11,6 +11,7 @@
 
 mod futex;
 mod maps;
+mod sched;
 mod task;
 
 #[cfg(not(test))]

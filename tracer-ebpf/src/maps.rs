@@ -11,7 +11,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, counter, limits,
+    FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, ThreadSched, counter,
+    limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -35,6 +36,10 @@ pub fn start_slot(tid: u32) -> Option<*mut FutexStart> {
 pub static LOCK_THREADS: HashMap<LockThreadKey, LockThreadStats> =
     HashMap::with_max_entries(limits::LOCK_THREADS, 0);
 
+/// Per traced thread: where its time goes (sched.rs).
+#[map]
+pub static THREAD_SCHED: HashMap<u32, ThreadSched> = HashMap::with_max_entries(limits::THREADS, 0);
+
 /// Sparse wait-time histogram per lock.
 #[map]
 pub static LOCK_HIST: HashMap<HistKey, u64> = HashMap::with_max_entries(limits::HIST, 0);
@@ -51,39 +56,45 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
+// Load-time settings are `static mut`, so they live in .data, not .rodata.
+// LLVM merges identical read-only constants, and a promoted `&0` passed as a
+// map's initial value was once merged into a read-only global the loader
+// later set to 1264: every new histogram bucket then started at 1264. A
+// mutable global is never a merge target.
+
 /// Set by userspace when there is exactly one target and no following:
 /// the filter is then a compare, not a hash lookup, for every futex call on
 /// the system.
 #[unsafe(no_mangle)]
-static TARGET_TGID: u32 = 0;
+static mut TARGET_TGID: u32 = 0;
 
 /// Set by userspace: follow processes forked by a target (`-- CMD` mode).
 #[unsafe(no_mangle)]
-static FOLLOW_FORKS: u32 = 0;
+static mut FOLLOW_FORKS: u32 = 0;
 
 /// Set by userspace: after the first waits of a (lock, thread) pair, take a
 /// stack for one wait in STACK_EVERY (a power of two; 1 = every wait).
 #[unsafe(no_mangle)]
-static STACK_EVERY: u64 = 16;
+static mut STACK_EVERY: u64 = 16;
 
 #[inline(always)]
 pub fn stack_every() -> u64 {
     // SAFETY: as for FOLLOW_FORKS.
-    unsafe { core::ptr::read_volatile(&STACK_EVERY) }
+    unsafe { core::ptr::read_volatile(&raw const STACK_EVERY) }
 }
 
 #[inline(always)]
 pub fn follow_forks() -> bool {
     // SAFETY: a plain read of a global the loader sets before load; volatile
     // so the compiler does not fold the default value in.
-    unsafe { core::ptr::read_volatile(&FOLLOW_FORKS) != 0 }
+    unsafe { core::ptr::read_volatile(&raw const FOLLOW_FORKS) != 0 }
 }
 
 /// Is this tgid one of ours?
 #[inline(always)]
 pub fn is_target(tgid: u32) -> bool {
     // SAFETY: as for FOLLOW_FORKS.
-    let only = unsafe { core::ptr::read_volatile(&TARGET_TGID) };
+    let only = unsafe { core::ptr::read_volatile(&raw const TARGET_TGID) };
     if only != 0 {
         return tgid == only;
     }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::HashMap,
-    programs::{ProgramError, TracePoint},
+    programs::{BtfTracePoint, ProgramError, TracePoint},
 };
 use tracer_common::tp;
 
@@ -110,6 +110,70 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ("task/task_newtask", "clone_flags", tp::NEWTASK_CLONE_FLAGS),
 ];
 
+/// Scheduler hooks, BTF-typed tracepoints named after their kernel event.
+const SCHED_HOOKS: [&str; 3] = ["sched_switch", "sched_wakeup", "sched_wakeup_new"];
+
+/// Kernel struct offsets the programs need, read from BTF (Rust eBPF has no
+/// CO-RE).
+struct TaskOffsets {
+    pid: u64,
+    tgid: u64,
+}
+
+fn task_offsets() -> Result<TaskOffsets> {
+    // Mmap parses lazily; fall back to the default (Cache) backend where
+    // the mapping is refused.
+    let path = "/sys/kernel/btf/vmlinux";
+    let btf = btf_rs::Btf::from_file_with_backend(path, btf_rs::Backend::Mmap)
+        .or_else(|_| btf_rs::Btf::from_file(path))
+        .map_err(|e| {
+            fail(
+                Code::Environment,
+                format!("cannot parse the kernel's BTF: {e}"),
+            )
+        })?;
+    let types = btf.resolve_types_by_name("task_struct").unwrap_or_default();
+    let task = types
+        .iter()
+        .find_map(|t| match t {
+            btf_rs::Type::Struct(s) => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            fail(
+                Code::Environment,
+                "the kernel's BTF has no struct task_struct",
+            )
+        })?;
+    let offset = |field: &str| -> Result<u64> {
+        task.members
+            .iter()
+            .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == field))
+            .map(|m| u64::from(m.bit_offset() / 8))
+            .ok_or_else(|| {
+                fail(
+                    Code::Environment,
+                    format!("task_struct has no field '{field}' in this kernel's BTF"),
+                )
+            })
+    };
+    let offsets = TaskOffsets {
+        pid: offset("pid")?,
+        tgid: offset("tgid")?,
+    };
+    // The kernel side reads both ids with one 8-byte read.
+    if offsets.tgid != offsets.pid + 4 {
+        return Err(fail(
+            Code::Environment,
+            format!(
+                "task_struct.tgid (at {}) does not follow pid (at {}) in this kernel: not supported yet",
+                offsets.tgid, offsets.pid
+            ),
+        ));
+    }
+    Ok(offsets)
+}
+
 /// A hook as the report shows it.
 #[derive(Clone, Debug)]
 pub struct HookState {
@@ -148,10 +212,19 @@ impl Probes {
             ));
         }
         let follow: u32 = follow_forks.into();
+        let t_btf = Instant::now();
+        let task = task_offsets()?;
+        log::debug!("btf-rs offsets in {} ms", t_btf.elapsed().as_millis());
+        log::debug!(
+            "task_struct offsets from BTF: pid {}, tgid {}",
+            task.pid,
+            task.tgid
+        );
         let mut bpf = EbpfLoader::new()
             .override_global("FOLLOW_FORKS", &follow, true)
             .override_global("STACK_EVERY", &stack_every, true)
             .override_global("TARGET_TGID", &only_target.unwrap_or(0), true)
+            .override_global("TASK_PID_OFFSET", &task.pid, true)
             .load(OBJECT)
             .map_err(|e| {
                 fail(
@@ -159,14 +232,27 @@ impl Probes {
                     format!("the kernel refused the tracer's maps or object: {e}"),
                 )
             })?;
+        let t_btf = Instant::now();
+        let btf = Btf::from_sys_fs().map_err(|e| {
+            fail(
+                Code::Environment,
+                format!("cannot read the kernel's BTF: {e}"),
+            )
+        })?;
+        log::debug!("aya BTF in {} ms", t_btf.elapsed().as_millis());
         let names: Vec<String> = bpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in names {
-            let prog: &mut TracePoint = bpf
-                .program_mut(&name)
-                .context("program vanished")?
-                .try_into()
-                .with_context(|| format!("{name} is not a tracepoint program"))?;
-            if let Err(e) = prog.load() {
+            let prog = bpf.program_mut(&name).context("program vanished")?;
+            let loaded = if SCHED_HOOKS.contains(&name.as_str()) {
+                let prog: &mut BtfTracePoint = prog.try_into()?;
+                prog.load(&name, &btf)
+            } else {
+                let prog: &mut TracePoint = prog
+                    .try_into()
+                    .with_context(|| format!("{name} is not a tracepoint program"))?;
+                prog.load()
+            };
+            if let Err(e) = loaded {
                 return Err(load_error(&name, e, verbose));
             }
         }
@@ -248,6 +334,20 @@ impl Probes {
                     return Err(fail(Code::Load, format!("attaching {name} failed: {e}")));
                 }
             }
+        }
+        for name in SCHED_HOOKS {
+            let prog: &mut BtfTracePoint = self
+                .bpf
+                .program_mut(name)
+                .context("program missing from the object")?
+                .try_into()?;
+            prog.attach()
+                .map_err(|e| fail(Code::Load, format!("attaching tp_btf:{name} failed: {e}")))?;
+            self.hooks.push(HookState {
+                name: format!("tp_btf:{name}"),
+                attached: true,
+                note: "where threads' time goes (on CPU, blocked, runnable)".into(),
+            });
         }
         self.load_attach += t0.elapsed();
         Ok(())

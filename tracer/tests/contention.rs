@@ -244,6 +244,64 @@ fn futex2_syscalls_are_traced() {
 }
 
 #[test]
+fn context_switches_and_run_queue_time_match_proc() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("sched_pattern");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["2", "200", "3", "800"]); // 2 sleepers x 200 x 1 ms, 3 spinners x 0.8 s on 2 cores
+    let mut work = Gated::start(cmd);
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "sched_pattern");
+    // Every thread is parked in a pipe read: no switches until `go`.
+    let before = proc_sched(work.pid);
+    work.go();
+    assert_eq!(work.line().trim(), "done");
+    std::thread::sleep(Duration::from_millis(200)); // let every thread park again
+    let after = proc_sched(work.pid);
+    tracer.signal(libc::SIGINT);
+    let (text, report) = tracer.finish(Duration::from_secs(30));
+    work.go();
+    work.finish(Duration::from_secs(30));
+    assert!(text.contains("WHERE THE TIME GOES"), "{text}");
+
+    let threads = report["threads"].as_array().unwrap();
+    let (mut total_invol, mut runq_truth, mut runq_traced) = (0, 0u64, 0u64);
+    for (tid, (vol1, invol1, delay1)) in &after {
+        let (vol0, invol0, delay0) = before[tid];
+        let sched = threads
+            .iter()
+            .find(|t| t["tid"].as_u64() == Some(u64::from(*tid)))
+            .map(|t| &t["sched"]);
+        let get = |k: &str| sched.and_then(|s| s[k].as_u64()).unwrap_or(0);
+        assert_eq!(
+            get("voluntary_switches"),
+            vol1 - vol0,
+            "tid {tid}: voluntary switches vs /proc"
+        );
+        assert_eq!(
+            get("involuntary_switches"),
+            invol1 - invol0,
+            "tid {tid}: involuntary switches vs /proc"
+        );
+        total_invol += invol1 - invol0;
+        runq_truth += delay1 - delay0;
+        runq_traced += get("runnable_ns");
+    }
+    eprintln!(
+        "involuntary {total_invol}; run queue: traced {runq_traced} ns, schedstat {runq_truth} ns"
+    );
+    assert!(
+        total_invol > 10,
+        "the spinners should be preempted ({total_invol} involuntary switches)"
+    );
+    let err = (runq_traced as f64 - runq_truth as f64).abs() / runq_truth as f64;
+    assert!(
+        err <= 0.05,
+        "run-queue time {runq_traced} ns vs schedstat run_delay {runq_truth} ns: {:.1}% off",
+        err * 100.0
+    );
+}
+
+#[test]
 fn p50_matches_a_known_hold_time() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hold_time");

@@ -178,6 +178,30 @@ pub fn build(
             }
         }
     }
+    // Scheduler view: every traced thread the hooks saw, waiting or not.
+    for (tid, s) in &snap.sched {
+        let (t, _) = threads.entry((s.tgid, *tid)).or_insert_with(|| {
+            (
+                Thread {
+                    tid: *tid,
+                    pid: s.tgid,
+                    name: thread_name(s.tgid, *tid),
+                    ..Default::default()
+                },
+                0,
+            )
+        });
+        t.sched = Some(SchedTime {
+            oncpu_ns: s.oncpu_ns,
+            sleep_ns: s.sleep_ns,
+            futex_sleep_ns: s.futex_sleep_ns,
+            runnable_ns: s.runnable_ns,
+            wakeup_latency_ns: s.wakeup_latency_ns,
+            voluntary_switches: s.voluntary,
+            involuntary_switches: s.involuntary,
+            wakeups: s.wakeups,
+        });
+    }
     let mut threads: Vec<Thread> = threads
         .into_values()
         .map(|(mut t, _)| {

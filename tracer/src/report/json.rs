@@ -70,7 +70,10 @@ pub fn parse(text: &str) -> Result<Report> {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.json");
+    /// A real run at the current schema (1.1).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.1.json");
+    /// A real run from schema 1.0: an older minor must still be read.
+    const FIXTURE_1_0: &str = include_str!("../../../tests/fixtures/report-v1.0.json");
 
     #[test]
     fn fixture_round_trips_exactly() {
@@ -85,9 +88,34 @@ mod tests {
     }
 
     #[test]
+    fn older_minor_is_read_and_round_trips() {
+        let report = parse(FIXTURE_1_0).expect("a 1.0 report parses");
+        assert_eq!(report.schema_version, "1.0");
+        assert!(
+            report.threads.iter().all(|t| t.sched.is_none()),
+            "1.0 has no scheduler view"
+        );
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_0).unwrap();
+        assert_eq!(again, original);
+    }
+
+    #[test]
+    fn current_fixture_has_the_scheduler_view() {
+        let report = parse(FIXTURE).unwrap();
+        assert_eq!(report.schema_version, SCHEMA_VERSION);
+        assert!(
+            report
+                .threads
+                .iter()
+                .any(|t| t.sched.is_some_and(|s| s.oncpu_ns > 0))
+        );
+    }
+
+    #[test]
     fn newer_major_and_foreign_json_are_refused() {
         let newer = FIXTURE.replacen(
-            "\"schema_version\": \"1.0\"",
+            "\"schema_version\": \"1.1\"",
             "\"schema_version\": \"2.0\"",
             1,
         );

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -203,4 +203,26 @@ pub struct Thread {
     pub wake_calls: u64,
     /// Label of the lock it waited on longest.
     pub top_lock: Option<String>,
+    /// Where its time went, from the scheduler hooks (schema 1.1); null
+    /// when the scheduler hooks did not see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched: Option<SchedTime>,
+}
+
+/// A thread's traced time by state, from sched_switch and sched_wakeup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedTime {
+    pub oncpu_ns: u64,
+    /// Blocked after a voluntary switch-out, until woken.
+    pub sleep_ns: u64,
+    /// The part of `sleep_ns` spent inside a futex wait.
+    pub futex_sleep_ns: u64,
+    /// Runnable but not running: preempted, or woken and still queued.
+    pub runnable_ns: u64,
+    /// The part of `runnable_ns` from a wakeup to running.
+    pub wakeup_latency_ns: u64,
+    /// Switch-outs as /proc/PID/task/TID/status counts them.
+    pub voluntary_switches: u64,
+    pub involuntary_switches: u64,
+    pub wakeups: u64,
 }

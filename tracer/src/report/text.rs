@@ -250,6 +250,55 @@ pub fn render(r: &Report, top: usize) -> String {
         );
     }
     let _ = writeln!(o);
+
+    let sched: Vec<_> = r
+        .threads
+        .iter()
+        .filter_map(|t| t.sched.map(|s| (t, s)))
+        .collect();
+    if !sched.is_empty() {
+        let mut sched = sched;
+        sched.sort_by(|a, b| {
+            (b.1.sleep_ns + b.1.runnable_ns)
+                .cmp(&(a.1.sleep_ns + a.1.runnable_ns))
+                .then(a.0.tid.cmp(&b.0.tid))
+        });
+        let shown = sched.len().min(top);
+        let _ = writeln!(
+            o,
+            "WHERE THE TIME GOES by thread, from the scheduler ({shown} of {})",
+            sched.len()
+        );
+        let _ = writeln!(
+            o,
+            "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}",
+            "TID",
+            "NAME",
+            "ON-CPU",
+            "FUTEX-SLEEP",
+            "OTHER-SLEEP",
+            "RUNNABLE",
+            "WAKE→RUN",
+            "VOL",
+            "INVOL"
+        );
+        for (t, s) in sched.iter().take(top) {
+            let _ = writeln!(
+                o,
+                "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}",
+                t.tid,
+                clip(&t.name, 16),
+                human_ns(s.oncpu_ns),
+                human_ns(s.futex_sleep_ns),
+                human_ns(s.sleep_ns - s.futex_sleep_ns.min(s.sleep_ns)),
+                human_ns(s.runnable_ns),
+                human_ns(s.wakeup_latency_ns),
+                human_count(s.voluntary_switches),
+                human_count(s.involuntary_switches),
+            );
+        }
+        let _ = writeln!(o);
+    }
     let events: Vec<String> = r
         .events
         .iter()

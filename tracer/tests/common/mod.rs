@@ -115,6 +115,13 @@ impl Gated {
         self.child.stdin.as_mut().unwrap().write_all(b"x").unwrap();
     }
 
+    /// The next line the workload prints.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("workload output");
+        line
+    }
+
     /// Waits for the workload to end; returns the rest of its stdout.
     pub fn finish(mut self, limit: Duration) -> String {
         let status = wait_for(&mut self.child, limit, "workload");
@@ -296,4 +303,42 @@ impl PerfRun {
         let rest = self.work.finish(Duration::from_secs(120));
         (rest, perf_count(&self.perf_out))
     }
+}
+
+/// Per thread of a process, from /proc: (voluntary, nonvoluntary context
+/// switches, run_delay ns from schedstat).
+pub fn proc_sched(pid: i32) -> std::collections::BTreeMap<u32, (u64, u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let tid: u32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap();
+        let get = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let schedstat = std::fs::read_to_string(entry.path().join("schedstat")).unwrap();
+        let run_delay = schedstat
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.insert(
+            tid,
+            (
+                get("voluntary_ctxt_switches:"),
+                get("nonvoluntary_ctxt_switches:"),
+                run_delay,
+            ),
+        );
+    }
+    out
 }

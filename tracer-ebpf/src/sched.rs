@@ -1,0 +1,182 @@
+//! Where a traced thread's time goes: on a CPU, blocked (and whether inside
+//! a futex wait), or runnable but not running (preempted, or woken and still
+//! queued). One state machine per thread, advanced at sched_switch and
+//! sched_wakeup(_new).
+//!
+//! match-proto (tp_btf, include/trace/events/sched.h, v6.18):
+//!   sched_switch(bool preempt, struct task_struct *prev,
+//!                struct task_struct *next, unsigned int prev_state)
+//!   sched_wakeup(struct task_struct *p), sched_wakeup_new(struct task_struct *p)
+//! https://github.com/torvalds/linux/blob/v6.18/include/trace/events/sched.h
+//! A switch-out is voluntary exactly when `!preempt && prev_state != 0`:
+//! the rule __schedule() uses for nvcsw/nivcsw, so counts match /proc.
+//! task_struct offsets come from BTF in userspace (no CO-RE in Rust eBPF).
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    programs::BtfTracePointContext,
+};
+use tracer_common::{ThreadSched, counter, kind, sched_state};
+
+use crate::maps::{THREAD_SCHED, count, get_or_insert, is_target, start_slot};
+
+/// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
+/// follows it (`pid_t pid; pid_t tgid;`, checked by userspace), so one read
+/// of 8 bytes gets both.
+#[unsafe(no_mangle)]
+static mut TASK_PID_OFFSET: u64 = 0;
+
+/// (tid, tgid) of the task in tp_btf argument `n`. The argument is read as a
+/// plain number, not as the verifier's typed task pointer: adding a
+/// load-time offset to a typed pointer is refused, and bpf_probe_read_kernel
+/// validates the address anyway.
+#[inline(always)]
+fn task_ids(ctx: &BtfTracePointContext, n: usize) -> Option<(u32, u32)> {
+    // SAFETY: ctx points at the tracepoint's u64 argument array; both reads
+    // go through bpf_probe_read_kernel, which fails cleanly on a bad address.
+    unsafe {
+        let arg = ctx.as_ptr().cast::<u64>().add(n);
+        let task = bpf_probe_read_kernel(arg).ok()?;
+        let off = core::ptr::read_volatile(&raw const TASK_PID_OFFSET);
+        let ids = bpf_probe_read_kernel((task + off) as *const u64).ok()?;
+        Some((ids as u32, (ids >> 32) as u32))
+    }
+}
+
+#[inline(always)]
+fn thread(tid: u32, tgid: u32) -> Option<*mut ThreadSched> {
+    let init = ThreadSched {
+        tgid,
+        ..Default::default()
+    };
+    get_or_insert(&THREAD_SCHED, &tid, &init, counter::SCHED_FULL)
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/sched_switch")]
+pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
+    let ctx = BtfTracePointContext::new(ctx);
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let preempt: u64 = ctx.arg(0);
+    let prev_state: u64 = ctx.arg(3);
+
+    // prev is still `current` here.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    if is_target(tgid)
+        && let Some(t) = thread(tid, tgid)
+    {
+        // SAFETY: map value pointer; a thread's switch-out and switch-in run
+        // one after the other on the CPU it runs on.
+        unsafe {
+            if (*t).state == sched_state::RUNNING {
+                (*t).oncpu_ns += now.saturating_sub((*t).since_ns);
+            }
+            if (preempt as u8) == 0 && (prev_state as u32) != 0 {
+                (*t).state = sched_state::SLEEPING;
+                (*t).voluntary += 1;
+                (*t).in_futex = start_slot(tid)
+                    .map(|s| ((*s).tid == tid && (*s).kind == kind::WAIT) as u32)
+                    .unwrap_or(0);
+            } else {
+                (*t).state = sched_state::PREEMPTED;
+                (*t).involuntary += 1;
+            }
+            (*t).since_ns = now;
+            (*t).woken_ns = 0;
+        }
+    }
+
+    let Some((ntid, ntgid)) = task_ids(&ctx, 2) else {
+        count(counter::TASK_READ);
+        return 0;
+    };
+    if !is_target(ntgid) {
+        return 0;
+    }
+    let Some(t) = thread(ntid, ntgid) else {
+        return 0;
+    };
+    // SAFETY: as above.
+    unsafe {
+        let since = (*t).since_ns;
+        match (*t).state {
+            sched_state::PREEMPTED => (*t).runnable_ns += now.saturating_sub(since),
+            sched_state::SLEEPING => {
+                let woken = (*t).woken_ns;
+                let (slept, queued) = if woken >= since && woken != 0 {
+                    (woken - since, now.saturating_sub(woken))
+                } else {
+                    // The wakeup was not seen: count it all as sleep.
+                    (now.saturating_sub(since), 0)
+                };
+                (*t).sleep_ns += slept;
+                if (*t).in_futex != 0 {
+                    (*t).futex_sleep_ns += slept;
+                }
+                (*t).runnable_ns += queued;
+                (*t).wakeup_latency_ns += queued;
+            }
+            _ => {}
+        }
+        (*t).state = sched_state::RUNNING;
+        (*t).since_ns = now;
+    }
+    0
+}
+
+#[inline(always)]
+fn wakeup(ctx: &BtfTracePointContext, new_task: bool) {
+    let Some((tid, tgid)) = task_ids(ctx, 0) else {
+        count(counter::TASK_READ);
+        return;
+    };
+    if !is_target(tgid) {
+        return;
+    }
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if new_task {
+        // A new thread waits for its first CPU from here: seed it as a
+        // sleeper woken now, so that wait counts as runnable.
+        let t = ThreadSched {
+            tgid,
+            state: sched_state::SLEEPING,
+            since_ns: now,
+            woken_ns: now,
+            wakeups: 1,
+            ..Default::default()
+        };
+        if THREAD_SCHED.insert(tid, t, 0).is_err() {
+            count(counter::SCHED_FULL);
+        }
+        return;
+    }
+    // Only a thread we have seen sleep has state to update.
+    let Some(t) = THREAD_SCHED.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: map value pointer; the woken thread is not running.
+    unsafe {
+        if (*t).state == sched_state::SLEEPING {
+            (*t).woken_ns = now;
+            (*t).wakeups += 1;
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/sched_wakeup")]
+pub extern "C" fn sched_wakeup(ctx: *mut core::ffi::c_void) -> u32 {
+    wakeup(&BtfTracePointContext::new(ctx), false);
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tp_btf/sched_wakeup_new")]
+pub extern "C" fn sched_wakeup_new(ctx: *mut core::ffi::c_void) -> u32 {
+    wakeup(&BtfTracePointContext::new(ctx), true);
+    0
+}
