@@ -146,7 +146,9 @@ pub mod counter {
     pub const SCHED_FULL: u32 = 8;
     /// Reading a task_struct field failed in a scheduler hook.
     pub const TASK_READ: u32 = 9;
-    pub const COUNT: u32 = 10;
+    /// The per-lock scheduler map was full: a futex sleep is not attributed.
+    pub const LOCK_SCHED_FULL: u32 = 10;
+    pub const COUNT: u32 = 11;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -160,6 +162,7 @@ pub mod counter {
         "targets_map_full",
         "sched_map_full",
         "task_read_error",
+        "lock_sched_map_full",
     ];
 }
 
@@ -173,6 +176,7 @@ pub mod limits {
     pub const START_SLOTS: u32 = 1 << 16;
     pub const LOCK_THREADS: u32 = 16384;
     pub const THREADS: u32 = 16384;
+    pub const LOCK_SCHED: u32 = 16384;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
@@ -359,6 +363,9 @@ pub struct ThreadSched {
     pub voluntary: u64,
     pub involuntary: u64,
     pub wakeups: u64,
+    /// The futex word of the wait the thread last slept in (valid while
+    /// `in_futex` is 1).
+    pub futex_uaddr: u64,
     pub tgid: u32,
     /// One of [`sched_state`].
     pub state: u32,
@@ -366,7 +373,21 @@ pub struct ThreadSched {
     pub in_futex: u32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<ThreadSched>() == 96);
+const _: () = assert!(size_of::<ThreadSched>() == 104);
+
+/// Per lock (`LOCK_SCHED`, keyed by [`LockKey`]): what its waiters' futex
+/// sleeps were made of, from the scheduler's view.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockSched {
+    /// Futex waits that actually slept (switched out) and were switched back in.
+    pub sleeps: u64,
+    /// Time blocked: from switch-out to the wakeup.
+    pub blocked_ns: u64,
+    /// Time runnable after the wakeup, until running again.
+    pub runnable_ns: u64,
+}
+const _: () = assert!(size_of::<LockSched>() == 24);
 
 /// States of [`ThreadSched::state`].
 pub mod sched_state {
@@ -383,6 +404,8 @@ pub mod sched_state {
 mod pod {
     // SAFETY: as below: repr(C), integers only, no padding (size pinned).
     unsafe impl aya::Pod for super::ThreadSched {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::LockSched {}
     // SAFETY: each type is #[repr(C)], Copy, built only of integers, and has
     // no padding (sizes pinned above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::FutexStart {}

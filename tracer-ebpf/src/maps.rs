@@ -11,8 +11,8 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    FutexStart, HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, ThreadSched, counter,
-    limits,
+    FutexStart, HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats,
+    ThreadSched, counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -39,6 +39,11 @@ pub static LOCK_THREADS: HashMap<LockThreadKey, LockThreadStats> =
 /// Per traced thread: where its time goes (sched.rs).
 #[map]
 pub static THREAD_SCHED: HashMap<u32, ThreadSched> = HashMap::with_max_entries(limits::THREADS, 0);
+
+/// Per lock: its waiters' futex sleeps, blocked vs runnable after wakeup.
+#[map]
+pub static LOCK_SCHED: HashMap<LockKey, LockSched> =
+    HashMap::with_max_entries(limits::LOCK_SCHED, 0);
 
 /// Sparse wait-time histogram per lock.
 #[map]

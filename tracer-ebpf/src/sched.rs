@@ -17,9 +17,11 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     programs::BtfTracePointContext,
 };
-use tracer_common::{ThreadSched, counter, kind, sched_state};
+use tracer_common::{LockKey, LockSched, ThreadSched, counter, kind, sched_state};
 
-use crate::maps::{THREAD_SCHED, count, get_or_insert, is_target, start_slot};
+use crate::maps::{
+    LOCK_SCHED, THREAD_SCHED, atomic_add, count, get_or_insert, is_target, start_slot,
+};
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
 /// follows it (`pid_t pid; pid_t tgid;`, checked by userspace), so one read
@@ -53,6 +55,26 @@ fn thread(tid: u32, tgid: u32) -> Option<*mut ThreadSched> {
     get_or_insert(&THREAD_SCHED, &tid, &init, counter::SCHED_FULL)
 }
 
+/// Charges one futex sleep to its lock.
+#[inline(always)]
+fn lock_sleep(uaddr: u64, tgid: u32, blocked: u64, runnable: u64) {
+    let key = LockKey {
+        uaddr,
+        tgid,
+        _pad: 0,
+    };
+    let init = LockSched::default();
+    if let Some(l) = get_or_insert(&LOCK_SCHED, &key, &init, counter::LOCK_SCHED_FULL) {
+        // SAFETY: map value pointer; several threads may sleep on one lock,
+        // so every field is added atomically.
+        unsafe {
+            atomic_add(&raw mut (*l).sleeps, 1);
+            atomic_add(&raw mut (*l).blocked_ns, blocked);
+            atomic_add(&raw mut (*l).runnable_ns, runnable);
+        }
+    }
+}
+
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/sched_switch")]
 pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
@@ -77,9 +99,14 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
             if (preempt as u8) == 0 && (prev_state as u32) != 0 {
                 (*t).state = sched_state::SLEEPING;
                 (*t).voluntary += 1;
-                (*t).in_futex = start_slot(tid)
-                    .map(|s| ((*s).tid == tid && (*s).kind == kind::WAIT) as u32)
-                    .unwrap_or(0);
+                (*t).in_futex = 0;
+                if let Some(s) = start_slot(tid)
+                    && (*s).tid == tid
+                    && (*s).kind == kind::WAIT
+                {
+                    (*t).in_futex = 1;
+                    (*t).futex_uaddr = (*s).uaddr;
+                }
             } else {
                 (*t).state = sched_state::PREEMPTED;
                 (*t).involuntary += 1;
@@ -115,6 +142,7 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
                 (*t).sleep_ns += slept;
                 if (*t).in_futex != 0 {
                     (*t).futex_sleep_ns += slept;
+                    lock_sleep((*t).futex_uaddr, ntgid, slept, queued);
                 }
                 (*t).runnable_ns += queued;
                 (*t).wakeup_latency_ns += queued;

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
 use tracer_common::{
-    HistKey, LockThreadKey, LockThreadStats, SiteKey, SiteStats, ThreadSched, counter, sched_state,
+    HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats, ThreadSched,
+    counter, sched_state,
 };
 
 use crate::attach::Probes;
@@ -21,6 +22,8 @@ pub struct Snapshot {
     /// Per traced thread (tid → scheduler view), with intervals still open
     /// at snapshot time closed at `now_ns`.
     pub sched: Vec<(u32, ThreadSched)>,
+    /// Per lock: its waiters' futex sleeps from the scheduler's view.
+    pub lock_sched: Vec<(LockKey, LockSched)>,
     /// Summed over CPUs, indexed by `tracer_common::counter`.
     pub counters: [u64; counter::COUNT as usize],
     /// Entries that vanished or failed to read while iterating.
@@ -80,6 +83,13 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
                 close_open_interval(&mut t, now);
                 snap.sched.push((tid, t));
             }
+            Err(_) => snap.read_errors += 1,
+        }
+    }
+    let lock_sched: HashMap<&MapData, LockKey, LockSched> = HashMap::try_from(map("LOCK_SCHED")?)?;
+    for entry in lock_sched.iter() {
+        match entry {
+            Ok(kv) => snap.lock_sched.push(kv),
             Err(_) => snap.read_errors += 1,
         }
     }

@@ -265,6 +265,7 @@ fn context_switches_and_run_queue_time_match_proc() {
 
     let threads = report["threads"].as_array().unwrap();
     let (mut total_invol, mut runq_truth, mut runq_traced) = (0, 0u64, 0u64);
+    let mut spinners = 0;
     for (tid, (vol1, invol1, delay1)) in &after {
         let (vol0, invol0, delay0) = before[tid];
         let sched = threads
@@ -285,7 +286,26 @@ fn context_switches_and_run_queue_time_match_proc() {
         total_invol += invol1 - invol0;
         runq_truth += delay1 - delay0;
         runq_traced += get("runnable_ns");
+        // A spinner (preempted more than it sleeps) is classified as
+        // runnable / on-CPU, never as futex or lock waiting.
+        if invol1 - invol0 > vol1 - vol0 {
+            spinners += 1;
+            assert_eq!(
+                get("futex_sleep_ns"),
+                0,
+                "tid {tid}: a spinner never sleeps in a futex"
+            );
+            assert!(
+                get("runnable_ns") > 100_000_000,
+                "tid {tid}: 3 spinners on 2 cores wait for a CPU (runnable {} ns)",
+                get("runnable_ns")
+            );
+        }
     }
+    assert_eq!(
+        spinners, 3,
+        "the three spinners are told apart by their involuntary switches"
+    );
     eprintln!(
         "involuntary {total_invol}; run queue: traced {runq_traced} ns, schedstat {runq_truth} ns"
     );
@@ -327,6 +347,17 @@ fn p50_matches_a_known_hold_time() {
         Some(40),
         "one sleeping wait per round"
     );
+    // The scheduler's view of the same waits: 40 futex sleeps, blocked about
+    // as long as the waiter measured, and quickly running once woken on an
+    // otherwise idle machine.
+    let sched = &lock["sched"];
+    assert_eq!(sched["sleeps"].as_u64(), Some(40), "{sched}");
+    let blocked = sched["blocked_ns"].as_f64().unwrap() / 40.0;
+    assert!(
+        (blocked - truth).abs() / truth <= 0.10,
+        "blocked {blocked:.0} ns per sleep vs {truth:.0}"
+    );
+    assert!(sched["runnable_share"].as_f64().unwrap() < 0.2, "{sched}");
 }
 
 #[test]

@@ -98,8 +98,16 @@ pub fn build(
             .push((k.stack_id, *s));
     }
 
+    let lock_sched: HashMap<LockKey, tracer_common::LockSched> =
+        snap.lock_sched.iter().copied().collect();
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
+        lock.sched = lock_sched.get(key).map(|s| LockSleeps {
+            sleeps: s.sleeps,
+            blocked_ns: s.blocked_ns,
+            runnable_ns: s.runnable_ns,
+            runnable_share: s.runnable_ns as f64 / (s.blocked_ns + s.runnable_ns).max(1) as f64,
+        });
         lock.contentions_per_s = lock.contentions as f64 / duration;
         lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
         lock.wait.avg_ns = lock.wait.total_ns / lock.contentions.max(1);

@@ -55,6 +55,10 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
             human_rate(t.consider_at)
         ),
     };
+    let text = match cpu_bound_note(top) {
+        Some(note) => format!("{text}; {note}"),
+        None => text,
+    };
     Verdict {
         decision: top.decision,
         lock: Some(top.label.clone()),
@@ -62,9 +66,60 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
     }
 }
 
+/// Sleeps needed before the run-queue share of a lock's waits is trusted.
+const MIN_SLEEPS: u64 = 10;
+
+/// When a lock's sleeping waiters spend most of their wait runnable (woken,
+/// but no CPU free), the lock is not what slows them: say so.
+pub fn cpu_bound_note(lock: &Lock) -> Option<String> {
+    let s = lock.sched?;
+    (s.sleeps >= MIN_SLEEPS && s.runnable_share > 0.5).then(|| {
+        let of_wait = 100.0 * s.runnable_ns as f64 / lock.wait.total_ns.max(1) as f64;
+        format!(
+            "but its woken waiters spent {} runnable, waiting for a CPU ({:.0}% of their sleeps, {:.0}% of the lock's wait time): a CPU problem more than a lock problem",
+            human_ns(s.runnable_ns),
+            100.0 * s.runnable_share,
+            of_wait.min(100.0)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runnable_waiters_make_it_a_cpu_problem() {
+        use super::super::model::LockSleeps;
+        let t = Thresholds::default();
+        let mut lock = Lock {
+            label: "seq_mu".into(),
+            contentions_per_s: 5000.0,
+            decision: decide(5000.0, &t),
+            ..Default::default()
+        };
+        let sleeps = |n, blocked, runnable| LockSleeps {
+            sleeps: n,
+            blocked_ns: blocked,
+            runnable_ns: runnable,
+            runnable_share: runnable as f64 / (blocked + runnable) as f64,
+        };
+        lock.sched = Some(sleeps(100, 1_000, 9_000));
+        assert!(
+            verdict(std::slice::from_ref(&lock), &t)
+                .text
+                .contains("a CPU problem")
+        );
+        lock.sched = Some(sleeps(100, 9_000, 1_000));
+        assert!(
+            !verdict(std::slice::from_ref(&lock), &t)
+                .text
+                .contains("CPU problem")
+        );
+        // Too few sleeps to judge.
+        lock.sched = Some(sleeps(3, 1_000, 9_000));
+        assert!(cpu_bound_note(&lock).is_none());
+    }
 
     #[test]
     fn decision_edges() {

@@ -117,6 +117,21 @@ pub struct Lock {
     pub histogram: Vec<Bucket>,
     /// Call sites by wait count, largest first.
     pub sites: Vec<Site>,
+    /// The waits that slept, from the scheduler's view (schema 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched: Option<LockSleeps>,
+}
+
+/// What a lock's sleeping waits were made of: blocked until the wakeup, then
+/// runnable until a CPU was free.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockSleeps {
+    pub sleeps: u64,
+    pub blocked_ns: u64,
+    pub runnable_ns: u64,
+    /// runnable / (blocked + runnable): over 0.5, the waiters mostly wait for
+    /// a CPU, not for the lock.
+    pub runnable_share: f64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

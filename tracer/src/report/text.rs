@@ -172,6 +172,21 @@ pub fn render(r: &Report, top: usize) -> String {
             human_count(l.wakes.calls),
             human_count(l.wakes.woken)
         );
+        if let Some(s) = l.sched {
+            let note = if super::decide::cpu_bound_note(l).is_some() {
+                " → woken waiters wait for a CPU, not the lock"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                o,
+                "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%){note}",
+                human_count(s.sleeps),
+                human_ns(s.blocked_ns),
+                human_ns(s.runnable_ns),
+                100.0 * s.runnable_share
+            );
+        }
         let waiters: Vec<String> = l
             .threads
             .iter()
