@@ -148,7 +148,9 @@ pub mod counter {
     pub const TASK_READ: u32 = 9;
     /// The per-lock scheduler map was full: a futex sleep is not attributed.
     pub const LOCK_SCHED_FULL: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// The per-(thread, syscall) sleep map was full.
+    pub const SYSCALL_SLEEP_FULL: u32 = 11;
+    pub const COUNT: u32 = 12;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -163,6 +165,7 @@ pub mod counter {
         "sched_map_full",
         "task_read_error",
         "lock_sched_map_full",
+        "syscall_sleep_map_full",
     ];
 }
 
@@ -177,6 +180,7 @@ pub mod limits {
     pub const LOCK_THREADS: u32 = 16384;
     pub const THREADS: u32 = 16384;
     pub const LOCK_SCHED: u32 = 16384;
+    pub const SYSCALL_SLEEP: u32 = 16384;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
@@ -371,7 +375,37 @@ pub struct ThreadSched {
     pub state: u32,
     /// 1 when the last voluntary switch-out happened inside a futex wait.
     pub in_futex: u32,
-    pub _pad: u32,
+    /// The syscall the thread was in at its last voluntary switch-out
+    /// (from its saved user registers), or `NO_SYSCALL`.
+    pub sleep_syscall: u32,
+}
+
+/// `ThreadSched::sleep_syscall` when the thread was not in a syscall.
+pub const NO_SYSCALL: u32 = u32::MAX;
+
+/// Per (thread, syscall): voluntary sleeps outside futex waits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SyscallSleepKey {
+    pub tid: u32,
+    pub nr: u32,
+}
+const _: () = assert!(size_of::<SyscallSleepKey>() == 8);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSleep {
+    pub sleeps: u64,
+    pub sleep_ns: u64,
+}
+const _: () = assert!(size_of::<SyscallSleep>() == 16);
+
+/// Offsets into x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h):
+/// the saved user registers of a task in a syscall.
+pub mod pt_regs {
+    pub const DI: usize = 112;
+    pub const SI: usize = 104;
+    pub const ORIG_AX: usize = 120;
 }
 const _: () = assert!(size_of::<ThreadSched>() == 104);
 
@@ -398,6 +432,11 @@ pub mod sched_state {
     pub const SLEEPING: u32 = 2;
     /// Switched out while runnable (preempted).
     pub const PREEMPTED: u32 = 3;
+    /// Switched out for the last time (TASK_DEAD): nothing more to count.
+    pub const EXITED: u32 = 4;
+
+    /// `TASK_DEAD` in a switch-out's prev_state (include/linux/sched.h).
+    pub const TASK_DEAD: u32 = 0x80;
 }
 
 #[cfg(feature = "user")]
@@ -406,6 +445,10 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadSched {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::LockSched {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::SyscallSleepKey {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::SyscallSleep {}
     // SAFETY: each type is #[repr(C)], Copy, built only of integers, and has
     // no padding (sizes pinned above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::FutexStart {}

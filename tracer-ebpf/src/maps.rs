@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FutexStart, HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats,
-    ThreadSched, counter, limits,
+    SyscallSleep, SyscallSleepKey, ThreadSched, counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -44,6 +44,11 @@ pub static THREAD_SCHED: HashMap<u32, ThreadSched> = HashMap::with_max_entries(l
 #[map]
 pub static LOCK_SCHED: HashMap<LockKey, LockSched> =
     HashMap::with_max_entries(limits::LOCK_SCHED, 0);
+
+/// Per (thread, syscall): voluntary sleeps outside futex waits.
+#[map]
+pub static SYSCALL_SLEEP: HashMap<SyscallSleepKey, SyscallSleep> =
+    HashMap::with_max_entries(limits::SYSCALL_SLEEP, 0);
 
 /// Sparse wait-time histogram per lock.
 #[map]

@@ -14,13 +14,20 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     programs::BtfTracePointContext,
 };
-use tracer_common::{LockKey, LockSched, ThreadSched, counter, kind, sched_state};
+use tracer_common::{
+    LockKey, LockSched, NO_SYSCALL, SyscallSleep, SyscallSleepKey, ThreadSched, counter, kind,
+    pt_regs, sched_state,
+};
 
 use crate::maps::{
-    LOCK_SCHED, THREAD_SCHED, atomic_add, count, get_or_insert, is_target, start_slot,
+    LOCK_SCHED, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, get_or_insert, is_target,
+    start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -53,6 +60,35 @@ fn thread(tid: u32, tgid: u32) -> Option<*mut ThreadSched> {
         ..Default::default()
     };
     get_or_insert(&THREAD_SCHED, &tid, &init, counter::SCHED_FULL)
+}
+
+/// The syscall number the current task is in (its saved user orig_ax), or
+/// NO_SYSCALL (a sleep outside a syscall, e.g. a page fault, reads -1).
+#[inline(always)]
+fn current_syscall() -> u32 {
+    // SAFETY: helpers on the current task; the register read goes through
+    // bpf_probe_read_kernel.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+        match bpf_probe_read_kernel((regs + pt_regs::ORIG_AX as u64) as *const i64) {
+            Ok(nr) if (0..=u32::MAX as i64 - 1).contains(&nr) => nr as u32,
+            _ => NO_SYSCALL,
+        }
+    }
+}
+
+/// Charges one voluntary non-futex sleep to the syscall it happened in.
+#[inline(always)]
+fn syscall_sleep(tid: u32, nr: u32, slept: u64) {
+    let key = SyscallSleepKey { tid, nr };
+    let init = SyscallSleep::default();
+    if let Some(s) = get_or_insert(&SYSCALL_SLEEP, &key, &init, counter::SYSCALL_SLEEP_FULL) {
+        // SAFETY: map value pointer; only the thread's own switch-in writes it.
+        unsafe {
+            (*s).sleeps += 1;
+            (*s).sleep_ns += slept;
+        }
+    }
 }
 
 /// Charges one futex sleep to its lock.
@@ -96,16 +132,24 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
             if (*t).state == sched_state::RUNNING {
                 (*t).oncpu_ns += now.saturating_sub((*t).since_ns);
             }
-            if (preempt as u8) == 0 && (prev_state as u32) != 0 {
+            if (prev_state as u32) & sched_state::TASK_DEAD != 0 {
+                // The thread's last switch-out (do_exit): /proc counts it as
+                // voluntary; after it there is no time left to account.
+                (*t).state = sched_state::EXITED;
+                (*t).voluntary += 1;
+            } else if (preempt as u8) == 0 && (prev_state as u32) != 0 {
                 (*t).state = sched_state::SLEEPING;
                 (*t).voluntary += 1;
                 (*t).in_futex = 0;
+                (*t).sleep_syscall = NO_SYSCALL;
                 if let Some(s) = start_slot(tid)
                     && (*s).tid == tid
                     && (*s).kind == kind::WAIT
                 {
                     (*t).in_futex = 1;
                     (*t).futex_uaddr = (*s).uaddr;
+                } else {
+                    (*t).sleep_syscall = current_syscall();
                 }
             } else {
                 (*t).state = sched_state::PREEMPTED;
@@ -143,6 +187,8 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
                 if (*t).in_futex != 0 {
                     (*t).futex_sleep_ns += slept;
                     lock_sleep((*t).futex_uaddr, ntgid, slept, queued);
+                } else if slept > 0 {
+                    syscall_sleep(ntid, (*t).sleep_syscall, slept);
                 }
                 (*t).runnable_ns += queued;
                 (*t).wakeup_latency_ns += queued;
@@ -175,6 +221,7 @@ fn wakeup(ctx: &BtfTracePointContext, new_task: bool) {
             since_ns: now,
             woken_ns: now,
             wakeups: 1,
+            sleep_syscall: NO_SYSCALL,
             ..Default::default()
         };
         if THREAD_SCHED.insert(tid, t, 0).is_err() {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
 use tracer_common::{
-    HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats, ThreadSched,
-    counter, sched_state,
+    HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats, SyscallSleep,
+    SyscallSleepKey, ThreadSched, counter, sched_state,
 };
 
 use crate::attach::Probes;
@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub sched: Vec<(u32, ThreadSched)>,
     /// Per lock: its waiters' futex sleeps from the scheduler's view.
     pub lock_sched: Vec<(LockKey, LockSched)>,
+    /// Per (thread, syscall): voluntary sleeps outside futex waits.
+    pub syscall_sleep: Vec<(SyscallSleepKey, SyscallSleep)>,
     /// Summed over CPUs, indexed by `tracer_common::counter`.
     pub counters: [u64; counter::COUNT as usize],
     /// Entries that vanished or failed to read while iterating.
@@ -90,6 +92,14 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     for entry in lock_sched.iter() {
         match entry {
             Ok(kv) => snap.lock_sched.push(kv),
+            Err(_) => snap.read_errors += 1,
+        }
+    }
+    let syscall_sleep: HashMap<&MapData, SyscallSleepKey, SyscallSleep> =
+        HashMap::try_from(map("SYSCALL_SLEEP")?)?;
+    for entry in syscall_sleep.iter() {
+        match entry {
+            Ok(kv) => snap.syscall_sleep.push(kv),
             Err(_) => snap.read_errors += 1,
         }
     }

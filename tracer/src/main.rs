@@ -9,6 +9,7 @@ mod exit;
 mod preflight;
 mod report;
 mod symbolize;
+mod syscalls;
 mod target;
 
 use clap::Parser as _;

@@ -302,6 +302,34 @@ fn context_switches_and_run_queue_time_match_proc() {
             );
         }
     }
+    // The sleepers' 200 nanosleep(1 ms) each are "other sleep", named by
+    // their syscall (glibc's nanosleep is the clock_nanosleep syscall).
+    let sleepers: Vec<_> = threads
+        .iter()
+        .filter(|t| {
+            t["sched"]["other_sleep"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x["syscall"] == "clock_nanosleep"))
+        })
+        .collect();
+    assert_eq!(sleepers.len(), 2, "two sleeper threads: {threads:#?}");
+    for t in sleepers {
+        let ns = t["sched"]["other_sleep"].as_array().unwrap();
+        let nano = ns
+            .iter()
+            .find(|x| x["syscall"] == "clock_nanosleep")
+            .unwrap();
+        // Switch counts are exact (above); the per-syscall split has been
+        // seen to miss one sleep in 200 in about 1 run in 10, cause not yet
+        // understood (tracked in the issue note): allow 1%.
+        let sleeps = nano["sleeps"].as_u64().unwrap();
+        assert!(
+            (198..=200).contains(&sleeps),
+            "{sleeps} of 200 nanosleeps attributed: {t:#}"
+        );
+        assert!(nano["sleep_ns"].as_u64().unwrap() >= 200_000_000, "{t:#}");
+        assert_eq!(t["sched"]["futex_sleep_ns"].as_u64(), Some(0), "{t:#}");
+    }
     assert_eq!(
         spinners, 3,
         "the three spinners are told apart by their involuntary switches"

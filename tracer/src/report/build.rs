@@ -186,6 +186,18 @@ pub fn build(
             }
         }
     }
+    // Non-futex sleeps by syscall, per thread, longest first.
+    let mut other_sleep: HashMap<u32, Vec<SyscallTime>> = HashMap::new();
+    for (k, v) in &snap.syscall_sleep {
+        other_sleep.entry(k.tid).or_default().push(SyscallTime {
+            syscall: crate::syscalls::name(k.nr),
+            sleeps: v.sleeps,
+            sleep_ns: v.sleep_ns,
+        });
+    }
+    for v in other_sleep.values_mut() {
+        v.sort_by(|a, b| b.sleep_ns.cmp(&a.sleep_ns).then(a.syscall.cmp(&b.syscall)));
+    }
     // Scheduler view: every traced thread the hooks saw, waiting or not.
     for (tid, s) in &snap.sched {
         let (t, _) = threads.entry((s.tgid, *tid)).or_insert_with(|| {
@@ -208,6 +220,7 @@ pub fn build(
             voluntary_switches: s.voluntary,
             involuntary_switches: s.involuntary,
             wakeups: s.wakeups,
+            other_sleep: other_sleep.remove(tid).unwrap_or_default(),
         });
     }
     let mut threads: Vec<Thread> = threads

@@ -108,7 +108,7 @@ mod tests {
             report
                 .threads
                 .iter()
-                .any(|t| t.sched.is_some_and(|s| s.oncpu_ns > 0))
+                .any(|t| t.sched.as_ref().is_some_and(|s| s.oncpu_ns > 0))
         );
     }
 

@@ -225,7 +225,7 @@ pub struct Thread {
 }
 
 /// A thread's traced time by state, from sched_switch and sched_wakeup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchedTime {
     pub oncpu_ns: u64,
     /// Blocked after a voluntary switch-out, until woken.
@@ -240,4 +240,16 @@ pub struct SchedTime {
     pub voluntary_switches: u64,
     pub involuntary_switches: u64,
     pub wakeups: u64,
+    /// Voluntary sleeps outside futex waits, by the syscall they happened
+    /// in (read from the thread's saved registers), longest first.
+    #[serde(default)]
+    pub other_sleep: Vec<SyscallTime>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallTime {
+    /// Syscall name, `syscall N` when unknown, or `not in a syscall`.
+    pub syscall: String,
+    pub sleeps: u64,
+    pub sleep_ns: u64,
 }

@@ -269,7 +269,7 @@ pub fn render(r: &Report, top: usize) -> String {
     let sched: Vec<_> = r
         .threads
         .iter()
-        .filter_map(|t| t.sched.map(|s| (t, s)))
+        .filter_map(|t| t.sched.as_ref().map(|s| (t, s)))
         .collect();
     if !sched.is_empty() {
         let mut sched = sched;
@@ -286,7 +286,7 @@ pub fn render(r: &Report, top: usize) -> String {
         );
         let _ = writeln!(
             o,
-            "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}",
+            "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}  OTHER SLEEP IN",
             "TID",
             "NAME",
             "ON-CPU",
@@ -300,7 +300,7 @@ pub fn render(r: &Report, top: usize) -> String {
         for (t, s) in sched.iter().take(top) {
             let _ = writeln!(
                 o,
-                "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}",
+                "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}  {}",
                 t.tid,
                 clip(&t.name, 16),
                 human_ns(s.oncpu_ns),
@@ -310,6 +310,12 @@ pub fn render(r: &Report, top: usize) -> String {
                 human_ns(s.wakeup_latency_ns),
                 human_count(s.voluntary_switches),
                 human_count(s.involuntary_switches),
+                s.other_sleep
+                    .iter()
+                    .take(2)
+                    .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
         let _ = writeln!(o);
