@@ -25,6 +25,10 @@ pub mod tp {
     pub const NEWTASK_PID: usize = 8;
     /// `task:task_newtask`: `u64 clone_flags`.
     pub const NEWTASK_CLONE_FLAGS: usize = 32;
+    /// `lock:contention_begin` / `contention_end`: `void *lock_addr`.
+    pub const LOCK_ADDR: usize = 8;
+    /// `lock:contention_begin`: `unsigned int flags`.
+    pub const LOCK_FLAGS: usize = 16;
 }
 
 /// futex(2) operation codes (include/uapi/linux/futex.h).
@@ -150,7 +154,12 @@ pub mod counter {
     pub const LOCK_SCHED_FULL: u32 = 10;
     /// The per-(thread, syscall) sleep map was full.
     pub const SYSCALL_SLEEP_FULL: u32 = 11;
-    pub const COUNT: u32 = 12;
+    /// The kernel-lock map was full.
+    pub const KLOCK_FULL: u32 = 12;
+    /// A contention_end with no matching begin (began before attach, or
+    /// nested deeper than two).
+    pub const KLOCK_UNMATCHED: u32 = 13;
+    pub const COUNT: u32 = 14;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -166,6 +175,8 @@ pub mod counter {
         "task_read_error",
         "lock_sched_map_full",
         "syscall_sleep_map_full",
+        "klock_map_full",
+        "klock_unmatched",
     ];
 }
 
@@ -181,6 +192,7 @@ pub mod limits {
     pub const THREADS: u32 = 16384;
     pub const LOCK_SCHED: u32 = 16384;
     pub const SYSCALL_SLEEP: u32 = 16384;
+    pub const KLOCKS: u32 = 16384;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
@@ -400,6 +412,42 @@ pub struct SyscallSleep {
 }
 const _: () = assert!(size_of::<SyscallSleep>() == 16);
 
+/// In-flight kernel-lock contention of one thread: up to two nested waits
+/// (a contended mutex's slow path can contend on its wait_lock spinlock).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KLockStart {
+    pub ts_ns: [u64; 2],
+    pub addr: [u64; 2],
+    pub flags: [u32; 2],
+    pub tid: u32,
+    /// Waits in flight (0, 1 or 2).
+    pub depth: u32,
+}
+const _: () = assert!(size_of::<KLockStart>() == 48);
+
+/// A kernel lock contended by a traced process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KLockKey {
+    pub addr: u64,
+    pub tgid: u32,
+    /// LCB_F_* flags from lock:contention_begin (the lock's type).
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<KLockKey>() == 16);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KLockStats {
+    pub count: u64,
+    pub total_ns: u64,
+    /// Longest wait (updated without atomics: concurrent maxima may lose a
+    /// race; counts and totals are exact).
+    pub max_ns: u64,
+}
+const _: () = assert!(size_of::<KLockStats>() == 24);
+
 /// Offsets into x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h):
 /// the saved user registers of a task in a syscall.
 pub mod pt_regs {
@@ -449,6 +497,12 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallSleepKey {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::SyscallSleep {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::KLockKey {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::KLockStats {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::KLockStart {}
     // SAFETY: each type is #[repr(C)], Copy, built only of integers, and has
     // no padding (sizes pinned above), so every bit pattern is valid.
     unsafe impl aya::Pod for super::FutexStart {}

@@ -10,6 +10,7 @@
 )]
 
 mod futex;
+mod klock;
 mod maps;
 mod sched;
 mod task;

@@ -11,8 +11,9 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    FutexStart, HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats,
-    SyscallSleep, SyscallSleepKey, ThreadSched, counter, limits,
+    FutexStart, HistKey, KLockKey, KLockStart, KLockStats, LockKey, LockSched, LockThreadKey,
+    LockThreadStats, SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter,
+    limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -49,6 +50,14 @@ pub static LOCK_SCHED: HashMap<LockKey, LockSched> =
 #[map]
 pub static SYSCALL_SLEEP: HashMap<SyscallSleepKey, SyscallSleep> =
     HashMap::with_max_entries(limits::SYSCALL_SLEEP, 0);
+
+/// Kernel-lock waits in flight, in slot `tid & (START_SLOTS - 1)`.
+#[map]
+pub static KLOCK_START: Array<KLockStart> = Array::with_max_entries(limits::START_SLOTS, 0);
+
+/// Kernel locks contended by traced threads.
+#[map]
+pub static KLOCKS: HashMap<KLockKey, KLockStats> = HashMap::with_max_entries(limits::KLOCKS, 0);
 
 /// Sparse wait-time histogram per lock.
 #[map]

@@ -79,6 +79,18 @@ const HOOKS: &[HookSpec] = &[
         why: "futex_wake(2), Linux 6.7+",
     },
     HookSpec {
+        program: "contention_begin",
+        event: "lock/contention_begin",
+        required: false,
+        why: "kernel-lock contention",
+    },
+    HookSpec {
+        program: "contention_end",
+        event: "lock/contention_end",
+        required: false,
+        why: "kernel-lock contention",
+    },
+    HookSpec {
         program: "task_newtask",
         event: "task/task_newtask",
         required: false,
@@ -106,6 +118,9 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ("syscalls/sys_exit_futex_waitv", "ret", tp::SYSCALL_RET),
     ("syscalls/sys_enter_futex_wake", "uaddr", tp::SYSCALL_ARG0),
     ("syscalls/sys_exit_futex_wake", "ret", tp::SYSCALL_RET),
+    ("lock/contention_begin", "lock_addr", tp::LOCK_ADDR),
+    ("lock/contention_begin", "flags", tp::LOCK_FLAGS),
+    ("lock/contention_end", "lock_addr", tp::LOCK_ADDR),
     ("task/task_newtask", "pid", tp::NEWTASK_PID),
     ("task/task_newtask", "clone_flags", tp::NEWTASK_CLONE_FLAGS),
 ];

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
 use tracer_common::{
-    HistKey, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey, SiteStats, SyscallSleep,
-    SyscallSleepKey, ThreadSched, counter, sched_state,
+    HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey,
+    SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter, sched_state,
 };
 
 use crate::attach::Probes;
@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub lock_sched: Vec<(LockKey, LockSched)>,
     /// Per (thread, syscall): voluntary sleeps outside futex waits.
     pub syscall_sleep: Vec<(SyscallSleepKey, SyscallSleep)>,
+    /// Kernel locks the traced threads contended.
+    pub klocks: Vec<(KLockKey, KLockStats)>,
     /// Summed over CPUs, indexed by `tracer_common::counter`.
     pub counters: [u64; counter::COUNT as usize],
     /// Entries that vanished or failed to read while iterating.
@@ -100,6 +102,13 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     for entry in syscall_sleep.iter() {
         match entry {
             Ok(kv) => snap.syscall_sleep.push(kv),
+            Err(_) => snap.read_errors += 1,
+        }
+    }
+    let klocks: HashMap<&MapData, KLockKey, KLockStats> = HashMap::try_from(map("KLOCKS")?)?;
+    for entry in klocks.iter() {
+        match entry {
+            Ok(kv) => snap.klocks.push(kv),
             Err(_) => snap.read_errors += 1,
         }
     }

@@ -6,6 +6,7 @@ mod cli;
 mod collect;
 mod contention;
 mod exit;
+mod kallsyms;
 mod preflight;
 mod report;
 mod symbolize;

@@ -71,6 +71,7 @@ pub fn build(
             wait_ns: s.wait_ns,
             max_wait_ns: s.max_wait_ns,
             wake_calls: s.wake_calls,
+            woken: s.woken,
         });
     }
     // A futex that was only woken, never waited on, was not contended.
@@ -232,6 +233,27 @@ pub fn build(
         .collect();
     threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
+    let kallsyms = crate::kallsyms::Kallsyms::load();
+    let mut kernel_locks: Vec<KernelLock> = snap
+        .klocks
+        .iter()
+        .map(|(k, v)| KernelLock {
+            address: format!("{:#x}", k.addr),
+            pid: k.tgid,
+            symbol: kallsyms.name(k.addr),
+            kind: crate::kallsyms::lock_kind(k.flags),
+            contentions: v.count,
+            total_ns: v.total_ns,
+            avg_ns: v.total_ns / v.count.max(1),
+            max_ns: v.max_ns,
+        })
+        .collect();
+    kernel_locks.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(b.contentions.cmp(&a.contentions))
+    });
+
     let c = |i: u32| snap.counters[i as usize];
     let waits: u64 = snap
         .lock_threads
@@ -282,6 +304,7 @@ pub fn build(
         verdict: verdict(&locks, &thresholds),
         locks,
         threads,
+        kernel_locks,
         events,
         drops,
         limitations,

@@ -29,6 +29,10 @@ pub struct Report {
     pub locks: Vec<Lock>,
     /// Sorted by time waiting, largest first.
     pub threads: Vec<Thread>,
+    /// Kernel locks the traced threads contended (lock:contention_*), by
+    /// total wait (schema 1.1).
+    #[serde(default)]
+    pub kernel_locks: Vec<KernelLock>,
     pub events: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
     /// What this run could not see.
@@ -171,6 +175,24 @@ pub struct LockThread {
     pub wait_ns: u64,
     pub max_wait_ns: u64,
     pub wake_calls: u64,
+    /// Waiters its wake calls woke: the holder side of the contention.
+    #[serde(default)]
+    pub woken: u64,
+}
+
+/// A kernel lock contended by the traced threads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelLock {
+    pub address: String,
+    pub pid: u32,
+    /// The kernel symbol when the lock is a static (from /proc/kallsyms).
+    pub symbol: Option<String>,
+    /// spinlock, rwlock:R/W, rwsem:R/W, mutex, rt-mutex, pcpu-sem:R/W.
+    pub kind: String,
+    pub contentions: u64,
+    pub total_ns: u64,
+    pub avg_ns: u64,
+    pub max_ns: u64,
 }
 
 /// One histogram bucket: `count` waits lasted `lo_ns <= t < hi_ns`.

@@ -213,6 +213,26 @@ pub fn render(r: &Report, top: usize) -> String {
             String::new()
         };
         let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
+        // The holder side: who released the waiters (wake calls that woke someone).
+        let mut wakers: Vec<_> = l.threads.iter().filter(|t| t.woken > 0).collect();
+        wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(a.tid.cmp(&b.tid)));
+        if !wakers.is_empty() {
+            let list: Vec<String> = wakers
+                .iter()
+                .take(4)
+                .map(|t| {
+                    let name = if t.name.is_empty() { "?" } else { &t.name };
+                    format!("{name}/{} woke {}", t.tid, human_count(t.woken))
+                })
+                .collect();
+            let more = wakers.len().saturating_sub(4);
+            let more = if more > 0 {
+                format!(", +{more} more")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
+        }
         if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
             let path: Vec<String> = site
@@ -316,6 +336,33 @@ pub fn render(r: &Report, top: usize) -> String {
                     .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
                     .collect::<Vec<_>>()
                     .join(", "),
+            );
+        }
+        let _ = writeln!(o);
+    }
+    if !r.kernel_locks.is_empty() {
+        let shown = r.kernel_locks.len().min(top);
+        let _ = writeln!(
+            o,
+            "KERNEL LOCKS contended by the traced threads ({shown} of {})",
+            r.kernel_locks.len()
+        );
+        let _ = writeln!(
+            o,
+            "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}",
+            "LOCK", "KIND", "CONT", "TOTAL", "AVG", "MAX"
+        );
+        for k in r.kernel_locks.iter().take(top) {
+            let name = k.symbol.clone().unwrap_or_else(|| k.address.clone());
+            let _ = writeln!(
+                o,
+                "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}",
+                clip(&name, 36),
+                k.kind,
+                human_count(k.contentions),
+                human_ns(k.total_ns),
+                human_ns(k.avg_ns),
+                human_ns(k.max_ns)
             );
         }
         let _ = writeln!(o);

@@ -234,13 +234,26 @@ pub fn ensure_tracefs() {
 /// `perf stat` of sys_enter_futex with a filter, wrapping `cmd`: counts from
 /// exec to exit, in every thread, independently of the tracer.
 pub fn under_perf_stat(filter: &str, out: &Path, program: &Path, args: &[&str]) -> Command {
+    under_perf_event("syscalls:sys_enter_futex", Some(filter), out, program, args)
+}
+
+/// `perf stat -e EVENT [--filter F] -- program args`.
+pub fn under_perf_event(
+    event: &str,
+    filter: Option<&str>,
+    out: &Path,
+    program: &Path,
+    args: &[&str],
+) -> Command {
     ensure_tracefs();
     let mut cmd = Command::new("perf");
     cmd.args(["stat", "-x", ",", "-o"])
         .arg(out)
-        .args(["-e", "syscalls:sys_enter_futex", "--filter", filter, "--"])
-        .arg(program)
-        .args(args);
+        .args(["-e", event]);
+    if let Some(f) = filter {
+        cmd.args(["--filter", f]);
+    }
+    cmd.arg("--").arg(program).args(args);
     cmd
 }
 
@@ -248,7 +261,7 @@ pub fn under_perf_stat(filter: &str, out: &Path, program: &Path, args: &[&str]) 
 pub fn perf_count(out: &Path) -> u64 {
     let text = std::fs::read_to_string(out).expect("perf stat output");
     text.lines()
-        .find(|l| l.contains("syscalls:sys_enter_futex"))
+        .find(|l| l.contains(",syscalls:") || l.contains(",lock:"))
         .and_then(|l| l.split(',').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no count in perf output:\n{text}"))
