@@ -221,11 +221,12 @@ fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
     }
 }
 
+/// Counts one wait in the per-(lock, thread) entry and the lock's
+/// histogram; returns the entry's wait count. Shared with the sched-only
+/// mode, which sees sleeping waits at switch-in instead of at syscall exit.
 #[inline(always)]
-fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
-    let Some(s) = lock_thread(uaddr, tgid, tid) else {
-        return;
-    };
+pub fn aggregate_wait(uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) -> Option<u64> {
+    let s = lock_thread(uaddr, tgid, tid)?;
     // SAFETY: map value pointer; only this thread writes entries keyed by its
     // tid. `classify` returns an index below outcome::COUNT; `get_mut` keeps
     // the access checked anyway.
@@ -252,6 +253,14 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
     if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &zero, counter::HIST_FULL) {
         atomic_add(h, 1);
     }
+    Some(waits)
+}
+
+#[inline(always)]
+fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
+    let Some(waits) = aggregate_wait(uaddr, tgid, tid, ret, dur) else {
+        return;
+    };
 
     // Call sites: every wait at first, then a systematic 1-in-N sample
     // weighted by N (see tracer_common::STACK_ALL_FIRST).

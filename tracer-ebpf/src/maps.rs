@@ -102,6 +102,17 @@ pub fn stack_every() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const STACK_EVERY) }
 }
 
+/// Set by userspace for `--mode sched`: no syscall tracepoints; futex waits
+/// are seen at voluntary switch-out from the saved registers.
+#[unsafe(no_mangle)]
+static mut SCHED_ONLY: u32 = 0;
+
+#[inline(always)]
+pub fn sched_only() -> bool {
+    // SAFETY: as for FOLLOW_FORKS.
+    unsafe { core::ptr::read_volatile(&raw const SCHED_ONLY) != 0 }
+}
+
 #[inline(always)]
 pub fn follow_forks() -> bool {
     // SAFETY: a plain read of a global the loader sets before load; volatile

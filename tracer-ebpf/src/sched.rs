@@ -16,18 +16,20 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_task_pt_regs,
+        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
     },
     programs::BtfTracePointContext,
 };
 use tracer_common::{
-    LockKey, LockSched, NO_SYSCALL, SyscallSleep, SyscallSleepKey, ThreadSched, counter, kind,
-    pt_regs, sched_state,
+    LockKey, LockSched, NO_SYSCALL, SyscallSleep, SyscallSleepKey, ThreadSched, counter, futex_op,
+    kind, pt_regs, sched_state,
 };
+
+use crate::futex::aggregate_wait;
 
 use crate::maps::{
     LOCK_SCHED, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, get_or_insert, is_target,
-    start_slot,
+    sched_only, start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -73,6 +75,44 @@ fn current_syscall() -> u32 {
         match bpf_probe_read_kernel((regs + pt_regs::ORIG_AX as u64) as *const i64) {
             Ok(nr) if (0..=u32::MAX as i64 - 1).contains(&nr) => nr as u32,
             _ => NO_SYSCALL,
+        }
+    }
+}
+
+/// In sched-only mode: the futex word the current task blocks on, when it
+/// is in a futex wait (futex(2) with a wait op, futex_wait(2), or the first
+/// waiter of futex_waitv(2)); otherwise Err(the syscall it is in).
+#[inline(always)]
+fn futex_wait_from_regs() -> Result<u64, u32> {
+    const SYS_FUTEX: u32 = 202;
+    const SYS_FUTEX_WAITV: u32 = 449;
+    const SYS_FUTEX_WAIT: u32 = 455;
+    let nr = current_syscall();
+    // SAFETY: register reads of the current task through
+    // bpf_probe_read_kernel, the waiter array through bpf_probe_read_user.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+        let reg =
+            |off: usize| bpf_probe_read_kernel((regs + off as u64) as *const u64).map_err(|_| nr);
+        match nr {
+            SYS_FUTEX => {
+                let op = reg(pt_regs::SI)? as u32 & futex_op::CMD_MASK;
+                match op {
+                    futex_op::WAIT
+                    | futex_op::WAIT_BITSET
+                    | futex_op::LOCK_PI
+                    | futex_op::LOCK_PI2
+                    | futex_op::WAIT_REQUEUE_PI => reg(pt_regs::DI),
+                    _ => Err(nr),
+                }
+            }
+            SYS_FUTEX_WAIT => reg(pt_regs::DI),
+            SYS_FUTEX_WAITV => {
+                let waiters = reg(pt_regs::DI)?;
+                // struct futex_waitv { u64 val; u64 uaddr; ... }
+                bpf_probe_read_user((waiters + 8) as *const u64).map_err(|_| nr)
+            }
+            _ => Err(nr),
         }
     }
 }
@@ -142,7 +182,17 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
                 (*t).voluntary += 1;
                 (*t).in_futex = 0;
                 (*t).sleep_syscall = NO_SYSCALL;
-                if let Some(s) = start_slot(tid)
+                if sched_only() {
+                    // No syscall tracepoints: read the blocked syscall and
+                    // its futex word from the saved user registers.
+                    match futex_wait_from_regs() {
+                        Ok(uaddr) => {
+                            (*t).in_futex = 1;
+                            (*t).futex_uaddr = uaddr;
+                        }
+                        Err(nr) => (*t).sleep_syscall = nr,
+                    }
+                } else if let Some(s) = start_slot(tid)
                     && (*s).tid == tid
                     && (*s).kind == kind::WAIT
                 {
@@ -187,6 +237,11 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
                 if (*t).in_futex != 0 {
                     (*t).futex_sleep_ns += slept;
                     lock_sleep((*t).futex_uaddr, ntgid, slept, queued);
+                    if sched_only() {
+                        // The wait as the syscall would have timed it: from
+                        // blocking to running again (a woken waiter).
+                        let _ = aggregate_wait((*t).futex_uaddr, ntgid, ntid, 0, slept + queued);
+                    }
                 } else if slept > 0 {
                     syscall_sleep(ntid, (*t).sleep_syscall, slept);
                 }

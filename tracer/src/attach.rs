@@ -210,6 +210,7 @@ impl Probes {
     /// `only_target`: the single process traced when no forks are followed
     /// (the kernel filter is then a compare instead of a map lookup).
     pub fn load(
+        sched_only: bool,
         follow_forks: bool,
         only_target: Option<u32>,
         stack_every: u64,
@@ -240,6 +241,7 @@ impl Probes {
             .override_global("STACK_EVERY", &stack_every, true)
             .override_global("TARGET_TGID", &only_target.unwrap_or(0), true)
             .override_global("TASK_PID_OFFSET", &task.pid, true)
+            .override_global("SCHED_ONLY", &u32::from(sched_only), true)
             .load(OBJECT)
             .map_err(|e| {
                 fail(
@@ -297,12 +299,20 @@ impl Probes {
 
     /// Attaches every hook this kernel has; a missing optional one is noted
     /// in the report, a missing required one is an error.
-    pub fn attach(&mut self, follow_forks: bool) -> Result<()> {
+    pub fn attach(&mut self, sched_only: bool, follow_forks: bool) -> Result<()> {
         let t0 = Instant::now();
         let tracefs = self.tracefs;
         for spec in HOOKS {
             let name = spec.event.replace('/', ":");
             if spec.program == "task_newtask" && !follow_forks {
+                continue;
+            }
+            if sched_only && spec.event.starts_with("syscalls/") {
+                self.hooks.push(HookState {
+                    name,
+                    attached: false,
+                    note: "not attached in --mode sched".into(),
+                });
                 continue;
             }
             if !preflight::has_event(tracefs, spec.event) {

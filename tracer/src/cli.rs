@@ -84,6 +84,14 @@ pub struct ContentionArgs {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = parse_power_of_two)]
     pub stack_every: u64,
 
+    /// full: futex syscall tracepoints (every wait, EAGAIN included, with
+    /// call sites) plus the scheduler hooks. sched: no syscall tracepoints
+    /// at all (no cost on any syscall); futex waits are seen when they
+    /// block, from the saved registers at switch-out, so waits that never
+    /// slept (EAGAIN) are missed and there are no call sites.
+    #[arg(long, value_enum, default_value_t = Mode::Full)]
+    pub mode: Mode,
+
     /// With a command: do not follow the processes it forks.
     #[arg(long)]
     pub no_follow: bool,
@@ -97,6 +105,21 @@ fn parse_power_of_two(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n.is_power_of_two() && n <= 1 << 20 => Ok(n),
         _ => Err(format!("'{s}' is not a power of two from 1 to 1048576")),
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Sched,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Sched => "sched",
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     attach::Probes,
-    cli::ContentionArgs,
+    cli::{ContentionArgs, Mode},
     collect,
     exit::{Code, fail},
     preflight,
@@ -64,11 +64,12 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     };
 
     let only = (roots.len() == 1 && !follow).then(|| roots[0]);
-    let mut probes = Probes::load(follow, only, args.stack_every, verbose)?;
+    let sched_only = args.mode == Mode::Sched;
+    let mut probes = Probes::load(sched_only, follow, only, args.stack_every, verbose)?;
     for &pid in &roots {
         probes.add_target(pid)?;
     }
-    probes.attach(follow)?;
+    probes.attach(sched_only, follow)?;
     for &pid in &args.pid {
         if !preflight::alive(pid) {
             return Err(fail(
@@ -198,6 +199,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         hooks,
         thresholds,
         stack_every: args.stack_every,
+        mode: args.mode.name().to_string(),
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
     print!("{}", report::text::render(&report, args.top));

@@ -396,6 +396,50 @@ fn kernel_lock_contention_matches_perf() {
 }
 
 #[test]
+fn sched_only_mode_sees_sleeping_waits_on_the_same_lock() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("hold_time");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["10000", "40"]);
+    let mut work = Gated::start(cmd);
+    let mutex = field(&work.first_line, "mutex").unwrap().to_string();
+    let tracer = Tracer::start(
+        &["--mode", "sched", "--pid", &work.pid.to_string()],
+        "sched_mode",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(30));
+    assert_eq!(report["mode"], "sched");
+    let syscall_hooks: Vec<_> = report["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"].as_str().unwrap().starts_with("syscalls:") && h["attached"] == true)
+        .collect();
+    assert!(
+        syscall_hooks.is_empty(),
+        "no syscall tracepoint in sched mode: {syscall_hooks:?}"
+    );
+    // The same address the full mode reports (the workload's own &hold_mu),
+    // one sleeping wait per round, timed from blocking to running again.
+    let lock = lock_at(&report, &mutex);
+    assert_eq!(lock["symbol"], "hold_mu");
+    assert_eq!(lock["contentions"].as_u64(), Some(40), "{lock:#}");
+    let truth: f64 = field(&rest, "median_wait_ns").unwrap().parse().unwrap();
+    let p50 = lock["wait"]["p50_ns"].as_f64().unwrap();
+    assert!(
+        (p50 - truth).abs() / truth <= 0.05,
+        "p50 {p50:.0} vs the workload's {truth:.0}"
+    );
+    assert!(
+        text.contains("Sched-only mode"),
+        "the report says what it cannot see"
+    );
+    assert_no_drops(&report);
+}
+
+#[test]
 fn p50_matches_a_known_hold_time() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hold_time");

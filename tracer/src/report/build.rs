@@ -25,6 +25,8 @@ pub struct RunMeta {
     pub thresholds: Thresholds,
     /// Call-site sampling period (see `--stack-every`).
     pub stack_every: u64,
+    /// `full` or `sched`.
+    pub mode: String,
 }
 
 pub fn build(
@@ -275,6 +277,12 @@ pub fn build(
         ),
         "Every futex wait counts as a contention, including condition-variable waits, thread joins and idle parking: lock kind is not classified yet.".to_string(),
     ];
+    if meta.mode == "sched" {
+        limitations.insert(
+            0,
+            "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, wait time runs from blocking to running again, and there are no call sites.".to_string(),
+        );
+    }
     if c(counter::MISSING_START) > 0 {
         limitations.push(format!(
             "{} futex calls were already in progress when tracing began and are not measured.",
@@ -299,6 +307,7 @@ pub fn build(
         start_time: meta.start_time,
         duration_s: meta.duration_s,
         load_attach_ms: meta.load_attach_ms,
+        mode: meta.mode,
         hooks: meta.hooks,
         thresholds,
         verdict: verdict(&locks, &thresholds),
@@ -402,6 +411,7 @@ mod tests {
             hooks: vec![],
             thresholds: Thresholds::default(),
             stack_every: 16,
+            mode: "full".into(),
         }
     }
 

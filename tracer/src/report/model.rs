@@ -22,6 +22,10 @@ pub struct Report {
     pub start_time: String,
     pub duration_s: f64,
     pub load_attach_ms: f64,
+    /// `full` (futex syscall tracepoints + scheduler) or `sched` (scheduler
+    /// only: sleeping futex waits, no EAGAIN, no call sites). Schema 1.1.
+    #[serde(default = "full_mode")]
+    pub mode: String,
     pub hooks: Vec<Hook>,
     pub thresholds: Thresholds,
     pub verdict: Verdict,
@@ -37,6 +41,10 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// What this run could not see.
     pub limitations: Vec<String>,
+}
+
+fn full_mode() -> String {
+    "full".to_string()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

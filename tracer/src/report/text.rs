@@ -94,8 +94,8 @@ pub fn render(r: &Report, top: usize) -> String {
     );
     let _ = writeln!(
         o,
-        "  kernel {} · started {} · load+attach {:.0} ms",
-        r.kernel, r.start_time, r.load_attach_ms
+        "  kernel {} · started {} · load+attach {:.0} ms · mode {}",
+        r.kernel, r.start_time, r.load_attach_ms, r.mode
     );
     let attached: Vec<&str> = r
         .hooks
