@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,9 @@ __attribute__((noinline)) static void take_heap_lock(void) {
 
 __attribute__((noinline)) static void *heap_worker(void *arg) {
     (void)arg;
-    while (!go) usleep(1000);
+    /* Spin (yielding, no futex) so every thread starts at once: with
+     * staggered starts a thread can finish alone and never contend. */
+    while (!go) sched_yield();
     for (long i = 0; i < iterations; i++) take_heap_lock();
     return NULL;
 }

@@ -159,7 +159,9 @@ pub mod counter {
     /// A contention_end with no matching begin (began before attach, or
     /// nested deeper than two).
     pub const KLOCK_UNMATCHED: u32 = 13;
-    pub const COUNT: u32 = 14;
+    /// The run-queue histogram map was full.
+    pub const RUNQ_HIST_FULL: u32 = 14;
+    pub const COUNT: u32 = 15;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -177,6 +179,7 @@ pub mod counter {
         "syscall_sleep_map_full",
         "klock_map_full",
         "klock_unmatched",
+        "runq_hist_map_full",
     ];
 }
 
@@ -193,6 +196,7 @@ pub mod limits {
     pub const LOCK_SCHED: u32 = 16384;
     pub const SYSCALL_SLEEP: u32 = 16384;
     pub const KLOCKS: u32 = 16384;
+    pub const RUNQ_HIST: u32 = 65536;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
@@ -448,6 +452,21 @@ pub struct KLockStats {
 }
 const _: () = assert!(size_of::<KLockStats>() == 24);
 
+/// Run-queue latency histograms (wakeup → running), per thread and per lock:
+/// `id` is the tid for `RUNQ_THREAD`, the futex word for `RUNQ_LOCK`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunqKey {
+    pub id: u64,
+    pub tgid: u32,
+    /// `RUNQ_THREAD` or `RUNQ_LOCK` in the top bit, histogram bucket below.
+    pub kind_bucket: u32,
+}
+const _: () = assert!(size_of::<RunqKey>() == 16);
+
+pub const RUNQ_THREAD: u32 = 0;
+pub const RUNQ_LOCK: u32 = 1 << 31;
+
 /// Offsets into x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h):
 /// the saved user registers of a task in a syscall.
 pub mod pt_regs {
@@ -499,6 +518,8 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallSleep {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::KLockKey {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::RunqKey {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::KLockStats {}
     // SAFETY: as below.

@@ -12,8 +12,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FutexStart, HistKey, KLockKey, KLockStart, KLockStats, LockKey, LockSched, LockThreadKey,
-    LockThreadStats, SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter,
-    limits,
+    LockThreadStats, RunqKey, SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched,
+    counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -58,6 +58,10 @@ pub static KLOCK_START: Array<KLockStart> = Array::with_max_entries(limits::STAR
 /// Kernel locks contended by traced threads.
 #[map]
 pub static KLOCKS: HashMap<KLockKey, KLockStats> = HashMap::with_max_entries(limits::KLOCKS, 0);
+
+/// Wakeup → running latency histograms, per thread and per lock.
+#[map]
+pub static RUNQ_HIST: HashMap<RunqKey, u64> = HashMap::with_max_entries(limits::RUNQ_HIST, 0);
 
 /// Sparse wait-time histogram per lock.
 #[map]

@@ -21,15 +21,15 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use tracer_common::{
-    LockKey, LockSched, NO_SYSCALL, SyscallSleep, SyscallSleepKey, ThreadSched, counter, futex_op,
-    kind, pt_regs, sched_state,
+    LockKey, LockSched, NO_SYSCALL, RUNQ_LOCK, RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey,
+    ThreadSched, counter, futex_op, hist, kind, pt_regs, sched_state,
 };
 
 use crate::futex::aggregate_wait;
 
 use crate::maps::{
-    LOCK_SCHED, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, get_or_insert, is_target,
-    sched_only, start_slot,
+    LOCK_SCHED, RUNQ_HIST, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, get_or_insert,
+    is_target, sched_only, start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -128,6 +128,20 @@ fn syscall_sleep(tid: u32, nr: u32, slept: u64) {
             (*s).sleeps += 1;
             (*s).sleep_ns += slept;
         }
+    }
+}
+
+/// Counts one wakeup → running latency in a histogram.
+#[inline(always)]
+fn runq(id: u64, tgid: u32, kind: u32, latency: u64) {
+    let key = RunqKey {
+        id,
+        tgid,
+        kind_bucket: kind | hist::bucket(latency),
+    };
+    let zero: u64 = 0;
+    if let Some(c) = get_or_insert(&RUNQ_HIST, &key, &zero, counter::RUNQ_HIST_FULL) {
+        atomic_add(c, 1);
     }
 }
 
@@ -247,6 +261,12 @@ pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
                 }
                 (*t).runnable_ns += queued;
                 (*t).wakeup_latency_ns += queued;
+                if woken >= since && woken != 0 {
+                    runq(u64::from(ntid), ntgid, RUNQ_THREAD, queued);
+                    if (*t).in_futex != 0 {
+                        runq((*t).futex_uaddr, ntgid, RUNQ_LOCK, queued);
+                    }
+                }
             }
             _ => {}
         }

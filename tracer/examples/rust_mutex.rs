@@ -14,7 +14,6 @@ use std::{
         Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 static SEQUENCER_STATE: Mutex<u64> = Mutex::new(0);
@@ -32,8 +31,10 @@ fn main() {
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             std::thread::spawn(move || {
+                // Start together (yield, no futex): staggered starts can let
+                // one thread finish alone and never contend.
                 while !GO.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(1));
+                    std::thread::yield_now();
                 }
                 for _ in 0..iterations {
                     let mut n = SEQUENCER_STATE.lock().unwrap();

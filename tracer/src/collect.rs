@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
 use tracer_common::{
-    HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, SiteKey,
-    SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter, sched_state,
+    HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey,
+    SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter, sched_state,
 };
 
 use crate::attach::Probes;
@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub syscall_sleep: Vec<(SyscallSleepKey, SyscallSleep)>,
     /// Kernel locks the traced threads contended.
     pub klocks: Vec<(KLockKey, KLockStats)>,
+    /// Wakeup → running latency histograms (per thread and per lock).
+    pub runq: Vec<(RunqKey, u64)>,
     /// Summed over CPUs, indexed by `tracer_common::counter`.
     pub counters: [u64; counter::COUNT as usize],
     /// Entries that vanished or failed to read while iterating.
@@ -109,6 +111,13 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     for entry in klocks.iter() {
         match entry {
             Ok(kv) => snap.klocks.push(kv),
+            Err(_) => snap.read_errors += 1,
+        }
+    }
+    let runq: HashMap<&MapData, RunqKey, u64> = HashMap::try_from(map("RUNQ_HIST")?)?;
+    for entry in runq.iter() {
+        match entry {
+            Ok(kv) => snap.runq.push(kv),
             Err(_) => snap.read_errors += 1,
         }
     }

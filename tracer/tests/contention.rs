@@ -120,7 +120,7 @@ fn rust_std_mutex_is_seen_with_wait_bitset() {
 fn heap_mutex_is_labelled_by_its_call_site() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("heap_mutex");
-    let mut run = PerfRun::start(&bin, &["3", "150000"], FUTEX_WAIT_PRIVATE, "heap_mutex");
+    let mut run = PerfRun::start(&bin, &["4", "300000"], FUTEX_WAIT_PRIVATE, "heap_mutex");
     let mutex = run.mutex();
     let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "heap_mutex");
     run.work.go();
@@ -489,6 +489,21 @@ fn p50_matches_a_known_hold_time() {
         "blocked {blocked:.0} ns per sleep vs {truth:.0}"
     );
     assert!(sched["runnable_share"].as_f64().unwrap() < 0.2, "{sched}");
+    // Wakeup → running latency of those 40 wakeups, as a histogram.
+    let wl = &sched["wakeup_latency"];
+    let n = wl["count"].as_u64().unwrap();
+    assert!((38..=40).contains(&n), "{n} wakeups in the histogram: {wl}");
+    let in_buckets: u64 = wl["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_buckets, n);
+    assert!(
+        wl["p50_ns"].as_u64().unwrap() < 2_000_000,
+        "an idle machine runs a woken thread quickly: {wl}"
+    );
 }
 
 #[test]

@@ -103,6 +103,25 @@ pub fn build(
 
     let lock_sched: HashMap<LockKey, tracer_common::LockSched> =
         snap.lock_sched.iter().copied().collect();
+    // Run-queue latency histograms: (kind, id, tgid) → buckets.
+    let mut runq: HashMap<(u32, u64, u32), Vec<(u32, u64)>> = HashMap::new();
+    for (k, c) in &snap.runq {
+        let kind = k.kind_bucket & tracer_common::RUNQ_LOCK;
+        let bucket = k.kind_bucket & !tracer_common::RUNQ_LOCK;
+        runq.entry((kind, k.id, k.tgid))
+            .or_default()
+            .push((bucket, *c));
+    }
+    let mut latency = |kind: u32, id: u64, tgid: u32| -> Latency {
+        let histogram = buckets(runq.remove(&(kind, id, tgid)).unwrap_or_default());
+        let max = histogram.last().map_or(0, |b| b.hi_ns);
+        Latency {
+            count: histogram.iter().map(|b| b.count).sum(),
+            p50_ns: percentile(&histogram, 50.0, max),
+            p99_ns: percentile(&histogram, 99.0, max),
+            histogram,
+        }
+    };
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
         lock.sched = lock_sched.get(key).map(|s| LockSleeps {
@@ -110,6 +129,7 @@ pub fn build(
             blocked_ns: s.blocked_ns,
             runnable_ns: s.runnable_ns,
             runnable_share: s.runnable_ns as f64 / (s.blocked_ns + s.runnable_ns).max(1) as f64,
+            wakeup_latency: latency(tracer_common::RUNQ_LOCK, key.uaddr, key.tgid),
         });
         lock.contentions_per_s = lock.contentions as f64 / duration;
         lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
@@ -224,6 +244,7 @@ pub fn build(
             involuntary_switches: s.involuntary,
             wakeups: s.wakeups,
             other_sleep: other_sleep.remove(tid).unwrap_or_default(),
+            wakeup_latency: latency(tracer_common::RUNQ_THREAD, u64::from(*tid), s.tgid),
         });
     }
     let mut threads: Vec<Thread> = threads

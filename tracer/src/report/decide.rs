@@ -72,7 +72,7 @@ const MIN_SLEEPS: u64 = 10;
 /// When a lock's sleeping waiters spend most of their wait runnable (woken,
 /// but no CPU free), the lock is not what slows them: say so.
 pub fn cpu_bound_note(lock: &Lock) -> Option<String> {
-    let s = lock.sched?;
+    let s = lock.sched.as_ref()?;
     (s.sleeps >= MIN_SLEEPS && s.runnable_share > 0.5).then(|| {
         let of_wait = 100.0 * s.runnable_ns as f64 / lock.wait.total_ns.max(1) as f64;
         format!(
@@ -103,6 +103,7 @@ mod tests {
             blocked_ns: blocked,
             runnable_ns: runnable,
             runnable_share: runnable as f64 / (blocked + runnable) as f64,
+            ..Default::default()
         };
         lock.sched = Some(sleeps(100, 1_000, 9_000));
         assert!(

@@ -136,7 +136,7 @@ pub struct Lock {
 
 /// What a lock's sleeping waits were made of: blocked until the wakeup, then
 /// runnable until a CPU was free.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockSleeps {
     pub sleeps: u64,
     pub blocked_ns: u64,
@@ -144,6 +144,18 @@ pub struct LockSleeps {
     /// runnable / (blocked + runnable): over 0.5, the waiters mostly wait for
     /// a CPU, not for the lock.
     pub runnable_share: f64,
+    /// Wakeup → running latency of its woken waiters.
+    #[serde(default)]
+    pub wakeup_latency: Latency,
+}
+
+/// A latency distribution: percentiles and the buckets they come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub histogram: Vec<Bucket>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +267,7 @@ pub struct Thread {
 }
 
 /// A thread's traced time by state, from sched_switch and sched_wakeup.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SchedTime {
     pub oncpu_ns: u64,
     /// Blocked after a voluntary switch-out, until woken.
@@ -274,6 +286,9 @@ pub struct SchedTime {
     /// in (read from the thread's saved registers), longest first.
     #[serde(default)]
     pub other_sleep: Vec<SyscallTime>,
+    /// Wakeup → running latency (run-queue latency after a sleep).
+    #[serde(default)]
+    pub wakeup_latency: Latency,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -172,7 +172,7 @@ pub fn render(r: &Report, top: usize) -> String {
             human_count(l.wakes.calls),
             human_count(l.wakes.woken)
         );
-        if let Some(s) = l.sched {
+        if let Some(s) = &l.sched {
             let note = if super::decide::cpu_bound_note(l).is_some() {
                 " → woken waiters wait for a CPU, not the lock"
             } else {
@@ -180,11 +180,13 @@ pub fn render(r: &Report, top: usize) -> String {
             };
             let _ = writeln!(
                 o,
-                "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%){note}",
+                "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%; wake→run p50 {}, p99 {}){note}",
                 human_count(s.sleeps),
                 human_ns(s.blocked_ns),
                 human_ns(s.runnable_ns),
-                100.0 * s.runnable_share
+                100.0 * s.runnable_share,
+                human_ns(s.wakeup_latency.p50_ns),
+                human_ns(s.wakeup_latency.p99_ns),
             );
         }
         let waiters: Vec<String> = l
@@ -306,7 +308,7 @@ pub fn render(r: &Report, top: usize) -> String {
         );
         let _ = writeln!(
             o,
-            "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}  OTHER SLEEP IN",
+            "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>9} {:>7} {:>7}  OTHER SLEEP IN",
             "TID",
             "NAME",
             "ON-CPU",
@@ -314,13 +316,14 @@ pub fn render(r: &Report, top: usize) -> String {
             "OTHER-SLEEP",
             "RUNNABLE",
             "WAKE→RUN",
+            "W→R P99",
             "VOL",
             "INVOL"
         );
         for (t, s) in sched.iter().take(top) {
             let _ = writeln!(
                 o,
-                "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>7} {:>7}  {}",
+                "  {:>8} {:<16} {:>9} {:>11} {:>11} {:>9} {:>11} {:>9} {:>7} {:>7}  {}",
                 t.tid,
                 clip(&t.name, 16),
                 human_ns(s.oncpu_ns),
@@ -328,6 +331,7 @@ pub fn render(r: &Report, top: usize) -> String {
                 human_ns(s.sleep_ns - s.futex_sleep_ns.min(s.sleep_ns)),
                 human_ns(s.runnable_ns),
                 human_ns(s.wakeup_latency_ns),
+                human_ns(s.wakeup_latency.p99_ns),
                 human_count(s.voluntary_switches),
                 human_count(s.involuntary_switches),
                 s.other_sleep
