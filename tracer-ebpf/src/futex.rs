@@ -15,6 +15,7 @@
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    maps::HashMap,
     programs::{TracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{
@@ -23,8 +24,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, atomic_add, count, get_or_insert, is_target,
-    read_ctx, stack_every, start_slot,
+    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, WAKE_SITES, atomic_add, count, get_or_insert,
+    is_target, read_ctx, stack_every, start_slot,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.
@@ -165,7 +166,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let ret = unsafe { read_ctx::<i64>(ctx, tp::SYSCALL_RET) };
 
     match start.kind {
-        kind::WAKE => wake(start.uaddr, tgid, tid, ret),
+        kind::WAKE => wake(ctx, start.uaddr, tgid, tid, ret),
         kind::WAIT => wait(
             ctx,
             start.uaddr,
@@ -208,16 +209,21 @@ fn lock_thread(uaddr: u64, tgid: u32, tid: u32) -> Option<*mut LockThreadStats> 
 }
 
 #[inline(always)]
-fn wake(uaddr: u64, tgid: u32, tid: u32, ret: i64) {
+fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64) {
     let Some(s) = lock_thread(uaddr, tgid, tid) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its tid.
-    unsafe {
+    let wakes = unsafe {
         (*s).wake_calls += 1;
         if ret > 0 {
             (*s).woken += ret as u64;
         }
+        (*s).wake_calls
+    };
+    // The holder side: where the wakes that released waiters come from.
+    if ret > 0 {
+        record_site(ctx, &WAKE_SITES, uaddr, tgid, wakes, ret as u64);
     }
 }
 
@@ -258,21 +264,32 @@ pub fn aggregate_wait(uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) -> Op
 
 #[inline(always)]
 fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
-    let Some(waits) = aggregate_wait(uaddr, tgid, tid, ret, dur) else {
-        return;
-    };
+    if let Some(waits) = aggregate_wait(uaddr, tgid, tid, ret, dur) {
+        record_site(ctx, &LOCK_SITES, uaddr, tgid, waits, dur);
+    }
+}
 
-    // Call sites: every wait at first, then a systematic 1-in-N sample
-    // weighted by N (see tracer_common::STACK_ALL_FIRST).
+/// Call sites: every event of a (lock, thread) pair until its
+/// STACK_ALL_FIRST-th (`nth` counts them), then a systematic 1-in-N sample
+/// weighted by N, so `count` (events) and `wait_ns` (`amount` summed: wait
+/// time, or waiters woken for wake sites) stay unbiased estimates.
+#[inline(always)]
+fn record_site(
+    ctx: &TracePointContext,
+    sites: &HashMap<SiteKey, SiteStats>,
+    uaddr: u64,
+    tgid: u32,
+    nth: u64,
+    amount: u64,
+) {
     let every = stack_every();
-    let weight = if waits <= STACK_ALL_FIRST {
+    let weight = if nth <= STACK_ALL_FIRST {
         1
-    } else if (waits & every.wrapping_sub(1)) == 0 {
+    } else if (nth & every.wrapping_sub(1)) == 0 {
         every
     } else {
         return;
     };
-
     // The user stack is the same at exit as at entry: still inside the call.
     let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
         Ok(id) => id as i32,
@@ -290,16 +307,11 @@ fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur:
         tgid,
         stack_id,
     };
-    if let Some(site) = get_or_insert(
-        &LOCK_SITES,
-        &skey,
-        &SiteStats::default(),
-        counter::SITE_FULL,
-    ) {
+    if let Some(site) = get_or_insert(sites, &skey, &SiteStats::default(), counter::SITE_FULL) {
         // SAFETY: map value pointer; fields are u64 updated atomically.
         unsafe {
             atomic_add(&raw mut (*site).count, weight);
-            atomic_add(&raw mut (*site).wait_ns, dur * weight);
+            atomic_add(&raw mut (*site).wait_ns, amount * weight);
             atomic_add(&raw mut (*site).samples, 1);
         }
     }

@@ -71,6 +71,11 @@ pub static LOCK_HIST: HashMap<HistKey, u64> = HashMap::with_max_entries(limits::
 #[map]
 pub static LOCK_SITES: HashMap<SiteKey, SiteStats> = HashMap::with_max_entries(limits::SITES, 0);
 
+/// Wakes that woke someone, per (lock, user stack): the holder side.
+/// `count` is wake calls, `wait_ns` holds waiters woken.
+#[map]
+pub static WAKE_SITES: HashMap<SiteKey, SiteStats> = HashMap::with_max_entries(limits::SITES, 0);
+
 /// User stacks, frame-pointer walked by the kernel.
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);

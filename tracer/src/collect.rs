@@ -17,6 +17,9 @@ pub struct Snapshot {
     pub lock_threads: Vec<(LockThreadKey, LockThreadStats)>,
     pub hist: Vec<(HistKey, u64)>,
     pub sites: Vec<(SiteKey, SiteStats)>,
+    /// Wakes that woke someone, per (lock, stack): `count` wake calls,
+    /// `wait_ns` waiters woken.
+    pub wake_sites: Vec<(SiteKey, SiteStats)>,
     /// Stack id → user instruction pointers, innermost first.
     pub stacks: BTreeMap<i32, Vec<u64>>,
     /// Per traced thread (tid → scheduler view), with intervals still open
@@ -63,8 +66,15 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
             Err(_) => snap.read_errors += 1,
         }
     }
+    let wake_sites: HashMap<&MapData, SiteKey, SiteStats> = HashMap::try_from(map("WAKE_SITES")?)?;
+    for entry in wake_sites.iter() {
+        match entry {
+            Ok(kv) => snap.wake_sites.push(kv),
+            Err(_) => snap.read_errors += 1,
+        }
+    }
     let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map("STACKS")?)?;
-    for (key, _) in &snap.sites {
+    for (key, _) in snap.sites.iter().chain(&snap.wake_sites) {
         if key.stack_id < 0 || snap.stacks.contains_key(&key.stack_id) {
             continue;
         }

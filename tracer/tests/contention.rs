@@ -377,12 +377,16 @@ fn kernel_lock_contention_matches_perf() {
         "the workload should contend on kernel locks (perf saw {perf})"
     );
     // perf stops counting a thread inside do_exit, before its last kernel-lock
-    // waits (tasklist_lock and friends); the tracer, filtering by process,
-    // still sees them: at most one or two per exiting thread more.
+    // waits (tasklist_lock and friends), which the tracer still sees; and a
+    // kernel lock contended inside the tracer's own BPF program (a map's
+    // bucket lock) fires a nested tracepoint the kernel does not run BPF
+    // for, which perf still counts. Within 1% (+10) either way.
+    let slack = perf / 100 + 10;
     assert!(
-        traced >= perf && traced <= perf + 10,
-        "tracer {traced} vs perf {perf} lock:contention_begin"
+        traced + slack >= perf && traced <= perf + slack,
+        "tracer {traced} vs perf {perf} lock:contention_begin (slack {slack})"
     );
+    eprintln!("kernel locks: tracer {traced}, perf {perf}");
     assert!(
         report["kernel_locks"]
             .as_array()
@@ -478,6 +482,15 @@ fn p50_matches_a_known_hold_time() {
         .map(|t| t["tid"].as_u64().unwrap())
         .collect();
     assert_eq!(wakers, vec![pid], "the holder is the only waker: {lock:#}");
+    // Waker call sites: the 40 releasing wakes (fewer than 64 per thread,
+    // so every one was sampled) all have a site.
+    let waker_wakes: u64 = lock["waker_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["wakes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(waker_wakes, 40, "{:#}", lock["waker_sites"]);
     // The scheduler's view of the same waits: 40 futex sleeps, blocked about
     // as long as the waiter measured, and quickly running once woken on an
     // otherwise idle machine.
@@ -599,9 +612,11 @@ fn sigterm_detaches_everything() {
 #[test]
 fn target_exit_detaches_everything() {
     let Some(_serial) = privileged() else { return };
+    // 3 s: enough margin for the tracer to attach on a loaded machine
+    // before the target ends by itself.
     let bin = c_workload("sequencer");
     let mut work = Command::new(&bin)
-        .args(["--seconds", "1"])
+        .args(["--seconds", "3"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

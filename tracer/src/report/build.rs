@@ -122,6 +122,17 @@ pub fn build(
             histogram,
         }
     };
+    let mut wake_sites: HashMap<LockKey, Vec<(i32, SiteStats)>> = HashMap::new();
+    for (k, s) in &snap.wake_sites {
+        wake_sites
+            .entry(LockKey {
+                uaddr: k.uaddr,
+                tgid: k.tgid,
+                _pad: 0,
+            })
+            .or_default()
+            .push((k.stack_id, *s));
+    }
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
         lock.sched = lock_sched.get(key).map(|s| LockSleeps {
@@ -157,6 +168,21 @@ pub fn build(
             lock.sites.push(Site {
                 count: s.count,
                 wait_ns: s.wait_ns,
+                samples: s.samples,
+                unwind: unwind.into(),
+                frames,
+            });
+        }
+        let mut wsites = wake_sites.remove(key).unwrap_or_default();
+        wsites.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
+        for (stack_id, s) in wsites.into_iter().take(SITES_PER_LOCK) {
+            let (unwind, frames) = match snap.stacks.get(&stack_id) {
+                Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
+                _ => ("none", Vec::new()),
+            };
+            lock.waker_sites.push(WakerSite {
+                wakes: s.count,
+                woken: s.wait_ns,
                 samples: s.samples,
                 unwind: unwind.into(),
                 frames,

@@ -129,6 +129,10 @@ pub struct Lock {
     pub histogram: Vec<Bucket>,
     /// Call sites by wait count, largest first.
     pub sites: Vec<Site>,
+    /// Where the wakes that released its waiters were issued (the holder
+    /// side), by wake calls, largest first (schema 1.1).
+    #[serde(default)]
+    pub waker_sites: Vec<WakerSite>,
     /// The waits that slept, from the scheduler's view (schema 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sched: Option<LockSleeps>,
@@ -234,6 +238,18 @@ pub struct Site {
     /// "frame-pointer" (kernel walk) or "none" when no stack was taken.
     pub unwind: String,
     /// Innermost first.
+    pub frames: Vec<Frame>,
+}
+
+/// A call site of wakes that woke someone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WakerSite {
+    /// Estimated wake calls from this stack that woke a waiter.
+    pub wakes: u64,
+    /// Estimated waiters they woke.
+    pub woken: u64,
+    pub samples: u64,
+    pub unwind: String,
     pub frames: Vec<Frame>,
 }
 

@@ -235,6 +235,26 @@ pub fn render(r: &Report, top: usize) -> String {
             };
             let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
         }
+        if let Some(site) = l.waker_sites.first() {
+            let path: Vec<String> = site
+                .frames
+                .iter()
+                .filter_map(|f| f.symbol.clone())
+                .take(5)
+                .collect();
+            let path = if path.is_empty() {
+                "(no stack)".to_string()
+            } else {
+                path.join(" ← ")
+            };
+            let _ = writeln!(
+                o,
+                "      top waker site ({} wakes, {}): {}",
+                human_count(site.wakes),
+                site.unwind,
+                clip(&path, 100)
+            );
+        }
         if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
             let path: Vec<String> = site

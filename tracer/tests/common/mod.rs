@@ -277,9 +277,14 @@ pub fn lock_at<'a>(report: &'a serde_json::Value, addr: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no lock at {addr} in {:#}", report["locks"]))
 }
 
+/// Every drop counter is 0, except `klock_unmatched`: kernel-lock waits in
+/// progress when tracing began end without a begin (threads spinning in
+/// sched_yield fight over run-queue locks right up to the start gate).
 pub fn assert_no_drops(report: &serde_json::Value) {
     for (k, v) in report["drops"].as_object().unwrap() {
-        assert_eq!(v.as_u64(), Some(0), "drop counter {k} is {v}");
+        if k != "klock_unmatched" {
+            assert_eq!(v.as_u64(), Some(0), "drop counter {k} is {v}");
+        }
     }
 }
 
