@@ -168,6 +168,34 @@ fn lock_sleep(uaddr: u64, tgid: u32, blocked: u64, runnable: u64) {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "tp_btf/sched_switch")]
 pub extern "C" fn sched_switch(ctx: *mut core::ffi::c_void) -> u32 {
+    switch(ctx)
+}
+
+/// The same hooks as raw tracepoints, loaded only when the kernel refuses
+/// the BTF-typed ones: both contexts are the tracepoint's u64 argument
+/// array, and every argument is read as a number here.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp/sched_switch")]
+pub extern "C" fn sched_switch_raw(ctx: *mut core::ffi::c_void) -> u32 {
+    switch(ctx)
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp/sched_wakeup")]
+pub extern "C" fn sched_wakeup_raw(ctx: *mut core::ffi::c_void) -> u32 {
+    wakeup(&BtfTracePointContext::new(ctx), false);
+    0
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp/sched_wakeup_new")]
+pub extern "C" fn sched_wakeup_new_raw(ctx: *mut core::ffi::c_void) -> u32 {
+    wakeup(&BtfTracePointContext::new(ctx), true);
+    0
+}
+
+#[inline(always)]
+fn switch(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = BtfTracePointContext::new(ctx);
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };

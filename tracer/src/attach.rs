@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::HashMap,
-    programs::{BtfTracePoint, ProgramError, TracePoint},
+    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint},
 };
 use tracer_common::tp;
 
@@ -200,6 +200,8 @@ pub struct HookState {
 pub struct Probes {
     pub bpf: Ebpf,
     tracefs: &'static str,
+    /// How the scheduler hooks were loaded: "tp_btf" or "raw_tp".
+    sched_flavour: &'static str,
     pub hooks: Vec<HookState>,
     pub load_attach: Duration,
 }
@@ -259,23 +261,24 @@ impl Probes {
         log::debug!("aya BTF in {} ms", t_btf.elapsed().as_millis());
         let names: Vec<String> = bpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in names {
-            let prog = bpf.program_mut(&name).context("program vanished")?;
-            let loaded = if SCHED_HOOKS.contains(&name.as_str()) {
-                let prog: &mut BtfTracePoint = prog.try_into()?;
-                prog.load(&name, &btf)
-            } else {
-                let prog: &mut TracePoint = prog
-                    .try_into()
-                    .with_context(|| format!("{name} is not a tracepoint program"))?;
-                prog.load()
-            };
-            if let Err(e) = loaded {
+            // Scheduler hooks are loaded below, one flavour each.
+            if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with("_raw") {
+                continue;
+            }
+            let prog: &mut TracePoint = bpf
+                .program_mut(&name)
+                .context("program vanished")?
+                .try_into()
+                .with_context(|| format!("{name} is not a tracepoint program"))?;
+            if let Err(e) = prog.load() {
                 return Err(load_error(&name, e, verbose));
             }
         }
+        let sched_flavour = load_sched_hooks(&mut bpf, &btf, verbose)?;
         Ok(Self {
             bpf,
             tracefs,
+            sched_flavour,
             hooks: Vec::new(),
             load_attach: t0.elapsed(),
         })
@@ -360,16 +363,31 @@ impl Probes {
                 }
             }
         }
+        let flavour = self.sched_flavour;
         for name in SCHED_HOOKS {
-            let prog: &mut BtfTracePoint = self
-                .bpf
-                .program_mut(name)
-                .context("program missing from the object")?
-                .try_into()?;
-            prog.attach()
-                .map_err(|e| fail(Code::Load, format!("attaching tp_btf:{name} failed: {e}")))?;
+            let attached = if flavour == "tp_btf" {
+                let prog: &mut BtfTracePoint = self
+                    .bpf
+                    .program_mut(name)
+                    .context("program missing from the object")?
+                    .try_into()?;
+                prog.attach().map(drop)
+            } else {
+                let prog: &mut RawTracePoint = self
+                    .bpf
+                    .program_mut(&format!("{name}_raw"))
+                    .context("program missing from the object")?
+                    .try_into()?;
+                prog.attach(name).map(drop)
+            };
+            attached.map_err(|e| {
+                fail(
+                    Code::Load,
+                    format!("attaching {flavour}:{name} failed: {e}"),
+                )
+            })?;
             self.hooks.push(HookState {
-                name: format!("tp_btf:{name}"),
+                name: format!("{flavour}:{name}"),
                 attached: true,
                 note: "where threads' time goes (on CPU, blocked, runnable)".into(),
             });
@@ -377,6 +395,41 @@ impl Probes {
         self.load_attach += t0.elapsed();
         Ok(())
     }
+}
+
+/// Loads the scheduler hooks as BTF-typed tracepoints, or, if the kernel
+/// refuses one (or TRACER_SCHED_HOOKS=raw_tp asks for it), all of them as
+/// raw tracepoints. Returns which flavour was loaded.
+fn load_sched_hooks(bpf: &mut Ebpf, btf: &Btf, verbose: bool) -> Result<&'static str> {
+    let forced_raw = std::env::var("TRACER_SCHED_HOOKS").is_ok_and(|v| v == "raw_tp");
+    if !forced_raw {
+        let mut refused = None;
+        for name in SCHED_HOOKS {
+            let prog: &mut BtfTracePoint = bpf
+                .program_mut(name)
+                .context("program vanished")?
+                .try_into()?;
+            if let Err(e) = prog.load(name, btf) {
+                refused = Some((name, e));
+                break;
+            }
+        }
+        match refused {
+            None => return Ok("tp_btf"),
+            Some((name, e)) => log::warn!("tp_btf:{name} refused ({e}); using raw tracepoints"),
+        }
+    }
+    for name in SCHED_HOOKS {
+        let raw = format!("{name}_raw");
+        let prog: &mut RawTracePoint = bpf
+            .program_mut(&raw)
+            .context("program vanished")?
+            .try_into()?;
+        if let Err(e) = prog.load() {
+            return Err(load_error(&raw, e, verbose));
+        }
+    }
+    Ok("raw_tp")
 }
 
 /// One sentence for a rejected program; the verifier log with -v.

@@ -147,9 +147,15 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn start(args: &[&str], tag: &str) -> Self {
+        Self::start_env(args, tag, &[])
+    }
+
+    /// As `start`, with extra environment variables for the tracer.
+    pub fn start_env(args: &[&str], tag: &str, env: &[(&str, &str)]) -> Self {
         let json = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}.json"));
         let _ = std::fs::remove_file(&json);
         let mut child = Command::new(tracer_bin())
+            .envs(env.iter().copied())
             .arg("contention")
             .args(args)
             .arg("--json")
