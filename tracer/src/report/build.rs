@@ -79,27 +79,9 @@ pub fn build(
     // A futex that was only woken, never waited on, was not contended.
     locks.retain(|_, l| l.contentions > 0);
 
-    let mut hist: HashMap<LockKey, Vec<(u32, u64)>> = HashMap::new();
-    for (k, c) in &snap.hist {
-        hist.entry(LockKey {
-            uaddr: k.uaddr,
-            tgid: k.tgid,
-            _pad: 0,
-        })
-        .or_default()
-        .push((k.bucket, *c));
-    }
-    let mut sites: HashMap<LockKey, Vec<(i32, SiteStats)>> = HashMap::new();
-    for (k, s) in &snap.sites {
-        sites
-            .entry(LockKey {
-                uaddr: k.uaddr,
-                tgid: k.tgid,
-                _pad: 0,
-            })
-            .or_default()
-            .push((k.stack_id, *s));
-    }
+    let mut hist = by_lock(&snap.hist, |k| (k.uaddr, k.tgid, k.bucket));
+    let mut sites = by_lock(&snap.sites, |k| (k.uaddr, k.tgid, k.stack_id));
+    let mut wake_sites = by_lock(&snap.wake_sites, |k| (k.uaddr, k.tgid, k.stack_id));
 
     let lock_sched: HashMap<LockKey, tracer_common::LockSched> =
         snap.lock_sched.iter().copied().collect();
@@ -122,17 +104,6 @@ pub fn build(
             histogram,
         }
     };
-    let mut wake_sites: HashMap<LockKey, Vec<(i32, SiteStats)>> = HashMap::new();
-    for (k, s) in &snap.wake_sites {
-        wake_sites
-            .entry(LockKey {
-                uaddr: k.uaddr,
-                tgid: k.tgid,
-                _pad: 0,
-            })
-            .or_default()
-            .push((k.stack_id, *s));
-    }
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
         lock.sched = lock_sched.get(key).map(|s| LockSleeps {
@@ -352,6 +323,26 @@ pub fn build(
         drops,
         limitations,
     }
+}
+
+/// Groups per-lock map entries by lock: (futex word, tgid, detail) → value
+/// becomes lock → [(detail, value)].
+fn by_lock<K, V: Copy, D>(
+    entries: &[(K, V)],
+    split: impl Fn(&K) -> (u64, u32, D),
+) -> HashMap<LockKey, Vec<(D, V)>> {
+    let mut out: HashMap<LockKey, Vec<(D, V)>> = HashMap::new();
+    for (k, v) in entries {
+        let (uaddr, tgid, detail) = split(k);
+        out.entry(LockKey {
+            uaddr,
+            tgid,
+            _pad: 0,
+        })
+        .or_default()
+        .push((detail, *v));
+    }
+    out
 }
 
 /// The largest sites (by count, then amount), symbolized: (stats, unwind

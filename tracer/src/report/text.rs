@@ -62,6 +62,20 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
+/// "f ← g ← h": the first five named frames of a stack, innermost first.
+fn stack_path(frames: &[super::model::Frame]) -> String {
+    let path: Vec<&str> = frames
+        .iter()
+        .filter_map(|f| f.symbol.as_deref())
+        .take(5)
+        .collect();
+    if path.is_empty() {
+        "(no stack)".to_string()
+    } else {
+        path.join(" ← ")
+    }
+}
+
 fn decision_cell(d: Decision) -> &'static str {
     match d {
         Decision::NotNeeded => "not needed",
@@ -236,44 +250,21 @@ pub fn render(r: &Report, top: usize) -> String {
             let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
         }
         if let Some(site) = l.waker_sites.first() {
-            let path: Vec<String> = site
-                .frames
-                .iter()
-                .filter_map(|f| f.symbol.clone())
-                .take(5)
-                .collect();
-            let path = if path.is_empty() {
-                "(no stack)".to_string()
-            } else {
-                path.join(" ← ")
-            };
             let _ = writeln!(
                 o,
                 "      top waker site ({} wakes, {}): {}",
                 human_count(site.wakes),
                 site.unwind,
-                clip(&path, 100)
+                clip(&stack_path(&site.frames), 100)
             );
         }
         if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
-            let path: Vec<String> = site
-                .frames
-                .iter()
-                .filter(|f| f.symbol.is_some())
-                .take(5)
-                .map(|f| f.symbol.clone().unwrap_or_default())
-                .collect();
-            let path = if path.is_empty() {
-                "(no stack)".to_string()
-            } else {
-                path.join(" ← ")
-            };
             let _ = writeln!(
                 o,
                 "      top call site ({share:.0}% of waits, {}): {}",
                 site.unwind,
-                clip(&path, 110)
+                clip(&stack_path(&site.frames), 110)
             );
         }
     }
