@@ -161,7 +161,17 @@ pub mod counter {
     pub const KLOCK_UNMATCHED: u32 = 13;
     /// The run-queue histogram map was full.
     pub const RUNQ_HIST_FULL: u32 = 14;
-    pub const COUNT: u32 = 15;
+    /// The unwind ring buffer was full: that wait keeps its frame-pointer
+    /// stack only.
+    pub const UNWIND_RING_FULL: u32 = 15;
+    /// Reading the user registers for an unwind sample failed.
+    pub const UNWIND_REGS: u32 = 16;
+    /// A probed function returned without a recorded entry (it began
+    /// before attach, or recursed: the inner call took the entry).
+    pub const FN_MISSING_ENTRY: u32 = 17;
+    /// One of the function maps (starts, stats, sites, histograms) was full.
+    pub const FN_MAP_FULL: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -180,6 +190,10 @@ pub mod counter {
         "klock_map_full",
         "klock_unmatched",
         "runq_hist_map_full",
+        "unwind_ring_full",
+        "unwind_regs_error",
+        "fn_missing_entry",
+        "fn_map_full",
     ];
 }
 
@@ -200,6 +214,12 @@ pub mod limits {
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
     pub const STACKS: u32 = 8192;
+    /// Ring buffer for unwind samples, bytes (a power of two).
+    pub const UNWIND_RING: u32 = 4 << 20;
+    pub const FN_START: u32 = 16384;
+    pub const FN_STATS: u32 = 4096;
+    pub const FN_SITES: u32 = 16384;
+    pub const FN_HIST: u32 = 65536;
 }
 
 /// Log-linear (HDR-like) histogram: values below `2 * SUB` have a bucket of
@@ -318,8 +338,12 @@ pub struct LockThreadStats {
     pub wake_calls: u64,
     /// Waiters those calls woke (or requeued), from their return values.
     pub woken: u64,
+    /// Kernel-private: when this pair may next send an unwind sample.
+    pub unwind_next_ns: u64,
+    /// Kernel-private: the wait count at the last unwind sample.
+    pub unwind_last_nth: u64,
 }
-const _: () = assert!(size_of::<LockThreadStats>() == 72);
+const _: () = assert!(size_of::<LockThreadStats>() == 88);
 
 /// Per (lock, histogram bucket): a sparse histogram, memory proportional to
 /// the buckets actually used.
@@ -473,7 +497,118 @@ pub mod pt_regs {
     pub const DI: usize = 112;
     pub const SI: usize = 104;
     pub const ORIG_AX: usize = 120;
+    pub const BP: usize = 32;
+    pub const IP: usize = 128;
+    pub const SP: usize = 152;
 }
+
+/// Bytes of user stack copied for one unwind sample, in `UNWIND_CHUNK`
+/// pieces: a copy stops at the first chunk that faults (the stack's top).
+pub const UNWIND_STACK: usize = 16384;
+pub const UNWIND_CHUNK: usize = 2048;
+/// Waits of a (lock, thread) pair that are always unwound before the rate
+/// limit applies.
+pub const UNWIND_FIRST: u64 = 8;
+
+/// One sampled futex wait, sent through a ring buffer for unwinding in
+/// userspace with .eh_frame (the kernel can only walk frame pointers, and
+/// glibc has none). Bounded: `UNWIND_FIRST` per (lock, thread), then at
+/// most `UNWIND_RATE` per second per pair.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UnwindSample {
+    pub uaddr: u64,
+    /// Waits this sample stands for (since the pair's previous sample).
+    pub weight: u64,
+    pub wait_ns: u64,
+    /// User registers at the syscall.
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Valid bytes of `stack`, from `sp` upwards.
+    pub stack_len: u32,
+    pub _pad: u32,
+    pub stack: [u8; UNWIND_STACK],
+}
+const _: () = assert!(size_of::<UnwindSample>() == 64 + UNWIND_STACK);
+
+/// Probed user functions (uprobe.rs). The attach cookie is
+/// `fn_id | size_arg << 32 | SITES`; `size_arg` says where an allocation
+/// size is, `SITES` asks for per-caller statistics.
+pub mod probe {
+    pub const SITES: u64 = 1 << 40;
+    /// The cookie's function id for the start-up calibration probe, which
+    /// fires in the tracer itself.
+    pub const CALIBRATION_FN: u32 = u32::MAX;
+    pub const SIZE_NONE: u32 = 0;
+    /// malloc(size)
+    pub const SIZE_ARG0: u32 = 1;
+    /// realloc(p, size), aligned_alloc(align, size)
+    pub const SIZE_ARG1: u32 = 2;
+    /// calloc(n, size)
+    pub const SIZE_ARG0_X_ARG1: u32 = 3;
+    /// posix_memalign(&p, align, size)
+    pub const SIZE_ARG2: u32 = 4;
+}
+
+/// A call in flight, per (thread, function).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FnStartKey {
+    pub tid: u32,
+    pub fn_id: u32,
+}
+const _: () = assert!(size_of::<FnStartKey>() == 8);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FnStart {
+    pub ts_ns: u64,
+    /// The caller's return address ([sp] at entry).
+    pub ret_addr: u64,
+    pub size: u64,
+}
+const _: () = assert!(size_of::<FnStart>() == 24);
+
+/// Per (function, process): calls and latency; per call site when
+/// `ret_addr` is set (`FN_SITES`), else 0 (`FN_STATS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FnKey {
+    pub ret_addr: u64,
+    pub fn_id: u32,
+    pub tgid: u32,
+}
+const _: () = assert!(size_of::<FnKey>() == 16);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FnStats {
+    /// Entry hits.
+    pub entries: u64,
+    /// Returns matched with their entry.
+    pub calls: u64,
+    pub total_ns: u64,
+    /// Bytes requested (allocation functions).
+    pub bytes: u64,
+}
+const _: () = assert!(size_of::<FnStats>() == 32);
+
+/// Histogram key for function latency (`kind` FN_LATENCY) and allocation
+/// sizes (`kind` FN_SIZE); `bucket` from [`hist::bucket`] for both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FnHistKey {
+    pub fn_id: u32,
+    pub kind: u32,
+    pub bucket: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<FnHistKey>() == 16);
+pub const FN_LATENCY: u32 = 0;
+pub const FN_SIZE: u32 = 1;
 const _: () = assert!(size_of::<ThreadSched>() == 104);
 
 /// Per lock (`LOCK_SCHED`, keyed by [`LockKey`]): what its waiters' futex
@@ -539,6 +674,12 @@ mod pod {
     unsafe impl aya::Pod for super::SiteKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SiteStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FnKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FnStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FnHistKey {}
 }
 
 #[cfg(test)]

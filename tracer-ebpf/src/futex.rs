@@ -14,18 +14,22 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs, generated,
+    },
     maps::HashMap,
     programs::{TracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
-    SiteStats, counter, futex_op, hist, kind, outcome, tp,
+    SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_STACK, UnwindSample, counter, futex_op, hist,
+    kind, outcome, pt_regs, tp,
 };
 
 use crate::maps::{
-    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, WAKE_SITES, atomic_add, count, get_or_insert,
-    is_target, read_ctx, stack_every, start_slot,
+    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_RING, WAKE_SITES, atomic_add, count,
+    get_or_insert, is_target, read_ctx, stack_every, start_slot, unwind_rate,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.
@@ -174,6 +178,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
             tid,
             ret,
             now.saturating_sub(start.ts_ns),
+            now,
         ),
         kind::WAITV => {
             // The waiter that woke us is at index `ret`; on error, attribute
@@ -187,7 +192,15 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
             // SAFETY: bpf_probe_read_user checks the user address and fails
             // cleanly on a fault.
             match unsafe { bpf_probe_read_user(at as *const u64) } {
-                Ok(uaddr) => wait(ctx, uaddr, tgid, tid, ret, now.saturating_sub(start.ts_ns)),
+                Ok(uaddr) => wait(
+                    ctx,
+                    uaddr,
+                    tgid,
+                    tid,
+                    ret,
+                    now.saturating_sub(start.ts_ns),
+                    now,
+                ),
                 Err(_) => count(counter::WAITV_READ),
             }
         }
@@ -228,10 +241,17 @@ fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64) {
 }
 
 /// Counts one wait in the per-(lock, thread) entry and the lock's
-/// histogram; returns the entry's wait count. Shared with the sched-only
-/// mode, which sees sleeping waits at switch-in instead of at syscall exit.
+/// histogram; returns the entry and its wait count. Shared with the
+/// sched-only mode, which sees sleeping waits at switch-in instead of at
+/// syscall exit.
 #[inline(always)]
-pub fn aggregate_wait(uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) -> Option<u64> {
+pub fn aggregate_wait(
+    uaddr: u64,
+    tgid: u32,
+    tid: u32,
+    ret: i64,
+    dur: u64,
+) -> Option<(*mut LockThreadStats, u64)> {
     let s = lock_thread(uaddr, tgid, tid)?;
     // SAFETY: map value pointer; only this thread writes entries keyed by its
     // tid. `classify` returns an index below outcome::COUNT; `get_mut` keeps
@@ -259,14 +279,98 @@ pub fn aggregate_wait(uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) -> Op
     if let Some(h) = get_or_insert(&LOCK_HIST, &hkey, &zero, counter::HIST_FULL) {
         atomic_add(h, 1);
     }
-    Some(waits)
+    Some((s, waits))
 }
 
 #[inline(always)]
-fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64) {
-    if let Some(waits) = aggregate_wait(uaddr, tgid, tid, ret, dur) {
+#[expect(clippy::too_many_arguments, reason = "one call site; all plain values")]
+fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64, now: u64) {
+    if let Some((s, waits)) = aggregate_wait(uaddr, tgid, tid, ret, dur) {
         record_site(ctx, &LOCK_SITES, uaddr, tgid, waits, dur);
+        unwind_sample(s, uaddr, tgid, tid, waits, dur, now);
     }
+}
+
+/// Sends this wait's user registers and a copy of its stack for unwinding
+/// in userspace: the first UNWIND_FIRST waits of a (lock, thread) pair,
+/// then at most `unwind_rate()` per second. The sample's weight is the
+/// number of waits since the pair's previous sample, so per-site shares
+/// stay unbiased when one thread waits far more often than another.
+#[inline(always)]
+fn unwind_sample(
+    s: *mut LockThreadStats,
+    uaddr: u64,
+    tgid: u32,
+    tid: u32,
+    nth: u64,
+    dur: u64,
+    now: u64,
+) {
+    let rate = unwind_rate();
+    if rate == 0 {
+        return;
+    }
+    // SAFETY: map value pointer; only this thread writes this entry.
+    let weight = unsafe {
+        if nth > UNWIND_FIRST && now < (*s).unwind_next_ns {
+            return;
+        }
+        (*s).unwind_next_ns = now + 1_000_000_000 / rate;
+        let w = nth.saturating_sub((*s).unwind_last_nth);
+        (*s).unwind_last_nth = nth;
+        w
+    };
+    // SAFETY: helpers on the current task; the registers are read through
+    // bpf_probe_read_kernel.
+    let regs = unsafe {
+        let base = bpf_task_pt_regs(bpf_get_current_task_btf()) as u64;
+        let r = |off: usize| bpf_probe_read_kernel((base + off as u64) as *const u64);
+        match (r(pt_regs::IP), r(pt_regs::SP), r(pt_regs::BP)) {
+            (Ok(ip), Ok(sp), Ok(bp)) => (ip, sp, bp),
+            _ => {
+                count(counter::UNWIND_REGS);
+                return;
+            }
+        }
+    };
+    let Some(mut entry) = UNWIND_RING.reserve::<UnwindSample>(0) else {
+        count(counter::UNWIND_RING_FULL);
+        return;
+    };
+    let p = entry.as_mut_ptr();
+    // SAFETY: `p` points at a reserved ring-buffer record of our type; every
+    // header field is written before submit, and only `stack_len` bytes of
+    // `stack` are read by userspace. The stack is copied chunk by chunk
+    // with bpf_probe_read_user, which fails cleanly past the stack's top.
+    unsafe {
+        (*p).uaddr = uaddr;
+        (*p).weight = weight;
+        (*p).wait_ns = dur;
+        (*p).ip = regs.0;
+        (*p).sp = regs.1;
+        (*p).bp = regs.2;
+        (*p).tgid = tgid;
+        (*p).tid = tid;
+        (*p)._pad = 0;
+        let dst = (&raw mut (*p).stack).cast::<u8>();
+        let mut len = 0u32;
+        let mut i = 0;
+        while i < UNWIND_STACK / UNWIND_CHUNK {
+            let off = i * UNWIND_CHUNK;
+            let rc = generated::bpf_probe_read_user(
+                dst.add(off).cast(),
+                UNWIND_CHUNK as u32,
+                (regs.1 + off as u64) as *const core::ffi::c_void,
+            );
+            if rc != 0 {
+                break;
+            }
+            len += UNWIND_CHUNK as u32;
+            i += 1;
+        }
+        (*p).stack_len = len;
+    }
+    entry.submit(0);
 }
 
 /// Call sites: every event of a (lock, thread) pair until its

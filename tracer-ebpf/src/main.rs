@@ -14,6 +14,7 @@ mod klock;
 mod maps;
 mod sched;
 mod task;
+mod uprobe;
 
 #[cfg(not(test))]
 #[panic_handler]

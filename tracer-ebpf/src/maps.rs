@@ -7,13 +7,13 @@ use aya_ebpf::{
     EbpfContext,
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
     programs::TracePointContext,
 };
 use tracer_common::{
-    FutexStart, HistKey, KLockKey, KLockStart, KLockStats, LockKey, LockSched, LockThreadKey,
-    LockThreadStats, RunqKey, SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched,
-    counter, limits,
+    FnHistKey, FnKey, FnStart, FnStartKey, FnStats, FutexStart, HistKey, KLockKey, KLockStart,
+    KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey, SiteKey, SiteStats,
+    SyscallSleep, SyscallSleepKey, ThreadSched, counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -80,6 +80,27 @@ pub static WAKE_SITES: HashMap<SiteKey, SiteStats> = HashMap::with_max_entries(l
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);
 
+/// Sampled futex waits with a copy of the user stack, unwound in userspace
+/// with .eh_frame (bounded: see `UNWIND_RATE`).
+#[map]
+pub static UNWIND_RING: RingBuf = RingBuf::with_byte_size(limits::UNWIND_RING, 0);
+
+/// Probed function calls in flight (uprobe.rs).
+#[map]
+pub static FN_START: HashMap<FnStartKey, FnStart> = HashMap::with_max_entries(limits::FN_START, 0);
+
+/// Per (function, process): calls and latency.
+#[map]
+pub static FN_STATS: HashMap<FnKey, FnStats> = HashMap::with_max_entries(limits::FN_STATS, 0);
+
+/// Per (function, process, caller's return address).
+#[map]
+pub static FN_SITES: HashMap<FnKey, FnStats> = HashMap::with_max_entries(limits::FN_SITES, 0);
+
+/// Function latency and allocation size histograms.
+#[map]
+pub static FN_HIST: HashMap<FnHistKey, u64> = HashMap::with_max_entries(limits::FN_HIST, 0);
+
 /// Events and drops, per CPU (indices in `tracer_common::counter`).
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -109,6 +130,17 @@ static mut STACK_EVERY: u64 = 16;
 pub fn stack_every() -> u64 {
     // SAFETY: as for FOLLOW_FORKS.
     unsafe { core::ptr::read_volatile(&raw const STACK_EVERY) }
+}
+
+/// Set by userspace: unwind samples per second per (lock, thread) after
+/// the first UNWIND_FIRST; 0 turns unwind sampling off.
+#[unsafe(no_mangle)]
+static mut UNWIND_RATE: u64 = 10;
+
+#[inline(always)]
+pub fn unwind_rate() -> u64 {
+    // SAFETY: as for FOLLOW_FORKS.
+    unsafe { core::ptr::read_volatile(&raw const UNWIND_RATE) }
 }
 
 /// Set by userspace for `--mode sched`: no syscall tracepoints; futex waits

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::HashMap,
-    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint, UProbe},
 };
 use tracer_common::tp;
 
@@ -197,6 +197,23 @@ pub struct HookState {
     pub note: String,
 }
 
+/// What `Probes::load` sets in the kernel programs before loading them.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    pub sched_only: bool,
+    pub follow_forks: bool,
+    /// The single process traced when no forks are followed (the kernel
+    /// filter is then a compare instead of a map lookup).
+    pub only_target: Option<u32>,
+    pub stack_every: u64,
+    /// Unwind samples per second per (lock, thread); 0 = frame pointers only.
+    pub unwind_rate: u64,
+    pub verbose: bool,
+}
+
+/// The function-probe programs (uprobe.rs), attached per function.
+pub const UPROBES: [&str; 2] = ["fn_entry", "fn_return"];
+
 pub struct Probes {
     pub bpf: Ebpf,
     tracefs: &'static str,
@@ -209,15 +226,15 @@ pub struct Probes {
 impl Probes {
     /// Checks the environment and loads (verifies) every program. Nothing
     /// is attached yet.
-    /// `only_target`: the single process traced when no forks are followed
-    /// (the kernel filter is then a compare instead of a map lookup).
-    pub fn load(
-        sched_only: bool,
-        follow_forks: bool,
-        only_target: Option<u32>,
-        stack_every: u64,
-        verbose: bool,
-    ) -> Result<Self> {
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let &LoadOptions {
+            sched_only,
+            follow_forks,
+            only_target,
+            stack_every,
+            unwind_rate,
+            verbose,
+        } = opts;
         let t0 = Instant::now();
         preflight::privileges()?;
         let tracefs = preflight::tracefs()?;
@@ -244,6 +261,7 @@ impl Probes {
             .override_global("TARGET_TGID", &only_target.unwrap_or(0), true)
             .override_global("TASK_PID_OFFSET", &task.pid, true)
             .override_global("SCHED_ONLY", &u32::from(sched_only), true)
+            .override_global("UNWIND_RATE", &unwind_rate, true)
             .load(OBJECT)
             .map_err(|e| {
                 fail(
@@ -263,6 +281,17 @@ impl Probes {
         for name in names {
             // Scheduler hooks are loaded below, one flavour each.
             if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with("_raw") {
+                continue;
+            }
+            if UPROBES.contains(&name.as_str()) {
+                let prog: &mut UProbe = bpf
+                    .program_mut(&name)
+                    .context("program vanished")?
+                    .try_into()
+                    .with_context(|| format!("{name} is not a uprobe program"))?;
+                if let Err(e) = prog.load() {
+                    return Err(load_error(&name, e, verbose));
+                }
                 continue;
             }
             let prog: &mut TracePoint = bpf

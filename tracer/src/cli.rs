@@ -96,9 +96,59 @@ pub struct ContentionArgs {
     #[arg(long)]
     pub no_follow: bool,
 
+    /// True call sites: unwind this many sampled waits per second per
+    /// (lock, thread), after its first 8, with the binaries' .eh_frame
+    /// (each copies up to 16 KiB of user stack). 0: frame pointers only,
+    /// which lose the caller of pthread_mutex_lock inside glibc.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub unwind_rate: u64,
+
+    /// Probe the target's own functions, entry and return: SYMBOL, a GLOB
+    /// (`*`, `?`) or BINARY:SYMBOL, matched against demangled C++ and Rust
+    /// names in the executable and the libraries it has mapped. Repeatable.
+    /// Each hit costs a trap (≈20 µs on some VMs): see --probe-budget.
+    #[arg(long = "uprobe", value_name = "SPEC")]
+    pub uprobes: Vec<String>,
+
+    /// Probe malloc, calloc, realloc, free, posix_memalign and
+    /// aligned_alloc in the allocator the target uses: rates, latency,
+    /// sizes and top allocating call sites.
+    #[arg(long)]
+    pub alloc: bool,
+
+    /// Also count probed functions per call site (the caller's return
+    /// address); --alloc always does.
+    #[arg(long)]
+    pub fn_sites: bool,
+
+    /// Keep the estimated cost of the function probes under this share of
+    /// the target's CPU time (e.g. 2%) by attaching them only part of the
+    /// time; counts are then scaled and the fraction shown.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub probe_budget: Option<f64>,
+
+    /// Allow --uprobe on lock fast paths (pthread_mutex_lock and the like),
+    /// which the tracer refuses by default: a probe there costs a trap on
+    /// every uncontended acquisition.
+    #[arg(long)]
+    pub allow_hot_probes: bool,
+
     /// The command to launch and trace (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("'{s}' is not a percentage (try 2%)"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' must be above 0% and at most 100%"))
+    }
 }
 
 fn parse_power_of_two(s: &str) -> Result<u64, String> {

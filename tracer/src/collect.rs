@@ -40,6 +40,10 @@ pub struct Snapshot {
     pub counters: [u64; counter::COUNT as usize],
     /// Entries that vanished or failed to read while iterating.
     pub read_errors: u64,
+    /// Sampled waits unwound with .eh_frame (from the ring buffer, not a
+    /// map: filled in by the caller).
+    pub unwound: crate::unwind::UnwoundByLock,
+    pub unwind_stats: crate::unwind::UnwindStats,
 }
 
 pub fn snapshot(probes: &Probes) -> Result<Snapshot> {

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    attach::Probes,
+    attach::{LoadOptions, Probes},
     cli::{ContentionArgs, Mode},
     collect,
     exit::{Code, fail},
@@ -21,6 +21,7 @@ use crate::{
     report::{self, build::RunMeta, model},
     symbolize::Symbols,
     target::{self, Launched, ProcessInfo},
+    unwind::Unwinding,
 };
 
 /// /proc is re-read this often at first (to catch a short-lived command's
@@ -65,7 +66,15 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
 
     let only = (roots.len() == 1 && !follow).then(|| roots[0]);
     let sched_only = args.mode == Mode::Sched;
-    let mut probes = Probes::load(sched_only, follow, only, args.stack_every, verbose)?;
+    let mut probes = Probes::load(&LoadOptions {
+        sched_only,
+        follow_forks: follow,
+        only_target: only,
+        stack_every: args.stack_every,
+        unwind_rate: if sched_only { 0 } else { args.unwind_rate },
+        verbose,
+    })?;
+    let mut unwinding = Unwinding::new(&mut probes)?;
     for &pid in &roots {
         probes.add_target(pid)?;
     }
@@ -118,6 +127,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
             refresh(&probes, &mut procs);
             last_refresh = Instant::now();
         }
+        unwinding.drain(&mut procs);
         if stop.load(Ordering::Relaxed) {
             break "interrupted";
         }
@@ -135,7 +145,10 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     };
     let duration = t0.elapsed();
     refresh(&probes, &mut procs);
-    let snap = collect::snapshot(&probes).context("reading the kernel maps")?;
+    let mut snap = collect::snapshot(&probes).context("reading the kernel maps")?;
+    unwinding.drain(&mut procs);
+    snap.unwound = unwinding.take();
+    snap.unwind_stats = unwinding.stats;
     let hooks: Vec<model::Hook> = probes
         .hooks
         .iter()
@@ -199,6 +212,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         hooks,
         thresholds,
         stack_every: args.stack_every,
+        unwind_rate: args.unwind_rate,
         mode: args.mode.name().to_string(),
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);

@@ -12,6 +12,7 @@ mod report;
 mod symbolize;
 mod syscalls;
 mod target;
+mod unwind;
 
 use clap::Parser as _;
 

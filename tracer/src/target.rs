@@ -265,6 +265,12 @@ impl ProcessInfo {
         }
     }
 
+    /// This process's file as seen from the tracer (through
+    /// /proc/PID/root while the process lives, so containers work).
+    pub fn host_path(&self, path: &std::path::Path) -> std::path::PathBuf {
+        crate::unwind::host_path(self.pid, path)
+    }
+
     pub fn mapping(&self, addr: u64) -> Option<&Mapping> {
         self.maps.iter().find(|m| m.start <= addr && addr < m.end)
     }

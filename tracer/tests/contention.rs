@@ -113,6 +113,17 @@ fn rust_std_mutex_is_seen_with_wait_bitset() {
         Some(perf),
         "tracer's wait count equals perf stat's"
     );
+    // Unwound through std's lock_contended (no frame pointers needed): the
+    // caller is the worker closure, and the kind comes from std's names.
+    assert_eq!(lock["kind"].as_str(), Some("mutex"), "{lock:#}");
+    assert_eq!(lock["call_site_unwind"].as_str(), Some("eh_frame"));
+    assert!(
+        lock["call_site"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("rust_mutex::main::{{closure}}")),
+        "call site: {}",
+        lock["call_site"]
+    );
     assert_no_drops(&report);
 }
 
@@ -137,14 +148,16 @@ fn heap_mutex_is_labelled_by_its_call_site() {
         "a heap mutex has no symbol"
     );
     assert_eq!(lock["contentions"].as_u64(), Some(perf));
-    // Frame-pointer walks through glibc skip take_heap_lock (glibc keeps no
-    // frame of its own) and resume in its caller: the first frame outside
-    // libc is heap_worker. The docs say so; eh_frame unwinding will fix it.
+    // The true caller of pthread_mutex_lock, found by unwinding sampled
+    // waits with .eh_frame: glibc keeps no frame pointer, so the kernel's
+    // frame-pointer walk skips take_heap_lock and resumes in heap_worker.
     let call_site = lock["call_site"].as_str().unwrap_or_default();
     assert!(
-        call_site.starts_with("heap_worker") || call_site.starts_with("take_heap_lock"),
+        call_site.starts_with("take_heap_lock"),
         "call site: {lock:#}"
     );
+    assert_eq!(lock["call_site_unwind"].as_str(), Some("eh_frame"));
+    assert_eq!(lock["kind"].as_str(), Some("mutex"), "{lock:#}");
     assert!(
         call_site.contains("heap_mutex.c:"),
         "file:line from debug info: {call_site}"
@@ -155,6 +168,15 @@ fn heap_mutex_is_labelled_by_its_call_site() {
     );
     let site = &lock["sites"][0];
     assert_eq!(site["unwind"].as_str(), Some("frame-pointer"));
+    assert!(site["samples"].as_u64() > Some(0));
+    // Unwound samples stand for every wait: their weights add up to the
+    // waits counted up to each pair's last sample, so at most the total.
+    let unwound = lock["unwound_sites"].as_array().expect("unwound sites");
+    let est: u64 = unwound.iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    assert!(
+        est > perf / 2 && est <= perf,
+        "unwound sites stand for {est} of {perf} waits"
+    );
     assert!(site["samples"].as_u64() > Some(0));
 }
 

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use tracer_common::{LockKey, NO_STACK, STACK_ALL_FIRST, SiteStats, counter, outcome};
 
 use super::{
+    callsite,
     decide::{decide, verdict},
     hist::{buckets, percentile},
     model::*,
 };
-use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo};
+use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo, unwind::Unwound};
 
 /// Sites symbolized per lock (all are counted; JSON lists these).
 const SITES_PER_LOCK: usize = 8;
@@ -25,6 +26,8 @@ pub struct RunMeta {
     pub thresholds: Thresholds,
     /// Call-site sampling period (see `--stack-every`).
     pub stack_every: u64,
+    /// Unwind samples per second per (lock, thread) (see `--unwind-rate`).
+    pub unwind_rate: u64,
     /// `full` or `sched`.
     pub mode: String,
 }
@@ -134,6 +137,7 @@ pub fn build(
                 wait_ns: s.wait_ns,
                 samples: s.samples,
                 unwind,
+                call_site: None,
                 frames,
             });
         }
@@ -146,16 +150,32 @@ pub fn build(
                 frames,
             });
         }
+        for s in &mut lock.sites {
+            s.call_site = callsite::caller(&s.frames).map(frame_label);
+        }
+        unwound_sites(lock, snap.unwound.get(&(key.uaddr, key.tgid)), syms, p);
+        if !callsite::is_lock_kind(&lock.kind) {
+            lock.decision = Decision::NotLockContention;
+        }
         lock.symbol = syms.data(p, key.uaddr);
-        lock.call_site = lock
-            .sites
-            .iter()
-            .find_map(|s| s.frames.iter().find(|f| !is_lock_impl(f)))
-            .map(frame_label);
+        let (call_site, how) = match (lock.unwound_sites.first(), lock.sites.first()) {
+            (Some(u), _) if u.call_site.is_some() => (u.call_site.clone(), "eh_frame"),
+            (_, Some(s)) if s.call_site.is_some() => (s.call_site.clone(), "frame-pointer"),
+            _ => (None, "none"),
+        };
+        lock.call_site = call_site;
+        lock.call_site_unwind = how.to_string();
         lock.label = lock
             .symbol
             .clone()
-            .or_else(|| lock.call_site.as_ref().map(|c| format!("lock@{c}")))
+            .or_else(|| {
+                let what = if callsite::is_lock_kind(&lock.kind) {
+                    "lock"
+                } else {
+                    lock.kind.as_str()
+                };
+                lock.call_site.as_ref().map(|c| format!("{what}@{c}"))
+            })
             .unwrap_or_else(|| lock.address.clone());
     }
 
@@ -268,20 +288,32 @@ pub fn build(
         .map(|(_, s)| s.outcomes.iter().sum::<u64>())
         .sum();
     let wakes: u64 = snap.lock_threads.iter().map(|(_, s)| s.wake_calls).sum();
-    let events = BTreeMap::from([("waits".to_string(), waits), ("wakes".to_string(), wakes)]);
+    let events = BTreeMap::from([
+        ("waits".to_string(), waits),
+        ("wakes".to_string(), wakes),
+        ("unwind_samples".to_string(), snap.unwind_stats.received),
+    ]);
     let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
         .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
         .collect();
     drops.insert("map_read_errors".into(), snap.read_errors);
+    drops.insert("unwind_failed".into(), snap.unwind_stats.failed);
 
     let mut limitations = vec![
-        "Stacks are frame-pointer walks by the kernel: glibc has no frame pointers, so the function that called pthread_mutex_lock is often skipped and a call site may name its caller (eh_frame unwinding comes later).".to_string(),
         format!(
             "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
             meta.stack_every
         ),
-        "Every futex wait counts as a contention, including condition-variable waits, thread joins and idle parking: lock kind is not classified yet.".to_string(),
     ];
+    if meta.unwind_rate > 0 && meta.mode != "sched" {
+        limitations.push(format!(
+            "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
+            tracer_common::UNWIND_FIRST,
+            meta.unwind_rate
+        ));
+    } else {
+        limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
+    }
     if meta.mode == "sched" {
         limitations.insert(
             0,
@@ -345,6 +377,36 @@ fn by_lock<K, V: Copy, D>(
     out
 }
 
+/// Sampled waits unwound with .eh_frame: the lock's true call sites and its
+/// kind (the kind most of its estimated waits show).
+fn unwound_sites(lock: &mut Lock, stacks: Option<&Vec<Unwound>>, syms: &mut Symbols, p: &ProcessInfo) {
+    lock.kind = "unknown".to_string();
+    let Some(stacks) = stacks.filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let mut kinds: BTreeMap<&'static str, (u64, String)> = BTreeMap::new();
+    for (i, u) in stacks.iter().enumerate() {
+        let frames = syms.stack(p, &u.frames);
+        let (kind, frame) = callsite::kind_of(&frames).unwrap_or(("other", String::new()));
+        let e = kinds.entry(kind).or_insert((0, frame));
+        e.0 += u.waits;
+        if i < SITES_PER_LOCK {
+            lock.unwound_sites.push(Site {
+                count: u.waits,
+                wait_ns: u.wait_ns,
+                samples: u.samples,
+                unwind: "eh_frame".to_string(),
+                call_site: callsite::caller(&frames).map(frame_label),
+                frames,
+            });
+        }
+    }
+    if let Some((kind, (_, frame))) = kinds.into_iter().max_by_key(|(k, (w, _))| (*w, *k)) {
+        lock.kind = kind.to_string();
+        lock.kind_frame = (!frame.is_empty()).then_some(frame);
+    }
+}
+
 /// The largest sites (by count, then amount), symbolized: (stats, unwind
 /// method, frames innermost first).
 fn top_sites(
@@ -368,43 +430,6 @@ fn top_sites(
             _ => (s, "none".to_string(), Vec::new()),
         })
         .collect()
-}
-
-/// Frames that belong to the lock implementation rather than its caller.
-fn is_lock_impl(f: &Frame) -> bool {
-    let module = f
-        .module
-        .as_deref()
-        .and_then(|m| m.rsplit('/').next())
-        .unwrap_or("");
-    if ["libc.so", "libpthread", "ld-linux", "libc-", "ld-"]
-        .iter()
-        .any(|p| module.starts_with(p))
-    {
-        return true;
-    }
-    let Some(sym) = f.symbol.as_deref() else {
-        return module.is_empty();
-    };
-    const IMPL: &[&str] = &[
-        "__lll_",
-        "___pthread",
-        "__pthread",
-        "pthread_",
-        "__futex",
-        "futex",
-        "syscall",
-        "__GI_",
-        "std::sys::",
-        "std::sync::",
-        "core::",
-        "parking_lot",
-        "lock_api::",
-        "std::thread::park",
-        "std::mutex::",
-        "__gthread",
-    ];
-    IMPL.iter().any(|p| sym.starts_with(p))
 }
 
 fn frame_label(f: &Frame) -> String {

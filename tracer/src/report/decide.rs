@@ -16,18 +16,34 @@ pub fn decide(rate: f64, t: &Thresholds) -> Decision {
 }
 
 /// The overall verdict names the lock that matters most: the highest
-/// decision, and within it the highest contention rate.
+/// decision, and within it the highest contention rate. Condition-variable
+/// and other event waits are not lock contention and never count.
 pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
+    let events = locks
+        .iter()
+        .filter(|l| l.decision == Decision::NotLockContention)
+        .count();
+    let locks: Vec<&Lock> = locks
+        .iter()
+        .filter(|l| l.decision != Decision::NotLockContention)
+        .collect();
     let total_wait: u64 = locks.iter().map(|l| l.wait.total_ns).sum();
-    let Some(top) = locks.iter().max_by(|a, b| {
+    let Some(&top) = locks.iter().max_by(|a, b| {
         (a.decision, a.contentions_per_s)
             .partial_cmp(&(b.decision, b.contentions_per_s))
             .unwrap_or(std::cmp::Ordering::Equal)
     }) else {
+        let text = if events > 0 {
+            format!(
+                "no lock contention seen ({events} futex word(s) were condition-variable or other event waits, which are not lock contention): lock-free not needed"
+            )
+        } else {
+            "no futex contention seen: lock-free not needed".to_string()
+        };
         return Verdict {
             decision: Decision::NotNeeded,
             lock: None,
-            text: "no futex contention seen: lock-free not needed".to_string(),
+            text,
         };
     };
     let share = if total_wait > 0 {
@@ -38,18 +54,18 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
     let rate = human_rate(top.contentions_per_s);
     let text = match top.decision {
         Decision::Recommended => format!(
-            "lock-free redesign RECOMMENDED for {}: {rate} contentions/s (over {}/s), {share:.0}% of all futex wait time, p99 wait {}",
+            "lock-free redesign RECOMMENDED for {}: {rate} contentions/s (over {}/s), {share:.0}% of all lock wait time, p99 wait {}",
             top.label,
             human_rate(t.recommend_at),
             human_ns(top.wait.p99_ns)
         ),
         Decision::Consider => format!(
-            "CONSIDER a lock-free redesign for {}: {rate} contentions/s (between {}/s and {}/s), {share:.0}% of all futex wait time",
+            "CONSIDER a lock-free redesign for {}: {rate} contentions/s (between {}/s and {}/s), {share:.0}% of all lock wait time",
             top.label,
             human_rate(t.consider_at),
             human_rate(t.recommend_at)
         ),
-        Decision::NotNeeded => format!(
+        Decision::NotNeeded | Decision::NotLockContention => format!(
             "lock-free NOT needed: the busiest lock, {}, sees {rate} contentions/s (under {}/s)",
             top.label,
             human_rate(t.consider_at)
@@ -168,5 +184,31 @@ mod tests {
         assert_eq!(v.lock.as_deref(), Some("seq_mu"));
         assert!(v.text.contains("RECOMMENDED for seq_mu"), "{}", v.text);
         assert_eq!(verdict(&[], &t).decision, Decision::NotNeeded);
+    }
+
+    #[test]
+    fn condvar_waits_are_not_lock_contention() {
+        let t = Thresholds::default();
+        let cv = Lock {
+            label: "cv".into(),
+            kind: "condvar".into(),
+            contentions_per_s: 50_000.0,
+            decision: Decision::NotLockContention,
+            ..Default::default()
+        };
+        let v = verdict(std::slice::from_ref(&cv), &t);
+        assert_eq!(v.decision, Decision::NotNeeded);
+        assert!(v.lock.is_none());
+        assert!(v.text.contains("not lock contention"), "{}", v.text);
+        let mu = Lock {
+            label: "mu".into(),
+            kind: "mutex".into(),
+            contentions_per_s: 200.0,
+            decision: decide(200.0, &t),
+            ..Default::default()
+        };
+        let v = verdict(&[cv, mu], &t);
+        assert_eq!(v.decision, Decision::Consider);
+        assert_eq!(v.lock.as_deref(), Some("mu"));
     }
 }

@@ -1,6 +1,7 @@
 //! The contention decision report: model, decisions, renderers.
 
 pub mod build;
+pub mod callsite;
 pub mod decide;
 pub mod hist;
 pub mod json;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -41,6 +41,14 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// What this run could not see.
     pub limitations: Vec<String>,
+}
+
+fn none_str() -> String {
+    "none".to_string()
+}
+
+fn unknown_str() -> String {
+    "unknown".to_string()
 }
 
 fn full_mode() -> String {
@@ -90,6 +98,10 @@ impl Default for Thresholds {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// A condition-variable or other wait (join, park, semaphore): threads
+    /// waiting for an event, not for a lock. Never counted as contention
+    /// (schema 1.2).
+    NotLockContention,
     /// Under `consider_at` contentions/s.
     #[default]
     NotNeeded,
@@ -116,6 +128,19 @@ pub struct Lock {
     pub symbol: Option<String>,
     /// The first frame outside the lock implementation in the top call site.
     pub call_site: Option<String>,
+    /// How `call_site` was found: "eh_frame" (unwound in userspace from a
+    /// copied stack), "frame-pointer" (kernel walk; skips the direct caller
+    /// of a glibc lock function) or "none" (schema 1.2).
+    #[serde(default = "none_str")]
+    pub call_site_unwind: String,
+    /// mutex, rwlock, condvar, wait (join, park, semaphore, once), other
+    /// (a raw futex the frames do not explain) or unknown (no unwound
+    /// stack). Schema 1.2.
+    #[serde(default = "unknown_str")]
+    pub kind: String,
+    /// The frame that decided `kind`, e.g. `___pthread_cond_wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_frame: Option<String>,
     /// What the report calls the lock: symbol, else call site, else address.
     pub label: String,
     /// Futex waits: every outcome counts (slept, EAGAIN, timed out, …).
@@ -127,8 +152,12 @@ pub struct Lock {
     pub decision: Decision,
     pub threads: Vec<LockThread>,
     pub histogram: Vec<Bucket>,
-    /// Call sites by wait count, largest first.
+    /// Call sites by wait count, largest first (frame-pointer stacks).
     pub sites: Vec<Site>,
+    /// Call sites from sampled waits unwound with .eh_frame, by estimated
+    /// waits, largest first (schema 1.2).
+    #[serde(default)]
+    pub unwound_sites: Vec<Site>,
     /// Where the wakes that released its waiters were issued (the holder
     /// side), by wake calls, largest first (schema 1.1).
     #[serde(default)]
@@ -235,8 +264,12 @@ pub struct Site {
     pub wait_ns: u64,
     /// Stacks actually taken here.
     pub samples: u64,
-    /// "frame-pointer" (kernel walk) or "none" when no stack was taken.
+    /// "frame-pointer" (kernel walk), "eh_frame" (unwound in userspace) or
+    /// "none" when no stack was taken.
     pub unwind: String,
+    /// The first frame outside the lock implementation (schema 1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_site: Option<String>,
     /// Innermost first.
     pub frames: Vec<Frame>,
 }

@@ -62,12 +62,12 @@ fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// "f ← g ← h": the first five named frames of a stack, innermost first.
+/// "f ← g ← h": the first six named frames of a stack, innermost first.
 fn stack_path(frames: &[super::model::Frame]) -> String {
     let path: Vec<&str> = frames
         .iter()
         .filter_map(|f| f.symbol.as_deref())
-        .take(5)
+        .take(6)
         .collect();
     if path.is_empty() {
         "(no stack)".to_string()
@@ -78,6 +78,7 @@ fn stack_path(frames: &[super::model::Frame]) -> String {
 
 fn decision_cell(d: Decision) -> &'static str {
     match d {
+        Decision::NotLockContention => "not a lock",
         Decision::NotNeeded => "not needed",
         Decision::Consider => "CONSIDER",
         Decision::Recommended => "RECOMMENDED",
@@ -178,9 +179,13 @@ pub fn render(r: &Report, top: usize) -> String {
         } else {
             String::new()
         };
+        let kind = match &l.kind_frame {
+            Some(f) if l.kind != "unknown" => format!("{} (from {f})", l.kind),
+            _ => l.kind.clone(),
+        };
         let _ = writeln!(
             o,
-            "      {} in pid {} · wakes: {} calls woke {}{other}",
+            "      {kind} at {} in pid {} · wakes: {} calls woke {}{other}",
             l.address,
             l.pid,
             human_count(l.wakes.calls),
@@ -258,7 +263,21 @@ pub fn render(r: &Report, top: usize) -> String {
                 clip(&stack_path(&site.frames), 100)
             );
         }
-        if let Some(site) = l.sites.first() {
+        let unwound_total: u64 = l.unwound_sites.iter().map(|s| s.count).sum();
+        if let Some(site) = l.unwound_sites.first() {
+            let share = 100.0 * site.count as f64 / unwound_total.max(1) as f64;
+            let _ = writeln!(
+                o,
+                "      call site: {} ({share:.0}% of waits, eh_frame, {} samples)",
+                site.call_site.as_deref().unwrap_or("?"),
+                l.unwound_sites.iter().map(|s| s.samples).sum::<u64>(),
+            );
+            let _ = writeln!(
+                o,
+                "        stack: {}",
+                clip(&stack_path(&site.frames), 110)
+            );
+        } else if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
             let _ = writeln!(
                 o,

@@ -1,0 +1,295 @@
+//! True call sites through libc: sampled futex waits arrive from the kernel
+//! with their user registers and a copy of the stack (a bounded ring
+//! buffer, see `tracer_common::UnwindSample`), and are unwound here with the
+//! binaries' .eh_frame (framehop). glibc has no frame pointers, so the
+//! kernel's own walk loses the function that called pthread_mutex_lock.
+//!
+//! Samples are unwound as they arrive, while the target's modules are
+//! mapped, and kept only as address lists aggregated per (lock, stack).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use framehop::{
+    ExplicitModuleSectionInfo, Module, Unwinder as _,
+    x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
+};
+use object::{Object as _, ObjectSection as _, ObjectSegment as _};
+use tracer_common::{UNWIND_STACK, UnwindSample};
+
+use crate::{attach::Probes, target::ProcessInfo};
+
+/// Frames kept per unwound stack.
+const MAX_FRAMES: usize = 64;
+
+/// One distinct unwound stack of one lock, with what its samples stand for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unwound {
+    /// Innermost first: the instruction pointer, then return addresses.
+    pub frames: Vec<u64>,
+    /// Samples taken with this stack.
+    pub samples: u64,
+    /// Waits they stand for (each sample's weight summed).
+    pub waits: u64,
+    /// Estimated wait time: each sample's duration × its weight.
+    pub wait_ns: u64,
+}
+
+/// Unwound stacks per lock: (futex word, tgid) → stack → totals.
+pub type UnwoundByLock = BTreeMap<(u64, u32), Vec<Unwound>>;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnwindStats {
+    pub received: u64,
+    /// Samples whose unwinding gave only the first frame.
+    pub failed: u64,
+}
+
+struct ProcUnwinder {
+    unwinder: UnwinderX86_64<Vec<u8>>,
+    cache: CacheX86_64,
+    /// How many mappings the modules were built from (rebuilt on change).
+    maps_seen: usize,
+}
+
+pub struct Unwinding {
+    ring: RingBuf<MapData>,
+    procs: HashMap<u32, ProcUnwinder>,
+    stacks: HashMap<(u64, u32), HashMap<Vec<u64>, Unwound>>,
+    pub stats: UnwindStats,
+}
+
+impl Unwinding {
+    pub fn new(probes: &mut Probes) -> Result<Self> {
+        let map = probes
+            .bpf
+            .take_map("UNWIND_RING")
+            .context("UNWIND_RING map missing")?;
+        Ok(Self {
+            ring: RingBuf::try_from(map).context("UNWIND_RING is not a ring buffer")?,
+            procs: HashMap::new(),
+            stacks: HashMap::new(),
+            stats: UnwindStats::default(),
+        })
+    }
+
+    /// Unwinds every sample waiting in the ring buffer.
+    pub fn drain(&mut self, procs: &mut BTreeMap<u32, ProcessInfo>) {
+        let Self {
+            ring,
+            procs: unwinders,
+            stacks,
+            stats,
+        } = self;
+        while let Some(item) = ring.next() {
+            let Some(sample) = Header::parse(&item) else {
+                continue;
+            };
+            stats.received += 1;
+            let stack = &item[HEADER..HEADER + sample.stack_len.min(UNWIND_STACK)];
+            let info = procs.entry(sample.tgid).or_insert_with(|| {
+                let mut p = ProcessInfo {
+                    pid: sample.tgid,
+                    ..Default::default()
+                };
+                p.refresh();
+                p
+            });
+            let frames = unwind(unwinders, info, &sample, stack);
+            if frames.len() < 2 {
+                stats.failed += 1;
+                log::debug!(
+                    "unwinding a wait on {:#x} in pid {} gave one frame (ip {:#x}, sp {:#x}, {} stack bytes)",
+                    sample.uaddr,
+                    sample.tgid,
+                    sample.ip,
+                    sample.sp,
+                    stack.len()
+                );
+            }
+            let agg = stacks
+                .entry((sample.uaddr, sample.tgid))
+                .or_default()
+                .entry(frames.clone())
+                .or_insert_with(|| Unwound {
+                    frames,
+                    ..Default::default()
+                });
+            agg.samples += 1;
+            agg.waits += sample.weight;
+            agg.wait_ns += sample.wait_ns.saturating_mul(sample.weight);
+        }
+    }
+}
+
+fn unwind(
+    unwinders: &mut HashMap<u32, ProcUnwinder>,
+    info: &mut ProcessInfo,
+    s: &Header,
+    stack: &[u8],
+) -> Vec<u64> {
+    // A sample from code mapped after our last look (dlopen): re-read.
+    if info.mapping(s.ip).is_none() {
+        info.refresh();
+    }
+    let pu = unwinders.entry(s.tgid).or_insert_with(|| ProcUnwinder {
+        unwinder: UnwinderX86_64::new(),
+        cache: CacheX86_64::new(),
+        maps_seen: 0,
+    });
+    if pu.maps_seen != info.maps.len() {
+        pu.unwinder = modules(info);
+        pu.maps_seen = info.maps.len();
+    }
+    let mut read_stack = |addr: u64| -> Result<u64, ()> {
+        let off = addr.checked_sub(s.sp).ok_or(())? as usize;
+        let bytes = stack.get(off..off + 8).ok_or(())?;
+        Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
+    };
+    let mut frames = Vec::new();
+    let mut it = pu.unwinder.iter_frames(
+        s.ip,
+        UnwindRegsX86_64::new(s.ip, s.sp, s.bp),
+        &mut pu.cache,
+        &mut read_stack,
+    );
+    while let Ok(Some(f)) = it.next() {
+        frames.push(f.address());
+        if frames.len() >= MAX_FRAMES {
+            break;
+        }
+    }
+    if frames.is_empty() {
+        frames.push(s.ip);
+    }
+    frames
+}
+
+impl Unwinding {
+    /// The stacks gathered so far, largest (by waits) first per lock.
+    pub fn take(&mut self) -> UnwoundByLock {
+        self.stacks
+            .drain()
+            .map(|(k, m)| {
+                let mut v: Vec<Unwound> = m.into_values().collect();
+                v.sort_by(|a, b| b.waits.cmp(&a.waits).then(a.frames.cmp(&b.frames)));
+                (k, v)
+            })
+            .collect()
+    }
+}
+
+/// The fixed part of an `UnwindSample`, read from the record's bytes.
+struct Header {
+    uaddr: u64,
+    weight: u64,
+    wait_ns: u64,
+    ip: u64,
+    sp: u64,
+    bp: u64,
+    tgid: u32,
+    stack_len: usize,
+}
+
+const HEADER: usize = std::mem::offset_of!(UnwindSample, stack);
+
+impl Header {
+    fn parse(b: &[u8]) -> Option<Self> {
+        let u64_at = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
+        let u32_at = |o: usize| Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        use std::mem::offset_of as off;
+        let h = Self {
+            uaddr: u64_at(off!(UnwindSample, uaddr))?,
+            weight: u64_at(off!(UnwindSample, weight))?,
+            wait_ns: u64_at(off!(UnwindSample, wait_ns))?,
+            ip: u64_at(off!(UnwindSample, ip))?,
+            sp: u64_at(off!(UnwindSample, sp))?,
+            bp: u64_at(off!(UnwindSample, bp))?,
+            tgid: u32_at(off!(UnwindSample, tgid))?,
+            stack_len: u32_at(off!(UnwindSample, stack_len))? as usize,
+        };
+        (b.len() >= HEADER + h.stack_len.min(UNWIND_STACK)).then_some(h)
+    }
+}
+
+/// A framehop unwinder with one module per mapped ELF file that has
+/// executable mappings.
+fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
+    let mut unwinder = UnwinderX86_64::new();
+    let mut files: BTreeMap<&Path, Vec<&crate::target::Mapping>> = BTreeMap::new();
+    for m in &info.maps {
+        if let Some(p) = &m.path {
+            files.entry(p.as_path()).or_default().push(m);
+        }
+    }
+    for (path, maps) in files {
+        let Some(exec) = maps.iter().find(|m| m.exec) else {
+            continue;
+        };
+        let avma = maps.iter().map(|m| m.start).min().unwrap_or(exec.start)
+            ..maps.iter().map(|m| m.end).max().unwrap_or(exec.end);
+        match module(&info.host_path(path), path, exec, avma) {
+            Some(m) => unwinder.add_module(m),
+            None => log::debug!("no unwind data from {}", path.display()),
+        }
+    }
+    unwinder
+}
+
+fn module(
+    file: &Path,
+    name: &Path,
+    exec: &crate::target::Mapping,
+    avma: Range<u64>,
+) -> Option<Module<Vec<u8>>> {
+    let bytes = std::fs::read(file).ok()?;
+    let elf = object::File::parse(&*bytes).ok()?;
+    // The load bias, from the PT_LOAD that holds the executable mapping's
+    // file offset.
+    let seg = elf.segments().find(|s| {
+        let (off, size) = s.file_range();
+        off <= exec.offset && exec.offset < off + size.max(1)
+    })?;
+    let (seg_off, _) = seg.file_range();
+    let svma_at_map = seg
+        .address()
+        .wrapping_sub(seg_off)
+        .wrapping_add(exec.offset);
+    let bias = exec.start.wrapping_sub(svma_at_map);
+    let section = |n: &str| {
+        let s = elf.section_by_name(n)?;
+        Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec()))
+    };
+    let (text_svma, text) = section(".text").unzip();
+    let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
+    let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
+    let debug_frame = section(".debug_frame").map(|(_, d)| d);
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma,
+        text,
+        eh_frame_svma,
+        eh_frame,
+        eh_frame_hdr_svma,
+        eh_frame_hdr,
+        debug_frame,
+        ..Default::default()
+    };
+    Some(Module::new(name.display().to_string(), avma, bias, info))
+}
+
+/// Where a process's file is, seen from here (its mount namespace may differ).
+pub fn host_path(pid: u32, path: &Path) -> PathBuf {
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
+    if inside.exists() {
+        inside
+    } else {
+        path.to_path_buf()
+    }
+}
