@@ -251,10 +251,21 @@ fn module(
     let elf = object::File::parse(&*bytes).ok()?;
     // The load bias, from the PT_LOAD that holds the executable mapping's
     // file offset.
-    let seg = elf.segments().find(|s| {
+    // Mappings start on page boundaries and segments need not: compare
+    // page-aligned, and prefer the executable segment (lld puts a read-only
+    // one on the same page).
+    let page = |v: u64| v & !0xfff;
+    let holds = |s: &object::Segment| {
         let (off, size) = s.file_range();
-        off <= exec.offset && exec.offset < off + size.max(1)
-    })?;
+        page(off) <= exec.offset && exec.offset < off + size.max(1)
+    };
+    let is_exec = |s: &object::Segment| {
+        matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0)
+    };
+    let seg = elf
+        .segments()
+        .find(|s| holds(s) && is_exec(s))
+        .or_else(|| elf.segments().find(holds))?;
     let (seg_off, _) = seg.file_range();
     let svma_at_map = seg
         .address()
@@ -269,6 +280,14 @@ fn module(
     let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
     let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
     let debug_frame = section(".debug_frame").map(|(_, d)| d);
+    log::debug!(
+        "unwind module {}: bias {bias:#x}, avma {:#x}..{:#x}, eh_frame {:?}, eh_frame_hdr {:?}",
+        name.display(),
+        avma.start,
+        avma.end,
+        eh_frame_svma,
+        eh_frame_hdr_svma
+    );
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
         text_svma,

@@ -20,6 +20,8 @@ pub fn is_lock_impl(f: &Frame) -> bool {
     let Some(sym) = f.symbol.as_deref() else {
         return module.is_empty();
     };
+    // `<std::sys::…::Mutex>::lock_contended`: an inherent method's path.
+    let sym = sym.trim_start_matches('<');
     const IMPL: &[&str] = &[
         "__lll_",
         "___pthread",
@@ -31,13 +33,10 @@ pub fn is_lock_impl(f: &Frame) -> bool {
         "__GI_",
         "std::sys::",
         "std::sync::",
-        "<std::sync::",
         "core::",
         "parking_lot",
-        "<parking_lot",
         "lock_api::",
-        "<lock_api::",
-        "std::thread::park",
+        "std::thread::",
         "std::mutex::",
         "__gthread",
     ];
@@ -168,6 +167,16 @@ mod tests {
         ];
         assert_eq!(kind_of(&m).unwrap().0, "mutex");
         assert_eq!(caller(&m).unwrap().symbol.as_deref(), Some("app::assign"));
+        let inherent = [
+            f("syscall", LIBC),
+            f("<std::sys::sync::mutex::futex::Mutex>::lock_contended", "/opt/r"),
+            f("std::sync::poison::mutex::Mutex<T>::lock", "/opt/r"),
+            f("app::main::{{closure}}", "/opt/r"),
+        ];
+        assert_eq!(
+            caller(&inherent).unwrap().symbol.as_deref(),
+            Some("app::main::{{closure}}")
+        );
         let c = [
             f("std::sys::pal::unix::futex::futex_wait", "/opt/r"),
             f("std::sys::sync::condvar::futex::Condvar::wait", "/opt/r"),
