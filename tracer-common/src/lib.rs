@@ -593,8 +593,11 @@ pub struct FnStats {
     pub total_ns: u64,
     /// Bytes requested (allocation functions).
     pub bytes: u64,
+    /// Longest call (updated without atomics: concurrent maxima may lose a
+    /// race; counts and totals are exact).
+    pub max_ns: u64,
 }
-const _: () = assert!(size_of::<FnStats>() == 32);
+const _: () = assert!(size_of::<FnStats>() == 40);
 
 /// Histogram key for function latency (`kind` FN_LATENCY) and allocation
 /// sizes (`kind` FN_SIZE); `bucket` from [`hist::bucket`] for both.

@@ -152,6 +152,9 @@ fn add(key: &FnKey, dur: u64, size: u64, site: bool) {
             atomic_add(&raw mut (*s).calls, 1);
             atomic_add(&raw mut (*s).total_ns, dur);
             atomic_add(&raw mut (*s).bytes, size);
+            if dur > (*s).max_ns {
+                (*s).max_ns = dur;
+            }
         }
     }
 }

@@ -127,6 +127,11 @@ pub struct ContentionArgs {
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub probe_budget: Option<f64>,
 
+    /// Also look for separate debug files (symbols stripped from a binary)
+    /// under DIR/.build-id/; /usr/lib/debug is always searched.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
+
     /// Allow --uprobe on lock fast paths (pthread_mutex_lock and the like),
     /// which the tracer refuses by default: a probe there costs a trap on
     /// every uncontended acquisition.

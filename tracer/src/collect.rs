@@ -9,8 +9,9 @@ use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray, StackTraceMap},
 };
 use tracer_common::{
-    HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey,
-    SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched, counter, sched_state,
+    FnHistKey, FnKey, FnStats, HistKey, KLockKey, KLockStats, LockKey, LockSched, LockThreadKey,
+    LockThreadStats, RunqKey, SiteKey, SiteStats, SyscallSleep, SyscallSleepKey, ThreadSched,
+    counter, sched_state,
 };
 
 use crate::attach::Probes;
@@ -44,6 +45,11 @@ pub struct Snapshot {
     /// map: filled in by the caller).
     pub unwound: crate::unwind::UnwoundByLock,
     pub unwind_stats: crate::unwind::UnwindStats,
+    /// Probed functions: per (function, process), per call site, and
+    /// latency/size histograms.
+    pub fn_stats: Vec<(FnKey, FnStats)>,
+    pub fn_sites: Vec<(FnKey, FnStats)>,
+    pub fn_hist: Vec<(FnHistKey, u64)>,
 }
 
 pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
@@ -60,6 +66,9 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     snap.syscall_sleep = read_all(map("SYSCALL_SLEEP")?, errors)?;
     snap.klocks = read_all(map("KLOCKS")?, errors)?;
     snap.runq = read_all(map("RUNQ_HIST")?, errors)?;
+    snap.fn_stats = read_all(map("FN_STATS")?, errors)?;
+    snap.fn_sites = read_all(map("FN_SITES")?, errors)?;
+    snap.fn_hist = read_all(map("FN_HIST")?, errors)?;
     let now = monotonic_ns();
     snap.sched = read_all::<u32, ThreadSched>(map("THREAD_SCHED")?, errors)?;
     for (_, t) in &mut snap.sched {

@@ -17,8 +17,13 @@ use crate::{
     cli::{ContentionArgs, Mode},
     collect,
     exit::{Code, fail},
+    funcs::{self, FnProbes},
     preflight,
-    report::{self, build::RunMeta, model},
+    report::{
+        self,
+        build::{FnMeta, RunMeta},
+        model,
+    },
     symbolize::Symbols,
     target::{self, Launched, ProcessInfo},
     unwind::Unwinding,
@@ -87,10 +92,50 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
             ));
         }
     }
+    let want_fns = !args.uprobes.is_empty() || args.alloc;
+    // A running target's functions resolve now, so a bad spec fails before
+    // anything else happens.
+    let mut planned = None;
+    if want_fns && launched.is_none() {
+        planned = Some(plan_in(args, roots[0])?);
+    }
+    let cost_ns = if want_fns {
+        let c = funcs::calibrate(&mut probes)?;
+        eprintln!(
+            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
+            report::text::human_ns(c as u64)
+        );
+        c
+    } else {
+        0.0
+    };
+    let mut fns: Option<FnProbes> = None;
+    if let Some(planned) = planned.take() {
+        fns = Some(start_fn_probes(
+            args,
+            planned,
+            &roots,
+            cost_ns,
+            &mut probes,
+        )?);
+    }
     let start_time = SystemTime::now();
     let t0 = Instant::now();
     if let Some(l) = launched.as_mut() {
         l.release()?;
+        if want_fns {
+            // Functions resolve in the command's own binaries: after exec,
+            // once the dynamic loader has mapped libc.
+            target::wait_exec(l.pid as u32, Duration::from_millis(500));
+            let planned = plan_in(args, roots[0])?;
+            fns = Some(start_fn_probes(
+                args,
+                planned,
+                &roots,
+                cost_ns,
+                &mut probes,
+            )?);
+        }
     }
     let what = match &launched {
         Some(l) => format!("`{}` (pid {})", args.command.join(" "), l.pid),
@@ -128,6 +173,9 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
             last_refresh = Instant::now();
         }
         unwinding.drain(&mut procs);
+        if let Some(f) = fns.as_mut() {
+            f.tick(&mut probes)?;
+        }
         if stop.load(Ordering::Relaxed) {
             break "interrupted";
         }
@@ -144,6 +192,9 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let duration = t0.elapsed();
+    if let Some(f) = fns.as_mut() {
+        f.finish(&mut probes);
+    }
     refresh(&probes, &mut procs);
     let mut snap = collect::snapshot(&probes).context("reading the kernel maps")?;
     unwinding.drain(&mut procs);
@@ -213,6 +264,26 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         thresholds,
         stack_every: args.stack_every,
         unwind_rate: args.unwind_rate,
+        functions: fns.as_ref().map(|f| FnMeta {
+            planned: f
+                .planned
+                .iter()
+                .map(|p| {
+                    (
+                        p.id,
+                        p.func.name.clone(),
+                        p.func.binary.display().to_string(),
+                        p.func.offset,
+                        p.role.to_string(),
+                    )
+                })
+                .collect(),
+            per_call_ns: f.cost_ns,
+            budget_pct: args.probe_budget,
+            attached_s: f.on_time.as_secs_f64(),
+            windows: f.windows,
+            target_cpu_ns: f.cpu_total,
+        }),
         mode: args.mode.name().to_string(),
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
@@ -227,6 +298,39 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         .join()
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
     written
+}
+
+/// Resolves --uprobe and --alloc in a target's binaries.
+fn plan_in(args: &ContentionArgs, pid: u32) -> Result<Vec<funcs::Planned>> {
+    let mut info = ProcessInfo {
+        pid,
+        ..Default::default()
+    };
+    info.refresh();
+    funcs::plan(args, &info)
+}
+
+/// Attaches the planned function probes to the targets.
+fn start_fn_probes(
+    args: &ContentionArgs,
+    planned: Vec<funcs::Planned>,
+    roots: &[u32],
+    cost_ns: f64,
+    probes: &mut Probes,
+) -> Result<FnProbes> {
+    let names: Vec<&str> = planned.iter().map(|p| p.func.name.as_str()).collect();
+    eprintln!(
+        "tracer: probing {} function(s) (entry + return): {}{}",
+        planned.len(),
+        names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
+        if names.len() > 8 { ", …" } else { "" }
+    );
+    if let Some(b) = args.probe_budget {
+        eprintln!("tracer: probe budget {b}% of the target's CPU time: probes are duty-cycled");
+    }
+    let mut f = FnProbes::new(planned, roots.to_vec(), cost_ns, args.probe_budget);
+    f.attach(probes)?;
+    Ok(f)
 }
 
 /// Re-reads /proc for every traced process (followed children included).

@@ -56,6 +56,11 @@ impl Symbols {
             .collect()
     }
 
+    /// Symbolizes a return address (looked up inside its call instruction).
+    pub fn return_addr(&mut self, proc_: &ProcessInfo, addr: u64) -> Frame {
+        self.code(proc_, addr.saturating_sub(1), addr)
+    }
+
     fn code(&mut self, proc_: &ProcessInfo, lookup: u64, ip: u64) -> Frame {
         let mut frame = Frame {
             addr: format!("{ip:#x}"),

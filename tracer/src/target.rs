@@ -276,6 +276,23 @@ impl ProcessInfo {
     }
 }
 
+/// Waits until a just-released command has exec'd (its exe is no longer
+/// ours) and its dynamic loader has mapped libc, or until `limit`.
+pub fn wait_exec(pid: u32, limit: std::time::Duration) {
+    let t = std::time::Instant::now();
+    let ours = fs::read_link("/proc/self/exe").ok();
+    while t.elapsed() < limit {
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.is_some() && exe != ours {
+            let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            if maps.contains("/libc.so") || maps.contains("/libc-") {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Confirms every requested pid can be traced.
 pub fn check_pids(pids: &[i32]) -> Result<()> {
     for &pid in pids {

@@ -259,9 +259,7 @@ fn module(
         let (off, size) = s.file_range();
         page(off) <= exec.offset && exec.offset < off + size.max(1)
     };
-    let is_exec = |s: &object::Segment| {
-        matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0)
-    };
+    let is_exec = |s: &object::Segment| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
     let seg = elf
         .segments()
         .find(|s| holds(s) && is_exec(s))

@@ -67,7 +67,9 @@ fn condvar_waits_are_not_lock_contention() {
         c
     });
     let cond = u64::from_str_radix(
-        field(&work.first_line, "cond").unwrap().trim_start_matches("0x"),
+        field(&work.first_line, "cond")
+            .unwrap()
+            .trim_start_matches("0x"),
         16,
     )
     .unwrap();
@@ -87,19 +89,27 @@ fn condvar_waits_are_not_lock_contention() {
         .collect();
     assert!(!cv.is_empty(), "no waits on the condvar: {text}");
     let cv_waits: u64 = cv.iter().map(|l| l["contentions"].as_u64().unwrap()).sum();
-    assert!(cv_waits >= 100, "the consumer waited on the condvar: {text}");
+    assert!(
+        cv_waits >= 100,
+        "the consumer waited on the condvar: {text}"
+    );
     for l in &cv {
         assert_eq!(l["kind"].as_str(), Some("condvar"), "{l:#}");
         assert_eq!(l["decision"].as_str(), Some("not_lock_contention"));
         assert!(
-            l["call_site"].as_str().is_some_and(|c| c.starts_with("consume ")),
+            l["call_site"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("consume ")),
             "the caller of pthread_cond_wait: {}",
             l["call_site"]
         );
         assert_ne!(report["verdict"]["lock"], l["label"]);
     }
     // Any wait on queue_mu is a mutex wait and keeps its decision.
-    for l in locks.iter().filter(|l| l["symbol"].as_str() == Some("queue_mu")) {
+    for l in locks
+        .iter()
+        .filter(|l| l["symbol"].as_str() == Some("queue_mu"))
+    {
         assert_eq!(l["kind"].as_str(), Some("mutex"), "{l:#}");
         assert_ne!(l["decision"].as_str(), Some("not_lock_contention"));
     }

@@ -21,7 +21,7 @@ const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: llvm-22-dev for bpf-linker; linux-perf is the ground
 /// truth of the integration tests (perf stat).
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "linux-perf"];
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "linux-perf", "g++"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();

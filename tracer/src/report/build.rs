@@ -15,6 +15,18 @@ use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo, unwind::
 /// Sites symbolized per lock (all are counted; JSON lists these).
 const SITES_PER_LOCK: usize = 8;
 
+/// What the report needs to know about the function probes.
+#[derive(Clone, Debug, Default)]
+pub struct FnMeta {
+    /// (id, name, binary, offset, role) of each probed function.
+    pub planned: Vec<(u32, String, String, u64, String)>,
+    pub per_call_ns: f64,
+    pub budget_pct: Option<f64>,
+    pub attached_s: f64,
+    pub windows: u64,
+    pub target_cpu_ns: u64,
+}
+
 /// Everything about the run that is not in the maps.
 pub struct RunMeta {
     pub tracer_args: Vec<String>,
@@ -28,6 +40,8 @@ pub struct RunMeta {
     pub stack_every: u64,
     /// Unwind samples per second per (lock, thread) (see `--unwind-rate`).
     pub unwind_rate: u64,
+    /// Function probes, when any were attached.
+    pub functions: Option<FnMeta>,
     /// `full` or `sched`.
     pub mode: String,
 }
@@ -299,12 +313,10 @@ pub fn build(
     drops.insert("map_read_errors".into(), snap.read_errors);
     drops.insert("unwind_failed".into(), snap.unwind_stats.failed);
 
-    let mut limitations = vec![
-        format!(
-            "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
-            meta.stack_every
-        ),
-    ];
+    let mut limitations = vec![format!(
+        "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
+        meta.stack_every
+    )];
     if meta.unwind_rate > 0 && meta.mode != "sched" {
         limitations.push(format!(
             "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
@@ -330,6 +342,34 @@ pub fn build(
         limitations.push(format!("Hook {} not attached: {}.", h.name, h.note));
     }
 
+    let (functions, probe_cost) = match &meta.functions {
+        Some(fm) => {
+            let (f, c) = functions(snap, procs, syms, fm, meta.duration_s);
+            (f, Some(c))
+        }
+        None => (Vec::new(), None),
+    };
+    if let Some(c) = &probe_cost {
+        limitations.push(format!(
+            "Function probes cost ≈{} per call here (entry + return, measured at start-up): {} calls ≈ {} of the targets' {} on-CPU time ({:.1}%){}.",
+            super::text::human_ns(c.per_call_ns as u64),
+            c.calls,
+            super::text::human_ns(c.estimated_overhead_ns),
+            super::text::human_ns(c.target_cpu_ns),
+            100.0 * c.estimated_share,
+            if c.attached_fraction < 0.999 {
+                format!(
+                    "; attached {:.0}% of the run to stay within the {:.1}% budget, so call counts are scaled by {:.2}",
+                    100.0 * c.attached_fraction,
+                    c.budget_pct.unwrap_or(100.0),
+                    1.0 / c.attached_fraction.max(1e-9)
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+
     let thresholds = meta.thresholds;
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
@@ -351,11 +391,118 @@ pub fn build(
         locks,
         threads,
         kernel_locks,
+        functions,
+        probe_cost,
         events,
         drops,
         limitations,
     }
 }
+
+/// Probed functions from FN_STATS / FN_SITES / FN_HIST, summed over the
+/// traced processes, with their cost.
+fn functions(
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+    syms: &mut Symbols,
+    fm: &FnMeta,
+    duration_s: f64,
+) -> (Vec<Function>, ProbeCost) {
+    let attached = fm.attached_s.max(1e-9);
+    let fraction = (fm.attached_s / duration_s.max(1e-9)).clamp(0.0, 1.0);
+    let mut out = Vec::new();
+    let mut total_calls = 0;
+    for (id, name, binary, offset, role) in &fm.planned {
+        let mut st = tracer_common::FnStats::default();
+        for (_, v) in snap.fn_stats.iter().filter(|(k, _)| k.fn_id == *id) {
+            st.calls += v.calls;
+            st.total_ns += v.total_ns;
+            st.bytes += v.bytes;
+            st.max_ns = st.max_ns.max(v.max_ns);
+        }
+        total_calls += st.calls;
+        let hist = |kind: u32| {
+            buckets(
+                snap.fn_hist
+                    .iter()
+                    .filter(|(k, _)| k.fn_id == *id && k.kind == kind)
+                    .map(|(k, c)| (k.bucket, *c))
+                    .collect(),
+            )
+        };
+        let histogram = hist(tracer_common::FN_LATENCY);
+        let is_alloc = role == "alloc" && name != "free";
+        let mut sites: Vec<(FnKey2, tracer_common::FnStats)> = snap
+            .fn_sites
+            .iter()
+            .filter(|(k, _)| k.fn_id == *id)
+            .map(|(k, v)| ((k.tgid, k.ret_addr), *v))
+            .collect();
+        sites.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(&b.0)));
+        let empty = ProcessInfo::default();
+        let sites = sites
+            .into_iter()
+            .take(SITES_PER_LOCK)
+            .map(|((tgid, ret), v)| {
+                let f = syms.return_addr(procs.get(&tgid).unwrap_or(&empty), ret);
+                FnSite {
+                    caller: f.symbol.is_some().then(|| frame_label(&f)),
+                    return_addr: format!("{ret:#x}"),
+                    calls: v.calls,
+                    total_ns: v.total_ns,
+                    bytes: v.bytes,
+                }
+            })
+            .collect();
+        out.push(Function {
+            name: name.clone(),
+            binary: binary.clone(),
+            offset: *offset,
+            role: role.clone(),
+            calls: st.calls,
+            calls_per_s: st.calls as f64 / attached,
+            calls_estimated: (st.calls as f64 / fraction.max(1e-9)).round() as u64,
+            latency: FnLatency {
+                total_ns: st.total_ns,
+                avg_ns: st.total_ns / st.calls.max(1),
+                p50_ns: percentile(&histogram, 50.0, st.max_ns),
+                p95_ns: percentile(&histogram, 95.0, st.max_ns),
+                p99_ns: percentile(&histogram, 99.0, st.max_ns),
+                max_ns: st.max_ns,
+            },
+            histogram,
+            bytes: is_alloc.then_some(st.bytes),
+            size_histogram: if is_alloc {
+                hist(tracer_common::FN_SIZE)
+            } else {
+                Vec::new()
+            },
+            sites,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.latency
+            .total_ns
+            .cmp(&a.latency.total_ns)
+            .then(b.calls.cmp(&a.calls))
+    });
+    let overhead = (total_calls as f64 * fm.per_call_ns) as u64;
+    let cost = ProbeCost {
+        functions: fm.planned.len(),
+        per_call_ns: fm.per_call_ns,
+        calls: total_calls,
+        estimated_overhead_ns: overhead,
+        target_cpu_ns: fm.target_cpu_ns,
+        estimated_share: overhead as f64 / fm.target_cpu_ns.max(1) as f64,
+        budget_pct: fm.budget_pct,
+        attached_fraction: fraction,
+        windows: fm.windows,
+    };
+    (out, cost)
+}
+
+/// (tgid, return address) of a function call site.
+type FnKey2 = (u32, u64);
 
 /// Groups per-lock map entries by lock: (futex word, tgid, detail) → value
 /// becomes lock → [(detail, value)].
@@ -379,7 +526,12 @@ fn by_lock<K, V: Copy, D>(
 
 /// Sampled waits unwound with .eh_frame: the lock's true call sites and its
 /// kind (the kind most of its estimated waits show).
-fn unwound_sites(lock: &mut Lock, stacks: Option<&Vec<Unwound>>, syms: &mut Symbols, p: &ProcessInfo) {
+fn unwound_sites(
+    lock: &mut Lock,
+    stacks: Option<&Vec<Unwound>>,
+    syms: &mut Symbols,
+    p: &ProcessInfo,
+) {
     lock.kind = "unknown".to_string();
     let Some(stacks) = stacks.filter(|s| !s.is_empty()) else {
         return;
@@ -486,6 +638,8 @@ mod tests {
             hooks: vec![],
             thresholds: Thresholds::default(),
             stack_every: 16,
+            unwind_rate: 10,
+            functions: None,
             mode: "full".into(),
         }
     }
@@ -578,7 +732,8 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        assert_eq!(r.drops.len(), counter::COUNT as usize + 1);
+        assert_eq!(r.drops.len(), counter::COUNT as usize + 2);
+        assert_eq!(l.kind, "unknown", "no unwound stacks");
         assert_eq!(r.events["waits"], 2500 + 10);
         assert_eq!(r.events["wakes"], 5);
     }

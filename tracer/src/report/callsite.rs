@@ -70,7 +70,13 @@ const KINDS: &[(&str, &[&str])] = &[
     ),
     (
         "condvar",
-        &["pthread_cond_", "__pthread_cond", "cnd_wait", "cnd_timedwait", "condvar::"],
+        &[
+            "pthread_cond_",
+            "__pthread_cond",
+            "cnd_wait",
+            "cnd_timedwait",
+            "condvar::",
+        ],
     ),
     (
         "wait",
@@ -136,7 +142,10 @@ mod tests {
             f("sequencer_worker", "/opt/app"),
             f("start_thread", LIBC),
         ];
-        assert_eq!(caller(&s).unwrap().symbol.as_deref(), Some("sequencer_assign"));
+        assert_eq!(
+            caller(&s).unwrap().symbol.as_deref(),
+            Some("sequencer_assign")
+        );
         assert_eq!(kind_of(&s).unwrap().0, "mutex");
     }
 
@@ -162,14 +171,20 @@ mod tests {
     fn rust_std_primitives() {
         let m = [
             f("std::sys::pal::unix::futex::futex_wait", "/opt/r"),
-            f("std::sys::sync::mutex::futex::Mutex::lock_contended", "/opt/r"),
+            f(
+                "std::sys::sync::mutex::futex::Mutex::lock_contended",
+                "/opt/r",
+            ),
             f("app::assign", "/opt/r"),
         ];
         assert_eq!(kind_of(&m).unwrap().0, "mutex");
         assert_eq!(caller(&m).unwrap().symbol.as_deref(), Some("app::assign"));
         let inherent = [
             f("syscall", LIBC),
-            f("<std::sys::sync::mutex::futex::Mutex>::lock_contended", "/opt/r"),
+            f(
+                "<std::sys::sync::mutex::futex::Mutex>::lock_contended",
+                "/opt/r",
+            ),
             f("std::sync::poison::mutex::Mutex<T>::lock", "/opt/r"),
             f("app::main::{{closure}}", "/opt/r"),
         ];
@@ -183,9 +198,15 @@ mod tests {
             f("app::consume", "/opt/r"),
         ];
         assert_eq!(kind_of(&c).unwrap().0, "condvar");
-        let r = [f("std::sys::sync::rwlock::futex::RwLock::write_contended", "/opt/r")];
+        let r = [f(
+            "std::sys::sync::rwlock::futex::RwLock::write_contended",
+            "/opt/r",
+        )];
         assert_eq!(kind_of(&r).unwrap().0, "rwlock");
-        let p = [f("std::sys::sync::thread_parking::futex::Parker::park", "/opt/r")];
+        let p = [f(
+            "std::sys::sync::thread_parking::futex::Parker::park",
+            "/opt/r",
+        )];
         assert_eq!(kind_of(&p).unwrap().0, "wait");
         assert!(kind_of(&[f("syscall", LIBC), f("main", "/opt/r")]).is_none());
     }

@@ -70,8 +70,10 @@ pub fn parse(text: &str) -> Result<Report> {
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.1).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.1.json");
+    /// A real run at the current schema (1.2).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.2.json");
+    /// A real run from schema 1.1 (before lock kinds and unwound sites).
+    const FIXTURE_1_1: &str = include_str!("../../../tests/fixtures/report-v1.1.json");
     /// A real run from schema 1.0: an older minor must still be read.
     const FIXTURE_1_0: &str = include_str!("../../../tests/fixtures/report-v1.0.json");
 
@@ -118,6 +120,31 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_1_reads_with_unknown_kinds() {
+        let report = parse(FIXTURE_1_1).expect("a 1.1 report parses");
+        assert!(report.locks.iter().all(|l| l.kind == "unknown"));
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_1).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.1 field changed when read by 1.2"
+        );
+    }
+
+    #[test]
+    fn current_fixture_has_kinds_and_unwound_sites() {
+        let report = parse(FIXTURE).unwrap();
+        let top = &report.locks[0];
+        assert_eq!(top.kind, "mutex");
+        assert_eq!(top.call_site_unwind, "eh_frame");
+        assert!(
+            top.call_site
+                .as_deref()
+                .is_some_and(|c| c.starts_with("sequencer_assign"))
+        );
+    }
+
+    #[test]
     fn current_fixture_has_the_scheduler_view() {
         let report = parse(FIXTURE).unwrap();
         assert_eq!(report.schema_version, SCHEMA_VERSION);
@@ -132,7 +159,7 @@ mod tests {
     #[test]
     fn newer_major_and_foreign_json_are_refused() {
         let newer = FIXTURE.replacen(
-            "\"schema_version\": \"1.1\"",
+            &format!("\"schema_version\": \"{SCHEMA_VERSION}\""),
             "\"schema_version\": \"2.0\"",
             1,
         );

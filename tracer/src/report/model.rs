@@ -37,6 +37,14 @@ pub struct Report {
     /// total wait (schema 1.1).
     #[serde(default)]
     pub kernel_locks: Vec<KernelLock>,
+    /// Probed functions (--uprobe, --alloc), by total time, largest first
+    /// (schema 1.2).
+    #[serde(default)]
+    pub functions: Vec<Function>,
+    /// What the function probes cost and how much of the run they saw
+    /// (schema 1.2; absent without function probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_cost: Option<ProbeCost>,
     pub events: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
     /// What this run could not see.
@@ -346,4 +354,81 @@ pub struct SyscallTime {
     pub syscall: String,
     pub sleeps: u64,
     pub sleep_ns: u64,
+}
+
+/// A probed function (schema 1.2).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Function {
+    /// Demangled name.
+    pub name: String,
+    /// The binary, as the target maps it.
+    pub binary: String,
+    /// File offset the probe is attached at.
+    pub offset: u64,
+    /// "uprobe" (--uprobe) or "alloc" (--alloc).
+    pub role: String,
+    /// Calls seen while the probes were attached (entry and return both).
+    pub calls: u64,
+    /// Calls per second of attached time.
+    pub calls_per_s: f64,
+    /// `calls` scaled to the whole run (÷ attached fraction).
+    pub calls_estimated: u64,
+    pub latency: FnLatency,
+    /// Latency histogram (`lo_ns`/`hi_ns` are nanoseconds).
+    pub histogram: Vec<Bucket>,
+    /// Allocation functions: bytes requested by the calls seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Allocation functions: request sizes (`lo_ns`/`hi_ns` are bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub size_histogram: Vec<Bucket>,
+    /// Per caller (return address), by calls, largest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<FnSite>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FnLatency {
+    pub total_ns: u64,
+    pub avg_ns: u64,
+    pub p50_ns: u64,
+    pub p95_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// Calls of a probed function from one call site.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FnSite {
+    /// The calling function (symbolized return address), with file:line.
+    pub caller: Option<String>,
+    /// The return address, hex.
+    pub return_addr: String,
+    pub calls: u64,
+    pub total_ns: u64,
+    pub bytes: u64,
+}
+
+/// The price of the function probes (schema 1.2).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCost {
+    /// Functions probed (entry + return each).
+    pub functions: usize,
+    /// Cost of one probed call (entry + return), measured at start-up by
+    /// timing a function in the tracer with and without the probes.
+    pub per_call_ns: f64,
+    /// Probed calls seen.
+    pub calls: u64,
+    /// calls × per_call_ns.
+    pub estimated_overhead_ns: u64,
+    /// The targets' on-CPU time over the run (schedstat).
+    pub target_cpu_ns: u64,
+    /// estimated_overhead_ns / target_cpu_ns.
+    pub estimated_share: f64,
+    /// --probe-budget, percent.
+    pub budget_pct: Option<f64>,
+    /// Share of the run the probes were attached (1 without a budget).
+    pub attached_fraction: f64,
+    /// Attach windows (1 without a budget).
+    pub windows: u64,
 }

@@ -272,11 +272,7 @@ pub fn render(r: &Report, top: usize) -> String {
                 site.call_site.as_deref().unwrap_or("?"),
                 l.unwound_sites.iter().map(|s| s.samples).sum::<u64>(),
             );
-            let _ = writeln!(
-                o,
-                "        stack: {}",
-                clip(&stack_path(&site.frames), 110)
-            );
+            let _ = writeln!(o, "        stack: {}", clip(&stack_path(&site.frames), 110));
         } else if let Some(site) = l.sites.first() {
             let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
             let _ = writeln!(
@@ -401,6 +397,9 @@ pub fn render(r: &Report, top: usize) -> String {
         }
         let _ = writeln!(o);
     }
+    if !r.functions.is_empty() {
+        functions(&mut o, r, top);
+    }
     let events: Vec<String> = r
         .events
         .iter()
@@ -413,6 +412,88 @@ pub fn render(r: &Report, top: usize) -> String {
         let _ = writeln!(o, "NOTE     {note}");
     }
     o
+}
+
+/// FUNCTIONS: probed functions' rates and latency, allocation sizes and
+/// callers, and what the probes cost.
+fn functions(o: &mut String, r: &Report, top: usize) {
+    let shown = r.functions.len().min(top);
+    let _ = writeln!(
+        o,
+        "FUNCTIONS probed, by total time ({shown} of {})",
+        r.functions.len()
+    );
+    let _ = writeln!(
+        o,
+        "  {:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "FUNCTION", "CALLS", "CALLS/S", "TOTAL", "P50", "P95", "P99", "MAX"
+    );
+    for f in r.functions.iter().take(top) {
+        let l = &f.latency;
+        let _ = writeln!(
+            o,
+            "  {:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            clip(&f.name, 34),
+            human_count(f.calls),
+            human_rate(f.calls_per_s),
+            human_ns(l.total_ns),
+            human_ns(l.p50_ns),
+            human_ns(l.p95_ns),
+            human_ns(l.p99_ns),
+            human_ns(l.max_ns)
+        );
+        if let Some(bytes) = f.bytes
+            && f.calls > 0
+        {
+            let p50 = super::hist::percentile(&f.size_histogram, 50.0, u64::MAX);
+            let p99 = super::hist::percentile(&f.size_histogram, 99.0, u64::MAX);
+            let _ = writeln!(
+                o,
+                "      sizes: {} bytes requested, avg {}, p50 {} B, p99 {} B",
+                human_count(bytes),
+                human_count(bytes / f.calls.max(1)),
+                human_count(p50),
+                human_count(p99)
+            );
+        }
+        let callers: Vec<String> = f
+            .sites
+            .iter()
+            .take(3)
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.caller.as_deref().unwrap_or(&s.return_addr),
+                    human_count(s.calls)
+                )
+            })
+            .collect();
+        if !callers.is_empty() {
+            let _ = writeln!(o, "      callers: {}", clip(&callers.join(", "), 110));
+        }
+    }
+    if let Some(c) = &r.probe_cost {
+        let duty = if c.attached_fraction < 0.999 {
+            format!(
+                " · attached {:.0}% of the run ({} windows, budget {:.1}%): counts ×{:.2} estimate the whole run",
+                100.0 * c.attached_fraction,
+                c.windows,
+                c.budget_pct.unwrap_or(100.0),
+                1.0 / c.attached_fraction.max(1e-9)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            o,
+            "  PROBE COST ≈{} per call (calibrated) × {} calls ≈ {} = {:.1}% of the targets' CPU time{duty}",
+            human_ns(c.per_call_ns as u64),
+            human_count(c.calls),
+            human_ns(c.estimated_overhead_ns),
+            100.0 * c.estimated_share
+        );
+    }
+    let _ = writeln!(o);
 }
 
 #[cfg(test)]

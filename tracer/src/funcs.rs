@@ -1,0 +1,549 @@
+//! Probed functions (`--uprobe`, `--alloc`): which functions, attaching
+//! them per target process with a cookie naming each, measuring what a hit
+//! costs, and keeping that cost under `--probe-budget` by attaching them
+//! only part of the time (duty cycling).
+
+use std::{
+    num::NonZeroU32,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::HashMap,
+    programs::{UProbe, uprobe::UProbeAttachPoint, uprobe::UProbeLinkId, uprobe::UProbeScope},
+};
+use tracer_common::{FnKey, FnStats, probe};
+
+use crate::{
+    attach::Probes,
+    cli::ContentionArgs,
+    exit::{Code, fail},
+    resolve::{self, Func, Resolver},
+    target::ProcessInfo,
+};
+
+/// One function to probe.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub id: u32,
+    pub func: Func,
+    /// "uprobe" (from --uprobe) or "alloc".
+    pub role: &'static str,
+    pub size_arg: u32,
+    pub sites: bool,
+}
+
+impl Planned {
+    fn cookie(&self) -> u64 {
+        u64::from(self.id)
+            | u64::from(self.size_arg) << 32
+            | if self.sites { probe::SITES } else { 0 }
+    }
+}
+
+/// More than this many functions is almost certainly a pattern too wide.
+const MAX_FUNCTIONS: usize = 256;
+
+/// Lock fast paths: a probe here traps on every uncontended acquisition.
+const HOT: &[&str] = &[
+    "pthread_mutex_lock",
+    "pthread_mutex_unlock",
+    "pthread_mutex_trylock",
+    "___pthread_mutex_lock",
+    "__pthread_mutex_lock",
+    "__pthread_mutex_unlock",
+    "pthread_spin_*",
+    "pthread_rwlock_*",
+    "__lll_lock_*",
+    "__lll_unlock_*",
+    "*futex*",
+    "syscall",
+    "std::sync::*Mutex*::lock",
+    "*::lock_contended",
+    "*RawMutex*::lock*",
+    "*RawMutex*::unlock*",
+    "lock_api::*",
+    "parking_lot*",
+];
+
+/// The allocation functions and where each one's size is.
+const ALLOC: &[(&str, u32)] = &[
+    ("malloc", probe::SIZE_ARG0),
+    ("calloc", probe::SIZE_ARG0_X_ARG1),
+    ("realloc", probe::SIZE_ARG1),
+    ("free", probe::SIZE_NONE),
+    ("posix_memalign", probe::SIZE_ARG2),
+    ("aligned_alloc", probe::SIZE_ARG1),
+];
+
+/// Resolves `--uprobe` specs and `--alloc` in the first target's binaries.
+pub fn plan(args: &ContentionArgs, target: &ProcessInfo) -> Result<Vec<Planned>> {
+    let mut out: Vec<Planned> = Vec::new();
+    if args.uprobes.is_empty() && !args.alloc {
+        return Ok(out);
+    }
+    let bins = resolve::binaries(target);
+    if bins.is_empty() {
+        return Err(fail(
+            Code::Target,
+            format!("pid {} has no mapped executable to probe", target.pid),
+        ));
+    }
+    let mut dirs: Vec<PathBuf> = args.debug_dir.clone();
+    dirs.push(PathBuf::from("/usr/lib/debug"));
+    let mut r = Resolver::new(target.pid, dirs);
+    for spec in &args.uprobes {
+        let (bin, pat) = resolve::split_spec(spec);
+        let within: Vec<PathBuf> = match bin {
+            None => bins.clone(),
+            Some(b) => bins
+                .iter()
+                .filter(|p| {
+                    p.as_os_str() == b
+                        || p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(b))
+                })
+                .cloned()
+                .collect(),
+        };
+        if within.is_empty() {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--uprobe {spec}: pid {} maps no binary named {}; it maps {}",
+                    target.pid,
+                    bin.unwrap_or(""),
+                    list(bins.iter().map(|p| p.display().to_string()), 6)
+                ),
+            ));
+        }
+        let found = r.find(&within, pat);
+        if found.is_empty() {
+            let near = r.closest(&within, pat, 5);
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--uprobe {spec}: no function matches in pid {}'s binaries; closest: {}",
+                    target.pid,
+                    list(near.into_iter(), 5)
+                ),
+            ));
+        }
+        if !args.allow_hot_probes
+            && let Some(f) = found
+                .iter()
+                .find(|f| HOT.iter().any(|h| resolve::glob(h, &f.name)))
+        {
+            return Err(fail(
+                Code::Usage,
+                format!(
+                    "--uprobe {spec} matches {}, a lock fast path: a uprobe traps on every call (≈20 µs each on some VMs), and the futex hooks already see its contended path; pass --allow-hot-probes to probe it anyway",
+                    f.name
+                ),
+            ));
+        }
+        for func in found {
+            push(&mut out, func, "uprobe", probe::SIZE_NONE, args.fn_sites);
+        }
+    }
+    if args.alloc {
+        let lib = allocator(&mut r, &bins).ok_or_else(|| {
+            fail(
+                Code::Target,
+                format!(
+                    "--alloc: none of pid {}'s binaries defines malloc",
+                    target.pid
+                ),
+            )
+        })?;
+        for (name, size_arg) in ALLOC {
+            if let Some(func) = r
+                .find(std::slice::from_ref(&lib), name)
+                .into_iter()
+                .find(|f| f.name == *name)
+            {
+                push(&mut out, func, "alloc", *size_arg, true);
+            }
+        }
+    }
+    if out.len() > MAX_FUNCTIONS {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "the --uprobe patterns match {} functions (at most {MAX_FUNCTIONS}): narrow them, e.g. BINARY:PREFIX*",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+fn push(out: &mut Vec<Planned>, func: Func, role: &'static str, size_arg: u32, sites: bool) {
+    if out
+        .iter()
+        .any(|p| p.func.binary == func.binary && p.func.offset == func.offset)
+    {
+        return;
+    }
+    out.push(Planned {
+        id: out.len() as u32,
+        func,
+        role,
+        size_arg,
+        sites,
+    });
+}
+
+fn list(items: impl Iterator<Item = String>, n: usize) -> String {
+    let v: Vec<String> = items.take(n).collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The allocator the target calls: its executable if that defines malloc
+/// (a statically linked allocator), else a library other than libc that
+/// does (jemalloc, tcmalloc, mimalloc), else libc.
+fn allocator(r: &mut Resolver, bins: &[PathBuf]) -> Option<PathBuf> {
+    let defines = |r: &mut Resolver, b: &PathBuf| {
+        r.find(std::slice::from_ref(b), "malloc")
+            .iter()
+            .any(|f| f.name == "malloc")
+    };
+    let is_libc = |b: &PathBuf| {
+        b.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-"))
+    };
+    if let Some(exe) = bins.first()
+        && defines(r, exe)
+    {
+        return Some(exe.clone());
+    }
+    for b in bins.iter().skip(1).filter(|b| !is_libc(b)) {
+        if defines(r, b) {
+            return Some(b.clone());
+        }
+    }
+    bins.iter().find(|b| is_libc(b)).cloned()
+}
+
+/// The function the start-up calibration probes, in the tracer itself.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tracer_calibration_target(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_add(1)
+}
+
+/// Measures what one probed call (entry + return) costs here: the same
+/// calls timed with and without the probes, median of 5 batches each.
+pub fn calibrate(probes: &mut Probes) -> Result<f64> {
+    let me = ProcessInfo {
+        pid: std::process::id(),
+        maps: crate::target::parse_maps(
+            &std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?,
+        ),
+        ..Default::default()
+    };
+    let bins = resolve::binaries(&me);
+    let func = Resolver::new(me.pid, vec![])
+        .find(&bins[..1.min(bins.len())], "tracer_calibration_target")
+        .into_iter()
+        .next()
+        .context("the calibration function is missing from the tracer's symbols")?;
+    const CALLS: u64 = 100;
+    let batch = || {
+        let t = Instant::now();
+        for i in 0..CALLS {
+            std::hint::black_box(tracer_calibration_target(i));
+        }
+        t.elapsed().as_nanos() as f64 / CALLS as f64
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let plain = median((0..5).map(|_| batch()).collect());
+    let cookie = u64::from(probe::CALIBRATION_FN);
+    let mut links = Vec::new();
+    for name in crate::attach::UPROBES {
+        let prog: &mut UProbe = probes
+            .bpf
+            .program_mut(name)
+            .context("uprobe program missing")?
+            .try_into()?;
+        let id = prog
+            .attach(
+                UProbeAttachPoint {
+                    location: func.offset.into(),
+                    cookie: Some(cookie),
+                },
+                &func.host_path,
+                UProbeScope::CallingProcess,
+            )
+            .map_err(|e| {
+                fail(
+                    Code::Load,
+                    format!("attaching the calibration uprobe failed: {e}"),
+                )
+            })?;
+        links.push((name, id));
+    }
+    let probed = median((0..5).map(|_| batch()).collect());
+    detach(probes, links);
+    let cost = (probed - plain).max(0.0);
+    log::debug!("calibration: {plain:.0} ns plain, {probed:.0} ns probed per call");
+    Ok(cost)
+}
+
+/// Detaches links all at once: each uprobe's unregistration waits for an
+/// SRCU grace period (≈110 ms each on the development VM), so closing them
+/// one after another took 1.5 s for 14 links; closed from parallel threads
+/// the grace periods overlap.
+fn detach(probes: &mut Probes, links: Vec<(&'static str, UProbeLinkId)>) {
+    let mut owned = Vec::new();
+    for (name, id) in links {
+        match probes.bpf.program_mut(name).map(<&mut UProbe>::try_from) {
+            Some(Ok(prog)) => match prog.take_link(id) {
+                Ok(link) => owned.push(link),
+                Err(e) => log::warn!("detaching a uprobe: {e}"),
+            },
+            _ => log::warn!("uprobe program {name} missing at detach"),
+        }
+    }
+    std::thread::scope(|s| {
+        for link in owned {
+            s.spawn(move || drop(link));
+        }
+    });
+}
+
+/// Attach state and the duty cycle.
+pub struct FnProbes {
+    pub planned: Vec<Planned>,
+    pids: Vec<u32>,
+    links: Vec<(&'static str, UProbeLinkId)>,
+    /// Measured cost of one probed call (entry + return), ns.
+    pub cost_ns: f64,
+    budget: Option<f64>,
+    /// Fraction of the run the probes should be attached.
+    duty: f64,
+    on_since: Option<Instant>,
+    off_since: Instant,
+    /// How long to stay detached after the last window.
+    off_for: Duration,
+    pub on_time: Duration,
+    pub windows: u64,
+    window_calls: u64,
+    window_cpu: u64,
+    /// Target CPU time over the whole run, ns (the last reading while the
+    /// targets lived).
+    cpu_start: u64,
+    cpu_last: u64,
+    pub cpu_total: u64,
+}
+
+/// Length of an attached window used to measure what the probes cost.
+const WINDOW: Duration = Duration::from_millis(250);
+/// Never attach for less than this share of the run.
+const MIN_DUTY: f64 = 0.005;
+
+impl FnProbes {
+    pub fn new(planned: Vec<Planned>, pids: Vec<u32>, cost_ns: f64, budget: Option<f64>) -> Self {
+        let cpu = cpu_ns(&pids);
+        Self {
+            planned,
+            pids,
+            links: Vec::new(),
+            cost_ns,
+            budget,
+            duty: 1.0,
+            on_since: None,
+            off_since: Instant::now(),
+            off_for: Duration::ZERO,
+            on_time: Duration::ZERO,
+            windows: 0,
+            window_calls: 0,
+            window_cpu: 0,
+            cpu_start: cpu,
+            cpu_last: cpu,
+            cpu_total: 0,
+        }
+    }
+
+    /// Attaches entry and return probes of every planned function, per
+    /// target process.
+    pub fn attach(&mut self, probes: &mut Probes) -> Result<()> {
+        for p in &self.planned {
+            for &pid in &self.pids {
+                let Some(pid) = NonZeroU32::new(pid) else {
+                    continue;
+                };
+                for name in crate::attach::UPROBES {
+                    let prog: &mut UProbe = probes
+                        .bpf
+                        .program_mut(name)
+                        .context("uprobe program missing")?
+                        .try_into()?;
+                    let id = prog
+                        .attach(
+                            UProbeAttachPoint {
+                                location: p.func.offset.into(),
+                                cookie: Some(p.cookie()),
+                            },
+                            &p.func.host_path,
+                            UProbeScope::OneProcess(pid),
+                        )
+                        .map_err(|e| {
+                            fail(
+                                Code::Load,
+                                format!(
+                                    "attaching a uprobe to {} in {} failed: {e}",
+                                    p.func.name,
+                                    p.func.binary.display()
+                                ),
+                            )
+                        })?;
+                    self.links.push((name, id));
+                }
+            }
+        }
+        log::debug!("function probes attached");
+        self.on_since = Some(Instant::now());
+        self.window_calls = self.calls(probes);
+        self.window_cpu = cpu_ns(&self.pids);
+        self.windows += 1;
+        Ok(())
+    }
+
+    pub fn detach(&mut self, probes: &mut Probes) {
+        let t = Instant::now();
+        detach(probes, std::mem::take(&mut self.links));
+        log::debug!("function probes detached in {} ms", t.elapsed().as_millis());
+        if let Some(t) = self.on_since.take() {
+            self.on_time += t.elapsed();
+        }
+        self.off_since = Instant::now();
+    }
+
+    /// Entry hits so far, all planned functions and targets.
+    fn calls(&self, probes: &Probes) -> u64 {
+        probes
+            .bpf
+            .map("FN_STATS")
+            .and_then(|m| HashMap::<_, FnKey, FnStats>::try_from(m).ok())
+            .map(|m| {
+                m.iter()
+                    .flatten()
+                    .filter(|(k, _)| k.fn_id != probe::CALIBRATION_FN)
+                    .map(|(_, v)| v.entries)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Duty cycling, called from the run loop. After each attached window
+    /// (WINDOW long), the share of the target's CPU its probes cost sets the
+    /// duty d = budget / share, and the probes stay detached until the
+    /// window, *including its detach time*, is a fraction d of the cycle.
+    /// Detaching is slow (each uprobe's unregistration waits for an SRCU
+    /// grace period, serialized in the kernel: ≈1.3 s for 14 probes on the
+    /// development VM), so cycles are long and the budget holds over runs
+    /// much longer than one cycle; the report shows the share achieved.
+    pub fn tick(&mut self, probes: &mut Probes) -> Result<()> {
+        self.cpu_last = self.cpu_last.max(cpu_ns(&self.pids));
+        let Some(budget) = self.budget else {
+            return Ok(());
+        };
+        match self.on_since {
+            Some(t) if t.elapsed() >= WINDOW => {
+                let calls = self.calls(probes).saturating_sub(self.window_calls);
+                let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
+                let share = if cpu > 0 {
+                    calls as f64 * self.cost_ns / cpu as f64
+                } else {
+                    0.0
+                };
+                self.duty = if share > 0.0 {
+                    (budget / 100.0 / share).clamp(MIN_DUTY, 1.0)
+                } else {
+                    1.0
+                };
+                if self.duty < 1.0 {
+                    self.detach(probes);
+                    let window = t.elapsed();
+                    self.off_for = window.mul_f64(1.0 / self.duty - 1.0);
+                    log::debug!(
+                        "probe window: {calls} calls, {:.1}% of target CPU; duty {:.3}: detached for {} ms",
+                        100.0 * share,
+                        self.duty,
+                        self.off_for.as_millis()
+                    );
+                } else {
+                    self.on_time += t.elapsed();
+                    self.on_since = Some(Instant::now());
+                    self.window_calls = self.calls(probes);
+                    self.window_cpu = cpu_ns(&self.pids);
+                }
+            }
+            None if self.off_since.elapsed() >= self.off_for => {
+                self.attach(probes)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Ends the run: detaches and records the target's CPU time.
+    pub fn finish(&mut self, probes: &mut Probes) {
+        self.detach(probes);
+        self.cpu_last = self.cpu_last.max(cpu_ns(&self.pids));
+        self.cpu_total = self.cpu_last.saturating_sub(self.cpu_start);
+    }
+}
+
+/// CPU time (user + system, all threads, exited ones included) of the given
+/// processes from /proc/PID/stat, ns; a process that is gone counts 0.
+fn cpu_ns(pids: &[u32]) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|s| {
+            // Fields after the parenthesized command: state is field 3,
+            // utime 14 and stime 15.
+            let rest = s.get(s.rfind(')')? + 2..)?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .map(|ticks| ticks * 1_000_000_000 / hz)
+        .sum::<u64>()
+        .max(schedstat_ns(pids))
+}
+
+/// On-CPU time of the live threads (schedstat, ns resolution; exited
+/// threads are missing, which the coarser /proc/PID/stat keeps).
+fn schedstat_ns(pids: &[u32]) -> u64 {
+    let mut total = 0;
+    for pid in pids {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat"))
+                && let Some(ns) = s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+            {
+                total += ns;
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,250 @@
+//! Privileged integration tests for function probes (--uprobe, --alloc):
+//! the probed programs count their own calls, time their own calls and
+//! know their own allocations; the tracer's numbers must match.
+
+mod common;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use common::*;
+
+fn function<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no function {name}: {:#}", report["functions"]))
+}
+
+fn gated(bin: &Path, args: &[&str]) -> Gated {
+    let mut c = Command::new(bin);
+    c.args(args);
+    Gated::start(c)
+}
+
+/// A C-ABI function with a known sleep, a mangled Rust function and known
+/// mallocs: counts exact, latency p50 within 10% of the program's own
+/// median, sizes in the right histogram buckets.
+#[test]
+fn rust_functions_and_allocations_match_the_program() {
+    let Some(_serial) = privileged() else { return };
+    let mut work = gated(&example("probe_target"), &["100", "2000", "1000"]);
+    let tracer = Tracer::start(
+        &[
+            "--pid",
+            &work.pid.to_string(),
+            "--uprobe",
+            "probe_target_sleep",
+            "--uprobe",
+            "probe_target::*::assign",
+            "--alloc",
+        ],
+        "probe_target",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let own_median: f64 = field(&rest, "median_ns").unwrap().parse().unwrap();
+
+    let sleep = function(&report, "probe_target_sleep");
+    assert_eq!(sleep["calls"].as_u64(), Some(100), "{text}");
+    let p50 = sleep["latency"]["p50_ns"].as_f64().unwrap();
+    assert!(
+        (p50 - own_median).abs() / own_median < 0.10,
+        "p50 {p50} vs the program's own median {own_median}"
+    );
+    assert_eq!(
+        function(&report, "probe_target::orders::assign")["calls"].as_u64(),
+        Some(100)
+    );
+
+    let malloc = function(&report, "malloc");
+    assert!(malloc["calls"].as_u64() >= Some(1500), "{malloc:#}");
+    let bucket = |size: u64| {
+        malloc["size_histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["lo_ns"].as_u64() <= Some(size) && Some(size) < b["hi_ns"].as_u64())
+            .map_or(0, |b| b["count"].as_u64().unwrap())
+    };
+    assert_eq!(bucket(777), 1000, "777-byte mallocs");
+    assert_eq!(bucket(12345), 500, "12345-byte mallocs");
+    assert!(
+        malloc["sites"][0]["caller"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("probe_target::main")),
+        "top allocating call site: {:#}",
+        malloc["sites"]
+    );
+    let cost = &report["probe_cost"];
+    assert!(cost["per_call_ns"].as_f64() > Some(0.0), "{cost:#}");
+    assert_eq!(cost["attached_fraction"].as_f64(), Some(1.0));
+    assert!(text.contains("PROBE COST"), "{text}");
+}
+
+/// A namespaced C++ method, matched by a glob on its demangled name.
+#[test]
+fn cpp_method_matches_by_demangled_glob() {
+    let Some(_serial) = privileged() else { return };
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("orders");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/workloads/orders.cpp");
+    let ok = Command::new("c++")
+        .args(["-O2", "-g", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("c++ is needed (cargo xtask setup installs g++)");
+    assert!(ok.success());
+    let mut work = gated(&bin, &["150"]);
+    let tracer = Tracer::start(
+        &[
+            "--pid",
+            &work.pid.to_string(),
+            "--uprobe",
+            "orders::Book::match*",
+        ],
+        "orders",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "matched"), Some("150"));
+    let f = function(&report, "orders::Book::match(long, int)");
+    assert_eq!(f["calls"].as_u64(), Some(150));
+}
+
+/// A static function whose symbol exists only in a separate debug file
+/// found by build id.
+#[test]
+fn symbol_only_in_a_debug_file_is_found() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("stripped");
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let debug = tmp.join("stripped.debug");
+    let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&bin)
+        .arg(&debug));
+    run(Command::new("strip").arg("--strip-all").arg(&bin));
+    // The build id names the debug file: .build-id/xx/rest.debug.
+    let out = output(Command::new("readelf").arg("-n").arg(&bin));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("the workload has a build id")
+        .to_string();
+    let dir = tmp.join("debug-root");
+    let at = dir.join(".build-id").join(&id[..2]);
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::copy(&debug, at.join(format!("{}.debug", &id[2..]))).unwrap();
+
+    let mut work = gated(&bin, &["300"]);
+    // Without the debug dir the symbol does not exist: one sentence, exit 2.
+    let miss = output(
+        Command::new(tracer_bin())
+            .args(["contention", "--duration", "1s", "--pid"])
+            .arg(work.pid.to_string())
+            .args(["--uprobe", "hidden_step"]),
+    );
+    assert_eq!(miss.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&miss.stderr).contains("no function matches"),
+        "{miss:?}"
+    );
+    let tracer = Tracer::start(
+        &[
+            "--pid",
+            &work.pid.to_string(),
+            "--uprobe",
+            "hidden_step",
+            "--debug-dir",
+            dir.to_str().unwrap(),
+        ],
+        "stripped",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "steps"), Some("300"));
+    assert_eq!(
+        function(&report, "hidden_step")["calls"].as_u64(),
+        Some(300)
+    );
+}
+
+/// Refusals: a lock fast path without --allow-hot-probes, and a name that
+/// matches nothing (with the closest names offered).
+#[test]
+fn hot_paths_and_unknown_symbols_are_refused() {
+    let Some(_serial) = privileged() else { return };
+    let mut work = gated(&example("probe_target"), &["1", "1", "1"]);
+    let pid = work.pid.to_string();
+    let hot = output(Command::new(tracer_bin()).args([
+        "contention",
+        "--pid",
+        &pid,
+        "--uprobe",
+        "pthread_mutex_lock",
+    ]));
+    assert_eq!(hot.status.code(), Some(2), "{hot:?}");
+    let err = String::from_utf8_lossy(&hot.stderr);
+    assert!(
+        err.contains("lock fast path") && err.contains("--allow-hot-probes"),
+        "{err}"
+    );
+    let typo = output(Command::new(tracer_bin()).args([
+        "contention",
+        "--pid",
+        &pid,
+        "--uprobe",
+        "probe_target_slep",
+    ]));
+    assert_eq!(typo.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(err.contains("closest: probe_target_sleep"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    work.go();
+    work.finish(Duration::from_secs(30));
+}
+
+/// With a budget far below what the probes cost, they are attached only
+/// part of the time, and the report says so and scales the counts.
+#[test]
+fn probe_budget_duty_cycles_and_is_reported() {
+    let Some(_serial) = privileged() else { return };
+    // 3 s of back-to-back assign() calls: a hot function.
+    let mut work = gated(&example("probe_target"), &["3000", "1000", "0"]);
+    let tracer = Tracer::start(
+        &[
+            "--pid",
+            &work.pid.to_string(),
+            "--uprobe",
+            "probe_target::*::assign",
+            "--probe-budget",
+            "1%",
+        ],
+        "budget",
+    );
+    work.go();
+    work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let cost = &report["probe_cost"];
+    let fraction = cost["attached_fraction"].as_f64().unwrap();
+    assert!(fraction < 0.9, "duty cycle applied: {cost:#}");
+    assert!(cost["windows"].as_u64() >= Some(1));
+    assert_eq!(cost["budget_pct"].as_f64(), Some(1.0));
+    let f = function(&report, "probe_target::orders::assign");
+    let (seen, est) = (
+        f["calls"].as_u64().unwrap(),
+        f["calls_estimated"].as_u64().unwrap(),
+    );
+    assert!(
+        seen > 0 && est > seen,
+        "scaled estimate {est} from {seen} seen"
+    );
+    assert!(text.contains("budget 1.0%"), "{text}");
+}
