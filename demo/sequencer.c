@@ -23,7 +23,12 @@ static uint64_t batches_sequenced;
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t stats_snapshots;
 
-static int threads = 4, batch = 16, work = 200;
+/* The critical section's length (--work, or -DWORK=N at build time: the
+ * compare tests build a deliberately slower sequencer this way). */
+#ifndef WORK
+#define WORK 200
+#endif
+static int threads = 4, batch = 16, work = WORK;
 static double seconds = 5.0;
 static volatile int stop;
 static uint64_t allocations[64];

@@ -27,6 +27,117 @@ pub enum Command {
     /// contention decision report.
     #[command(after_help = CONTENTION_EXAMPLES)]
     Contention(ContentionArgs),
+    /// Compare runs (JSON reports) and give a regression verdict, with an
+    /// exit code for CI.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
+    /// Keep baseline reports under a name, to compare later runs with.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+const COMPARE_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer compare base.json current.json                 one run per side
+    tracer compare -b b1.json -b b2.json -b b3.json -c c1.json -c c2.json -c c3.json
+    tracer compare --baseline main current.json --ci      fail (exit 9) on a minor or worse regression
+    tracer compare base.json current.json --markdown pr-comment.md --json compare.json
+
+Severity of a change: warning 5–10%, minor 10–20%, major 20–50%, critical over
+50% (--warning/--minor/--major/--critical, or per metric in --thresholds FILE).
+With several runs per side a change must also stand out of the noise
+(Mann-Whitney U p < 0.05 and a shift larger than either side's CV).
+Exit codes: 0 no regression at or above --fail-on, 9 a regression, 8 an
+unusable input, 2 a bad command line.";
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// BASE.json CURRENT.json (one run per side). For several runs per side
+    /// use --base and --current.
+    #[arg(value_name = "FILE", num_args = 0..=2)]
+    pub files: Vec<PathBuf>,
+
+    /// A base run (repeatable).
+    #[arg(short, long = "base", value_name = "FILE")]
+    pub base: Vec<PathBuf>,
+
+    /// A current run (repeatable).
+    #[arg(short, long = "current", value_name = "FILE")]
+    pub current: Vec<PathBuf>,
+
+    /// Use the named baseline (`tracer baseline save`) as the base side.
+    #[arg(long, value_name = "NAME", conflicts_with = "base")]
+    pub baseline: Option<String>,
+
+    /// Exit 9 when a regression at or above this severity is found.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::compare::Severity>,
+
+    /// CI mode: --fail-on minor (a warning alone does not fail).
+    #[arg(long, conflicts_with = "fail_on")]
+    pub ci: bool,
+
+    /// Percent change from which a change is a warning.
+    #[arg(long, default_value_t = 5.0)]
+    pub warning: f64,
+    /// Percent change from which it is minor.
+    #[arg(long, default_value_t = 10.0)]
+    pub minor: f64,
+    /// Percent change from which it is major (up to --critical inclusive).
+    #[arg(long, default_value_t = 20.0)]
+    pub major: f64,
+    /// Percent change above which it is critical.
+    #[arg(long, default_value_t = 50.0)]
+    pub critical: f64,
+
+    /// Thresholds per metric from a TOML (.toml) or JSON file:
+    /// `[default]` and `[metrics.wait_p99_ns]` tables with warning, minor,
+    /// major, critical.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+
+    /// Also write the comparison as JSON (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Also write a Markdown summary for a pull-request comment (`-` for
+    /// stdout).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+
+    /// List every metric, not only those past the warning threshold.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Compare runs of different programs anyway.
+    #[arg(long)]
+    pub allow_different_programs: bool,
+
+    /// Where named baselines live (default: $TRACER_BASELINE_DIR, else
+    /// .tracer/baselines under the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub baseline_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BaselineCommand {
+    /// Store a run as the named baseline (after checking it is a usable
+    /// report). NAME defaults to the traced program's name.
+    Save {
+        /// The run (JSON report) to keep.
+        run: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        /// Where baselines live (see `tracer compare --help`).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// List the baselines, or summarize one.
+    Show {
+        name: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 const CONTENTION_EXAMPLES: &str = "\
@@ -138,6 +249,12 @@ pub struct ContentionArgs {
     #[arg(long)]
     pub allow_hot_probes: bool,
 
+    /// Run the command N times, tracing each run, and print statistics
+    /// over the runs (mean, median, stddev, min, max, p95, p99, CV) for
+    /// every metric. With --json FILE, run K is written to FILE-K.json.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "command")]
+    pub repeat: usize,
+
     /// The command to launch and trace (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -229,10 +346,14 @@ mod tests {
         assert!(Cli::try_parse_from(["tracer", "contention"]).is_err());
         assert!(Cli::try_parse_from(["tracer", "contention", "--pid", "1", "--", "true"]).is_err());
         let cli = Cli::try_parse_from(["tracer", "contention", "--pid", "1,2"]).unwrap();
-        let Command::Contention(a) = cli.command;
+        let Command::Contention(a) = cli.command else {
+            panic!("not contention")
+        };
         assert_eq!(a.pid, vec![1, 2]);
         let cli = Cli::try_parse_from(["tracer", "contention", "--", "sleep", "1"]).unwrap();
-        let Command::Contention(a) = cli.command;
+        let Command::Contention(a) = cli.command else {
+            panic!("not contention")
+        };
         assert_eq!(a.command, vec!["sleep", "1"]);
     }
 }

@@ -36,6 +36,114 @@ const SLOW_REFRESH: Duration = Duration::from_secs(1);
 const FAST_PERIOD: Duration = Duration::from_secs(1);
 
 pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
+    if args.repeat <= 1 {
+        return run_once(args, verbose, args.json.as_deref(), true).map(drop);
+    }
+    let mut reports = Vec::new();
+    for k in 1..=args.repeat {
+        eprintln!("tracer: run {k} of {}", args.repeat);
+        let json = args.json.as_deref().map(|p| numbered(p, k));
+        let report = run_once(args, verbose, json.as_deref(), false)?;
+        println!("run {k}: {}", report.verdict.text);
+        reports.push(report);
+        if stop_flag()?.load(Ordering::Relaxed) {
+            eprintln!("tracer: interrupted after run {k}");
+            break;
+        }
+    }
+    print!("{}", repeat_table(&reports));
+    Ok(())
+}
+
+/// Set by SIGINT or SIGTERM; registered once per process, so Ctrl-C also
+/// ends a series of --repeat runs.
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    if let Some(s) = STOP.get() {
+        return Ok(Arc::clone(s));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    Ok(Arc::clone(STOP.get_or_init(|| stop)))
+}
+
+/// `run.json` → `run-3.json` for run 3.
+fn numbered(path: &std::path::Path, k: usize) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{k}.json"))
+}
+
+/// Statistics over repeated runs, per entity and metric (the values
+/// `tracer compare` compares).
+fn repeat_table(reports: &[model::Report]) -> String {
+    use std::fmt::Write as _;
+    let per_run: Vec<_> = reports.iter().map(crate::compare::run_metrics).collect();
+    let mut keys: Vec<(String, String)> = per_run
+        .iter()
+        .flat_map(|m| m.values.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\nREPEATED RUNS ({} runs): per metric over the runs; variance low < 5% CV ≤ moderate ≤ 15% < high",
+        reports.len()
+    );
+    let _ = writeln!(
+        o,
+        "  {:<40} {:<18} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6}  VARIANCE",
+        "ENTITY", "METRIC", "RUNS", "MEAN", "MEDIAN", "STDDEV", "MIN", "MAX", "P95", "P99", "CV"
+    );
+    let fmt = |metric: &str, v: f64| -> String {
+        if metric.ends_with("_ns") {
+            report::text::human_ns(v.max(0.0) as u64)
+        } else if metric.ends_with("_share") {
+            format!("{:.2}%", 100.0 * v)
+        } else {
+            report::text::human_rate(v)
+        }
+    };
+    for key in keys {
+        let values: Vec<f64> = per_run
+            .iter()
+            .filter_map(|m| m.values.get(&key).copied())
+            .collect();
+        let s = crate::compare::stats::summarize(&values);
+        let m = key.1.as_str();
+        let entity: String = key.0.chars().take(40).collect();
+        let _ = writeln!(
+            o,
+            "  {:<40} {:<18} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6}  {}",
+            entity,
+            m,
+            s.runs,
+            fmt(m, s.mean),
+            fmt(m, s.median),
+            fmt(m, s.stddev),
+            fmt(m, s.min),
+            fmt(m, s.max),
+            fmt(m, s.p95),
+            fmt(m, s.p99),
+            s.cv.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c)),
+            s.variance
+        );
+    }
+    o
+}
+
+fn run_once(
+    args: &ContentionArgs,
+    verbose: bool,
+    json: Option<&std::path::Path>,
+    print_report: bool,
+) -> Result<model::Report> {
     let thresholds = model::Thresholds {
         consider_at: args.consider_at,
         recommend_at: args.recommend_at,
@@ -52,11 +160,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     preflight::privileges()?;
     target::check_pids(&args.pid)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let stop = stop_flag()?;
 
     let follow = !args.command.is_empty() && !args.no_follow;
     let mut launched = if args.command.is_empty() {
@@ -287,8 +391,10 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
         mode: args.mode.name().to_string(),
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
-    print!("{}", report::text::render(&report, args.top));
-    let written = match &args.json {
+    if print_report {
+        print!("{}", report::text::render(&report, args.top));
+    }
+    let written = match json {
         Some(path) => report::json::write_atomic(&report, path).map(|()| {
             eprintln!("tracer: JSON report written to {}", path.display());
         }),
@@ -297,7 +403,7 @@ pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     detach
         .join()
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
-    written
+    written.map(|()| report)
 }
 
 /// Resolves --uprobe and --alloc in a target's binaries.

@@ -24,11 +24,17 @@ pub enum Code {
     Load = 6,
     /// The report could not be written (JSON file).
     Output = 7,
+    /// `tracer compare` / `baseline`: an input report is unusable (missing,
+    /// not JSON, truncated, another tool's, a newer schema, runs of
+    /// different programs).
+    Input = 8,
+    /// `tracer compare`: a regression at or above `--fail-on`.
+    Regression = 9,
 }
 
 impl Code {
     #[cfg(test)]
-    pub const ALL: [Code; 8] = [
+    pub const ALL: [Code; 10] = [
         Code::Ok,
         Code::Internal,
         Code::Usage,
@@ -37,6 +43,8 @@ impl Code {
         Code::Target,
         Code::Load,
         Code::Output,
+        Code::Input,
+        Code::Regression,
     ];
 }
 
@@ -84,7 +92,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_stable() {
         let values: Vec<i32> = Code::ALL.iter().map(|c| *c as i32).collect();
-        assert_eq!(values, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(values, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! lock-free redesign is worth it. See README.md and docs/.
 
 mod attach;
+mod baseline;
+mod compare;
 mod cli;
 mod collect;
 mod contention;
@@ -30,17 +32,21 @@ fn main() {
         .format_target(false)
         .init();
     let result = match &cli.command {
-        cli::Command::Contention(args) => contention::run(args, cli.verbose),
+        cli::Command::Contention(args) => contention::run(args, cli.verbose).map(|()| exit::Code::Ok),
+        cli::Command::Compare(args) => compare::run(args),
+        cli::Command::Baseline(cmd) => baseline::run(cmd).map(|()| exit::Code::Ok),
     };
-    if let Err(err) = result {
-        let code = exit::code_of(&err);
-        // A Failure is the one sentence meant for the user; anything else
-        // shows its context chain.
-        match err.chain().find_map(|e| e.downcast_ref::<exit::Failure>()) {
-            Some(f) => eprintln!("tracer: {f}"),
-            None => eprintln!("tracer: {err:#}"),
+    match result {
+        Ok(code) => std::process::exit(code as i32),
+        Err(err) => {
+            let code = exit::code_of(&err);
+            // A Failure is the one sentence meant for the user; anything
+            // else shows its context chain.
+            match err.chain().find_map(|e| e.downcast_ref::<exit::Failure>()) {
+                Some(f) => eprintln!("tracer: {f}"),
+                None => eprintln!("tracer: {err:#}"),
+            }
+            std::process::exit(code as i32);
         }
-        std::process::exit(code as i32);
     }
-    std::process::exit(exit::Code::Ok as i32);
 }

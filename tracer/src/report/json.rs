@@ -42,13 +42,6 @@ pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
 }
 
 /// Parses a report, refusing other tools' JSON and newer schema majors.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the reader for `tracer report` and `tracer compare` (next issues); tested here"
-    )
-)]
 pub fn parse(text: &str) -> Result<Report> {
     let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
     let version = value

@@ -1,0 +1,726 @@
+//! `tracer compare`: two sets of runs (one or more JSON reports per side)
+//! → per metric, the change, its direction and severity, and whether it
+//! stands out of the runs' noise; then a verdict and an exit code for CI.
+//!
+//! Locks, functions and threads are matched by stable identity — a lock by
+//! its symbol, else its call site, with its kind; a function by name; a
+//! thread by name — never by address: ASLR moves addresses between runs.
+
+pub mod render;
+pub mod stats;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    exit::{Code, fail},
+    report::{
+        hist::percentile,
+        json,
+        model::{Bucket, Decision, Report},
+    },
+};
+use stats::{Summary, mann_whitney_p, summarize};
+
+/// Version of the compare JSON output (docs/compare.md).
+pub const COMPARE_SCHEMA_VERSION: &str = "1.0";
+
+/// Fewer waits than this on a side and a lock's wait-time metrics are not
+/// compared (a p99 of 3 waits is noise).
+pub const MIN_WAITS: u64 = 20;
+/// Time shares under this on both sides are not compared.
+pub const MIN_SHARE: f64 = 0.005;
+/// Significance level of the Mann-Whitney U test.
+pub const ALPHA: f64 = 0.05;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    None,
+    Warning,
+    Minor,
+    Major,
+    Critical,
+}
+
+/// Percent thresholds: warning from `warning`, minor from `minor`, major
+/// from `major` up to `critical` inclusive, critical above `critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub warning: f64,
+    pub minor: f64,
+    pub major: f64,
+    pub critical: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            warning: 5.0,
+            minor: 10.0,
+            major: 20.0,
+            critical: 50.0,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn severity(&self, change_pct: f64) -> Severity {
+        // Changes are computed from values; allow for rounding at the edges.
+        const EPS: f64 = 1e-9;
+        let c = change_pct.abs();
+        if c > self.critical + EPS {
+            Severity::Critical
+        } else if c + EPS >= self.major {
+            Severity::Major
+        } else if c + EPS >= self.minor {
+            Severity::Minor
+        } else if c + EPS >= self.warning {
+            Severity::Warning
+        } else {
+            Severity::None
+        }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        let t = [self.warning, self.minor, self.major, self.critical];
+        if t.iter().all(|v| v.is_finite() && *v >= 0.0) && t.windows(2).all(|w| w[0] <= w[1]) {
+            Ok(())
+        } else {
+            Err(fail(
+                Code::Usage,
+                format!(
+                    "severity thresholds must be increasing percentages, got warning {} minor {} major {} critical {}",
+                    self.warning, self.minor, self.major, self.critical
+                ),
+            ))
+        }
+    }
+}
+
+/// Thresholds from a config file: defaults plus per-metric overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub default: Option<Thresholds>,
+    /// Metric name (e.g. `wait_p99_ns`) → thresholds.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, Thresholds>,
+}
+
+impl Config {
+    /// Reads TOML (`.toml`) or JSON (anything else).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            fail(
+                Code::Input,
+                format!("cannot read the thresholds file {}: {e}", path.display()),
+            )
+        })?;
+        let parsed: Result<Self, String> = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| e.message().to_string())
+        } else {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        };
+        let cfg = parsed.map_err(|e| {
+            fail(
+                Code::Input,
+                format!("the thresholds file {} is not valid: {e}", path.display()),
+            )
+        })?;
+        for t in cfg.default.iter().chain(cfg.metrics.values()) {
+            t.check()?;
+        }
+        for m in cfg.metrics.keys() {
+            if !METRICS.iter().any(|(name, _)| name == m) {
+                return Err(fail(
+                    Code::Input,
+                    format!(
+                        "the thresholds file {} names an unknown metric '{m}' (known: {})",
+                        path.display(),
+                        METRICS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// How a metric's change reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsWorse,
+    /// A rate of work: neither better nor worse by itself.
+    Neutral,
+}
+
+/// Every metric compared, and how to read it.
+pub const METRICS: &[(&str, Direction)] = &[
+    ("contentions_per_s", Direction::HigherIsWorse),
+    ("wait_total_ns", Direction::HigherIsWorse),
+    ("wait_p50_ns", Direction::HigherIsWorse),
+    ("wait_p95_ns", Direction::HigherIsWorse),
+    ("wait_p99_ns", Direction::HigherIsWorse),
+    ("wait_max_ns", Direction::HigherIsWorse),
+    ("futex_wait_share", Direction::HigherIsWorse),
+    ("runnable_share", Direction::HigherIsWorse),
+    ("other_sleep_share", Direction::Neutral),
+    ("calls_per_s", Direction::Neutral),
+    ("latency_p50_ns", Direction::HigherIsWorse),
+    ("latency_p95_ns", Direction::HigherIsWorse),
+    ("latency_p99_ns", Direction::HigherIsWorse),
+    ("latency_max_ns", Direction::HigherIsWorse),
+];
+
+fn direction(metric: &str) -> Direction {
+    METRICS
+        .iter()
+        .find(|(m, _)| *m == metric)
+        .map_or(Direction::HigherIsWorse, |(_, d)| *d)
+}
+
+/// One run's values: (entity, metric) → value, and each lock's decision.
+#[derive(Clone, Debug, Default)]
+pub struct RunMetrics {
+    pub values: BTreeMap<(String, String), f64>,
+    pub decisions: BTreeMap<String, Decision>,
+    pub entities: BTreeSet<String>,
+    pub program: String,
+}
+
+/// A lock's identity across runs: symbol, else call site, else address
+/// (which will not match across runs), with its kind.
+pub fn lock_identity(l: &crate::report::model::Lock) -> String {
+    let name = l
+        .symbol
+        .clone()
+        .or_else(|| l.call_site.clone())
+        .unwrap_or_else(|| l.address.clone());
+    format!("lock {name} [{}]", l.kind)
+}
+
+/// Extracts every comparable value of one report. Locks with the same
+/// identity (e.g. several joins from one call site) are merged.
+pub fn run_metrics(r: &Report) -> RunMetrics {
+    let mut m = RunMetrics {
+        program: program_of(r),
+        ..Default::default()
+    };
+    let dur = r.duration_s.max(1e-9);
+    // Locks: merge by identity.
+    struct Agg {
+        contentions: u64,
+        total: u64,
+        max: u64,
+        hist: BTreeMap<(u64, u64), u64>,
+        decision: Decision,
+    }
+    let mut locks: BTreeMap<String, Agg> = BTreeMap::new();
+    for l in &r.locks {
+        let a = locks.entry(lock_identity(l)).or_insert(Agg {
+            contentions: 0,
+            total: 0,
+            max: 0,
+            hist: BTreeMap::new(),
+            decision: l.decision,
+        });
+        a.contentions += l.contentions;
+        a.total += l.wait.total_ns;
+        a.max = a.max.max(l.wait.max_ns);
+        a.decision = a.decision.max(l.decision);
+        for b in &l.histogram {
+            *a.hist.entry((b.lo_ns, b.hi_ns)).or_default() += b.count;
+        }
+    }
+    for (id, a) in locks {
+        m.entities.insert(id.clone());
+        m.decisions.insert(id.clone(), a.decision);
+        let mut put = |metric: &str, v: f64| {
+            m.values.insert((id.clone(), metric.to_string()), v);
+        };
+        put("contentions_per_s", a.contentions as f64 / dur);
+        if a.contentions >= MIN_WAITS {
+            let hist: Vec<Bucket> = a
+                .hist
+                .iter()
+                .map(|(&(lo_ns, hi_ns), &count)| Bucket { lo_ns, hi_ns, count })
+                .collect();
+            put("wait_total_ns", a.total as f64);
+            put("wait_p50_ns", percentile(&hist, 50.0, a.max) as f64);
+            put("wait_p95_ns", percentile(&hist, 95.0, a.max) as f64);
+            put("wait_p99_ns", percentile(&hist, 99.0, a.max) as f64);
+            put("wait_max_ns", a.max as f64);
+        }
+    }
+    // Threads by name: where their time went, as shares of traced time.
+    let mut threads: BTreeMap<String, (u64, u64, u64, u32)> = BTreeMap::new();
+    for t in &r.threads {
+        let Some(s) = &t.sched else { continue };
+        let e = threads.entry(format!("thread {}", t.name)).or_default();
+        e.0 += s.futex_sleep_ns;
+        e.1 += s.runnable_ns;
+        e.2 += s.sleep_ns.saturating_sub(s.futex_sleep_ns);
+        e.3 += 1;
+    }
+    for (id, (futex, runnable, other, n)) in threads {
+        m.entities.insert(id.clone());
+        let span = dur * 1e9 * f64::from(n);
+        m.values
+            .insert((id.clone(), "futex_wait_share".into()), futex as f64 / span);
+        m.values
+            .insert((id.clone(), "runnable_share".into()), runnable as f64 / span);
+        m.values
+            .insert((id.clone(), "other_sleep_share".into()), other as f64 / span);
+    }
+    for f in &r.functions {
+        let id = format!("function {}", f.name);
+        m.entities.insert(id.clone());
+        let mut put = |metric: &str, v: f64| {
+            m.values.insert((id.clone(), metric.to_string()), v);
+        };
+        put("calls_per_s", f.calls_per_s);
+        if f.calls >= MIN_WAITS {
+            put("latency_p50_ns", f.latency.p50_ns as f64);
+            put("latency_p95_ns", f.latency.p95_ns as f64);
+            put("latency_p99_ns", f.latency.p99_ns as f64);
+            put("latency_max_ns", f.latency.max_ns as f64);
+        }
+    }
+    m
+}
+
+/// The traced program: the first target's executable name.
+fn program_of(r: &Report) -> String {
+    r.targets
+        .iter()
+        .find(|t| !t.followed)
+        .or(r.targets.first())
+        .and_then(|t| t.command_line.first())
+        .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+        .unwrap_or_default()
+}
+
+/// Loads one report for comparison: every way it can be unusable is one
+/// sentence and `Code::Input`.
+pub fn load(path: &Path) -> Result<Report> {
+    let text = std::fs::read(path).map_err(|e| {
+        fail(
+            Code::Input,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        fail(
+            Code::Input,
+            format!("{} is not a tracer JSON report (not UTF-8 text)", path.display()),
+        )
+    })?;
+    json::parse(&text).map_err(|e| {
+        fail(
+            Code::Input,
+            format!("{} is not a usable tracer report: {e:#}", path.display()),
+        )
+    })
+}
+
+/// The comparison of one metric of one entity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    pub entity: String,
+    pub metric: String,
+    pub direction: Direction,
+    pub base: Summary,
+    pub current: Summary,
+    /// (current mean − base mean) / base mean × 100; null when the base
+    /// mean is 0.
+    pub change_pct: Option<f64>,
+    pub severity: Severity,
+    /// "regression", "improvement", "changed" (neutral metric),
+    /// "within_noise", "unchanged".
+    pub status: String,
+    /// Mann-Whitney U two-sided p-value; null with one run on a side.
+    pub p_value: Option<f64>,
+    /// Why a change is or is not beyond noise, in words.
+    pub noise: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionChange {
+    pub entity: String,
+    pub base: Decision,
+    pub current: Decision,
+    pub worse: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideInfo {
+    pub files: Vec<String>,
+    pub runs: usize,
+    pub program: String,
+}
+
+/// The whole comparison (JSON output of `tracer compare --json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub schema_version: String,
+    pub kind: String,
+    pub base: SideInfo,
+    pub current: SideInfo,
+    pub thresholds: Thresholds,
+    /// Per-metric overrides from the config file.
+    pub metric_thresholds: BTreeMap<String, Thresholds>,
+    pub fail_on: Option<Severity>,
+    pub decision_changes: Vec<DecisionChange>,
+    pub appeared: Vec<String>,
+    pub disappeared: Vec<String>,
+    /// Every metric present on both sides, worst first.
+    pub metrics: Vec<MetricChange>,
+    /// Whether a noise estimate exists (at least 2 runs on both sides).
+    pub noise_estimate: bool,
+    pub regressions: usize,
+    pub worst: Severity,
+    /// 0, or 9 when a regression at or above `fail_on` was found.
+    pub exit_code: i32,
+    pub summary: String,
+}
+
+pub struct Options {
+    pub thresholds: Thresholds,
+    pub config: Config,
+    pub fail_on: Option<Severity>,
+}
+
+/// Compares two sides of runs.
+pub fn compare(
+    base: &[(PathBuf, Report)],
+    current: &[(PathBuf, Report)],
+    opts: &Options,
+) -> Comparison {
+    let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| run_metrics(r)).collect();
+    let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| run_metrics(r)).collect();
+    let ents = |side: &[RunMetrics]| -> BTreeSet<String> {
+        side.iter().flat_map(|m| m.entities.iter().cloned()).collect()
+    };
+    let (be, ce) = (ents(&bm), ents(&cm));
+    let noise_estimate = bm.len() >= 2 && cm.len() >= 2;
+
+    let keys: BTreeSet<(String, String)> = bm
+        .iter()
+        .chain(&cm)
+        .flat_map(|m| m.values.keys().cloned())
+        .collect();
+    let mut metrics = Vec::new();
+    for key in keys {
+        let collect = |side: &[RunMetrics]| -> Vec<f64> {
+            side.iter().filter_map(|m| m.values.get(&key).copied()).collect()
+        };
+        let (bv, cv) = (collect(&bm), collect(&cm));
+        if bv.is_empty() || cv.is_empty() {
+            continue;
+        }
+        // Shares of time under half a percent on both sides are not worth
+        // a verdict (0.001% → 0.003% is +200%).
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        if key.1.ends_with("_share") && mean(&bv) < MIN_SHARE && mean(&cv) < MIN_SHARE {
+            continue;
+        }
+        let t = opts
+            .config
+            .metrics
+            .get(&key.1)
+            .copied()
+            .unwrap_or(opts.thresholds);
+        metrics.push(judge(&key.0, &key.1, &bv, &cv, &t, noise_estimate));
+    }
+    metrics.sort_by(|a, b| {
+        let rank = |m: &MetricChange| (m.status == "regression", m.severity);
+        rank(b)
+            .cmp(&rank(a))
+            .then(
+                b.change_pct
+                    .unwrap_or(0.0)
+                    .abs()
+                    .total_cmp(&a.change_pct.unwrap_or(0.0).abs()),
+            )
+            .then(a.entity.cmp(&b.entity))
+    });
+
+    let mode = |side: &[RunMetrics], e: &str| -> Option<Decision> {
+        let mut count: BTreeMap<Decision, usize> = BTreeMap::new();
+        for m in side {
+            if let Some(d) = m.decisions.get(e) {
+                *count.entry(*d).or_default() += 1;
+            }
+        }
+        count.into_iter().max_by_key(|(d, n)| (*n, *d)).map(|(d, _)| d)
+    };
+    let decision_changes: Vec<DecisionChange> = be
+        .intersection(&ce)
+        .filter_map(|e| {
+            let (b, c) = (mode(&bm, e)?, mode(&cm, e)?);
+            (b != c).then(|| DecisionChange {
+                entity: e.clone(),
+                base: b,
+                current: c,
+                worse: c > b,
+            })
+        })
+        .collect();
+
+    let regressions: Vec<&MetricChange> =
+        metrics.iter().filter(|m| m.status == "regression").collect();
+    let worst = regressions
+        .iter()
+        .map(|m| m.severity)
+        .max()
+        .unwrap_or(Severity::None);
+    let failing = opts
+        .fail_on
+        .is_some_and(|f| regressions.iter().any(|m| m.severity >= f));
+    let side = |runs: &[(PathBuf, Report)], ms: &[RunMetrics]| SideInfo {
+        files: runs.iter().map(|(p, _)| p.display().to_string()).collect(),
+        runs: runs.len(),
+        program: ms.first().map(|m| m.program.clone()).unwrap_or_default(),
+    };
+    let summary = if regressions.is_empty() {
+        "no regression".to_string()
+    } else {
+        format!(
+            "{} regression(s), worst {}",
+            regressions.len(),
+            severity_name(worst)
+        )
+    };
+    Comparison {
+        schema_version: COMPARE_SCHEMA_VERSION.into(),
+        kind: "tracer-compare".into(),
+        base: side(base, &bm),
+        current: side(current, &cm),
+        thresholds: opts.thresholds,
+        metric_thresholds: opts.config.metrics.clone(),
+        fail_on: opts.fail_on,
+        decision_changes,
+        appeared: ce.difference(&be).cloned().collect(),
+        disappeared: be.difference(&ce).cloned().collect(),
+        noise_estimate,
+        regressions: regressions.len(),
+        worst,
+        exit_code: if failing { Code::Regression as i32 } else { 0 },
+        summary,
+        metrics,
+    }
+}
+
+pub fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::None => "none",
+        Severity::Warning => "warning",
+        Severity::Minor => "minor",
+        Severity::Major => "major",
+        Severity::Critical => "critical",
+    }
+}
+
+/// One metric: change, severity, and whether it exceeds the noise of both
+/// sides: a Mann-Whitney U p-value under ALPHA (or, with too few runs for
+/// that, no overlap between the sides' ranges) *and* a mean shift larger
+/// than either side's coefficient of variation.
+fn judge(
+    entity: &str,
+    metric: &str,
+    bv: &[f64],
+    cv: &[f64],
+    t: &Thresholds,
+    noise_estimate: bool,
+) -> MetricChange {
+    let (b, c) = (summarize(bv), summarize(cv));
+    let dir = direction(metric);
+    let change_pct = (b.mean != 0.0).then(|| (c.mean - b.mean) / b.mean.abs() * 100.0);
+    let severity = match change_pct {
+        Some(p) => t.severity(p),
+        // From zero to something: as large a change as there is.
+        None if c.mean != 0.0 => Severity::Critical,
+        None => Severity::None,
+    };
+    let up = c.mean > b.mean;
+    let (p_value, beyond, noise) = if noise_estimate {
+        let p = mann_whitney_p(bv, cv);
+        let spread = b.cv.unwrap_or(0.0).max(c.cv.unwrap_or(0.0)) * 100.0;
+        let shift = change_pct.map_or(f64::INFINITY, f64::abs);
+        // With few runs the rank test cannot reach ALPHA at all (3 vs 3:
+        // p ≥ 0.1); then every run of one side must lie beyond every run
+        // of the other, the rank test's own extreme.
+        let (ranks_differ, how) = if min_p(bv.len(), cv.len()) < ALPHA {
+            (p < ALPHA, format!("Mann-Whitney p = {p:.3}"))
+        } else {
+            let apart = b.max < c.min || c.max < b.min;
+            (
+                apart,
+                format!(
+                    "{} vs {} runs, too few for p < {ALPHA}: ranges {}",
+                    bv.len(),
+                    cv.len(),
+                    if apart { "apart" } else { "overlap" }
+                ),
+            )
+        };
+        let beyond = ranks_differ && shift > spread;
+        let why = if beyond {
+            format!("beyond noise: {how}, shift {shift:.1}% > CV {spread:.1}%")
+        } else if !ranks_differ {
+            format!("within noise: {how}")
+        } else {
+            format!("within noise: shift {shift:.1}% ≤ CV {spread:.1}%")
+        };
+        (Some(p), beyond, why)
+    } else {
+        (None, true, "no noise estimate: one run on a side".to_string())
+    };
+    let status = if severity == Severity::None {
+        "unchanged"
+    } else if !beyond {
+        "within_noise"
+    } else if dir == Direction::Neutral {
+        "changed"
+    } else if up {
+        "regression"
+    } else {
+        "improvement"
+    };
+    MetricChange {
+        entity: entity.into(),
+        metric: metric.into(),
+        direction: dir,
+        base: b,
+        current: c,
+        change_pct,
+        severity,
+        status: status.into(),
+        p_value,
+        noise,
+    }
+}
+
+/// The smallest two-sided p the exact rank test can give for these sizes:
+/// 2 / C(n1 + n2, n1).
+fn min_p(n1: usize, n2: usize) -> f64 {
+    let mut c = 1.0;
+    for i in 0..n1 {
+        c = c * (n2 + i + 1) as f64 / (i + 1) as f64;
+    }
+    2.0 / c
+}
+
+/// Loads both sides and refuses to compare runs of different programs.
+pub fn load_sides(
+    base: &[PathBuf],
+    current: &[PathBuf],
+    allow_different: bool,
+) -> Result<(Vec<(PathBuf, Report)>, Vec<(PathBuf, Report)>)> {
+    let load_all = |paths: &[PathBuf]| -> Result<Vec<(PathBuf, Report)>> {
+        paths.iter().map(|p| Ok((p.clone(), load(p)?))).collect()
+    };
+    let (b, c) = (load_all(base)?, load_all(current)?);
+    if !allow_different {
+        let programs: BTreeSet<String> = b
+            .iter()
+            .chain(&c)
+            .map(|(_, r)| program_of(r))
+            .collect();
+        if programs.len() > 1 {
+            return Err(fail(
+                Code::Input,
+                format!(
+                    "these runs trace different programs ({}): compare runs of one program, or pass --allow-different-programs",
+                    programs.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok((b, c))
+}
+
+#[cfg(test)]
+mod tests;
+
+/// `tracer compare`: returns the exit code (0 or 9).
+pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
+    let thresholds = Thresholds {
+        warning: args.warning,
+        minor: args.minor,
+        major: args.major,
+        critical: args.critical,
+    };
+    thresholds.check()?;
+    let config = match &args.thresholds {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let thresholds = config.default.unwrap_or(thresholds);
+    let mut base = args.base.clone();
+    let mut current = args.current.clone();
+    if let Some(name) = &args.baseline {
+        base.push(crate::baseline::path_of(
+            &crate::baseline::dir(args.baseline_dir.as_deref()),
+            name,
+        )?);
+    }
+    match (args.files.len(), base.is_empty(), current.is_empty()) {
+        (2, true, true) => {
+            base.push(args.files[0].clone());
+            current.push(args.files[1].clone());
+        }
+        (1, false, true) => current.push(args.files[0].clone()),
+        (0, false, false) => {}
+        _ => {
+            return Err(fail(
+                Code::Usage,
+                "give BASE.json CURRENT.json, or --base/--baseline and --current (or one CURRENT.json after --base/--baseline)",
+            ));
+        }
+    }
+    let (b, c) = load_sides(&base, &current, args.allow_different_programs)?;
+    let opts = Options {
+        thresholds,
+        config,
+        fail_on: if args.ci {
+            Some(Severity::Minor)
+        } else {
+            args.fail_on
+        },
+    };
+    let cmp = compare(&b, &c, &opts);
+    print!("{}", render::text(&cmp, args.all));
+    let write = |path: &PathBuf, text: String| -> Result<()> {
+        if path.as_os_str() == "-" {
+            print!("{text}");
+            return Ok(());
+        }
+        std::fs::write(path, text).map_err(|e| {
+            fail(
+                Code::Output,
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })
+    };
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&cmp).map_err(|e| fail(Code::Internal, e.to_string()))?;
+        write(p, text + "\n")?;
+    }
+    if let Some(p) = &args.markdown {
+        write(p, render::markdown(&cmp))?;
+    }
+    Ok(if cmp.exit_code == 0 {
+        Code::Ok
+    } else {
+        Code::Regression
+    })
+}
