@@ -63,7 +63,10 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
             std::fs::create_dir_all(&dir).map_err(|e| {
                 fail(
                     Code::Output,
-                    format!("cannot create the baseline directory {}: {e}", dir.display()),
+                    format!(
+                        "cannot create the baseline directory {}: {e}",
+                        dir.display()
+                    ),
                 )
             })?;
             crate::report::json::write_atomic(&report, &dest)?;

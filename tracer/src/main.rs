@@ -3,9 +3,9 @@
 
 mod attach;
 mod baseline;
-mod compare;
 mod cli;
 mod collect;
+mod compare;
 mod contention;
 mod exit;
 mod funcs;
@@ -32,7 +32,9 @@ fn main() {
         .format_target(false)
         .init();
     let result = match &cli.command {
-        cli::Command::Contention(args) => contention::run(args, cli.verbose).map(|()| exit::Code::Ok),
+        cli::Command::Contention(args) => {
+            contention::run(args, cli.verbose).map(|()| exit::Code::Ok)
+        }
         cli::Command::Compare(args) => compare::run(args),
         cli::Command::Baseline(cmd) => baseline::run(cmd).map(|()| exit::Code::Ok),
     };

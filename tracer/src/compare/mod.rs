@@ -38,7 +38,9 @@ pub const MIN_SHARE: f64 = 0.005;
 /// Significance level of the Mann-Whitney U test.
 pub const ALPHA: f64 = 0.05;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     None,
@@ -144,7 +146,11 @@ impl Config {
                     format!(
                         "the thresholds file {} names an unknown metric '{m}' (known: {})",
                         path.display(),
-                        METRICS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        METRICS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -251,7 +257,11 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             let hist: Vec<Bucket> = a
                 .hist
                 .iter()
-                .map(|(&(lo_ns, hi_ns), &count)| Bucket { lo_ns, hi_ns, count })
+                .map(|(&(lo_ns, hi_ns), &count)| Bucket {
+                    lo_ns,
+                    hi_ns,
+                    count,
+                })
                 .collect();
             put("wait_total_ns", a.total as f64);
             put("wait_p50_ns", percentile(&hist, 50.0, a.max) as f64);
@@ -275,10 +285,14 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         let span = dur * 1e9 * f64::from(n);
         m.values
             .insert((id.clone(), "futex_wait_share".into()), futex as f64 / span);
-        m.values
-            .insert((id.clone(), "runnable_share".into()), runnable as f64 / span);
-        m.values
-            .insert((id.clone(), "other_sleep_share".into()), other as f64 / span);
+        m.values.insert(
+            (id.clone(), "runnable_share".into()),
+            runnable as f64 / span,
+        );
+        m.values.insert(
+            (id.clone(), "other_sleep_share".into()),
+            other as f64 / span,
+        );
     }
     for f in &r.functions {
         let id = format!("function {}", f.name);
@@ -311,16 +325,15 @@ fn program_of(r: &Report) -> String {
 /// Loads one report for comparison: every way it can be unusable is one
 /// sentence and `Code::Input`.
 pub fn load(path: &Path) -> Result<Report> {
-    let text = std::fs::read(path).map_err(|e| {
-        fail(
-            Code::Input,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+    let text = std::fs::read(path)
+        .map_err(|e| fail(Code::Input, format!("cannot read {}: {e}", path.display())))?;
     let text = String::from_utf8(text).map_err(|_| {
         fail(
             Code::Input,
-            format!("{} is not a tracer JSON report (not UTF-8 text)", path.display()),
+            format!(
+                "{} is not a tracer JSON report (not UTF-8 text)",
+                path.display()
+            ),
         )
     })?;
     json::parse(&text).map_err(|e| {
@@ -407,7 +420,9 @@ pub fn compare(
     let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| run_metrics(r)).collect();
     let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| run_metrics(r)).collect();
     let ents = |side: &[RunMetrics]| -> BTreeSet<String> {
-        side.iter().flat_map(|m| m.entities.iter().cloned()).collect()
+        side.iter()
+            .flat_map(|m| m.entities.iter().cloned())
+            .collect()
     };
     let (be, ce) = (ents(&bm), ents(&cm));
     let noise_estimate = bm.len() >= 2 && cm.len() >= 2;
@@ -420,7 +435,9 @@ pub fn compare(
     let mut metrics = Vec::new();
     for key in keys {
         let collect = |side: &[RunMetrics]| -> Vec<f64> {
-            side.iter().filter_map(|m| m.values.get(&key).copied()).collect()
+            side.iter()
+                .filter_map(|m| m.values.get(&key).copied())
+                .collect()
         };
         let (bv, cv) = (collect(&bm), collect(&cm));
         if bv.is_empty() || cv.is_empty() {
@@ -460,7 +477,10 @@ pub fn compare(
                 *count.entry(*d).or_default() += 1;
             }
         }
-        count.into_iter().max_by_key(|(d, n)| (*n, *d)).map(|(d, _)| d)
+        count
+            .into_iter()
+            .max_by_key(|(d, n)| (*n, *d))
+            .map(|(d, _)| d)
     };
     let decision_changes: Vec<DecisionChange> = be
         .intersection(&ce)
@@ -475,8 +495,10 @@ pub fn compare(
         })
         .collect();
 
-    let regressions: Vec<&MetricChange> =
-        metrics.iter().filter(|m| m.status == "regression").collect();
+    let regressions: Vec<&MetricChange> = metrics
+        .iter()
+        .filter(|m| m.status == "regression")
+        .collect();
     let worst = regressions
         .iter()
         .map(|m| m.severity)
@@ -582,7 +604,11 @@ fn judge(
         };
         (Some(p), beyond, why)
     } else {
-        (None, true, "no noise estimate: one run on a side".to_string())
+        (
+            None,
+            true,
+            "no noise estimate: one run on a side".to_string(),
+        )
     };
     let status = if severity == Severity::None {
         "unchanged"
@@ -619,22 +645,21 @@ fn min_p(n1: usize, n2: usize) -> f64 {
     2.0 / c
 }
 
+/// The runs of one side, with the files they came from.
+pub type Runs = Vec<(PathBuf, Report)>;
+
 /// Loads both sides and refuses to compare runs of different programs.
 pub fn load_sides(
     base: &[PathBuf],
     current: &[PathBuf],
     allow_different: bool,
-) -> Result<(Vec<(PathBuf, Report)>, Vec<(PathBuf, Report)>)> {
-    let load_all = |paths: &[PathBuf]| -> Result<Vec<(PathBuf, Report)>> {
+) -> Result<(Runs, Runs)> {
+    let load_all = |paths: &[PathBuf]| -> Result<Runs> {
         paths.iter().map(|p| Ok((p.clone(), load(p)?))).collect()
     };
     let (b, c) = (load_all(base)?, load_all(current)?);
     if !allow_different {
-        let programs: BTreeSet<String> = b
-            .iter()
-            .chain(&c)
-            .map(|(_, r)| program_of(r))
-            .collect();
+        let programs: BTreeSet<String> = b.iter().chain(&c).map(|(_, r)| program_of(r)).collect();
         if programs.len() > 1 {
             return Err(fail(
                 Code::Input,
@@ -712,7 +737,8 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
         })
     };
     if let Some(p) = &args.json {
-        let text = serde_json::to_string_pretty(&cmp).map_err(|e| fail(Code::Internal, e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&cmp).map_err(|e| fail(Code::Internal, e.to_string()))?;
         write(p, text + "\n")?;
     }
     if let Some(p) = &args.markdown {

@@ -125,7 +125,10 @@ pub fn text(c: &Comparison, all: bool) -> String {
         }
     }
     if hidden > 0 {
-        let _ = writeln!(o, "  ({hidden} metric(s) changed less than the warning threshold; --all shows them)");
+        let _ = writeln!(
+            o,
+            "  ({hidden} metric(s) changed less than the warning threshold; --all shows them)"
+        );
     }
     o
 }

@@ -152,7 +152,9 @@ fn decision_changes_come_first_and_kinds_separate_identities() {
     );
     assert_eq!(c.decision_changes.len(), 1);
     assert!(c.decision_changes[0].worse);
-    assert!(render::text(&c, false).contains("DECISION WORSE lock mu [mutex]: Consider → Recommended"));
+    assert!(
+        render::text(&c, false).contains("DECISION WORSE lock mu [mutex]: Consider → Recommended")
+    );
     // The same symbol as a condvar is another entity.
     let cv = Lock {
         kind: "condvar".into(),
@@ -177,18 +179,29 @@ fn noisy(cv_pct: f64) -> Comparison {
             .enumerate()
             .map(|(i, z)| {
                 let v = (1000.0 * shift * (1.0 + z * cv_pct / 100.0 / 1.186)).round() as u64;
-                run(&format!("{tag}{i}"), report("app", vec![lock("mu", "0x1", v)]))
+                run(
+                    &format!("{tag}{i}"),
+                    report("app", vec![lock("mu", "0x1", v)]),
+                )
             })
             .collect()
     };
-    compare(&side(1.0, "b"), &side(1.10, "c"), &opts(Some(Severity::Warning)))
+    compare(
+        &side(1.0, "b"),
+        &side(1.10, "c"),
+        &opts(Some(Severity::Warning)),
+    )
 }
 
 #[test]
 fn a_noisy_metric_is_within_noise_and_a_tight_one_regresses() {
     let loose = noisy(20.0);
     let m = rate_metric(&loose);
-    assert!((m.base.cv.unwrap() - 0.20).abs() < 0.01, "planted CV: {:?}", m.base.cv);
+    assert!(
+        (m.base.cv.unwrap() - 0.20).abs() < 0.01,
+        "planted CV: {:?}",
+        m.base.cv
+    );
     assert_eq!(m.status, "within_noise", "{m:#?}");
     assert_eq!(loose.exit_code, 0);
     let tight = noisy(1.0);
@@ -205,16 +218,29 @@ fn three_runs_a_side_use_range_separation() {
     let side = |vals: &[u64], tag: &str| -> Vec<(PathBuf, Report)> {
         vals.iter()
             .enumerate()
-            .map(|(i, v)| run(&format!("{tag}{i}"), report("app", vec![lock("mu", "0x1", *v)])))
+            .map(|(i, v)| {
+                run(
+                    &format!("{tag}{i}"),
+                    report("app", vec![lock("mu", "0x1", *v)]),
+                )
+            })
             .collect()
     };
     // Apart and far beyond the noise: a regression although p ≥ 0.1.
-    let c = compare(&side(&[1000, 1010, 990], "b"), &side(&[1500, 1520, 1480], "c"), &opts(None));
+    let c = compare(
+        &side(&[1000, 1010, 990], "b"),
+        &side(&[1500, 1520, 1480], "c"),
+        &opts(None),
+    );
     let m = rate_metric(&c);
     assert_eq!(m.status, "regression", "{m:#?}");
     assert!(m.noise.contains("ranges apart"), "{}", m.noise);
     // Overlapping: within noise.
-    let c = compare(&side(&[1000, 1300, 900], "b"), &side(&[1250, 1350, 1200], "c"), &opts(None));
+    let c = compare(
+        &side(&[1000, 1300, 900], "b"),
+        &side(&[1250, 1350, 1200], "c"),
+        &opts(None),
+    );
     assert_eq!(rate_metric(&c).status, "within_noise");
     assert!((min_p(3, 3) - 0.1).abs() < 1e-12);
     assert!((min_p(5, 5) - 2.0 / 252.0).abs() < 1e-12);
@@ -228,7 +254,7 @@ fn different_programs_are_refused() {
     let b = dir.join("b.json");
     std::fs::write(&a, serde_json::to_string(&report("app", vec![])).unwrap()).unwrap();
     std::fs::write(&b, serde_json::to_string(&report("other", vec![])).unwrap()).unwrap();
-    let err = load_sides(&[a.clone()], &[b.clone()], false).unwrap_err();
+    let err = load_sides(std::slice::from_ref(&a), std::slice::from_ref(&b), false).unwrap_err();
     assert_eq!(crate::exit::code_of(&err), Code::Input);
     assert!(err.to_string().contains("different programs"), "{err}");
     assert!(load_sides(&[a], &[b], true).is_ok());
@@ -241,14 +267,25 @@ fn unusable_inputs_are_one_sentence_and_code_8() {
     std::fs::create_dir_all(&dir).unwrap();
     let good = serde_json::to_string(&report("app", vec![lock("mu", "0x1", 10)])).unwrap();
     let newer = good.replacen(
-        &format!("\"schema_version\":\"{}\"", crate::report::model::SCHEMA_VERSION),
+        &format!(
+            "\"schema_version\":\"{}\"",
+            crate::report::model::SCHEMA_VERSION
+        ),
         "\"schema_version\":\"2.0\"",
         1,
     );
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("notjson", b"hello".to_vec(), "not valid JSON"),
-        ("truncated", good.as_bytes()[..good.len() / 2].to_vec(), "not valid JSON"),
-        ("foreign", b"{\"timestamp\": 1, \"results\": []}".to_vec(), "not a tracer report"),
+        (
+            "truncated",
+            good.as_bytes()[..good.len() / 2].to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "foreign",
+            b"{\"timestamp\": 1, \"results\": []}".to_vec(),
+            "not a tracer report",
+        ),
         ("newer", newer.into_bytes(), "newer"),
         ("binary", vec![0xff, 0xfe, 0x00], "not UTF-8"),
     ];
@@ -286,8 +323,17 @@ fn thresholds_config_overrides_one_metric() {
         },
     );
     assert_eq!(rate_metric(&c).severity, Severity::None, "15% is under 20%");
-    std::fs::write(&p, "[metrics.no_such_metric]\nwarning = 1.0\nminor = 2.0\nmajor = 3.0\ncritical = 4.0\n").unwrap();
-    assert!(Config::load(&p).unwrap_err().to_string().contains("unknown metric"));
+    std::fs::write(
+        &p,
+        "[metrics.no_such_metric]\nwarning = 1.0\nminor = 2.0\nmajor = 3.0\ncritical = 4.0\n",
+    )
+    .unwrap();
+    assert!(
+        Config::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown metric")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
