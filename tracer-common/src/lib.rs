@@ -504,8 +504,10 @@ pub mod pt_regs {
 
 /// Bytes of user stack copied for one unwind sample, in `UNWIND_CHUNK`
 /// pieces: a copy stops at the first chunk that faults (the stack's top).
+/// Small chunks matter: a main thread waiting in `pthread_join` sits less
+/// than 2 KiB below the top of its stack, and 2 KiB chunks copied nothing.
 pub const UNWIND_STACK: usize = 16384;
-pub const UNWIND_CHUNK: usize = 2048;
+pub const UNWIND_CHUNK: usize = 512;
 /// Waits of a (lock, thread) pair that are always unwound before the rate
 /// limit applies.
 pub const UNWIND_FIRST: u64 = 8;
