@@ -90,6 +90,12 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 50.0)]
     pub critical: f64,
 
+    /// Thresholds for one metric: METRIC=WARNING,MINOR,MAJOR,CRITICAL
+    /// (percent), e.g. wait_p99_ns=15,25,50,100. Repeatable; overrides the
+    /// file.
+    #[arg(long, value_name = "METRIC=W,MI,MA,CR")]
+    pub metric_threshold: Vec<String>,
+
     /// Thresholds per metric from a TOML (.toml) or JSON file:
     /// `[default]` and `[metrics.wait_p99_ns]` tables with warning, minor,
     /// major, critical.

@@ -676,6 +676,38 @@ pub fn load_sides(
 #[cfg(test)]
 mod tests;
 
+/// `METRIC=W,MI,MA,CR` → (metric, thresholds).
+pub fn parse_metric_threshold(spec: &str) -> Result<(String, Thresholds)> {
+    let bad = || {
+        fail(
+            Code::Usage,
+            format!(
+                "--metric-threshold '{spec}' is not METRIC=WARNING,MINOR,MAJOR,CRITICAL with a known metric (e.g. wait_p99_ns=15,25,50,100)"
+            ),
+        )
+    };
+    let (metric, values) = spec.split_once('=').ok_or_else(bad)?;
+    if !METRICS.iter().any(|(m, _)| *m == metric) {
+        return Err(bad());
+    }
+    let v: Vec<f64> = values
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [warning, minor, major, critical] = v[..] else {
+        return Err(bad());
+    };
+    let t = Thresholds {
+        warning,
+        minor,
+        major,
+        critical,
+    };
+    t.check()?;
+    Ok((metric.to_string(), t))
+}
+
 /// `tracer compare`: returns the exit code (0 or 9).
 pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
     let thresholds = Thresholds {
@@ -685,10 +717,14 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
         critical: args.critical,
     };
     thresholds.check()?;
-    let config = match &args.thresholds {
+    let mut config = match &args.thresholds {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
+    for spec in &args.metric_threshold {
+        let (metric, t) = parse_metric_threshold(spec)?;
+        config.metrics.insert(metric, t);
+    }
     let thresholds = config.default.unwrap_or(thresholds);
     let mut base = args.base.clone();
     let mut current = args.current.clone();
