@@ -213,7 +213,7 @@ pub mod limits {
     pub const RUNQ_HIST: u32 = 65536;
     pub const HIST: u32 = 65536;
     pub const SITES: u32 = 16384;
-    pub const STACKS: u32 = 8192;
+    pub const STACKS: u32 = 16384;
     /// Ring buffer for unwind samples, bytes (a power of two).
     pub const UNWIND_RING: u32 = 4 << 20;
     pub const FN_START: u32 = 16384;

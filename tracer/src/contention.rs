@@ -296,6 +296,7 @@ fn run_once(
         std::thread::sleep(Duration::from_millis(20));
     };
     let duration = t0.elapsed();
+    let t_report = Instant::now();
     if let Some(f) = fns.as_mut() {
         f.finish(&mut probes);
     }
@@ -391,6 +392,11 @@ fn run_once(
         mode: args.mode.name().to_string(),
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
+    log::debug!(
+        "report built in {} ms ({} stacks)",
+        t_report.elapsed().as_millis(),
+        snap.stacks.len()
+    );
     if print_report {
         print!("{}", report::text::render(&report, args.top));
     }
@@ -403,7 +409,25 @@ fn run_once(
     detach
         .join()
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
+    log_own_cost();
     written.map(|()| report)
+}
+
+/// The tracer's own CPU time and peak RSS (not its children's), for
+/// `cargo xtask bench` (TRACER_LOG=tracer::contention=debug) and -v.
+fn log_own_cost() {
+    // SAFETY: getrusage fills a zeroed struct we own.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    log::debug!(
+        "own cost: cpu {:.3} s, peak rss {:.1} MB",
+        secs(ru.ru_utime) + secs(ru.ru_stime),
+        ru.ru_maxrss as f64 / 1024.0
+    );
 }
 
 /// Resolves --uprobe and --alloc in a target's binaries.

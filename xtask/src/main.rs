@@ -7,6 +7,8 @@
 //!   report (JSON in target/demo/run.json).
 //! - test:  setup, then every test, privileged ones included (through sudo
 //!   when not root).
+//! - bench: setup, then the benchmark harness (bench.rs), which writes
+//!   docs/BENCHMARKS.md and docs/benchmarks.json.
 
 use std::{
     env,
@@ -17,11 +19,14 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench;
+
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: llvm-22-dev for bpf-linker; linux-perf is the ground
-/// truth of the integration tests (perf stat).
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "linux-perf", "g++"];
+/// truth of the integration tests (perf stat); g++ builds the C++ uprobe
+/// fixture; bpftrace is the benchmark's peer and limit.
+const APT_PACKAGES: &[&str] = &["llvm-22-dev", "linux-perf", "g++", "bpftrace"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -29,9 +34,10 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("demo") => setup().and_then(|()| demo(&args[1..])),
         Some("test") => setup().and_then(|()| test(&args[1..])),
+        Some("bench") => setup().and_then(|()| bench::bench(&args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask setup | demo [-- TRACER ARGS] | test [-- CARGO TEST ARGS]"
+                "usage: cargo xtask setup | demo [-- TRACER ARGS] | test [-- CARGO TEST ARGS] | bench [--rounds N] [--quick] [--out DIR]"
             );
             return ExitCode::from(2);
         }
@@ -45,7 +51,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -63,7 +69,7 @@ fn privileged(program: &str) -> Command {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
@@ -137,7 +143,7 @@ fn dpkg_installed(package: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "install ok installed")
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
