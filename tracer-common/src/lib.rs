@@ -171,7 +171,11 @@ pub mod counter {
     pub const FN_MISSING_ENTRY: u32 = 17;
     /// One of the function maps (starts, stats, sites, histograms) was full.
     pub const FN_MAP_FULL: u32 = 18;
-    pub const COUNT: u32 = 19;
+    /// Not a loss: a wait that would have been unwound was not, because
+    /// its CPU had sent its unwind samples for this second (reported as an
+    /// event, not a drop).
+    pub const UNWIND_THROTTLED: u32 = 19;
+    pub const COUNT: u32 = 20;
 
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -194,6 +198,7 @@ pub mod counter {
         "unwind_regs_error",
         "fn_missing_entry",
         "fn_map_full",
+        "unwind_throttled",
     ];
 }
 
@@ -509,8 +514,11 @@ pub mod pt_regs {
 pub const UNWIND_STACK: usize = 16384;
 pub const UNWIND_CHUNK: usize = 512;
 /// Waits of a (lock, thread) pair that are always unwound before the rate
-/// limit applies.
+/// limit applies (within the per-CPU budget).
 pub const UNWIND_FIRST: u64 = 8;
+/// Unwind samples per second per CPU, at most, whatever the number of
+/// futex words (the kernel's `UNWIND_CPU_RATE` default).
+pub const UNWIND_CPU_RATE: u64 = 100;
 
 /// One sampled futex wait, sent through a ring buffer for unwinding in
 /// userspace with .eh_frame (the kernel can only walk frame pointers, and

@@ -28,8 +28,9 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_RING, WAKE_SITES, atomic_add, count,
-    get_or_insert, is_target, read_ctx, stack_every, start_slot, unwind_rate,
+    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_BUDGET, UNWIND_RING, WAKE_SITES,
+    atomic_add, count, get_or_insert, is_target, read_ctx, stack_every, start_slot,
+    unwind_cpu_rate, unwind_rate,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.
@@ -311,10 +312,32 @@ fn unwind_sample(
         return;
     }
     // SAFETY: map value pointer; only this thread writes this entry.
-    let weight = unsafe {
+    unsafe {
         if nth > UNWIND_FIRST && now < (*s).unwind_next_ns {
             return;
         }
+    }
+    // The per-CPU budget: a target with thousands of futex words would
+    // otherwise send thousands of first samples at once.
+    let Some(budget) = UNWIND_BUDGET.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot; programs do not migrate while running.
+    unsafe {
+        if now.saturating_sub((*budget)[0]) >= 1_000_000_000 {
+            (*budget)[0] = now;
+            (*budget)[1] = 0;
+        }
+        if (*budget)[1] >= unwind_cpu_rate() {
+            count(counter::UNWIND_THROTTLED);
+            // Retry this pair after its own period, not at its next wait.
+            (*s).unwind_next_ns = now + 1_000_000_000 / rate;
+            return;
+        }
+        (*budget)[1] += 1;
+    }
+    // SAFETY: as above.
+    let weight = unsafe {
         (*s).unwind_next_ns = now + 1_000_000_000 / rate;
         let w = nth.saturating_sub((*s).unwind_last_nth);
         (*s).unwind_last_nth = nth;

@@ -111,9 +111,9 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 // later set to 1264: every new histogram bucket then started at 1264. A
 // mutable global is never a merge target.
 
-/// Set by userspace when there is exactly one target and no following:
-/// the filter is then a compare, not a hash lookup, for every futex call on
-/// the system.
+/// Set by userspace when there is exactly one root target: it is checked
+/// with a compare before any map lookup, and without following it is the
+/// whole filter (no hash lookup for any futex call on the system).
 #[unsafe(no_mangle)]
 static mut TARGET_TGID: u32 = 0;
 
@@ -130,6 +130,22 @@ static mut STACK_EVERY: u64 = 16;
 pub fn stack_every() -> u64 {
     // SAFETY: as for FOLLOW_FORKS.
     unsafe { core::ptr::read_volatile(&raw const STACK_EVERY) }
+}
+
+/// Per CPU: [window start ns, unwind samples in the window], so the whole
+/// system sends at most UNWIND_CPU_RATE samples per second per CPU however
+/// many futex words the target has.
+#[map]
+pub static UNWIND_BUDGET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Set by userspace: unwind samples per second per CPU, at most.
+#[unsafe(no_mangle)]
+static mut UNWIND_CPU_RATE: u64 = 100;
+
+#[inline(always)]
+pub fn unwind_cpu_rate() -> u64 {
+    // SAFETY: as for FOLLOW_FORKS.
+    unsafe { core::ptr::read_volatile(&raw const UNWIND_CPU_RATE) }
 }
 
 /// Set by userspace: unwind samples per second per (lock, thread) after
@@ -165,9 +181,14 @@ pub fn follow_forks() -> bool {
 #[inline(always)]
 pub fn is_target(tgid: u32) -> bool {
     // SAFETY: as for FOLLOW_FORKS.
-    let only = unsafe { core::ptr::read_volatile(&raw const TARGET_TGID) };
-    if only != 0 {
-        return tgid == only;
+    let first = unsafe { core::ptr::read_volatile(&raw const TARGET_TGID) };
+    if tgid == first {
+        return true;
+    }
+    // With one target and no following, nothing else is ours: a compare
+    // instead of a hash lookup for every futex call on the system.
+    if first != 0 && !follow_forks() {
+        return false;
     }
     TARGETS.get_ptr(tgid).is_some()
 }

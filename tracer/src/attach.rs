@@ -202,8 +202,8 @@ pub struct HookState {
 pub struct LoadOptions {
     pub sched_only: bool,
     pub follow_forks: bool,
-    /// The single process traced when no forks are followed (the kernel
-    /// filter is then a compare instead of a map lookup).
+    /// The single root process traced: the kernel checks it with a compare
+    /// first (and, without following, only it).
     pub only_target: Option<u32>,
     pub stack_every: u64,
     /// Unwind samples per second per (lock, thread); 0 = frame pointers only.

@@ -249,6 +249,13 @@ pub struct ContentionArgs {
     #[arg(long, value_name = "DIR")]
     pub debug_dir: Vec<PathBuf>,
 
+    /// Measure the tracer's own programs with the kernel's BPF run-time
+    /// statistics (BPF_ENABLE_STATS) and print, on stderr, each program's
+    /// runs and average nanoseconds per run. The statistics themselves add
+    /// two clock reads per program run.
+    #[arg(long)]
+    pub program_stats: bool,
+
     /// Allow --uprobe on lock fast paths (pthread_mutex_lock and the like),
     /// which the tracer refuses by default: a probe there costs a trap on
     /// every uncontended acquisition.

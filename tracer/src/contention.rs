@@ -173,7 +173,9 @@ fn run_once(
         None => args.pid.iter().map(|&p| p as u32).collect(),
     };
 
-    let only = (roots.len() == 1 && !follow).then(|| roots[0]);
+    // The first target is checked with a compare before any map lookup; with
+    // one target and no following it is the only check.
+    let only = (roots.len() == 1).then(|| roots[0]);
     let sched_only = args.mode == Mode::Sched;
     let mut probes = Probes::load(&LoadOptions {
         sched_only,
@@ -223,6 +225,20 @@ fn run_once(
             &mut probes,
         )?);
     }
+    // Kept open while tracing: the kernel counts run time while any such
+    // fd is open.
+    let _stats_fd = if args.program_stats {
+        Some(
+            aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
+                fail(
+                    Code::Environment,
+                    format!("the kernel refused BPF run-time statistics: {e}"),
+                )
+            })?,
+        )
+    } else {
+        None
+    };
     let start_time = SystemTime::now();
     let t0 = Instant::now();
     if let Some(l) = launched.as_mut() {
@@ -315,6 +331,9 @@ fn run_once(
         })
         .collect();
     let load_attach_ms = probes.load_attach.as_secs_f64() * 1e3;
+    if args.program_stats {
+        print_program_stats(&probes);
+    }
     let all_targets = probes.targets();
     // Detach now, in the background: nothing below needs the kernel side,
     // and each tracepoint's unregistration waits for an RCU grace period
@@ -411,6 +430,30 @@ fn run_once(
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
     log_own_cost();
     written.map(|()| report)
+}
+
+/// Each attached program's runs and average run time (BPF_ENABLE_STATS).
+fn print_program_stats(probes: &Probes) {
+    let mut rows: Vec<(String, u64, f64)> = probes
+        .bpf
+        .programs()
+        .filter_map(|(name, p)| {
+            let info = p.info().ok()?;
+            let runs = info.run_count();
+            (runs > 0).then(|| {
+                (
+                    name.to_string(),
+                    runs,
+                    info.run_time().as_nanos() as f64 / runs as f64,
+                )
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    eprintln!("tracer: program stats (BPF_ENABLE_STATS): PROGRAM RUNS NS/RUN");
+    for (name, runs, ns) in rows {
+        eprintln!("tracer:   {name:<24} {runs:>12} {ns:>8.0}");
+    }
 }
 
 /// The tracer's own CPU time and peak RSS (not its children's), for

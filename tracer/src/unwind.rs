@@ -53,8 +53,9 @@ pub struct UnwindStats {
 struct ProcUnwinder {
     unwinder: UnwinderX86_64<Vec<u8>>,
     cache: CacheX86_64,
-    /// How many mappings the modules were built from (rebuilt on change).
-    maps_seen: usize,
+    /// The executable file mappings the modules were built from: rebuilt
+    /// when these change (dlopen), not when a thread stack is mapped.
+    modules_key: Vec<(u64, PathBuf)>,
 }
 
 pub struct Unwinding {
@@ -140,11 +141,17 @@ fn unwind(
     let pu = unwinders.entry(s.tgid).or_insert_with(|| ProcUnwinder {
         unwinder: UnwinderX86_64::new(),
         cache: CacheX86_64::new(),
-        maps_seen: 0,
+        modules_key: Vec::new(),
     });
-    if pu.maps_seen != info.maps.len() {
+    let key: Vec<(u64, PathBuf)> = info
+        .maps
+        .iter()
+        .filter(|m| m.exec)
+        .filter_map(|m| Some((m.start, m.path.clone()?)))
+        .collect();
+    if pu.modules_key != key {
         pu.unwinder = modules(info);
-        pu.maps_seen = info.maps.len();
+        pu.modules_key = key;
     }
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
         let off = addr.checked_sub(s.sp).ok_or(())? as usize;
@@ -247,7 +254,10 @@ fn module(
     exec: &crate::target::Mapping,
     avma: Range<u64>,
 ) -> Option<Module<Vec<u8>>> {
-    let bytes = std::fs::read(file).ok()?;
+    let f = std::fs::File::open(file).ok()?;
+    // SAFETY: a read-only private mapping of a binary; if the file is
+    // truncated under us, parsing fails or reads zeros, never our memory.
+    let bytes = unsafe { memmap2::Mmap::map(&f) }.ok()?;
     let elf = object::File::parse(&*bytes).ok()?;
     // The load bias, from the PT_LOAD that holds the executable mapping's
     // file offset.
@@ -274,7 +284,9 @@ fn module(
         let s = elf.section_by_name(n)?;
         Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec()))
     };
-    let (text_svma, text) = section(".text").unzip();
+    // No .text: framehop reads instructions only to unwind from inside a
+    // prologue or epilogue, and a sampled wait's first frame is always just
+    // after a syscall instruction.
     let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
     let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
     let debug_frame = section(".debug_frame").map(|(_, d)| d);
@@ -288,8 +300,6 @@ fn module(
     );
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
-        text_svma,
-        text,
         eh_frame_svma,
         eh_frame,
         eh_frame_hdr_svma,

@@ -6,6 +6,7 @@
 //! the median over rounds: this machine drifts during a day.
 //!
 //!     cargo xtask bench [--rounds N] [--quick] [--out DIR]
+//!     cargo xtask bench --render docs/benchmarks.json   (re-render the page only)
 
 use std::{
     collections::BTreeMap,
@@ -21,7 +22,7 @@ use serde::Serialize;
 use crate::{run, workspace_root};
 
 /// How long each measured run lasts.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
 struct Sizes {
     rounds: usize,
     futex_secs: u32,
@@ -83,7 +84,7 @@ tracepoint:sched:sched_switch {
 }
 "#;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct RunResult {
     round: usize,
     workload: String,
@@ -100,7 +101,7 @@ struct RunResult {
     drops: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Accuracy {
     workload: String,
     /// Futex calls per second of the workload (perf stat).
@@ -114,7 +115,7 @@ struct Accuracy {
     workload_ops: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Results {
     machine: BTreeMap<String, String>,
     sizes: Sizes,
@@ -147,6 +148,13 @@ pub fn bench(args: &[String]) -> Result<()> {
                     .context("--rounds needs a number ≥ 1")?;
             }
             "--out" => out = PathBuf::from(it.next().context("--out needs a directory")?),
+            "--render" => {
+                // Re-render the page from saved raw results, no measuring.
+                let raw = PathBuf::from(it.next().context("--render needs a benchmarks.json")?);
+                let results: Results = serde_json::from_str(&std::fs::read_to_string(&raw)?)?;
+                std::fs::write(out.join("BENCHMARKS.md"), markdown(&results))?;
+                return Ok(());
+            }
             other => bail!("unknown bench option {other} (--rounds N, --quick, --out DIR)"),
         }
     }
@@ -977,15 +985,34 @@ fn markdown(r: &Results) -> String {
             .iter()
             .find(|a| &a.workload == w)
             .map_or(0.0, |a| a.futex_calls_per_s);
+        // The slowdown targets are stated at 10⁴ and 10⁵ waits/s; above,
+        // only the comparison with bpftrace applies.
+        let limit = if rate < 3e4 {
+            Some(1.0)
+        } else if rate < 3e5 {
+            Some(5.0)
+        } else {
+            None
+        };
+        let own = s.zip(limit).map(|(s, l)| s <= l);
+        // Half of bpftrace's slowdown, when bpftrace slows the workload at
+        // all; a peer that *raises* contended throughput is not a yardstick.
+        let peer = match (s, p) {
+            (Some(s), Some(p)) if *p > 0.5 => Some(*s <= p / 2.0),
+            _ => None,
+        };
+        let verdict = match (own, peer) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (None, None) => None,
+            _ => Some(true),
+        };
         let _ = writeln!(
             o,
-            "| {w} ({rate:.0} futex calls/s): slowdown ≤ 1% at 10⁴, ≤ 5% at 10⁵, at most half of bpftrace's | {} (bpftrace {}) | {} |",
+            "| {w} ({rate:.0} futex calls/s): slowdown {}at most half of bpftrace's | {} (bpftrace {}) | {} |",
+            limit.map_or(String::new(), |l| format!("≤ {l}%, ")),
             fmt(*s, "%", 1),
             fmt(*p, "%", 1),
-            met(s.zip(*p).map(|(s, p)| {
-                let limit = if rate < 3e4 { 1.0 } else { 5.0 };
-                s <= limit && s <= p / 2.0 + 0.5
-            }))
+            met(verdict)
         );
     }
     let _ = writeln!(

@@ -306,8 +306,10 @@ pub fn build(
         ("waits".to_string(), waits),
         ("wakes".to_string(), wakes),
         ("unwind_samples".to_string(), snap.unwind_stats.received),
+        ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
     ]);
     let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
+        .filter(|&i| i != counter::UNWIND_THROTTLED)
         .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
         .collect();
     drops.insert("map_read_errors".into(), snap.read_errors);
@@ -319,9 +321,10 @@ pub fn build(
     )];
     if meta.unwind_rate > 0 && meta.mode != "sched" {
         limitations.push(format!(
-            "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
+            "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, at most {}/s per CPU in all, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
             tracer_common::UNWIND_FIRST,
-            meta.unwind_rate
+            meta.unwind_rate,
+            tracer_common::UNWIND_CPU_RATE
         ));
     } else {
         limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
@@ -732,7 +735,11 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        assert_eq!(r.drops.len(), counter::COUNT as usize + 2);
+        // Every counter but unwind_throttled (an event), plus the two
+        // userspace ones.
+        assert_eq!(r.drops.len(), counter::COUNT as usize - 1 + 2);
+        assert!(!r.drops.contains_key("unwind_throttled"));
+        assert!(r.events.contains_key("unwind_throttled"));
         assert_eq!(l.kind, "unknown", "no unwound stacks");
         assert_eq!(r.events["waits"], 2500 + 10);
         assert_eq!(r.events["wakes"], 5);
