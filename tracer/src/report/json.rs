@@ -25,9 +25,12 @@ pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
         std::process::id()
     ));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, report)?;
-        f.write_all(b"\n")?;
+        // Buffered: serde_json writes token by token, and unbuffered that
+        // was a write(2) each (3 s of CPU for an 8.6 MB report).
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer_pretty(&mut w, report)?;
+        w.write_all(b"\n")?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
