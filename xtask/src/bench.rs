@@ -803,7 +803,7 @@ fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         o,
-        "\nSlowdown = 1 − traced/base throughput, per round, median. On a contended lock, slowing the slow path can *raise* throughput (fewer cache-line fights): negative slowdowns are real, and per-event cost comes from the uncontended loop (`futex_hash`).\n"
+        "\nSlowdown = 1 − traced/base throughput, per round, median. On a contended lock, slowing the slow path can *raise* throughput (fewer cache-line fights): negative slowdowns are real, and per-event cost comes from the uncontended loop (`futex_hash`).\n\n**How to read the sweep.** `mutex_sweep` (2 threads, one mutex, THINK ns of work outside it) is contended chaotically on 2 vCPUs: at the same think time, the futex-call rate differs 2–3× from run to run (section 3 shows the rate of the accuracy run), and throughput is dominated by the uncontended fast path. Its slowdowns are therefore noisy in both directions, for every configuration, the empty-program limit included. They are reported, not used to derive per-event cost.\n"
     );
 
     let _ = writeln!(o, "## 2. Per-event cost and the limit\n");
@@ -1044,6 +1044,10 @@ fn markdown(r: &Results) -> String {
         "| RSS < 50 MB | {} | {} |",
         fmt(rss, " MB", 1),
         met(rss.map(|v| v < 50.0))
+    );
+    let _ = writeln!(
+        o,
+        "\n**What is left of the futex-call cost, and what would close it.** `perf record` of the traced `futex_hash` puts 15% of all its time in `lookup_nulls_elem_raw`: each wait does two hash-map lookups on cold cache lines, the per-(lock, thread) entry and the (lock, bucket) histogram entry (the benchmark's 2 threads rotate over 2,048 futex words, the worst case for both). A thread-indexed array cache of the current lock's counters and histogram bucket (array lookups are inlined by the JIT), flushed when the thread moves to another lock, would remove both for the common one-hot-lock case; the first target is already a compare instead of a third lookup. The sweep's slowdown targets cannot be judged from throughput on this 2-vCPU machine (see section 1): the per-event cost above and the accuracy table are the measures that hold."
     );
     o
 }
