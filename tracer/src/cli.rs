@@ -34,6 +34,39 @@ pub enum Command {
     /// Keep baseline reports under a name, to compare later runs with.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Re-render a saved run (JSON report) in another format.
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) for tracer and its commands.
+    Man,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The run, as written by `tracer contention --json`.
+    pub run: PathBuf,
+    /// text: the contention decision report; json: the report re-serialized
+    /// at this tracer's schema; folded: stacks weighted by wait time (ns)
+    /// for flamegraph.pl, inferno, speedscope.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Locks and threads listed in the text report.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Folded,
 }
 
 const COMPARE_EXAMPLES: &str = "\

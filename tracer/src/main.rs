@@ -20,6 +20,32 @@ mod unwind;
 
 use clap::Parser as _;
 
+/// `tracer report RUN.json`: any view, rebuilt from the JSON alone.
+fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
+    let r = compare::load(&args.run)?;
+    let text = match args.format {
+        cli::ReportFormat::Text => report::text::render(&r, args.top),
+        cli::ReportFormat::Json => {
+            let mut r = r;
+            r.schema_version = report::model::SCHEMA_VERSION.to_string();
+            serde_json::to_string_pretty(&r)? + "\n"
+        }
+        cli::ReportFormat::Folded => report::folded::render(&r),
+    };
+    match &args.output {
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+        Some(p) => std::fs::write(p, text).map_err(|e| {
+            exit::fail(
+                exit::Code::Output,
+                format!("cannot write {}: {e}", p.display()),
+            )
+        }),
+    }
+}
+
 fn main() {
     let cli = cli::Cli::parse();
     env_logger::Builder::new()
@@ -37,6 +63,24 @@ fn main() {
         }
         cli::Command::Compare(args) => compare::run(args),
         cli::Command::Baseline(cmd) => baseline::run(cmd).map(|()| exit::Code::Ok),
+        cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
+        cli::Command::Completions { shell } => {
+            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "tracer", &mut std::io::stdout());
+            Ok(exit::Code::Ok)
+        }
+        cli::Command::Man => {
+            let cmd = <cli::Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| exit::Code::Ok)
+                .map_err(|e| {
+                    exit::fail(
+                        exit::Code::Output,
+                        format!("cannot write the man page: {e}"),
+                    )
+                })
+        }
     };
     match result {
         Ok(code) => std::process::exit(code as i32),

@@ -217,3 +217,41 @@ fn unusable_inputs_exit_8_with_one_sentence() {
     let out = compare(&[&good, &good, "--ci"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// `tracer report` rebuilds views from the JSON alone; completions and the
+/// man page come from the same clap definitions.
+#[test]
+fn report_completions_and_man() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/report-v1.2.json");
+    let fixture = fixture.to_str().unwrap();
+    let text = output(Command::new(tracer_bin()).args(["report", fixture]));
+    assert!(text.status.success(), "{text:?}");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("VERDICT"));
+    let folded = output(Command::new(tracer_bin()).args(["report", fixture, "--format", "folded"]));
+    let total: u64 = String::from_utf8_lossy(&folded.stdout)
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let want: u64 = report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, want, "folded total = the report's total wait");
+    let json = output(Command::new(tracer_bin()).args(["report", fixture, "--format", "json"]));
+    let again: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(again["locks"], report["locks"]);
+    let missing = output(Command::new(tracer_bin()).args(["report", "/nonexistent/run.json"]));
+    assert_eq!(missing.status.code(), Some(8));
+    for shell in ["bash", "zsh", "fish"] {
+        let c = output(Command::new(tracer_bin()).args(["completions", shell]));
+        assert!(c.status.success() && c.stdout.len() > 1000, "{shell}");
+        assert!(String::from_utf8_lossy(&c.stdout).contains("contention"));
+    }
+    let man = output(Command::new(tracer_bin()).arg("man"));
+    assert!(man.status.success());
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH tracer"));
+}

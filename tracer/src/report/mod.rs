@@ -3,6 +3,7 @@
 pub mod build;
 pub mod callsite;
 pub mod decide;
+pub mod folded;
 pub mod hist;
 pub mod json;
 pub mod model;
