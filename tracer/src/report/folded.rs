@@ -34,11 +34,9 @@ pub fn render(r: &Report) -> String {
         let est: u128 = sites.iter().map(|s| u128::from(s.wait_ns)).sum();
         let mut given = 0u64;
         for s in sites.iter().filter(|s| !s.frames.is_empty()) {
-            let share = if est == 0 {
-                0
-            } else {
-                (u128::from(total) * u128::from(s.wait_ns) / est) as u64
-            };
+            let share = (u128::from(total) * u128::from(s.wait_ns))
+                .checked_div(est)
+                .map_or(0, |v| v as u64);
             if share == 0 {
                 continue;
             }
