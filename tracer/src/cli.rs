@@ -51,7 +51,8 @@ pub struct ReportArgs {
     pub run: PathBuf,
     /// text: the contention decision report; json: the report re-serialized
     /// at this tracer's schema; folded: stacks weighted by wait time (ns)
-    /// for flamegraph.pl, inferno, speedscope.
+    /// for flamegraph.pl and inferno; speedscope: the same stacks as a
+    /// speedscope file.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write to FILE instead of stdout.
@@ -67,6 +68,7 @@ pub enum ReportFormat {
     Text,
     Json,
     Folded,
+    Speedscope,
 }
 
 const COMPARE_EXAMPLES: &str = "\

@@ -31,6 +31,9 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&r)? + "\n"
         }
         cli::ReportFormat::Folded => report::folded::render(&r),
+        cli::ReportFormat::Speedscope => {
+            serde_json::to_string(&report::folded::speedscope(&r))? + "\n"
+        }
     };
     match &args.output {
         None => {

@@ -1,5 +1,6 @@
 //! Folded stacks ("outermost;…;innermost;lock weight"), the input of
-//! flamegraph.pl, inferno and speedscope, weighted by wait time in ns.
+//! flamegraph.pl and inferno, and the same stacks as a speedscope file,
+//! weighted by wait time in ns.
 //!
 //! Each lock's total wait is spread over its call sites in proportion to
 //! their (sampled) wait estimates — .eh_frame sites when there are any,
@@ -18,8 +19,10 @@ fn name(f: &Frame) -> String {
         .replace([';', ' '], "_")
 }
 
-pub fn render(r: &Report) -> String {
-    let mut o = String::new();
+/// Weighted stacks, frames outermost first with the lock last; the weights
+/// of each lock add up to its total wait.
+pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
+    let mut out = Vec::new();
     for l in &r.locks {
         let total = l.wait.total_ns;
         if total == 0 {
@@ -40,15 +43,63 @@ pub fn render(r: &Report) -> String {
             if share == 0 {
                 continue;
             }
-            let path: Vec<String> = s.frames.iter().rev().map(name).collect();
-            let _ = writeln!(o, "{};{lock} {share}", path.join(";"));
+            let mut path: Vec<String> = s.frames.iter().rev().map(name).collect();
+            path.push(lock.clone());
+            out.push((path, share));
             given += share;
         }
         if given < total {
-            let _ = writeln!(o, "[unattributed];{lock} {}", total - given);
+            out.push((vec!["[unattributed]".into(), lock], total - given));
         }
     }
+    out
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    for (path, weight) in stacks(r) {
+        let _ = writeln!(o, "{} {weight}", path.join(";"));
+    }
     o
+}
+
+/// The same stacks as a speedscope file (a "sampled" profile in
+/// nanoseconds of wait): https://www.speedscope.app/file-format-schema.json
+pub fn speedscope(r: &Report) -> serde_json::Value {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut samples = Vec::new();
+    let mut weights = Vec::new();
+    for (path, weight) in stacks(r) {
+        let ids: Vec<usize> = path
+            .into_iter()
+            .map(|f| {
+                *index.entry(f.clone()).or_insert_with(|| {
+                    names.push(f);
+                    names.len() - 1
+                })
+            })
+            .collect();
+        samples.push(ids);
+        weights.push(weight);
+    }
+    let total: u64 = weights.iter().sum();
+    serde_json::json!({
+        "$schema": "https://www.speedscope.app/file-format-schema.json",
+        "exporter": format!("tracer {}", r.tool.version),
+        "name": format!("lock wait, {}", r.start_time),
+        "activeProfileIndex": 0,
+        "shared": { "frames": names.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>() },
+        "profiles": [{
+            "type": "sampled",
+            "name": "futex wait time by call site",
+            "unit": "nanoseconds",
+            "startValue": 0,
+            "endValue": total,
+            "samples": samples,
+            "weights": weights,
+        }],
+    })
 }
 
 #[cfg(test)]
@@ -77,5 +128,31 @@ mod tests {
             .find(|l| l.contains("sequencer_assign"))
             .unwrap();
         assert!(l.find("start_thread") < l.find("sequencer_assign"), "{l}");
+    }
+
+    #[test]
+    fn speedscope_weights_add_up_and_index_frames() {
+        let r = crate::report::json::parse(FIXTURE).unwrap();
+        let v = super::speedscope(&r);
+        let p = &v["profiles"][0];
+        let weights: u64 = p["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .sum();
+        let want: u64 = r.locks.iter().map(|l| l.wait.total_ns).sum();
+        assert_eq!(weights, want);
+        assert_eq!(p["endValue"].as_u64(), Some(want));
+        let frames = v["shared"]["frames"].as_array().unwrap().len();
+        for s in p["samples"].as_array().unwrap() {
+            for i in s.as_array().unwrap() {
+                assert!((i.as_u64().unwrap() as usize) < frames);
+            }
+        }
+        assert_eq!(
+            p["samples"].as_array().unwrap().len(),
+            p["weights"].as_array().unwrap().len()
+        );
     }
 }
