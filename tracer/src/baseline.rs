@@ -50,11 +50,7 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
             let report = compare::load(run)?;
             let name = match name {
                 Some(n) => n.clone(),
-                None => report
-                    .targets
-                    .first()
-                    .and_then(|t| t.command_line.first())
-                    .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
+                None => Some(compare::program_of(&report))
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "baseline".into()),
             };

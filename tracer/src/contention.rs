@@ -101,15 +101,7 @@ fn repeat_table(reports: &[model::Report]) -> String {
         "  {:<40} {:<18} {:>4} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6}  VARIANCE",
         "ENTITY", "METRIC", "RUNS", "MEAN", "MEDIAN", "STDDEV", "MIN", "MAX", "P95", "P99", "CV"
     );
-    let fmt = |metric: &str, v: f64| -> String {
-        if metric.ends_with("_ns") {
-            report::text::human_ns(v.max(0.0) as u64)
-        } else if metric.ends_with("_share") {
-            format!("{:.2}%", 100.0 * v)
-        } else {
-            report::text::human_rate(v)
-        }
-    };
+    let fmt = crate::compare::render::value;
     for key in keys {
         let values: Vec<f64> = per_run
             .iter()
@@ -215,16 +207,13 @@ fn run_once(
     } else {
         0.0
     };
-    let mut fns: Option<FnProbes> = None;
-    if let Some(planned) = planned.take() {
-        fns = Some(start_fn_probes(
-            args,
-            planned,
-            &roots,
-            cost_ns,
-            &mut probes,
-        )?);
-    }
+    let start_fns = |planned, probes: &mut Probes| {
+        start_fn_probes(args, planned, &roots, cost_ns, probes).map(Some)
+    };
+    let mut fns: Option<FnProbes> = match planned.take() {
+        Some(planned) => start_fns(planned, &mut probes)?,
+        None => None,
+    };
     // Kept open while tracing: the kernel counts run time while any such
     // fd is open.
     let _stats_fd = if args.program_stats {
@@ -247,14 +236,7 @@ fn run_once(
             // Functions resolve in the command's own binaries: after exec,
             // once the dynamic loader has mapped libc.
             target::wait_exec(l.pid as u32, Duration::from_millis(500));
-            let planned = plan_in(args, roots[0])?;
-            fns = Some(start_fn_probes(
-                args,
-                planned,
-                &roots,
-                cost_ns,
-                &mut probes,
-            )?);
+            fns = start_fns(plan_in(args, roots[0])?, &mut probes)?;
         }
     }
     let what = match &launched {

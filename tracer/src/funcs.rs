@@ -270,30 +270,19 @@ pub fn calibrate(probes: &mut Probes) -> Result<f64> {
     };
     let plain = median((0..5).map(|_| batch()).collect());
     let cookie = u64::from(probe::CALIBRATION_FN);
-    let mut links = Vec::new();
-    for name in crate::attach::UPROBES {
-        let prog: &mut UProbe = probes
-            .bpf
-            .program_mut(name)
-            .context("uprobe program missing")?
-            .try_into()?;
-        let id = prog
-            .attach(
-                UProbeAttachPoint {
-                    location: func.offset.into(),
-                    cookie: Some(cookie),
-                },
-                &func.host_path,
-                UProbeScope::CallingProcess,
-            )
-            .map_err(|e| {
-                fail(
-                    Code::Load,
-                    format!("attaching the calibration uprobe failed: {e}"),
-                )
-            })?;
-        links.push((name, id));
-    }
+    let links = attach_pair(
+        probes,
+        &func.host_path,
+        func.offset,
+        cookie,
+        UProbeScope::CallingProcess,
+    )
+    .map_err(|e| {
+        fail(
+            Code::Load,
+            format!("attaching the calibration uprobe failed: {e}"),
+        )
+    })?;
     let probed = median((0..5).map(|_| batch()).collect());
     detach(probes, links);
     let cost = (probed - plain).max(0.0);
@@ -301,26 +290,44 @@ pub fn calibrate(probes: &mut Probes) -> Result<f64> {
     Ok(cost)
 }
 
-/// Detaches links all at once: each uprobe's unregistration waits for an
-/// SRCU grace period (≈110 ms each on the development VM), so closing them
-/// one after another took 1.5 s for 14 links; closed from parallel threads
-/// the grace periods overlap.
+/// Attaches the entry and return programs at one file offset.
+fn attach_pair(
+    probes: &mut Probes,
+    path: &std::path::Path,
+    offset: u64,
+    cookie: u64,
+    scope: UProbeScope,
+) -> Result<Vec<(&'static str, UProbeLinkId)>> {
+    let mut links = Vec::new();
+    for name in crate::attach::UPROBES {
+        let prog: &mut UProbe = probes
+            .bpf
+            .program_mut(name)
+            .context("uprobe program missing")?
+            .try_into()?;
+        let point = UProbeAttachPoint {
+            location: offset.into(),
+            cookie: Some(cookie),
+        };
+        links.push((name, prog.attach(point, path, scope)?));
+    }
+    Ok(links)
+}
+
+/// Detaches links. Each uprobe's unregistration waits for an SRCU grace
+/// period (≈110 ms each on the development VM), serialized in the kernel:
+/// closing the links from parallel threads was measured and did not help.
 fn detach(probes: &mut Probes, links: Vec<(&'static str, UProbeLinkId)>) {
-    let mut owned = Vec::new();
     for (name, id) in links {
         match probes.bpf.program_mut(name).map(<&mut UProbe>::try_from) {
-            Some(Ok(prog)) => match prog.take_link(id) {
-                Ok(link) => owned.push(link),
-                Err(e) => log::warn!("detaching a uprobe: {e}"),
-            },
+            Some(Ok(prog)) => {
+                if let Err(e) = prog.detach(id) {
+                    log::warn!("detaching a uprobe: {e}");
+                }
+            }
             _ => log::warn!("uprobe program {name} missing at detach"),
         }
     }
-    std::thread::scope(|s| {
-        for link in owned {
-            s.spawn(move || drop(link));
-        }
-    });
 }
 
 /// Attach state and the duty cycle.
@@ -384,33 +391,24 @@ impl FnProbes {
                 let Some(pid) = NonZeroU32::new(pid) else {
                     continue;
                 };
-                for name in crate::attach::UPROBES {
-                    let prog: &mut UProbe = probes
-                        .bpf
-                        .program_mut(name)
-                        .context("uprobe program missing")?
-                        .try_into()?;
-                    let id = prog
-                        .attach(
-                            UProbeAttachPoint {
-                                location: p.func.offset.into(),
-                                cookie: Some(p.cookie()),
-                            },
-                            &p.func.host_path,
-                            UProbeScope::OneProcess(pid),
-                        )
-                        .map_err(|e| {
-                            fail(
-                                Code::Load,
-                                format!(
-                                    "attaching a uprobe to {} in {} failed: {e}",
-                                    p.func.name,
-                                    p.func.binary.display()
-                                ),
-                            )
-                        })?;
-                    self.links.push((name, id));
-                }
+                let links = attach_pair(
+                    probes,
+                    &p.func.host_path,
+                    p.func.offset,
+                    p.cookie(),
+                    UProbeScope::OneProcess(pid),
+                )
+                .map_err(|e| {
+                    fail(
+                        Code::Load,
+                        format!(
+                            "attaching a uprobe to {} in {} failed: {e}",
+                            p.func.name,
+                            p.func.binary.display()
+                        ),
+                    )
+                })?;
+                self.links.extend(links);
             }
         }
         log::debug!("function probes attached");

@@ -414,17 +414,7 @@ fn measure(
         r.tracer_rss_mb = nums.next();
         r.map_memory_mb = map_mb;
         r.load_attach_ms = report["load_attach_ms"].as_f64();
-        r.drops = Some(
-            report["drops"]
-                .as_object()
-                .map(|d| {
-                    d.iter()
-                        .filter(|(k, _)| *k != "klock_unmatched")
-                        .filter_map(|(_, v)| v.as_u64())
-                        .sum()
-                })
-                .unwrap_or(0),
-        );
+        r.drops = Some(drops(&report));
     }
     Ok(r)
 }
@@ -585,15 +575,7 @@ fn accuracy(env: &Env, think: u64, secs: f64) -> Result<(Accuracy, f64)> {
                 .and_then(|l| l["contentions"].as_u64())
         })
         .unwrap_or(0);
-    let drops = report["drops"]
-        .as_object()
-        .map(|d| {
-            d.iter()
-                .filter(|(k, _)| *k != "klock_unmatched")
-                .filter_map(|(_, v)| v.as_u64())
-                .sum()
-        })
-        .unwrap_or(0);
+    let drops = drops(&report);
     Ok((
         Accuracy {
             workload: format!("mutex_sweep_{think}"),
@@ -605,6 +587,20 @@ fn accuracy(env: &Env, think: u64, secs: f64) -> Result<(Accuracy, f64)> {
         },
         all as f64 / ops.max(1) as f64,
     ))
+}
+
+/// Every drop counter of a report summed; kernel-lock begin/end pairs that
+/// straddle attach (`klock_unmatched`) are not losses.
+fn drops(report: &serde_json::Value) -> u64 {
+    report["drops"]
+        .as_object()
+        .map(|d| {
+            d.iter()
+                .filter(|(k, _)| *k != "klock_unmatched")
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// (distinct stacks, ms to build the report) for stack_storm.

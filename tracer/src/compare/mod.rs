@@ -198,8 +198,14 @@ fn direction(metric: &str) -> Direction {
 pub struct RunMetrics {
     pub values: BTreeMap<(String, String), f64>,
     pub decisions: BTreeMap<String, Decision>,
-    pub entities: BTreeSet<String>,
     pub program: String,
+}
+
+impl RunMetrics {
+    /// Every entity seen in the run (each has at least one metric).
+    pub fn entities(&self) -> impl Iterator<Item = &String> {
+        self.values.keys().map(|(e, _)| e)
+    }
 }
 
 /// A lock's identity across runs: symbol, else call site, else address
@@ -247,7 +253,6 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         }
     }
     for (id, a) in locks {
-        m.entities.insert(id.clone());
         m.decisions.insert(id.clone(), a.decision);
         let mut put = |metric: &str, v: f64| {
             m.values.insert((id.clone(), metric.to_string()), v);
@@ -281,7 +286,6 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         e.3 += 1;
     }
     for (id, (futex, runnable, other, n)) in threads {
-        m.entities.insert(id.clone());
         let span = dur * 1e9 * f64::from(n);
         m.values
             .insert((id.clone(), "futex_wait_share".into()), futex as f64 / span);
@@ -296,7 +300,6 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
     }
     for f in &r.functions {
         let id = format!("function {}", f.name);
-        m.entities.insert(id.clone());
         let mut put = |metric: &str, v: f64| {
             m.values.insert((id.clone(), metric.to_string()), v);
         };
@@ -312,7 +315,7 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
 }
 
 /// The traced program: the first target's executable name.
-fn program_of(r: &Report) -> String {
+pub fn program_of(r: &Report) -> String {
     r.targets
         .iter()
         .find(|t| !t.followed)
@@ -420,9 +423,7 @@ pub fn compare(
     let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| run_metrics(r)).collect();
     let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| run_metrics(r)).collect();
     let ents = |side: &[RunMetrics]| -> BTreeSet<String> {
-        side.iter()
-            .flat_map(|m| m.entities.iter().cloned())
-            .collect()
+        side.iter().flat_map(|m| m.entities().cloned()).collect()
     };
     let (be, ce) = (ents(&bm), ents(&cm));
     let noise_estimate = bm.len() >= 2 && cm.len() >= 2;

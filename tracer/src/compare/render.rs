@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use super::{Comparison, MetricChange, Severity, severity_name};
 use crate::report::text::{human_ns, human_rate};
 
-fn value(metric: &str, v: f64) -> String {
+/// A metric's value in its unit (ns, share of time, or a rate); also used
+/// by `tracer contention --repeat`.
+pub fn value(metric: &str, v: f64) -> String {
     if metric.ends_with("_ns") {
         human_ns(v.max(0.0) as u64)
     } else if metric.ends_with("_share") {

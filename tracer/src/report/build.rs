@@ -151,7 +151,7 @@ pub fn build(
                 wait_ns: s.wait_ns,
                 samples: s.samples,
                 unwind,
-                call_site: None,
+                call_site: callsite::caller(&frames).map(frame_label),
                 frames,
             });
         }
@@ -163,9 +163,6 @@ pub fn build(
                 unwind,
                 frames,
             });
-        }
-        for s in &mut lock.sites {
-            s.call_site = callsite::caller(&s.frames).map(frame_label);
         }
         unwound_sites(lock, snap.unwound.get(&(key.uaddr, key.tgid)), syms, p);
         if !callsite::is_lock_kind(&lock.kind) {
