@@ -50,9 +50,12 @@ pub struct ReportArgs {
     /// The run, as written by `tracer contention --json`.
     pub run: PathBuf,
     /// text: the contention decision report; json: the report re-serialized
-    /// at this tracer's schema; folded: stacks weighted by wait time (ns)
-    /// for flamegraph.pl and inferno; speedscope: the same stacks as a
-    /// speedscope file.
+    /// at this tracer's schema; html: one self-contained page with charts
+    /// and a flame graph; folded: stacks weighted by wait time (ns) for
+    /// flamegraph.pl and inferno; pprof: a gzip'd profile.proto mutex
+    /// profile (contentions/count, delay/nanoseconds) for go tool pprof,
+    /// Pyroscope and Parca; speedscope: the folded stacks as a speedscope
+    /// file.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write to FILE instead of stdout.
@@ -67,7 +70,9 @@ pub struct ReportArgs {
 pub enum ReportFormat {
     Text,
     Json,
+    Html,
     Folded,
+    Pprof,
     Speedscope,
 }
 

@@ -22,25 +22,38 @@ use clap::Parser as _;
 
 /// `tracer report RUN.json`: any view, rebuilt from the JSON alone.
 fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
+    use std::io::{IsTerminal as _, Write as _};
     let r = compare::load(&args.run)?;
-    let text = match args.format {
-        cli::ReportFormat::Text => report::text::render(&r, args.top),
+    let bytes: Vec<u8> = match args.format {
+        cli::ReportFormat::Text => report::text::render(&r, args.top).into_bytes(),
         cli::ReportFormat::Json => {
             let mut r = r;
             r.schema_version = report::model::SCHEMA_VERSION.to_string();
-            serde_json::to_string_pretty(&r)? + "\n"
+            (serde_json::to_string_pretty(&r)? + "\n").into_bytes()
         }
-        cli::ReportFormat::Folded => report::folded::render(&r),
+        cli::ReportFormat::Html => report::html::render(&r).into_bytes(),
+        cli::ReportFormat::Folded => report::folded::render(&r).into_bytes(),
+        cli::ReportFormat::Pprof => {
+            if args.output.is_none() && std::io::stdout().is_terminal() {
+                return Err(exit::fail(
+                    exit::Code::Usage,
+                    "a pprof profile is binary: write it to a file with -o FILE (or pipe it)",
+                ));
+            }
+            report::pprof::render(&r)
+        }
         cli::ReportFormat::Speedscope => {
-            serde_json::to_string(&report::folded::speedscope(&r))? + "\n"
+            (serde_json::to_string(&report::folded::speedscope(&r))? + "\n").into_bytes()
         }
     };
     match &args.output {
         None => {
-            print!("{text}");
-            Ok(())
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}")))
         }
-        Some(p) => std::fs::write(p, text).map_err(|e| {
+        Some(p) => std::fs::write(p, bytes).map_err(|e| {
             exit::fail(
                 exit::Code::Output,
                 format!("cannot write {}: {e}", p.display()),

@@ -38,6 +38,8 @@ pub struct Unwound {
     pub waits: u64,
     /// Estimated wait time: each sample's duration × its weight.
     pub wait_ns: u64,
+    /// The same estimates per waiting thread: tid → (waits, wait ns).
+    pub threads: BTreeMap<u32, (u64, u64)>,
 }
 
 /// Unwound stacks per lock: (futex word, tgid) → stack → totals.
@@ -121,9 +123,13 @@ impl Unwinding {
                     frames,
                     ..Default::default()
                 });
+            let wait_ns = sample.wait_ns.saturating_mul(sample.weight);
             agg.samples += 1;
             agg.waits += sample.weight;
-            agg.wait_ns += sample.wait_ns.saturating_mul(sample.weight);
+            agg.wait_ns += wait_ns;
+            let t = agg.threads.entry(sample.tid).or_default();
+            t.0 += sample.weight;
+            t.1 += wait_ns;
         }
     }
 }
@@ -200,6 +206,7 @@ struct Header {
     sp: u64,
     bp: u64,
     tgid: u32,
+    tid: u32,
     stack_len: usize,
 }
 
@@ -218,6 +225,7 @@ impl Header {
             sp: u64_at(off!(UnwindSample, sp))?,
             bp: u64_at(off!(UnwindSample, bp))?,
             tgid: u32_at(off!(UnwindSample, tgid))?,
+            tid: u32_at(off!(UnwindSample, tid))?,
             stack_len: u32_at(off!(UnwindSample, stack_len))? as usize,
         };
         (b.len() >= HEADER + h.stack_len.min(UNWIND_STACK)).then_some(h)

@@ -153,6 +153,7 @@ pub fn build(
                 unwind,
                 call_site: callsite::caller(&frames).map(frame_label),
                 frames,
+                threads: Vec::new(),
             });
         }
         for (s, unwind, frames) in top(wake_sites.remove(key), syms) {
@@ -550,6 +551,7 @@ fn unwound_sites(
                 unwind: "eh_frame".to_string(),
                 call_site: callsite::caller(&frames).map(frame_label),
                 frames,
+                threads: site_threads(&u.threads),
             });
         }
     }
@@ -557,6 +559,19 @@ fn unwound_sites(
         lock.kind = kind.to_string();
         lock.kind_frame = (!frame.is_empty()).then_some(frame);
     }
+}
+
+fn site_threads(t: &BTreeMap<u32, (u64, u64)>) -> Vec<SiteThread> {
+    let mut v: Vec<SiteThread> = t
+        .iter()
+        .map(|(&tid, &(count, wait_ns))| SiteThread {
+            tid,
+            count,
+            wait_ns,
+        })
+        .collect();
+    v.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+    v
 }
 
 /// The largest sites (by count, then amount), symbolized: (stats, unwind

@@ -66,8 +66,10 @@ pub fn parse(text: &str) -> Result<Report> {
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.2).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.2.json");
+    /// A real run at the current schema (1.3).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+    /// A real run from schema 1.2 (before per-thread site estimates).
+    const FIXTURE_1_2: &str = include_str!("../../../tests/fixtures/report-v1.2.json");
     /// A real run from schema 1.1 (before lock kinds and unwound sites).
     const FIXTURE_1_1: &str = include_str!("../../../tests/fixtures/report-v1.1.json");
     /// A real run from schema 1.0: an older minor must still be read.
@@ -128,6 +130,24 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_2_reads_without_per_thread_sites() {
+        let report = parse(FIXTURE_1_2).expect("a 1.2 report parses");
+        assert!(
+            report
+                .locks
+                .iter()
+                .flat_map(|l| &l.unwound_sites)
+                .all(|s| s.threads.is_empty())
+        );
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_2).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.2 field changed when read by 1.3"
+        );
+    }
+
+    #[test]
     fn current_fixture_has_kinds_and_unwound_sites() {
         let report = parse(FIXTURE).unwrap();
         let top = &report.locks[0];
@@ -137,6 +157,13 @@ mod tests {
             top.call_site
                 .as_deref()
                 .is_some_and(|c| c.starts_with("sequencer_assign"))
+        );
+        // Per-thread estimates add up to the site's (schema 1.3).
+        let site = &top.unwound_sites[0];
+        assert!(site.threads.len() > 1);
+        assert_eq!(
+            site.threads.iter().map(|t| t.count).sum::<u64>(),
+            site.count
         );
     }
 

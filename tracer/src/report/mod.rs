@@ -2,9 +2,12 @@
 
 pub mod build;
 pub mod callsite;
+pub mod chart;
 pub mod decide;
 pub mod folded;
 pub mod hist;
+pub mod html;
 pub mod json;
 pub mod model;
+pub mod pprof;
 pub mod text;

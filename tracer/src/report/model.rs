@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -280,6 +280,18 @@ pub struct Site {
     pub call_site: Option<String>,
     /// Innermost first.
     pub frames: Vec<Frame>,
+    /// The estimates per waiting thread, by wait time, largest first
+    /// (unwound sites only; schema 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<SiteThread>,
+}
+
+/// One thread's share of a call site: sampled waits scaled by their weight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteThread {
+    pub tid: u32,
+    pub count: u64,
+    pub wait_ns: u64,
 }
 
 /// A call site of wakes that woke someone.

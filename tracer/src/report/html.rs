@@ -1,0 +1,504 @@
+//! The report as one self-contained HTML page: verdict, per-lock rate chart
+//! with the decision lines, wait histograms with p50/p95/p99, where the
+//! threads' time went, function latency histograms, and a flame graph of
+//! the contended stacks weighted by wait time (inferno). Nothing is fetched
+//! at view time: styles and SVG are inline, the flame graph (with its own
+//! script, for zoom and search) sits in an `<iframe srcdoc>`.
+
+use std::fmt::Write as _;
+
+use super::{
+    chart::{self, Bar, esc},
+    folded,
+    model::{Decision, Lock, Report},
+    text::{human_count, human_ns, human_rate},
+};
+
+pub const STYLE: &str = r#"
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 24px auto; max-width: 1220px; padding: 0 16px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 14px; margin: 16px 0 4px; font-family: ui-monospace, monospace; }
+.meta { color: #666; font-size: 12.5px; }
+.verdict { padding: 12px 16px; border-radius: 6px; margin: 16px 0; border-left: 6px solid; }
+.d-recommended { background: #fdecea; border-color: #c9302c; } .d-consider { background: #fff4e0; border-color: #e08e0b; }
+.d-not_needed { background: #eaf6ea; border-color: #3c963c; } .d-not_lock_contention { background: #f2f2f2; border-color: #999; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+th, td { padding: 3px 10px; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
+th { background: #f6f6f6; font-weight: 600; } td.l, th.l { text-align: left; }
+td.mono { font-family: ui-monospace, monospace; font-size: 12px; white-space: normal; text-align: left; overflow-wrap: anywhere; }
+.badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; color: #fff; }
+.b-recommended, .b-critical { background: #c9302c; } .b-consider, .b-major { background: #e08e0b; } .b-minor { background: #d4b106; }
+.b-not_needed, .b-none { background: #3c963c; } .b-not_lock_contention { background: #999; } .b-warning { background: #5b8fd6; }
+.b-improvement { background: #3c963c; } .b-neutral { background: #999; }
+.chart text { font: 11px system-ui, sans-serif; fill: #333; } .chart .tick { fill: #777; font-size: 10px; } .chart .marker { font-weight: 600; fill: #444; }
+.grid { display: flex; flex-wrap: wrap; gap: 8px 24px; } .cell { flex: 0 1 auto; min-width: 0; }
+.flame { width: 100%; border: 1px solid #ddd; }
+.note { color: #555; font-size: 12.5px; } ul.notes li { margin: 2px 0; }
+.cols { display: flex; gap: 24px; } .cols > div { flex: 1 1 0; min-width: 0; overflow-x: auto; }
+"#;
+
+const COLORS: [(&str, &str); 4] = [
+    ("recommended", "#c9302c"),
+    ("consider", "#e08e0b"),
+    ("not_needed", "#3c963c"),
+    ("not_lock_contention", "#999999"),
+];
+
+pub fn decision_key(d: Decision) -> &'static str {
+    match d {
+        Decision::Recommended => "recommended",
+        Decision::Consider => "consider",
+        Decision::NotNeeded => "not_needed",
+        Decision::NotLockContention => "not_lock_contention",
+    }
+}
+
+pub fn decision_text(d: Decision) -> &'static str {
+    match d {
+        Decision::Recommended => "lock-free recommended",
+        Decision::Consider => "consider lock-free",
+        Decision::NotNeeded => "lock-free not needed",
+        Decision::NotLockContention => "not a lock",
+    }
+}
+
+pub fn decision_color(d: Decision) -> &'static str {
+    let k = decision_key(d);
+    COLORS.iter().find(|c| c.0 == k).map_or("#999", |c| c.1)
+}
+
+/// A whole page around `body`.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n",
+        esc(title)
+    )
+}
+
+pub fn program(r: &Report) -> String {
+    r.targets
+        .first()
+        .map(|t| t.command_line.join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "(unknown program)".into())
+}
+
+fn meta(r: &Report) -> String {
+    let pids: Vec<String> = r.targets.iter().map(|t| t.pid.to_string()).collect();
+    format!(
+        "pid {} · traced {:.1} s from {} · {} · kernel {} · mode {} · tracer {} · schema {}",
+        pids.join(","),
+        r.duration_s,
+        r.start_time,
+        r.hostname,
+        r.kernel,
+        r.mode,
+        r.tool.version,
+        r.schema_version
+    )
+}
+
+/// Contentions/s per lock on a log axis, with the two decision lines.
+pub fn rate_chart(id: &str, locks: &[&Lock], r: &Report) -> String {
+    let bars: Vec<Bar> = locks
+        .iter()
+        .map(|l| Bar {
+            label: l.label.clone(),
+            values: vec![(l.contentions_per_s, decision_color(l.decision))],
+            title: format!(
+                "{}: {}/s, {} ({})",
+                l.label,
+                human_rate(l.contentions_per_s),
+                decision_text(l.decision),
+                l.kind
+            ),
+        })
+        .collect();
+    chart::hbars(
+        id,
+        &bars,
+        true,
+        &[
+            (
+                r.thresholds.consider_at,
+                format!("consider {}/s", human_rate(r.thresholds.consider_at)),
+            ),
+            (
+                r.thresholds.recommend_at,
+                format!("recommend {}/s", human_rate(r.thresholds.recommend_at)),
+            ),
+        ],
+        &|v| format!("{}/s", human_rate(v)),
+    )
+}
+
+fn locks_table(o: &mut String, locks: &[&Lock]) {
+    o.push_str("<table><tr><th class=\"l\">lock</th><th class=\"l\">kind</th><th>contentions/s</th><th>contentions</th><th>total wait</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th class=\"l\">decision</th><th class=\"l\">call site</th></tr>");
+    for l in locks {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td><td class=\"mono\">{}</td></tr>",
+            esc(&l.label),
+            esc(&l.kind),
+            human_rate(l.contentions_per_s),
+            human_count(l.contentions),
+            human_ns(l.wait.total_ns),
+            human_ns(l.wait.p50_ns),
+            human_ns(l.wait.p95_ns),
+            human_ns(l.wait.p99_ns),
+            human_ns(l.wait.max_ns),
+            decision_key(l.decision),
+            decision_text(l.decision),
+            esc(l.call_site.as_deref().unwrap_or("-")),
+        );
+    }
+    o.push_str("</table>");
+}
+
+fn lock_detail(o: &mut String, i: usize, l: &Lock) {
+    let _ = write!(
+        o,
+        "<h3>{} <span class=\"badge b-{}\">{}</span></h3><p class=\"note\">{} at {} (pid {}) · {} waits ({} slept, {} EAGAIN) · {} wake calls</p><div class=\"grid\"><div class=\"cell\">",
+        esc(&l.label),
+        decision_key(l.decision),
+        decision_text(l.decision),
+        esc(&l.kind),
+        esc(&l.address),
+        l.pid,
+        human_count(l.contentions),
+        human_count(l.outcomes.slept),
+        human_count(l.outcomes.eagain),
+        human_count(l.wakes.calls)
+    );
+    o.push_str(&chart::histogram(
+        &format!("wait-hist-{i}"),
+        &l.histogram,
+        &[
+            (l.wait.p50_ns, "p50"),
+            (l.wait.p95_ns, "p95"),
+            (l.wait.p99_ns, "p99"),
+        ],
+        &chart::ns,
+        decision_color(l.decision),
+    ));
+    o.push_str("</div><div class=\"cell\"><table><tr><th class=\"l\">thread</th><th>tid</th><th>waits</th><th>wait</th><th>max</th><th>wakes</th></tr>");
+    for t in l.threads.iter().take(6) {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.name),
+            t.tid,
+            human_count(t.contentions),
+            human_ns(t.wait_ns),
+            human_ns(t.max_wait_ns),
+            human_count(t.wake_calls)
+        );
+    }
+    if l.threads.len() > 6 {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\" colspan=\"6\">… and {} more</td></tr>",
+            l.threads.len() - 6
+        );
+    }
+    o.push_str("</table></div></div>");
+    let sites = if l.unwound_sites.is_empty() {
+        &l.sites
+    } else {
+        &l.unwound_sites
+    };
+    let est: u64 = sites.iter().map(|s| s.count).sum();
+    if !sites.is_empty() {
+        o.push_str("<table><tr><th class=\"l\">call site</th><th>share of waits</th><th>samples</th><th class=\"l\">stack</th></tr>");
+        for s in sites.iter().take(3) {
+            let stack: Vec<String> = s
+                .frames
+                .iter()
+                .take(6)
+                .map(|f| f.symbol.clone().unwrap_or_else(|| f.addr.clone()))
+                .collect();
+            let _ = write!(
+                o,
+                "<tr><td class=\"mono\">{}</td><td>{:.0}%</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+                esc(s.call_site.as_deref().unwrap_or("-")),
+                100.0 * s.count as f64 / est.max(1) as f64,
+                s.samples,
+                esc(&stack.join(" ← "))
+            );
+        }
+        o.push_str("</table>");
+    }
+}
+
+/// Where each traced thread's time went (scheduler view).
+fn offcpu(o: &mut String, r: &Report) {
+    let rows: Vec<(String, Vec<f64>)> = r
+        .threads
+        .iter()
+        .filter_map(|t| {
+            let s = t.sched.as_ref()?;
+            let other = s.sleep_ns.saturating_sub(s.futex_sleep_ns);
+            Some((
+                format!("{} ({})", t.name, t.tid),
+                vec![
+                    s.oncpu_ns as f64,
+                    s.futex_sleep_ns as f64,
+                    other as f64,
+                    s.runnable_ns as f64,
+                ],
+            ))
+        })
+        .take(24)
+        .collect();
+    if rows.is_empty() {
+        o.push_str("<p class=\"note\">No scheduler view in this run.</p>");
+        return;
+    }
+    o.push_str(&chart::stacked(
+        "offcpu",
+        &rows,
+        &[
+            ("on CPU", "#4a7bd0"),
+            ("futex wait (sleeping)", "#c9302c"),
+            ("other sleep", "#b9b9b9"),
+            ("runnable (waiting for a CPU)", "#e08e0b"),
+        ],
+    ));
+    o.push_str("<table><tr><th class=\"l\">thread</th><th>tid</th><th>on CPU</th><th>futex sleep</th><th>other sleep</th><th>runnable</th><th>wake→run p99</th><th class=\"l\">other sleep in</th></tr>");
+    for t in &r.threads {
+        let Some(s) = &t.sched else { continue };
+        let other: Vec<String> = s
+            .other_sleep
+            .iter()
+            .take(3)
+            .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
+            .collect();
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&t.name),
+            t.tid,
+            human_ns(s.oncpu_ns),
+            human_ns(s.futex_sleep_ns),
+            human_ns(s.sleep_ns.saturating_sub(s.futex_sleep_ns)),
+            human_ns(s.runnable_ns),
+            human_ns(s.wakeup_latency.p99_ns),
+            esc(&other.join(", "))
+        );
+    }
+    o.push_str("</table>");
+}
+
+fn functions(o: &mut String, r: &Report) {
+    let fns: Vec<_> = r.functions.iter().filter(|f| f.calls > 0).collect();
+    if fns.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Probed functions</h2><table><tr><th class=\"l\">function</th><th class=\"l\">role</th><th>calls</th><th>calls/s</th><th>total</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>bytes</th></tr>");
+    for f in &fns {
+        let _ = write!(
+            o,
+            "<tr><td class=\"mono\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            esc(&f.role),
+            human_count(f.calls),
+            human_rate(f.calls_per_s),
+            human_ns(f.latency.total_ns),
+            human_ns(f.latency.p50_ns),
+            human_ns(f.latency.p95_ns),
+            human_ns(f.latency.p99_ns),
+            human_ns(f.latency.max_ns),
+            f.bytes.map_or("-".into(), human_count)
+        );
+    }
+    o.push_str("</table>");
+    if let Some(c) = &r.probe_cost {
+        let _ = write!(
+            o,
+            "<p class=\"note\">Probe cost: ≈{} per probed call (entry + return, measured at start-up) × {} calls ≈ {} of the targets' {} on-CPU time ({:.1}%); attached {:.0}% of the run in {} window(s).</p>",
+            human_ns(c.per_call_ns as u64),
+            human_count(c.calls),
+            human_ns(c.estimated_overhead_ns),
+            human_ns(c.target_cpu_ns),
+            100.0 * c.estimated_share,
+            100.0 * c.attached_fraction,
+            c.windows
+        );
+    }
+    o.push_str("<div class=\"grid\">");
+    for (i, f) in fns.iter().take(12).enumerate() {
+        let _ = write!(o, "<div class=\"cell\"><h3>{}</h3>", esc(&f.name));
+        o.push_str(&chart::histogram(
+            &format!("fn-hist-{i}"),
+            &f.histogram,
+            &[
+                (f.latency.p50_ns, "p50"),
+                (f.latency.p95_ns, "p95"),
+                (f.latency.p99_ns, "p99"),
+            ],
+            &chart::ns,
+            "#4a7bd0",
+        ));
+        o.push_str("</div>");
+    }
+    o.push_str("</div>");
+}
+
+/// The contended stacks as an inferno flame graph in an `<iframe srcdoc>`
+/// (its script finds "the first svg" and fixed element ids, so it gets a
+/// document of its own). None when no lock waited.
+pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
+    let lines: Vec<String> = folded::stacks(r)
+        .into_iter()
+        .map(|(path, w)| format!("{} {w}", path.join(";")))
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    opts.count_name = "ns of wait".to_string();
+    opts.image_width = Some(1180);
+    opts.hash = true;
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg).ok()?;
+    let svg = String::from_utf8(svg).ok()?;
+    let start = svg.find("<svg")?;
+    let svg = &svg[start..];
+    let height = svg
+        .split_once("height=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .and_then(|(h, _)| h.parse::<f64>().ok())
+        .unwrap_or(400.0);
+    let doc = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{{margin:0}}</style></head><body>{svg}</body></html>"
+    );
+    Some(format!(
+        "<iframe class=\"flame\" id=\"flamegraph\" title=\"flame graph\" style=\"height:{}px\" srcdoc=\"{}\"></iframe>",
+        height.ceil() + 4.0,
+        esc(&doc)
+    ))
+}
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let prog = program(r);
+    let _ = write!(
+        o,
+        "<h1>Lock contention: {}</h1><div class=\"meta\">{}</div>",
+        esc(&prog),
+        esc(&meta(r))
+    );
+    let _ = write!(
+        o,
+        "<div class=\"verdict d-{}\" id=\"verdict\"><b>{}</b><br>{}</div>",
+        decision_key(r.verdict.decision),
+        esc(decision_text(r.verdict.decision)),
+        esc(&r.verdict.text)
+    );
+
+    o.push_str("<h2>Locks</h2>");
+    let locks: Vec<&Lock> = r.locks.iter().collect();
+    if locks.is_empty() {
+        o.push_str("<p>No futex waits were seen: nothing was contended.</p>");
+    } else {
+        let _ = write!(
+            o,
+            "<p class=\"note\">Contentions per second (log scale), coloured by decision: under {}/s lock-free is not needed, {}–{}/s consider it, over {}/s it is recommended.</p>",
+            human_rate(r.thresholds.consider_at),
+            human_rate(r.thresholds.consider_at),
+            human_rate(r.thresholds.recommend_at),
+            human_rate(r.thresholds.recommend_at)
+        );
+        let charted: Vec<&Lock> = locks.iter().copied().take(20).collect();
+        o.push_str(&rate_chart("rates", &charted, r));
+        locks_table(&mut o, &locks);
+        o.push_str("<h2>Wait times</h2><p class=\"note\">Per lock: how long each futex wait lasted, with p50, p95 and p99 marked; the threads that waited and the call sites they waited from.</p>");
+        for (i, l) in locks.iter().take(8).enumerate() {
+            lock_detail(&mut o, i, l);
+        }
+    }
+
+    o.push_str("<h2>Where the time goes</h2><p class=\"note\">Each traced thread's time from the scheduler hooks: on CPU, asleep in a futex wait, asleep elsewhere, and runnable but waiting for a CPU.</p>");
+    offcpu(&mut o, r);
+
+    functions(&mut o, r);
+
+    if let Some(f) = flamegraph(r, "Lock wait by call stack") {
+        o.push_str("<h2>Flame graph</h2><p class=\"note\">Contended call stacks weighted by wait time: each lock's total wait spread over its sampled call sites, the rest under [unattributed]. Click to zoom, Ctrl-F to search.</p>");
+        o.push_str(&f);
+    }
+
+    if !r.kernel_locks.is_empty() {
+        o.push_str("<h2>Kernel locks</h2><table><tr><th class=\"l\">lock</th><th class=\"l\">kind</th><th>contentions</th><th>total</th><th>avg</th><th>max</th></tr>");
+        for k in r.kernel_locks.iter().take(15) {
+            let _ = write!(
+                o,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(k.symbol.as_deref().unwrap_or(&k.address)),
+                esc(&k.kind),
+                human_count(k.contentions),
+                human_ns(k.total_ns),
+                human_ns(k.avg_ns),
+                human_ns(k.max_ns)
+            );
+        }
+        o.push_str("</table>");
+    }
+
+    o.push_str("<h2>Events and drops</h2><table><tr><th class=\"l\">event</th><th>count</th></tr>");
+    for (k, v) in &r.events {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
+            esc(k),
+            human_count(*v)
+        );
+    }
+    o.push_str("</table><table id=\"drops\"><tr><th class=\"l\">drop</th><th>count</th></tr>");
+    for (k, v) in &r.drops {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
+            esc(k),
+            human_count(*v)
+        );
+    }
+    o.push_str("</table><ul class=\"notes\">");
+    for n in &r.limitations {
+        let _ = write!(o, "<li class=\"note\">{}</li>", esc(n));
+    }
+    o.push_str("</ul>");
+    page(&format!("tracer: {prog}"), &o)
+}
+
+#[cfg(test)]
+mod tests {
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+
+    #[test]
+    fn page_has_every_chart_and_no_outside_reference() {
+        let r = crate::report::json::parse(FIXTURE).unwrap();
+        let html = super::render(&r);
+        for id in [
+            "id=\"rates\"",
+            "id=\"wait-hist-0\"",
+            "id=\"offcpu\"",
+            "id=\"fn-hist-0\"",
+            "id=\"flamegraph\"",
+            "id=\"drops\"",
+        ] {
+            assert!(html.contains(id), "{id} missing");
+        }
+        // The decision lines are drawn at the thresholds.
+        assert!(html.contains("consider 100/s") && html.contains("recommend 1,000/s"));
+        // No network at view time: nothing loads from elsewhere.
+        for bad in ["src=\"http", "href=\"http", "url(http", "@import"] {
+            assert!(!html.contains(bad), "{bad}");
+        }
+        // Every lock is in the table.
+        for l in &r.locks {
+            assert!(html.contains(&super::esc(&l.label)), "{}", l.label);
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The report as a pprof mutex profile: gzip'd profile.proto with sample
+//! types `contentions/count` and `delay/nanoseconds` (what Go's mutex
+//! profile carries), so `go tool pprof`, Pyroscope and Parca open it.
+//! Format: https://github.com/google/pprof/blob/main/proto/profile.proto
+//!
+//! Every sample is (lock, thread, call stack) with labels `lock`,
+//! `lock_address`, `lock_kind`, `thread`, and numeric `tid` and `pid`. The
+//! exact per-(lock, thread) counts and wait times are spread over that
+//! thread's sampled call stacks in proportion to their estimates, and what
+//! no stack accounts for goes to an `[unattributed]` frame, so the profile's
+//! totals equal the report's exactly. Sites without a per-thread breakdown
+//! (frame-pointer sites, reports before schema 1.3) are split per lock and
+//! carry no thread label.
+
+use std::{collections::HashMap, io::Write as _};
+
+use super::model::{Frame, Lock, Report, Site};
+
+/// profile.proto, the messages and fields this writer uses.
+pub mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "9")]
+        pub time_nanos: i64,
+        #[prost(int64, tag = "10")]
+        pub duration_nanos: i64,
+        #[prost(message, optional, tag = "11")]
+        pub period_type: Option<ValueType>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+        #[prost(int64, repeated, tag = "13")]
+        pub comment: Vec<i64>,
+        #[prost(int64, tag = "14")]
+        pub default_sample_type: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        /// Leaf first.
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
+        #[prost(int64, tag = "3")]
+        pub num: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "3")]
+        pub address: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+    }
+}
+
+/// One (lock, thread, stack) with its share of the exact totals.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub lock: &'a Lock,
+    /// (tid, name); None when the stacks have no per-thread breakdown.
+    pub thread: Option<(u32, &'a str)>,
+    /// Innermost first; None for the `[unattributed]` remainder.
+    pub frames: Option<&'a [Frame]>,
+    pub contentions: u64,
+    pub delay_ns: u64,
+}
+
+/// Splits `total` over `weights` in proportion (floors); the shares never
+/// add up to more than `total`.
+fn apportion(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    weights
+        .iter()
+        .map(|&w| {
+            (u128::from(total) * u128::from(w))
+                .checked_div(sum)
+                .map_or(0, |v| v as u64)
+        })
+        .collect()
+}
+
+/// Pushes the parts of one group of exact totals spread over `sites` by
+/// their (count, wait) estimates, then the remainder as unattributed.
+fn spread<'a>(
+    out: &mut Vec<Part<'a>>,
+    lock: &'a Lock,
+    thread: Option<(u32, &'a str)>,
+    totals: (u64, u64),
+    sites: &[(&'a Site, u64, u64)],
+) {
+    let counts = apportion(totals.0, &sites.iter().map(|s| s.1).collect::<Vec<_>>());
+    let delays = apportion(totals.1, &sites.iter().map(|s| s.2).collect::<Vec<_>>());
+    let (mut c_given, mut d_given) = (0, 0);
+    for ((s, c), d) in sites.iter().zip(counts).zip(delays) {
+        if c == 0 && d == 0 {
+            continue;
+        }
+        out.push(Part {
+            lock,
+            thread,
+            frames: Some(&s.0.frames),
+            contentions: c,
+            delay_ns: d,
+        });
+        c_given += c;
+        d_given += d;
+    }
+    let rest = (totals.0 - c_given, totals.1 - d_given);
+    if rest != (0, 0) {
+        out.push(Part {
+            lock,
+            thread,
+            frames: None,
+            contentions: rest.0,
+            delay_ns: rest.1,
+        });
+    }
+}
+
+/// Every lock's exact contentions and wait time, spread over (thread,
+/// stack) parts.
+pub fn parts(r: &Report) -> Vec<Part<'_>> {
+    let mut out = Vec::new();
+    for l in &r.locks {
+        let sites: Vec<&Site> = if l.unwound_sites.is_empty() {
+            l.sites.iter()
+        } else {
+            l.unwound_sites.iter()
+        }
+        .filter(|s| !s.frames.is_empty())
+        .collect();
+        if sites.iter().any(|s| !s.threads.is_empty()) {
+            let (mut c_given, mut d_given) = (0u64, 0u64);
+            for t in &l.threads {
+                let per: Vec<(&Site, u64, u64)> = sites
+                    .iter()
+                    .filter_map(|s| {
+                        let st = s.threads.iter().find(|x| x.tid == t.tid)?;
+                        Some((*s, st.count, st.wait_ns))
+                    })
+                    .collect();
+                let totals = (
+                    t.contentions.min(l.contentions - c_given),
+                    t.wait_ns.min(l.wait.total_ns - d_given),
+                );
+                spread(&mut out, l, Some((t.tid, &t.name)), totals, &per);
+                c_given += totals.0;
+                d_given += totals.1;
+            }
+            // The threads add up to the lock; anything else is kept anyway.
+            spread(
+                &mut out,
+                l,
+                None,
+                (l.contentions - c_given, l.wait.total_ns - d_given),
+                &[],
+            );
+        } else {
+            let per: Vec<(&Site, u64, u64)> =
+                sites.iter().map(|s| (*s, s.count, s.wait_ns)).collect();
+            spread(&mut out, l, None, (l.contentions, l.wait.total_ns), &per);
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn new() -> Self {
+        let mut s = Self::default();
+        s.id("");
+        s
+    }
+
+    fn id(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+}
+
+fn addr_of(f: &Frame) -> u64 {
+    u64::from_str_radix(f.addr.trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+/// The profile message (not yet encoded).
+pub fn profile(r: &Report) -> proto::Profile {
+    let mut strings = Strings::new();
+    let mut p = proto::Profile {
+        sample_type: vec![
+            proto::ValueType {
+                r#type: strings.id("contentions"),
+                unit: strings.id("count"),
+            },
+            proto::ValueType {
+                r#type: strings.id("delay"),
+                unit: strings.id("nanoseconds"),
+            },
+        ],
+        period: 1,
+        ..Default::default()
+    };
+    p.period_type = Some(p.sample_type[0].clone());
+    p.default_sample_type = p.sample_type[1].r#type;
+    p.time_nanos = humantime::parse_rfc3339_weak(&r.start_time)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    p.duration_nanos = (r.duration_s * 1e9) as i64;
+    let program = r
+        .targets
+        .first()
+        .map(|t| t.command_line.join(" "))
+        .unwrap_or_default();
+    for c in [
+        format!(
+            "tracer {}: futex lock contention of {program}",
+            r.tool.version
+        ),
+        format!("verdict: {}", r.verdict.text),
+    ] {
+        p.comment.push(strings.id(&c));
+    }
+
+    // Locations and functions, one per distinct frame.
+    let mut functions: HashMap<(String, String), u64> = HashMap::new();
+    let mut locations: HashMap<(String, String, u32), u64> = HashMap::new();
+    let mut location = |p: &mut proto::Profile, strings: &mut Strings, f: Option<&Frame>| {
+        let (name, file, line, addr) = match f {
+            Some(f) => (
+                f.symbol.clone().unwrap_or_else(|| f.addr.clone()),
+                f.file.clone().unwrap_or_default(),
+                f.line.unwrap_or(0),
+                addr_of(f),
+            ),
+            None => ("[unattributed]".to_string(), String::new(), 0, 0),
+        };
+        let addr_key = f.map(|f| f.addr.clone()).unwrap_or_default();
+        if let Some(&id) = locations.get(&(addr_key.clone(), name.clone(), line)) {
+            return id;
+        }
+        let fid = *functions
+            .entry((name.clone(), file.clone()))
+            .or_insert_with(|| {
+                let id = p.function.len() as u64 + 1;
+                p.function.push(proto::Function {
+                    id,
+                    name: strings.id(&name),
+                    system_name: strings.id(&name),
+                    filename: strings.id(&file),
+                });
+                id
+            });
+        let id = p.location.len() as u64 + 1;
+        p.location.push(proto::Location {
+            id,
+            address: addr,
+            line: vec![proto::Line {
+                function_id: fid,
+                line: i64::from(line),
+            }],
+        });
+        locations.insert((addr_key, name, line), id);
+        id
+    };
+
+    for part in parts(r) {
+        let location_id = match part.frames {
+            Some(frames) => frames
+                .iter()
+                .map(|f| location(&mut p, &mut strings, Some(f)))
+                .collect(),
+            None => vec![location(&mut p, &mut strings, None)],
+        };
+        let l = part.lock;
+        let mut label = vec![
+            proto::Label {
+                key: strings.id("lock"),
+                str: strings.id(&l.label),
+                num: 0,
+            },
+            proto::Label {
+                key: strings.id("lock_address"),
+                str: strings.id(&l.address),
+                num: 0,
+            },
+            proto::Label {
+                key: strings.id("lock_kind"),
+                str: strings.id(&l.kind),
+                num: 0,
+            },
+            proto::Label {
+                key: strings.id("pid"),
+                str: 0,
+                num: i64::from(l.pid),
+            },
+        ];
+        if let Some((tid, name)) = part.thread {
+            label.push(proto::Label {
+                key: strings.id("thread"),
+                str: strings.id(name),
+                num: 0,
+            });
+            label.push(proto::Label {
+                key: strings.id("tid"),
+                str: 0,
+                num: i64::from(tid),
+            });
+        }
+        p.sample.push(proto::Sample {
+            location_id,
+            value: vec![part.contentions as i64, part.delay_ns as i64],
+            label,
+        });
+    }
+    p.string_table = strings.table;
+    p
+}
+
+/// The gzip'd profile, as pprof files are stored.
+pub fn render(r: &Report) -> Vec<u8> {
+    let bytes = prost::Message::encode_to_vec(&profile(r));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = gz.write_all(&bytes);
+    gz.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+
+    fn decode(bytes: &[u8]) -> proto::Profile {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut raw)
+            .unwrap();
+        <proto::Profile as prost::Message>::decode(raw.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn totals_equal_the_reports_and_labels_name_lock_and_thread() {
+        let r = crate::report::json::parse(FIXTURE).unwrap();
+        let p = decode(&render(&r));
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        assert_eq!(s(0), "");
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect();
+        assert_eq!(types, [("contentions", "count"), ("delay", "nanoseconds")]);
+        let sum = |i: usize| p.sample.iter().map(|x| x.value[i]).sum::<i64>() as u64;
+        assert_eq!(sum(0), r.locks.iter().map(|l| l.contentions).sum::<u64>());
+        assert_eq!(sum(1), r.locks.iter().map(|l| l.wait.total_ns).sum::<u64>());
+        // Per lock and per thread too.
+        for l in &r.locks {
+            let of_lock = |x: &&proto::Sample| {
+                x.label
+                    .iter()
+                    .any(|lb| s(lb.key) == "lock_address" && s(lb.str) == l.address)
+            };
+            let delay: i64 = p.sample.iter().filter(of_lock).map(|x| x.value[1]).sum();
+            assert_eq!(delay as u64, l.wait.total_ns, "{}", l.label);
+            for t in &l.threads {
+                let c: i64 = p
+                    .sample
+                    .iter()
+                    .filter(of_lock)
+                    .filter(|x| {
+                        x.label
+                            .iter()
+                            .any(|lb| s(lb.key) == "tid" && lb.num == i64::from(t.tid))
+                    })
+                    .map(|x| x.value[0])
+                    .sum();
+                assert_eq!(c as u64, t.contentions, "{} tid {}", l.label, t.tid);
+            }
+        }
+        // Stacks resolve to functions, leaf first.
+        let fname = |loc: u64| {
+            let l = &p.location[loc as usize - 1];
+            assert_eq!(l.id, loc);
+            let f = &p.function[l.line[0].function_id as usize - 1];
+            s(f.name).to_string()
+        };
+        let stack: Vec<String> = p
+            .sample
+            .iter()
+            .find(|x| x.location_id.len() > 2)
+            .unwrap()
+            .location_id
+            .iter()
+            .map(|&id| fname(id))
+            .collect();
+        let assign = stack.iter().position(|f| f == "sequencer_assign").unwrap();
+        let worker = stack.iter().position(|f| f == "sequencer_worker").unwrap();
+        assert!(assign < worker, "{stack:?}");
+        assert!(p.duration_nanos > 0 && p.time_nanos > 0);
+    }
+
+    #[test]
+    fn apportion_never_gives_more_than_the_total() {
+        assert_eq!(apportion(10, &[1, 1, 1]), [3, 3, 3]);
+        assert_eq!(apportion(10, &[]), Vec::<u64>::new());
+        assert_eq!(apportion(10, &[0, 0]), [0, 0]);
+        assert_eq!(apportion(u64::MAX, &[u64::MAX, 1])[0], u64::MAX - 1);
+    }
+}
