@@ -82,6 +82,7 @@ EXAMPLES:
     tracer compare -b b1.json -b b2.json -b b3.json -c c1.json -c c2.json -c c3.json
     tracer compare --baseline main current.json --ci      fail (exit 9) on a minor or worse regression
     tracer compare base.json current.json --markdown pr-comment.md --json compare.json
+    tracer compare base.json current.json --html compare.html
 
 Severity of a change: warning 5–10%, minor 10–20%, major 20–50%, critical over
 50% (--warning/--minor/--major/--critical, or per metric in --thresholds FILE).
@@ -150,6 +151,11 @@ pub struct CompareArgs {
     /// stdout).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+
+    /// Also write both sides on one self-contained HTML page: paired charts
+    /// and every change with its severity coloured (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// List every metric, not only those past the warning threshold.
     #[arg(long)]
@@ -301,6 +307,10 @@ pub struct ContentionArgs {
     /// every uncontended acquisition.
     #[arg(long)]
     pub allow_hot_probes: bool,
+
+    /// No live progress line (it is only drawn when stderr is a terminal).
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// Run the command N times, tracing each run, and print statistics
     /// over the runs (mean, median, stddev, min, max, p95, p99, CV) for

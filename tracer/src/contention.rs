@@ -19,6 +19,7 @@ use crate::{
     exit::{Code, fail},
     funcs::{self, FnProbes},
     preflight,
+    progress::Progress,
     report::{
         self,
         build::{FnMeta, RunMeta},
@@ -264,6 +265,7 @@ fn run_once(
 
     let mut procs: BTreeMap<u32, ProcessInfo> = BTreeMap::new();
     let mut last_refresh = Instant::now() - SLOW_REFRESH;
+    let mut progress = Progress::new(args.quiet);
     let reason = loop {
         let every = if t0.elapsed() < FAST_PERIOD {
             FAST_REFRESH
@@ -277,6 +279,9 @@ fn run_once(
         unwinding.drain(&mut procs);
         if let Some(f) = fns.as_mut() {
             f.tick(&mut probes)?;
+        }
+        if let Some(p) = progress.as_mut() {
+            p.tick(&probes, &procs, t0.elapsed());
         }
         if stop.load(Ordering::Relaxed) {
             break "interrupted";
@@ -294,6 +299,7 @@ fn run_once(
         std::thread::sleep(Duration::from_millis(20));
     };
     let duration = t0.elapsed();
+    drop(progress);
     let t_report = Instant::now();
     if let Some(f) = fns.as_mut() {
         f.finish(&mut probes);

@@ -11,6 +11,7 @@ mod exit;
 mod funcs;
 mod kallsyms;
 mod preflight;
+mod progress;
 mod report;
 mod resolve;
 mod symbolize;

@@ -26,7 +26,16 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages: llvm-22-dev for bpf-linker; linux-perf is the ground
 /// truth of the integration tests (perf stat); g++ builds the C++ uprobe
 /// fixture; bpftrace is the benchmark's peer and limit.
-const APT_PACKAGES: &[&str] = &["llvm-22-dev", "linux-perf", "g++", "bpftrace"];
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "linux-perf",
+    "g++",
+    "bpftrace",
+    // Peers for the views' tests: the HTML pages in a real browser, the
+    // pprof profile in `go tool pprof`.
+    "chromium",
+    "golang-go",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();

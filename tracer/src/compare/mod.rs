@@ -6,6 +6,7 @@
 //! its symbol, else its call site, with its kind; a function by name; a
 //! thread by name — never by address: ASLR moves addresses between runs.
 
+pub mod html;
 pub mod render;
 pub mod stats;
 
@@ -780,6 +781,9 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
     }
     if let Some(p) = &args.markdown {
         write(p, render::markdown(&cmp))?;
+    }
+    if let Some(p) = &args.html {
+        write(p, html::render(&cmp, &b, &c, args.all))?;
     }
     Ok(if cmp.exit_code == 0 {
         Code::Ok

@@ -1,0 +1,251 @@
+//! `tracer compare --html`: both sides on one self-contained page. The
+//! verdict, contentions/s and p99 wait per lock as paired bars (base grey,
+//! current coloured by the change's severity), every change with its
+//! severity coloured, and each side's own rate chart and lock table next to
+//! each other.
+
+use std::fmt::Write as _;
+
+use super::{Comparison, MetricChange, Runs, Severity, render, severity_name};
+use crate::report::{
+    chart::{self, Bar, esc},
+    html::{decision_key, decision_text, page, program, rate_chart},
+    model::Lock,
+    text::{human_ns, human_rate},
+};
+
+pub fn severity_color(s: Severity) -> &'static str {
+    match s {
+        Severity::None => "#3c963c",
+        Severity::Warning => "#5b8fd6",
+        Severity::Minor => "#d4b106",
+        Severity::Major => "#e08e0b",
+        Severity::Critical => "#c9302c",
+    }
+}
+
+/// The badge class of a change: its severity for a regression, else what
+/// it was.
+fn badge(m: &MetricChange) -> (&'static str, String) {
+    match m.status.as_str() {
+        "regression" => (
+            severity_name(m.severity),
+            format!("regression ({})", severity_name(m.severity)),
+        ),
+        "improvement" => (
+            "improvement",
+            format!("improvement ({})", severity_name(m.severity)),
+        ),
+        "changed" => (
+            "neutral",
+            format!("changed ({})", severity_name(m.severity)),
+        ),
+        "within_noise" => ("neutral", "within noise".into()),
+        _ => ("none", "unchanged".into()),
+    }
+}
+
+/// Base vs current medians of one metric for every lock, as paired bars.
+fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -> Option<String> {
+    let bars: Vec<Bar> = c
+        .metrics
+        .iter()
+        .filter(|m| m.metric == metric && m.entity.starts_with("lock "))
+        .take(20)
+        .map(|m| {
+            let color = if m.status == "regression" {
+                severity_color(m.severity)
+            } else {
+                "#4a7bd0"
+            };
+            Bar {
+                label: m.entity.trim_start_matches("lock ").to_string(),
+                values: vec![(m.base.median, "#b5b5b5"), (m.current.median, color)],
+                title: format!(
+                    "{}: {} → {} ({})",
+                    m.entity,
+                    fmt(m.base.median),
+                    fmt(m.current.median),
+                    badge(m).1
+                ),
+            }
+        })
+        .collect();
+    (!bars.is_empty()).then(|| chart::hbars(id, &bars, true, &[], fmt))
+}
+
+fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
+    let _ = write!(o, "<div><h2>{}</h2>", esc(title));
+    let Some((path, r)) = runs.first() else {
+        o.push_str("</div>");
+        return;
+    };
+    let _ = write!(
+        o,
+        "<p class=\"meta\">{} · {} run(s){} · {:.1} s · {}</p><div class=\"verdict d-{}\"><b>{}</b><br>{}</div>",
+        esc(&path.display().to_string()),
+        runs.len(),
+        if runs.len() > 1 {
+            ", the first shown"
+        } else {
+            ""
+        },
+        r.duration_s,
+        esc(&r.start_time),
+        decision_key(r.verdict.decision),
+        decision_text(r.verdict.decision),
+        esc(&r.verdict.text)
+    );
+    let locks: Vec<&Lock> = r.locks.iter().take(12).collect();
+    if locks.is_empty() {
+        o.push_str("<p>No lock was contended.</p>");
+    } else {
+        o.push_str(&rate_chart(id, &locks, r));
+        o.push_str("<table><tr><th class=\"l\">lock</th><th>cont/s</th><th>total wait</th><th>p99</th><th class=\"l\">decision</th></tr>");
+        for l in &locks {
+            let _ = write!(
+                o,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td></tr>",
+                esc(&l.label),
+                human_rate(l.contentions_per_s),
+                human_ns(l.wait.total_ns),
+                human_ns(l.wait.p99_ns),
+                decision_key(l.decision),
+                decision_text(l.decision)
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</div>");
+}
+
+pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String {
+    let mut o = String::new();
+    let prog = base.first().map(|(_, r)| program(r)).unwrap_or_default();
+    let _ = write!(
+        o,
+        "<h1>tracer compare: {}</h1><div class=\"meta\">{} run(s) vs {} run(s) · thresholds: warning {}%, minor {}%, major {}%, critical over {}%{}</div>",
+        esc(&prog),
+        c.base.runs,
+        c.current.runs,
+        c.thresholds.warning,
+        c.thresholds.minor,
+        c.thresholds.major,
+        c.thresholds.critical,
+        if c.noise_estimate {
+            ""
+        } else {
+            " · no noise estimate (one run on a side)"
+        }
+    );
+    let class = if c.exit_code != 0 || c.worst >= Severity::Major {
+        "d-recommended"
+    } else if c.regressions > 0 {
+        "d-consider"
+    } else {
+        "d-not_needed"
+    };
+    let _ = write!(
+        o,
+        "<div class=\"verdict {class}\" id=\"verdict\"><b>{}</b><br>{}</div>",
+        if c.exit_code != 0 {
+            "FAIL"
+        } else if c.regressions > 0 {
+            "regressions below the failing severity"
+        } else {
+            "no regression"
+        },
+        esc(&c.summary)
+    );
+
+    if !c.decision_changes.is_empty() || !c.appeared.is_empty() || !c.disappeared.is_empty() {
+        o.push_str("<h2>Decisions and locks</h2><ul>");
+        for d in &c.decision_changes {
+            let _ = write!(
+                o,
+                "<li><span class=\"badge b-{}\">{}</span> {}: {} → {}</li>",
+                if d.worse { "critical" } else { "improvement" },
+                if d.worse { "WORSE" } else { "better" },
+                esc(&d.entity),
+                decision_text(d.base),
+                decision_text(d.current)
+            );
+        }
+        for e in &c.appeared {
+            let _ = write!(
+                o,
+                "<li><span class=\"badge b-warning\">NEW</span> {}</li>",
+                esc(e)
+            );
+        }
+        for e in &c.disappeared {
+            let _ = write!(
+                o,
+                "<li><span class=\"badge b-neutral\">GONE</span> {}</li>",
+                esc(e)
+            );
+        }
+        o.push_str("</ul>");
+    }
+
+    let rate = |v: f64| format!("{}/s", human_rate(v));
+    let ns = |v: f64| human_ns(v.max(0.0) as u64);
+    if let Some(svg) = paired(c, "cmp-rates", "contentions_per_s", &rate) {
+        o.push_str("<h2>Contentions per second</h2><p class=\"note\">Median per side (log scale): base grey, current blue, or the colour of its regression's severity.</p>");
+        o.push_str(&svg);
+    }
+    if let Some(svg) = paired(c, "cmp-p99", "wait_p99_ns", &ns) {
+        o.push_str("<h2>p99 wait</h2>");
+        o.push_str(&svg);
+    }
+
+    o.push_str("<h2>Changes</h2><p class=\"note\">Severity of |change|: ");
+    for s in [
+        Severity::Warning,
+        Severity::Minor,
+        Severity::Major,
+        Severity::Critical,
+    ] {
+        let _ = write!(
+            o,
+            "<span class=\"badge b-{0}\">{0}</span> ",
+            severity_name(s)
+        );
+    }
+    o.push_str("</p><table id=\"changes\"><tr><th class=\"l\">entity</th><th class=\"l\">metric</th><th>base</th><th>current</th><th>change</th><th class=\"l\">status</th><th>p</th><th class=\"l\">noise</th></tr>");
+    let mut shown = 0;
+    for m in &c.metrics {
+        if !all && m.severity == Severity::None {
+            continue;
+        }
+        shown += 1;
+        let (class, text) = badge(m);
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{class}\">{}</span></td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            esc(&m.entity),
+            esc(&m.metric),
+            render::value(&m.metric, m.base.median),
+            render::value(&m.metric, m.current.median),
+            m.change_pct
+                .map_or("from 0".into(), |p| format!("{p:+.1}%")),
+            esc(&text),
+            m.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+            esc(&m.noise)
+        );
+    }
+    if shown == 0 {
+        let _ = write!(
+            o,
+            "<tr><td class=\"l\" colspan=\"8\">Every metric within {}%.</td></tr>",
+            c.thresholds.warning
+        );
+    }
+    o.push_str("</table>");
+
+    o.push_str("<div class=\"cols\">");
+    side(&mut o, "Base", base, "base-rates");
+    side(&mut o, "Current", current, "current-rates");
+    o.push_str("</div>");
+    page(&format!("tracer compare: {prog}"), &o)
+}

@@ -1,0 +1,164 @@
+//! The live progress line on stderr while tracing (only on a terminal, and
+//! not with -q): elapsed time, waits/s, the top lock so far, drops. Read
+//! from the kernel maps once a second, the same aggregates the report is
+//! built from: never one record per event.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::{IsTerminal as _, Write as _},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
+use tracer_common::{LockThreadKey, LockThreadStats, counter};
+
+use crate::{
+    attach::Probes,
+    report::text::{human_count, human_ns, human_rate},
+    symbolize::Symbols,
+    target::ProcessInfo,
+};
+
+const EVERY: Duration = Duration::from_secs(1);
+
+pub struct Progress {
+    last: Instant,
+    last_waits: u64,
+    names: HashMap<(u64, u32), String>,
+    syms: Symbols,
+    shown: bool,
+}
+
+/// What one look at the maps found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Totals {
+    pub waits: u64,
+    pub drops: u64,
+    /// (futex word, tgid, contentions, wait ns) of the lock with the most
+    /// wait time.
+    pub top: Option<(u64, u32, u64, u64)>,
+}
+
+impl Progress {
+    /// None when stderr is not a terminal or the user asked for quiet.
+    pub fn new(quiet: bool) -> Option<Self> {
+        (!quiet && std::io::stderr().is_terminal()).then(|| Self {
+            last: Instant::now(),
+            last_waits: 0,
+            names: HashMap::new(),
+            syms: Symbols::new(),
+            shown: false,
+        })
+    }
+
+    /// Redraws the line if a second has passed since the last one.
+    pub fn tick(&mut self, probes: &Probes, procs: &BTreeMap<u32, ProcessInfo>, elapsed: Duration) {
+        if self.last.elapsed() < EVERY {
+            return;
+        }
+        let dt = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        let t = totals(probes);
+        let rate = t.waits.saturating_sub(self.last_waits) as f64 / dt;
+        self.last_waits = t.waits;
+        let top = match t.top {
+            Some((addr, tgid, count, wait)) => {
+                let name = self
+                    .names
+                    .entry((addr, tgid))
+                    .or_insert_with(|| {
+                        procs
+                            .get(&tgid)
+                            .and_then(|p| self.syms.data(p, addr))
+                            .unwrap_or_else(|| format!("{addr:#x}"))
+                    })
+                    .clone();
+                format!(
+                    "top {name} ({}/s, {} waited)",
+                    human_rate(count as f64 / elapsed.as_secs_f64().max(1e-3)),
+                    human_ns(wait)
+                )
+            }
+            None => "no lock contended yet".to_string(),
+        };
+        let line = format!(
+            "tracer: {:.0}s · {} waits/s · {} waits · drops {} · {top}",
+            elapsed.as_secs_f64(),
+            human_rate(rate),
+            human_count(t.waits),
+            human_count(t.drops)
+        );
+        let width = columns().saturating_sub(1).max(20);
+        let line: String = line.chars().take(width).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{line}");
+        let _ = err.flush();
+        self.shown = true;
+    }
+
+    /// Erases the line, before anything else is printed.
+    pub fn clear(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Waits, drops and the top lock so far, from LOCK_THREADS and COUNTERS.
+/// Entries that fail to read are skipped: this is a progress line, the
+/// report counts them.
+pub fn totals(probes: &Probes) -> Totals {
+    let mut t = Totals::default();
+    if let Some(map) = probes.bpf.map("LOCK_THREADS")
+        && let Ok(map) = BpfHashMap::<&MapData, LockThreadKey, LockThreadStats>::try_from(map)
+    {
+        let mut per_lock: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
+        for (k, s) in map.iter().flatten() {
+            let waits: u64 = s.outcomes.iter().sum();
+            t.waits += waits;
+            let e = per_lock.entry((k.uaddr, k.tgid)).or_default();
+            e.0 += waits;
+            e.1 += s.wait_ns;
+        }
+        t.top = per_lock
+            .into_iter()
+            .filter(|(_, (c, _))| *c > 0)
+            .max_by_key(|(k, (c, w))| (*w, *c, *k))
+            .map(|((a, p), (c, w))| (a, p, c, w));
+    }
+    if let Some(map) = probes.bpf.map("COUNTERS")
+        && let Ok(c) = PerCpuArray::<&MapData, u64>::try_from(map)
+    {
+        for i in (0..counter::COUNT).filter(|&i| i != counter::UNWIND_THROTTLED) {
+            if let Ok(v) = c.get(&i, 0) {
+                t.drops += v.iter().sum::<u64>();
+            }
+        }
+    }
+    t
+}
+
+/// The terminal's width (stderr), 100 when unknown.
+fn columns() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer we pass.
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        100
+    }
+}
