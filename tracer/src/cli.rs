@@ -196,6 +196,7 @@ const CONTENTION_EXAMPLES: &str = "\
 EXAMPLES:
     tracer contention --pid 4242 --duration 30s          trace a running process for 30 s
     tracer contention --pid 4242,4243 --json run.json    two processes, report also as JSON
+    tracer contention --html run.html -- ./bench         also a page with charts and a flame graph
     tracer contention -- ./broker --config x.toml        launch and trace from the first instruction
     tracer contention --consider-at 50 --recommend-at 500 --pid 4242
 
@@ -225,6 +226,12 @@ pub struct ContentionArgs {
     /// Also write the report as versioned JSON to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Also write the report as one self-contained HTML page (charts and a
+    /// flame graph) to FILE. Other views (pprof, folded, speedscope) come
+    /// from the JSON: `tracer report RUN.json --format …`.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Contentions per second at which a lock-free redesign is worth
     /// considering.

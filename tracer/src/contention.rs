@@ -38,13 +38,22 @@ const FAST_PERIOD: Duration = Duration::from_secs(1);
 
 pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
     if args.repeat <= 1 {
-        return run_once(args, verbose, args.json.as_deref(), true).map(drop);
+        let out = Outputs {
+            json: args.json.as_deref(),
+            html: args.html.as_deref(),
+        };
+        return run_once(args, verbose, out, true).map(drop);
     }
     let mut reports = Vec::new();
     for k in 1..=args.repeat {
         eprintln!("tracer: run {k} of {}", args.repeat);
         let json = args.json.as_deref().map(|p| numbered(p, k));
-        let report = run_once(args, verbose, json.as_deref(), false)?;
+        let html = args.html.as_deref().map(|p| numbered(p, k));
+        let out = Outputs {
+            json: json.as_deref(),
+            html: html.as_deref(),
+        };
+        let report = run_once(args, verbose, out, false)?;
         println!("run {k}: {}", report.verdict.text);
         reports.push(report);
         if stop_flag()?.load(Ordering::Relaxed) {
@@ -71,13 +80,24 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
     Ok(Arc::clone(STOP.get_or_init(|| stop)))
 }
 
-/// `run.json` → `run-3.json` for run 3.
+/// `run.json` → `run-3.json` for run 3 (`run.html` → `run-3.html`).
 fn numbered(path: &std::path::Path, k: usize) -> std::path::PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}-{k}.json"))
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "json".into());
+    path.with_file_name(format!("{stem}-{k}.{ext}"))
+}
+
+/// Where a run's report also goes.
+#[derive(Clone, Copy)]
+struct Outputs<'a> {
+    json: Option<&'a std::path::Path>,
+    html: Option<&'a std::path::Path>,
 }
 
 /// Statistics over repeated runs, per entity and metric (the values
@@ -134,7 +154,7 @@ fn repeat_table(reports: &[model::Report]) -> String {
 fn run_once(
     args: &ContentionArgs,
     verbose: bool,
-    json: Option<&std::path::Path>,
+    out: Outputs<'_>,
     print_report: bool,
 ) -> Result<model::Report> {
     let thresholds = model::Thresholds {
@@ -407,12 +427,22 @@ fn run_once(
     if print_report {
         print!("{}", report::text::render(&report, args.top));
     }
-    let written = match json {
+    let mut written = match out.json {
         Some(path) => report::json::write_atomic(&report, path).map(|()| {
             eprintln!("tracer: JSON report written to {}", path.display());
         }),
         None => Ok(()),
     };
+    if let (Ok(()), Some(path)) = (&written, out.html) {
+        written = std::fs::write(path, report::html::render(&report))
+            .map(|()| eprintln!("tracer: HTML report written to {}", path.display()))
+            .map_err(|e| {
+                fail(
+                    Code::Output,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            });
+    }
     detach
         .join()
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;

@@ -54,6 +54,8 @@ fn demo_run() -> &'static (PathBuf, serde_json::Value) {
             Command::new(tracer_bin())
                 .args(["contention", "--json"])
                 .arg(&json)
+                .arg("--html")
+                .arg(tmp("views-live.html"))
                 .arg("--")
                 .arg(&bin)
                 .args(["--seconds", "2"]),
@@ -201,6 +203,12 @@ fn html_report_renders_in_headless_chromium() {
     let (run, v) = demo_run();
     let html = tmp("views-report.html");
     report(run, "html", &html);
+    // The page re-rendered from the JSON is the page the run wrote.
+    assert_eq!(
+        std::fs::read_to_string(&html).unwrap(),
+        std::fs::read_to_string(tmp("views-live.html")).unwrap(),
+        "tracer report --format html differs from contention --html"
+    );
     let m = measure(&browser, &html);
     assert_eq!(m["resources"], serde_json::json!([]), "fetched something");
     let locks = v["locks"].as_array().unwrap().len() as u64;

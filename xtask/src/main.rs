@@ -173,16 +173,23 @@ fn demo(extra: &[String]) -> Result<()> {
         .arg(root.join("demo/sequencer.c")))?;
     let tracer = root.join("target/release/tracer");
     let json = out.join("run.json");
+    let html = out.join("report.html");
     let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
     let mut cmd = privileged(tracer.to_str().context("non-UTF-8 path")?);
     cmd.args(["contention", "--json"])
         .arg(&json)
+        .arg("--html")
+        .arg(&html)
         .args(&extra)
         .arg("--")
         .arg(&bin)
         .args(["--seconds", "5"]);
     run(&mut cmd)?;
-    eprintln!("xtask: the JSON report is in {}", json.display());
+    eprintln!(
+        "xtask: the JSON report is in {}, the HTML page in {}",
+        json.display(),
+        html.display()
+    );
     Ok(())
 }
 

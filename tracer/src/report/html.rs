@@ -37,6 +37,9 @@ td.mono { font-family: ui-monospace, monospace; font-size: 12px; white-space: no
 .cols { display: flex; gap: 24px; } .cols > div { flex: 1 1 0; min-width: 0; overflow-x: auto; }
 "#;
 
+/// Locks in the table (by total wait); charts show fewer.
+const TABLE_LOCKS: usize = 50;
+
 const COLORS: [(&str, &str); 4] = [
     ("recommended", "#c9302c"),
     ("consider", "#e08e0b"),
@@ -360,6 +363,9 @@ pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
     opts.count_name = "ns of wait".to_string();
     opts.image_width = Some(1180);
     opts.hash = true;
+    // Frames under half a pixel are invisible: leaving them out keeps a
+    // run with thousands of locks to a page of reasonable size.
+    opts.min_width = 0.5;
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg).ok()?;
     let svg = String::from_utf8(svg).ok()?;
@@ -412,7 +418,14 @@ pub fn render(r: &Report) -> String {
         );
         let charted: Vec<&Lock> = locks.iter().copied().take(20).collect();
         o.push_str(&rate_chart("rates", &charted, r));
-        locks_table(&mut o, &locks);
+        locks_table(&mut o, &locks[..locks.len().min(TABLE_LOCKS)]);
+        if locks.len() > TABLE_LOCKS {
+            let _ = write!(
+                o,
+                "<p class=\"note\">… and {} more locks, with less wait time (all of them are in the JSON report).</p>",
+                locks.len() - TABLE_LOCKS
+            );
+        }
         o.push_str("<h2>Wait times</h2><p class=\"note\">Per lock: how long each futex wait lasted, with p50, p95 and p99 marked; the threads that waited and the call sites they waited from.</p>");
         for (i, l) in locks.iter().take(8).enumerate() {
             lock_detail(&mut o, i, l);
