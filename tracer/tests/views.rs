@@ -117,11 +117,12 @@ window.addEventListener('load', () => {
   if (f) {
     const d = f.contentDocument, svg = d && d.querySelector('svg');
     r.flame = { size: box(f), svg: svg ? box(svg) : [0, 0], frames: d ? d.querySelectorAll('#frames > g').length : 0 };
-    // Its own script works: clicking a frame zooms (hides the others).
+    // Its own script works: clicking a frame zooms (its callers below it
+    // become the "parent" frames, frames elsewhere are hidden).
     const g = d && [...d.querySelectorAll('#frames > g')].find(g => g.textContent.includes('sequencer_assign'));
     if (g) {
       try { g.dispatchEvent(new MouseEvent('click', { bubbles: true })); } catch (e) { r.flame.error = String(e); }
-      r.flame.hidden_after_zoom = d.querySelectorAll('#frames > g.hide').length;
+      r.flame.parents_after_zoom = d.querySelectorAll('#frames > g.parent').length;
     }
   }
   const pre = document.createElement('pre');
@@ -224,10 +225,10 @@ fn html_report_renders_in_headless_chromium() {
         f["frames"].as_u64().unwrap() >= 5,
         "flame graph frames: {f}"
     );
-    // The demo also waits in pthread_join: zooming into the sequencer's
-    // stack hides those frames.
+    // Zoomed into sequencer_assign: sequencer_worker, start_thread and
+    // clone3 below it are its parents.
     assert!(
-        f["hidden_after_zoom"].as_u64().unwrap_or(0) > 0,
+        f["parents_after_zoom"].as_u64().unwrap_or(0) >= 3,
         "zoom did nothing: {f}"
     );
     let png = screenshot(&browser, &html, "report.png");

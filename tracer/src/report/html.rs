@@ -22,17 +22,18 @@ h3 { font-size: 14px; margin: 16px 0 4px; font-family: ui-monospace, monospace; 
 .verdict { padding: 12px 16px; border-radius: 6px; margin: 16px 0; border-left: 6px solid; }
 .d-recommended { background: #fdecea; border-color: #c9302c; } .d-consider { background: #fff4e0; border-color: #e08e0b; }
 .d-not_needed { background: #eaf6ea; border-color: #3c963c; } .d-not_lock_contention { background: #f2f2f2; border-color: #999; }
-table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 13px; display: block; max-width: 100%; overflow-x: auto; }
 th, td { padding: 3px 10px; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
 th { background: #f6f6f6; font-weight: 600; } td.l, th.l { text-align: left; }
-td.mono { font-family: ui-monospace, monospace; font-size: 12px; white-space: normal; text-align: left; overflow-wrap: anywhere; }
+td.mono { font-family: ui-monospace, monospace; font-size: 12px; white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 12em; }
+td.name { text-align: left; white-space: normal; max-width: 20em; overflow-wrap: anywhere; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; color: #fff; }
 .b-recommended, .b-critical { background: #c9302c; } .b-consider, .b-major { background: #e08e0b; } .b-minor { background: #d4b106; }
 .b-not_needed, .b-none { background: #3c963c; } .b-not_lock_contention { background: #999; } .b-warning { background: #5b8fd6; }
 .b-improvement { background: #3c963c; } .b-neutral { background: #999; }
 .chart text { font: 11px system-ui, sans-serif; fill: #333; } .chart .tick { fill: #777; font-size: 10px; } .chart .marker { font-weight: 600; fill: #444; }
 .grid { display: flex; flex-wrap: wrap; gap: 8px 24px; } .cell { flex: 0 1 auto; min-width: 0; }
-.flame { width: 100%; border: 1px solid #ddd; }
+.flame { width: 100%; border: 1px solid #ddd; box-sizing: border-box; }
 .note { color: #555; font-size: 12.5px; } ul.notes li { margin: 2px 0; }
 .cols { display: flex; gap: 24px; } .cols > div { flex: 1 1 0; min-width: 0; overflow-x: auto; }
 "#;
@@ -140,7 +141,7 @@ fn locks_table(o: &mut String, locks: &[&Lock]) {
     for l in locks {
         let _ = write!(
             o,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td><td class=\"mono\">{}</td></tr>",
+            "<tr><td class=\"name\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td><td class=\"mono\">{}</td></tr>",
             esc(&l.label),
             esc(&l.kind),
             human_rate(l.contentions_per_s),
