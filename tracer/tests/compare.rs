@@ -12,24 +12,6 @@ fn tmp(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
-/// The demo built with `-DWORK=N` into its own directory (same program name).
-fn sequencer(work: u32) -> std::path::PathBuf {
-    let dir = tmp(&format!("seq-work-{work}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("sequencer");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/sequencer.c");
-    let ok = Command::new("cc")
-        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread"])
-        .arg(format!("-DWORK={work}"))
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    out
-}
-
 fn compare(args: &[&str]) -> std::process::Output {
     output(Command::new(tracer_bin()).arg("compare").args(args))
 }
@@ -37,8 +19,8 @@ fn compare(args: &[&str]) -> std::process::Output {
 #[test]
 fn a_longer_critical_section_is_a_regression() {
     let Some(_serial) = privileged() else { return };
-    let fast = sequencer(200);
-    let slow = sequencer(4000);
+    let fast = sequencer_with_work(200);
+    let slow = sequencer_with_work(4000);
     let trace = |bin: &Path, json: &Path| {
         let out = output(
             Command::new(tracer_bin())
@@ -228,19 +210,13 @@ fn report_completions_and_man() {
     assert!(text.status.success(), "{text:?}");
     assert!(String::from_utf8_lossy(&text.stdout).contains("VERDICT"));
     let folded = output(Command::new(tracer_bin()).args(["report", fixture, "--format", "folded"]));
-    let total: u64 = String::from_utf8_lossy(&folded.stdout)
-        .lines()
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
-        .sum();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    let want: u64 = report["locks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
-        .sum();
-    assert_eq!(total, want, "folded total = the report's total wait");
+    assert_eq!(
+        folded_total(&String::from_utf8_lossy(&folded.stdout)),
+        total_wait_ns(&report),
+        "folded total = the report's total wait"
+    );
     let json = output(Command::new(tracer_bin()).args(["report", fixture, "--format", "json"]));
     let again: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(again["locks"], report["locks"]);

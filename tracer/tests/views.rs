@@ -243,25 +243,7 @@ fn compare_html_shows_both_runs_in_headless_chromium() {
     };
     let (run, _) = demo_run();
     // The same program with twenty times the work under its lock.
-    let slow = tmp("views-slow/sequencer");
-    std::fs::create_dir_all(slow.parent().unwrap()).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/sequencer.c");
-    assert!(
-        Command::new("cc")
-            .args([
-                "-O2",
-                "-g",
-                "-fno-omit-frame-pointer",
-                "-pthread",
-                "-DWORK=4000",
-                "-o"
-            ])
-            .arg(&slow)
-            .arg(&src)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let slow = sequencer_with_work(4000);
     let slow_json = tmp("views-slow.json");
     let out = output(
         Command::new(tracer_bin())
@@ -341,10 +323,7 @@ fn pprof_totals_equal_the_json_report_in_go_tool_pprof() {
         .iter()
         .map(|l| l["contentions"].as_u64().unwrap())
         .sum();
-    let want_delay: u64 = locks
-        .iter()
-        .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
-        .sum();
+    let want_delay = total_wait_ns(v);
     assert!(want_count > 1000, "the demo contends: {want_count}");
     assert_eq!(count, want_count, "contentions");
     assert_eq!(delay, want_delay, "delay");
@@ -366,19 +345,12 @@ fn folded_total_equals_the_report_total_wait() {
     let (run, v) = demo_run();
     let folded = tmp("views.folded");
     report(run, "folded", &folded);
-    let total: u64 = std::fs::read_to_string(&folded)
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
-        .sum();
-    let want: u64 = v["locks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
-        .sum();
+    let want = total_wait_ns(v);
     assert!(want > 0);
-    assert_eq!(total, want);
+    assert_eq!(
+        folded_total(&std::fs::read_to_string(&folded).unwrap()),
+        want
+    );
 }
 
 /// Runs the tracer on the demo with stderr on a fresh pseudo-terminal (or

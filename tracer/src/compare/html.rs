@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use super::{Comparison, MetricChange, Runs, Severity, render, severity_name};
 use crate::report::{
     chart::{self, Bar, esc},
-    html::{decision_key, decision_text, page, program, rate_chart},
+    html::{decision_badge, decision_key, decision_text, page, program, rate_chart, table},
     model::Lock,
     text::{human_ns, human_rate},
 };
@@ -101,20 +101,30 @@ fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
         o.push_str("<p>No lock was contended.</p>");
     } else {
         o.push_str(&rate_chart(id, &locks, r));
-        o.push_str("<table><tr><th class=\"l\">lock</th><th>cont/s</th><th>total wait</th><th>p99</th><th class=\"l\">decision</th></tr>");
-        for l in &locks {
-            let _ = write!(
-                o,
-                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td></tr>",
-                esc(&l.label),
-                human_rate(l.contentions_per_s),
-                human_ns(l.wait.total_ns),
-                human_ns(l.wait.p99_ns),
-                decision_key(l.decision),
-                decision_text(l.decision)
-            );
-        }
-        o.push_str("</table>");
+        let rows: Vec<Vec<String>> = locks
+            .iter()
+            .map(|l| {
+                vec![
+                    esc(&l.label),
+                    human_rate(l.contentions_per_s),
+                    human_ns(l.wait.total_ns),
+                    human_ns(l.wait.p99_ns),
+                    decision_badge(l.decision),
+                ]
+            })
+            .collect();
+        table(
+            o,
+            "",
+            &[
+                ("lock", "name"),
+                ("cont/s", ""),
+                ("total wait", ""),
+                ("p99", ""),
+                ("decision", "l"),
+            ],
+            &rows,
+        );
     }
     o.push_str("</div>");
 }
@@ -212,36 +222,45 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
             severity_name(s)
         );
     }
-    o.push_str("</p><table id=\"changes\"><tr><th class=\"l\">entity</th><th class=\"l\">metric</th><th>base</th><th>current</th><th>change</th><th class=\"l\">status</th><th>p</th><th class=\"l\">noise</th></tr>");
-    let mut shown = 0;
-    for m in &c.metrics {
-        if !all && m.severity == Severity::None {
-            continue;
-        }
-        shown += 1;
-        let (class, text) = badge(m);
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{class}\">{}</span></td><td>{}</td><td class=\"mono\">{}</td></tr>",
-            esc(&m.entity),
-            esc(&m.metric),
-            render::value(&m.metric, m.base.median),
-            render::value(&m.metric, m.current.median),
-            m.change_pct
-                .map_or("from 0".into(), |p| format!("{p:+.1}%")),
-            esc(&text),
-            m.p_value.map_or("-".into(), |p| format!("{p:.3}")),
-            esc(&m.noise)
+    o.push_str("</p>");
+    let rows: Vec<Vec<String>> = c
+        .metrics
+        .iter()
+        .filter(|m| all || m.severity != Severity::None)
+        .map(|m| {
+            let (class, text) = badge(m);
+            vec![
+                esc(&m.entity),
+                esc(&m.metric),
+                render::value(&m.metric, m.base.median),
+                render::value(&m.metric, m.current.median),
+                m.change_pct
+                    .map_or("from 0".into(), |p| format!("{p:+.1}%")),
+                format!("<span class=\"badge b-{class}\">{}</span>", esc(&text)),
+                m.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+                esc(&m.noise),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        let _ = write!(o, "<p>Every metric within {}%.</p>", c.thresholds.warning);
+    } else {
+        table(
+            &mut o,
+            "changes",
+            &[
+                ("entity", "l"),
+                ("metric", "l"),
+                ("base", ""),
+                ("current", ""),
+                ("change", ""),
+                ("status", "l"),
+                ("p", ""),
+                ("noise", "mono"),
+            ],
+            &rows,
         );
     }
-    if shown == 0 {
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\" colspan=\"8\">Every metric within {}%.</td></tr>",
-            c.thresholds.warning
-        );
-    }
-    o.push_str("</table>");
 
     o.push_str("<div class=\"cols\">");
     side(&mut o, "Base", base, "base-rates");

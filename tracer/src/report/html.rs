@@ -31,6 +31,7 @@ td.name { text-align: left; white-space: normal; max-width: 20em; overflow-wrap:
 .b-recommended, .b-critical { background: #c9302c; } .b-consider, .b-major { background: #e08e0b; } .b-minor { background: #d4b106; }
 .b-not_needed, .b-none { background: #3c963c; } .b-not_lock_contention { background: #999; } .b-warning { background: #5b8fd6; }
 .b-improvement { background: #3c963c; } .b-neutral { background: #999; }
+svg.chart { max-width: 100%; height: auto; }
 .chart text { font: 11px system-ui, sans-serif; fill: #333; } .chart .tick { fill: #777; font-size: 10px; } .chart .marker { font-weight: 600; fill: #444; }
 .grid { display: flex; flex-wrap: wrap; gap: 8px 24px; } .cell { flex: 0 1 auto; min-width: 0; }
 .flame { width: 100%; border: 1px solid #ddd; box-sizing: border-box; }
@@ -69,6 +70,46 @@ pub fn decision_text(d: Decision) -> &'static str {
 pub fn decision_color(d: Decision) -> &'static str {
     let k = decision_key(d);
     COLORS.iter().find(|c| c.0 == k).map_or("#999", |c| c.1)
+}
+
+/// A table: `head` gives each column's title and cell class ("" for a
+/// number, right-aligned; "l" left; "mono" code; "name" a wrapping name);
+/// the cells are HTML (escape text with `esc`).
+pub fn table(o: &mut String, id: &str, head: &[(&str, &str)], rows: &[Vec<String>]) {
+    if id.is_empty() {
+        o.push_str("<table><tr>");
+    } else {
+        let _ = write!(o, "<table id=\"{id}\"><tr>");
+    }
+    for (title, class) in head {
+        if class.is_empty() {
+            let _ = write!(o, "<th>{}</th>", esc(title));
+        } else {
+            let _ = write!(o, "<th class=\"l\">{}</th>", esc(title));
+        }
+    }
+    o.push_str("</tr>");
+    for row in rows {
+        o.push_str("<tr>");
+        for (cell, (_, class)) in row.iter().zip(head) {
+            if class.is_empty() {
+                let _ = write!(o, "<td>{cell}</td>");
+            } else {
+                let _ = write!(o, "<td class=\"{class}\">{cell}</td>");
+            }
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table>");
+}
+
+/// A decision as a coloured badge (HTML).
+pub fn decision_badge(d: Decision) -> String {
+    format!(
+        "<span class=\"badge b-{}\">{}</span>",
+        decision_key(d),
+        decision_text(d)
+    )
 }
 
 /// A whole page around `body`.
@@ -136,27 +177,50 @@ pub fn rate_chart(id: &str, locks: &[&Lock], r: &Report) -> String {
     )
 }
 
+/// Table cells of durations (total, p50, p95, p99, max).
+fn durations(ns: [u64; 5]) -> impl Iterator<Item = String> {
+    ns.into_iter().map(human_ns)
+}
+
 fn locks_table(o: &mut String, locks: &[&Lock]) {
-    o.push_str("<table><tr><th class=\"l\">lock</th><th class=\"l\">kind</th><th>contentions/s</th><th>contentions</th><th>total wait</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th class=\"l\">decision</th><th class=\"l\">call site</th></tr>");
-    for l in locks {
-        let _ = write!(
-            o,
-            "<tr><td class=\"name\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\"><span class=\"badge b-{}\">{}</span></td><td class=\"mono\">{}</td></tr>",
-            esc(&l.label),
-            esc(&l.kind),
-            human_rate(l.contentions_per_s),
-            human_count(l.contentions),
-            human_ns(l.wait.total_ns),
-            human_ns(l.wait.p50_ns),
-            human_ns(l.wait.p95_ns),
-            human_ns(l.wait.p99_ns),
-            human_ns(l.wait.max_ns),
-            decision_key(l.decision),
-            decision_text(l.decision),
-            esc(l.call_site.as_deref().unwrap_or("-")),
-        );
-    }
-    o.push_str("</table>");
+    let rows: Vec<Vec<String>> = locks
+        .iter()
+        .map(|l| {
+            let w = &l.wait;
+            let mut row = vec![
+                esc(&l.label),
+                esc(&l.kind),
+                human_rate(l.contentions_per_s),
+                human_count(l.contentions),
+            ];
+            row.extend(durations([
+                w.total_ns, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns,
+            ]));
+            row.extend([
+                decision_badge(l.decision),
+                esc(l.call_site.as_deref().unwrap_or("-")),
+            ]);
+            row
+        })
+        .collect();
+    table(
+        o,
+        "locks",
+        &[
+            ("lock", "name"),
+            ("kind", "l"),
+            ("contentions/s", ""),
+            ("contentions", ""),
+            ("total wait", ""),
+            ("p50", ""),
+            ("p95", ""),
+            ("p99", ""),
+            ("max", ""),
+            ("decision", "l"),
+            ("call site", "mono"),
+        ],
+        &rows,
+    );
 }
 
 fn lock_detail(o: &mut String, i: usize, l: &Lock) {
@@ -185,52 +249,79 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
         &chart::ns,
         decision_color(l.decision),
     ));
-    o.push_str("</div><div class=\"cell\"><table><tr><th class=\"l\">thread</th><th>tid</th><th>waits</th><th>wait</th><th>max</th><th>wakes</th></tr>");
-    for t in l.threads.iter().take(6) {
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&t.name),
-            t.tid,
-            human_count(t.contentions),
-            human_ns(t.wait_ns),
-            human_ns(t.max_wait_ns),
-            human_count(t.wake_calls)
-        );
-    }
+    o.push_str("</div><div class=\"cell\">");
+    let rows: Vec<Vec<String>> = l
+        .threads
+        .iter()
+        .take(6)
+        .map(|t| {
+            vec![
+                esc(&t.name),
+                t.tid.to_string(),
+                human_count(t.contentions),
+                human_ns(t.wait_ns),
+                human_ns(t.max_wait_ns),
+                human_count(t.wake_calls),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "",
+        &[
+            ("thread", "l"),
+            ("tid", ""),
+            ("waits", ""),
+            ("wait", ""),
+            ("max", ""),
+            ("wakes", ""),
+        ],
+        &rows,
+    );
     if l.threads.len() > 6 {
         let _ = write!(
             o,
-            "<tr><td class=\"l\" colspan=\"6\">… and {} more</td></tr>",
+            "<p class=\"note\">… and {} more threads</p>",
             l.threads.len() - 6
         );
     }
-    o.push_str("</table></div></div>");
+    o.push_str("</div></div>");
     let sites = if l.unwound_sites.is_empty() {
         &l.sites
     } else {
         &l.unwound_sites
     };
     let est: u64 = sites.iter().map(|s| s.count).sum();
-    if !sites.is_empty() {
-        o.push_str("<table><tr><th class=\"l\">call site</th><th>share of waits</th><th>samples</th><th class=\"l\">stack</th></tr>");
-        for s in sites.iter().take(3) {
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .take(3)
+        .map(|s| {
             let stack: Vec<String> = s
                 .frames
                 .iter()
                 .take(6)
                 .map(|f| f.symbol.clone().unwrap_or_else(|| f.addr.clone()))
                 .collect();
-            let _ = write!(
-                o,
-                "<tr><td class=\"mono\">{}</td><td>{:.0}%</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+            vec![
                 esc(s.call_site.as_deref().unwrap_or("-")),
-                100.0 * s.count as f64 / est.max(1) as f64,
-                s.samples,
-                esc(&stack.join(" ← "))
-            );
-        }
-        o.push_str("</table>");
+                format!("{:.0}%", 100.0 * s.count as f64 / est.max(1) as f64),
+                s.samples.to_string(),
+                esc(&stack.join(" ← ")),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        table(
+            o,
+            "",
+            &[
+                ("call site", "mono"),
+                ("share of waits", ""),
+                ("samples", ""),
+                ("stack", "mono"),
+            ],
+            &rows,
+        );
     }
 }
 
@@ -268,29 +359,44 @@ fn offcpu(o: &mut String, r: &Report) {
             ("runnable (waiting for a CPU)", "#e08e0b"),
         ],
     ));
-    o.push_str("<table><tr><th class=\"l\">thread</th><th>tid</th><th>on CPU</th><th>futex sleep</th><th>other sleep</th><th>runnable</th><th>wake→run p99</th><th class=\"l\">other sleep in</th></tr>");
-    for t in &r.threads {
-        let Some(s) = &t.sched else { continue };
-        let other: Vec<String> = s
-            .other_sleep
-            .iter()
-            .take(3)
-            .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
-            .collect();
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
-            esc(&t.name),
-            t.tid,
-            human_ns(s.oncpu_ns),
-            human_ns(s.futex_sleep_ns),
-            human_ns(s.sleep_ns.saturating_sub(s.futex_sleep_ns)),
-            human_ns(s.runnable_ns),
-            human_ns(s.wakeup_latency.p99_ns),
-            esc(&other.join(", "))
-        );
-    }
-    o.push_str("</table>");
+    let rows: Vec<Vec<String>> = r
+        .threads
+        .iter()
+        .filter_map(|t| {
+            let s = t.sched.as_ref()?;
+            let other: Vec<String> = s
+                .other_sleep
+                .iter()
+                .take(3)
+                .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
+                .collect();
+            Some(vec![
+                esc(&t.name),
+                t.tid.to_string(),
+                human_ns(s.oncpu_ns),
+                human_ns(s.futex_sleep_ns),
+                human_ns(s.sleep_ns.saturating_sub(s.futex_sleep_ns)),
+                human_ns(s.runnable_ns),
+                human_ns(s.wakeup_latency.p99_ns),
+                esc(&other.join(", ")),
+            ])
+        })
+        .collect();
+    table(
+        o,
+        "threads",
+        &[
+            ("thread", "l"),
+            ("tid", ""),
+            ("on CPU", ""),
+            ("futex sleep", ""),
+            ("other sleep", ""),
+            ("runnable", ""),
+            ("wake→run p99", ""),
+            ("other sleep in", "mono"),
+        ],
+        &rows,
+    );
 }
 
 fn functions(o: &mut String, r: &Report) {
@@ -298,24 +404,41 @@ fn functions(o: &mut String, r: &Report) {
     if fns.is_empty() {
         return;
     }
-    o.push_str("<h2>Probed functions</h2><table><tr><th class=\"l\">function</th><th class=\"l\">role</th><th>calls</th><th>calls/s</th><th>total</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>bytes</th></tr>");
-    for f in &fns {
-        let _ = write!(
-            o,
-            "<tr><td class=\"mono\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f.name),
-            esc(&f.role),
-            human_count(f.calls),
-            human_rate(f.calls_per_s),
-            human_ns(f.latency.total_ns),
-            human_ns(f.latency.p50_ns),
-            human_ns(f.latency.p95_ns),
-            human_ns(f.latency.p99_ns),
-            human_ns(f.latency.max_ns),
-            f.bytes.map_or("-".into(), human_count)
-        );
-    }
-    o.push_str("</table>");
+    o.push_str("<h2>Probed functions</h2>");
+    let rows: Vec<Vec<String>> = fns
+        .iter()
+        .map(|f| {
+            let t = &f.latency;
+            let mut row = vec![
+                esc(&f.name),
+                esc(&f.role),
+                human_count(f.calls),
+                human_rate(f.calls_per_s),
+            ];
+            row.extend(durations([
+                t.total_ns, t.p50_ns, t.p95_ns, t.p99_ns, t.max_ns,
+            ]));
+            row.push(f.bytes.map_or("-".into(), human_count));
+            row
+        })
+        .collect();
+    table(
+        o,
+        "functions",
+        &[
+            ("function", "mono"),
+            ("role", "l"),
+            ("calls", ""),
+            ("calls/s", ""),
+            ("total", ""),
+            ("p50", ""),
+            ("p95", ""),
+            ("p99", ""),
+            ("max", ""),
+            ("bytes", ""),
+        ],
+        &rows,
+    );
     if let Some(c) = &r.probe_cost {
         let _ = write!(
             o,
@@ -444,41 +567,56 @@ pub fn render(r: &Report) -> String {
     }
 
     if !r.kernel_locks.is_empty() {
-        o.push_str("<h2>Kernel locks</h2><table><tr><th class=\"l\">lock</th><th class=\"l\">kind</th><th>contentions</th><th>total</th><th>avg</th><th>max</th></tr>");
-        for k in r.kernel_locks.iter().take(15) {
-            let _ = write!(
-                o,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(k.symbol.as_deref().unwrap_or(&k.address)),
-                esc(&k.kind),
-                human_count(k.contentions),
-                human_ns(k.total_ns),
-                human_ns(k.avg_ns),
-                human_ns(k.max_ns)
-            );
-        }
-        o.push_str("</table>");
+        o.push_str("<h2>Kernel locks</h2>");
+        let rows: Vec<Vec<String>> = r
+            .kernel_locks
+            .iter()
+            .take(15)
+            .map(|k| {
+                vec![
+                    esc(k.symbol.as_deref().unwrap_or(&k.address)),
+                    esc(&k.kind),
+                    human_count(k.contentions),
+                    human_ns(k.total_ns),
+                    human_ns(k.avg_ns),
+                    human_ns(k.max_ns),
+                ]
+            })
+            .collect();
+        table(
+            &mut o,
+            "kernel-locks",
+            &[
+                ("lock", "l"),
+                ("kind", "l"),
+                ("contentions", ""),
+                ("total", ""),
+                ("avg", ""),
+                ("max", ""),
+            ],
+            &rows,
+        );
     }
 
-    o.push_str("<h2>Events and drops</h2><table><tr><th class=\"l\">event</th><th>count</th></tr>");
-    for (k, v) in &r.events {
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
-            esc(k),
-            human_count(*v)
-        );
-    }
-    o.push_str("</table><table id=\"drops\"><tr><th class=\"l\">drop</th><th>count</th></tr>");
-    for (k, v) in &r.drops {
-        let _ = write!(
-            o,
-            "<tr><td class=\"l\">{}</td><td>{}</td></tr>",
-            esc(k),
-            human_count(*v)
-        );
-    }
-    o.push_str("</table><ul class=\"notes\">");
+    o.push_str("<h2>Events and drops</h2>");
+    let counts = |m: &std::collections::BTreeMap<String, u64>| -> Vec<Vec<String>> {
+        m.iter()
+            .map(|(k, v)| vec![esc(k), human_count(*v)])
+            .collect()
+    };
+    table(
+        &mut o,
+        "events",
+        &[("event", "l"), ("count", "")],
+        &counts(&r.events),
+    );
+    table(
+        &mut o,
+        "drops",
+        &[("drop", "l"), ("count", "")],
+        &counts(&r.drops),
+    );
+    o.push_str("<ul class=\"notes\">");
     for n in &r.limitations {
         let _ = write!(o, "<li class=\"note\">{}</li>", esc(n));
     }

@@ -366,3 +366,38 @@ pub fn proc_sched(pid: i32) -> std::collections::BTreeMap<u32, (u64, u64, u64)> 
     }
     out
 }
+
+/// The demo built with `-DWORK=N` (the work done under its lock) into its
+/// own directory, so the program keeps its name.
+pub fn sequencer_with_work(work: u32) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("seq-work-{work}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("sequencer");
+    let status = Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread"])
+        .arg(format!("-DWORK={work}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(repo_root().join("demo/sequencer.c"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the demo with -DWORK={work}");
+    out
+}
+
+/// The sum of a report's lock wait times (JSON).
+pub fn total_wait_ns(report: &serde_json::Value) -> u64 {
+    report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
+        .sum()
+}
+
+/// The sum of the weights of folded stacks ("frame;frame;… weight").
+pub fn folded_total(text: &str) -> u64 {
+    text.lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum()
+}
