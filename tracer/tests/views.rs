@@ -44,7 +44,9 @@ fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// One traced run of the demo, shared by the tests of this file.
+/// One traced run of the demo, shared by the tests of this file. Its
+/// sleeps (nanosleep, ≈150 calls/s from the reporter and main threads) are
+/// probed too, so the page has a function latency histogram.
 fn demo_run() -> &'static (PathBuf, serde_json::Value) {
     static RUN: OnceLock<(PathBuf, serde_json::Value)> = OnceLock::new();
     RUN.get_or_init(|| {
@@ -56,6 +58,7 @@ fn demo_run() -> &'static (PathBuf, serde_json::Value) {
                 .arg(&json)
                 .arg("--html")
                 .arg(tmp("views-live.html"))
+                .args(["--uprobe", "nanosleep"])
                 .arg("--")
                 .arg(&bin)
                 .args(["--seconds", "2"]),
@@ -214,10 +217,12 @@ fn html_report_renders_in_headless_chromium() {
     assert_eq!(m["resources"], serde_json::json!([]), "fetched something");
     let locks = v["locks"].as_array().unwrap().len() as u64;
     // Rates with the two decision lines, one histogram per lock with
-    // p50/p95/p99, the threads' time, and the flame graph.
+    // p50/p95/p99, the threads' time, nanosleep's latency histogram with
+    // p50/p95/p99, and the flame graph.
     assert_drawn(&m, "rates", locks, 2);
     assert_drawn(&m, "wait-hist-0", 1, 3);
     assert_drawn(&m, "offcpu", 4, 0);
+    assert_drawn(&m, "fn-hist-0", 1, 3);
     let f = &m["flame"];
     assert!(f["size"][0].as_f64().unwrap() > 500.0, "{f}");
     assert!(f["svg"][1].as_f64().unwrap() > 100.0, "{f}");

@@ -187,7 +187,18 @@ pub const METRICS: &[(&str, Direction)] = &[
     ("latency_max_ns", Direction::HigherIsWorse),
 ];
 
-fn direction(metric: &str) -> Direction {
+/// How a change of `metric` of `entity` reads: condvar and other event
+/// waits (joins, parking) are not lock contention, so their changes are
+/// reported and never regressions — two joins instead of one is not a
+/// slower program.
+fn direction(entity: &str, metric: &str) -> Direction {
+    let kind = entity
+        .strip_prefix("lock ")
+        .and_then(|e| e.rsplit_once(" ["))
+        .map(|(_, k)| k.trim_end_matches(']'));
+    if kind.is_some_and(|k| !crate::report::callsite::is_lock_kind(k)) {
+        return Direction::Neutral;
+    }
     METRICS
         .iter()
         .find(|(m, _)| *m == metric)
@@ -566,7 +577,7 @@ fn judge(
     noise_estimate: bool,
 ) -> MetricChange {
     let (b, c) = (summarize(bv), summarize(cv));
-    let dir = direction(metric);
+    let dir = direction(entity, metric);
     let change_pct = (b.mean != 0.0).then(|| (c.mean - b.mean) / b.mean.abs() * 100.0);
     let severity = match change_pct {
         Some(p) => t.severity(p),

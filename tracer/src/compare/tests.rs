@@ -363,3 +363,31 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn condvar_and_join_waits_never_regress() {
+    let waits = |kind: &str, n: u64| {
+        let mut l = lock("cv", "0x1000", n);
+        l.kind = kind.into();
+        report("app", vec![l])
+    };
+    for kind in ["condvar", "wait"] {
+        let c = compare(
+            &[run("b", waits(kind, 100))],
+            &[run("c", waits(kind, 300))],
+            &opts(Some(Severity::Minor)),
+        );
+        let m = rate_metric(&c);
+        assert_eq!(m.severity, Severity::Critical, "{kind}");
+        assert_eq!(m.status, "changed", "{kind}");
+        assert_eq!(c.exit_code, 0, "{kind}");
+    }
+    // The same change of a mutex fails.
+    let c = compare(
+        &[run("b", waits("mutex", 100))],
+        &[run("c", waits("mutex", 300))],
+        &opts(Some(Severity::Minor)),
+    );
+    assert_eq!(rate_metric(&c).status, "regression");
+    assert_ne!(c.exit_code, 0);
+}
