@@ -41,8 +41,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) for tracer and its commands.
-    Man,
+    /// Print a man page (roff): tracer(1), or with COMMAND that command's
+    /// page, e.g. `tracer man contention > tracer-contention.1`.
+    Man {
+        /// contention, compare, baseline, report or completions.
+        command: Option<String>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -321,7 +325,8 @@ pub struct ContentionArgs {
 
     /// Run the command N times, tracing each run, and print statistics
     /// over the runs (mean, median, stddev, min, max, p95, p99, CV) for
-    /// every metric. With --json FILE, run K is written to FILE-K.json.
+    /// every metric. With --json FILE, run K is written to FILE-K.json
+    /// (and with --html FILE to FILE-K.html).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "command")]
     pub repeat: usize,
 

@@ -50,14 +50,50 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&bytes)
-                .and_then(|()| out.flush())
-                .map_err(|e| exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}")))
+            match out.write_all(&bytes).and_then(|()| out.flush()) {
+                // `tracer report … | head`: the reader had enough.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(|e| {
+                    exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}"))
+                }),
+            }
         }
         Some(p) => std::fs::write(p, bytes).map_err(|e| {
             exit::fail(
                 exit::Code::Output,
                 format!("cannot write {}: {e}", p.display()),
+            )
+        }),
+    }
+}
+
+/// `tracer man [COMMAND]`: the page of tracer or of one of its commands.
+fn man(command: Option<&str>) -> anyhow::Result<()> {
+    let root = <cli::Cli as clap::CommandFactory>::command();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let names: Vec<String> = root
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let Some(sub) = root.find_subcommand(name) else {
+                return Err(exit::fail(
+                    exit::Code::Usage,
+                    format!("no command '{name}' (one of: {})", names.join(", ")),
+                ));
+            };
+            // The page is named tracer-COMMAND, as git and perf name theirs.
+            sub.clone().name(format!("tracer-{name}"))
+        }
+    };
+    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
+        // `tracer man | head`: the reader had enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| {
+            exit::fail(
+                exit::Code::Output,
+                format!("cannot write the man page: {e}"),
             )
         }),
     }
@@ -86,18 +122,7 @@ fn main() {
             clap_complete::generate(*shell, &mut cmd, "tracer", &mut std::io::stdout());
             Ok(exit::Code::Ok)
         }
-        cli::Command::Man => {
-            let cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map(|()| exit::Code::Ok)
-                .map_err(|e| {
-                    exit::fail(
-                        exit::Code::Output,
-                        format!("cannot write the man page: {e}"),
-                    )
-                })
-        }
+        cli::Command::Man { command } => man(command.as_deref()).map(|()| exit::Code::Ok),
     };
     match result {
         Ok(code) => std::process::exit(code as i32),
