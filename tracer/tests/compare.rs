@@ -233,7 +233,10 @@ fn report_completions_and_man() {
     // A command's own page has its options.
     let man = output(Command::new(tracer_bin()).args(["man", "contention"]));
     let page = String::from_utf8_lossy(&man.stdout);
-    assert!(page.contains(".TH tracer-contention") && page.contains("\\-\\-html"), "{page}");
+    assert!(
+        page.contains(".TH tracer-contention") && page.contains("\\-\\-html"),
+        "{page}"
+    );
     let bad = output(Command::new(tracer_bin()).args(["man", "contentoin"]));
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("one of: contention"));

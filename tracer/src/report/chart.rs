@@ -9,7 +9,22 @@ use super::{model::Bucket, text::human_ns};
 const WIDTH: f64 = 760.0;
 const LABEL_W: f64 = 250.0;
 const ROW_H: f64 = 22.0;
-const TOP: f64 = 26.0;
+const TOP: f64 = 30.0;
+
+/// A rough width of a label in the charts' 11 px font.
+fn text_width(s: &str) -> f64 {
+    6.2 * s.chars().count() as f64
+}
+
+/// Where a marker's label goes: right of its line when it fits before
+/// `right`, else left of it (kept right of `left`).
+fn label_side(mx: f64, w: f64, left: f64, right: f64) -> (f64, &'static str) {
+    if mx + 3.0 + w <= right || mx - 3.0 - w < left {
+        (mx + 3.0, "start")
+    } else {
+        (mx - 3.0, "end")
+    }
+}
 
 /// Text for HTML and SVG, attribute-safe.
 pub fn esc(s: &str) -> String {
@@ -171,17 +186,14 @@ pub fn hbars(
     }
     for (k, (v, label)) in markers.iter().enumerate() {
         let mx = x(*v);
-        // Alternate sides, so neighbouring lines keep readable labels.
-        let (tx, anchor) = if k % 2 == 0 {
-            (mx - 3.0, "end")
-        } else {
-            (mx + 3.0, "start")
-        };
+        // One row of labels per marker, each on the side of its line that
+        // keeps it inside the chart.
+        let (tx, anchor) = label_side(mx, text_width(label), LABEL_W, WIDTH);
+        let ly = 10.0 + 11.0 * (k % 2) as f64;
         let _ = write!(
             o,
-            r##"<line class="threshold" x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{base_y}" stroke="#444" stroke-dasharray="4 3"/><text x="{tx:.1}" y="{:.1}" class="marker" text-anchor="{anchor}">{}</text>"##,
-            TOP - 10.0,
-            TOP - 8.0,
+            r##"<line class="threshold" x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{base_y}" stroke="#444" stroke-dasharray="4 3"/><text x="{tx:.1}" y="{ly:.1}" class="marker" text-anchor="{anchor}">{}</text>"##,
+            ly + 2.0,
             esc(label)
         );
     }
@@ -285,14 +297,14 @@ pub fn histogram(
         let mx = x(*v as f64);
         // One line of labels per marker: close percentiles stay readable.
         let ly = top - 26.0 + 10.0 * k as f64;
+        let text = format!("{name} {}", unit(*v));
+        let (tx, anchor) = label_side(mx, text_width(&text), 0.0, w);
         let _ = write!(
             o,
-            r##"<line class="pmark" x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#b00" stroke-dasharray="3 2"/><text x="{:.1}" y="{ly:.1}" class="marker"><title>{name} {}</title>{name} {}</text>"##,
+            r##"<line class="pmark" x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#b00" stroke-dasharray="3 2"/><text x="{tx:.1}" y="{ly:.1}" class="marker" text-anchor="{anchor}">{}</text>"##,
             ly + 2.0,
             top + plot_h,
-            mx + 3.0,
-            unit(*v),
-            unit(*v)
+            esc(&text)
         );
     }
     let _ = write!(

@@ -26,7 +26,7 @@ table { border-collapse: collapse; margin: 6px 0; font-size: 13px; display: bloc
 th, td { padding: 3px 10px; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
 th { background: #f6f6f6; font-weight: 600; } td.l, th.l { text-align: left; }
 td.mono { font-family: ui-monospace, monospace; font-size: 12px; white-space: normal; text-align: left; overflow-wrap: anywhere; min-width: 12em; }
-td.name { text-align: left; white-space: normal; max-width: 20em; overflow-wrap: anywhere; }
+td.name { text-align: left; white-space: normal; min-width: 10em; max-width: 20em; overflow-wrap: anywhere; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; color: #fff; }
 .b-recommended, .b-critical { background: #c9302c; } .b-consider, .b-major { background: #e08e0b; } .b-minor { background: #d4b106; }
 .b-not_needed, .b-none { background: #3c963c; } .b-not_lock_contention { background: #999; } .b-warning { background: #5b8fd6; }
@@ -35,6 +35,7 @@ svg.chart { max-width: 100%; height: auto; }
 .chart text { font: 11px system-ui, sans-serif; fill: #333; } .chart .tick { fill: #777; font-size: 10px; } .chart .marker { font-weight: 600; fill: #444; }
 .grid { display: flex; flex-wrap: wrap; gap: 8px 24px; } .cell { flex: 0 1 auto; min-width: 0; }
 .flame { width: 100%; border: 1px solid #ddd; box-sizing: border-box; }
+.lost { color: #c9302c; }
 .note { color: #555; font-size: 12.5px; } ul.notes li { margin: 2px 0; }
 .cols { display: flex; gap: 24px; } .cols > div { flex: 1 1 0; min-width: 0; overflow-x: auto; }
 "#;
@@ -598,24 +599,34 @@ pub fn render(r: &Report) -> String {
         );
     }
 
-    o.push_str("<h2>Events and drops</h2>");
-    let counts = |m: &std::collections::BTreeMap<String, u64>| -> Vec<Vec<String>> {
+    o.push_str("<h2>Events and drops</h2><p class=\"note\">Every drop counter, always: a non-zero one is measured data that was lost or left unattributed.</p><div class=\"grid\"><div class=\"cell\">");
+    let counts = |m: &std::collections::BTreeMap<String, u64>, flag: bool| -> Vec<Vec<String>> {
         m.iter()
-            .map(|(k, v)| vec![esc(k), human_count(*v)])
+            .map(|(k, v)| {
+                let n = human_count(*v);
+                let n = if flag && *v > 0 {
+                    format!("<b class=\"lost\">{n}</b>")
+                } else {
+                    n
+                };
+                vec![esc(k), n]
+            })
             .collect()
     };
     table(
         &mut o,
         "events",
         &[("event", "l"), ("count", "")],
-        &counts(&r.events),
+        &counts(&r.events, false),
     );
+    o.push_str("</div><div class=\"cell\">");
     table(
         &mut o,
         "drops",
         &[("drop", "l"), ("count", "")],
-        &counts(&r.drops),
+        &counts(&r.drops, true),
     );
+    o.push_str("</div></div>");
     o.push_str("<ul class=\"notes\">");
     for n in &r.limitations {
         let _ = write!(o, "<li class=\"note\">{}</li>", esc(n));
