@@ -10,7 +10,8 @@
 //! no stack accounts for goes to an `[unattributed]` frame, so the profile's
 //! totals equal the report's exactly. Sites without a per-thread breakdown
 //! (frame-pointer sites, reports before schema 1.3) are split per lock and
-//! carry no thread label.
+//! carry no thread label; a lock without call sites (--mode sched) gets one
+//! `[unattributed]` sample per thread.
 
 use std::{collections::HashMap, io::Write as _};
 
@@ -180,7 +181,10 @@ pub fn parts(r: &Report) -> Vec<Part<'_>> {
         }
         .filter(|s| !s.frames.is_empty())
         .collect();
-        if sites.iter().any(|s| !s.threads.is_empty()) {
+        // Per thread when the stacks say which thread took them, or when
+        // there are no stacks at all (--mode sched): the thread is then all
+        // that is known of where the wait came from.
+        if sites.is_empty() || sites.iter().any(|s| !s.threads.is_empty()) {
             let (mut c_given, mut d_given) = (0u64, 0u64);
             for t in &l.threads {
                 let per: Vec<(&Site, u64, u64)> = sites
@@ -461,6 +465,26 @@ mod tests {
         let worker = stack.iter().position(|f| f == "sequencer_worker").unwrap();
         assert!(assign < worker, "{stack:?}");
         assert!(p.duration_nanos > 0 && p.time_nanos > 0);
+    }
+
+    #[test]
+    fn without_call_sites_every_thread_keeps_its_totals() {
+        let mut r = crate::report::json::parse(FIXTURE).unwrap();
+        for l in &mut r.locks {
+            l.sites.clear();
+            l.unwound_sites.clear();
+        }
+        let p = decode(&render(&r));
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        for x in &p.sample {
+            assert_eq!(x.location_id.len(), 1, "one [unattributed] frame");
+            assert!(x.label.iter().any(|lb| s(lb.key) == "tid"));
+        }
+        let delay: i64 = p.sample.iter().map(|x| x.value[1]).sum();
+        assert_eq!(
+            delay as u64,
+            r.locks.iter().map(|l| l.wait.total_ns).sum::<u64>()
+        );
     }
 
     #[test]
