@@ -43,13 +43,6 @@ svg.chart { max-width: 100%; height: auto; }
 /// Locks in the table (by total wait); charts show fewer.
 const TABLE_LOCKS: usize = 50;
 
-const COLORS: [(&str, &str); 4] = [
-    ("recommended", "#c9302c"),
-    ("consider", "#e08e0b"),
-    ("not_needed", "#3c963c"),
-    ("not_lock_contention", "#999999"),
-];
-
 pub fn decision_key(d: Decision) -> &'static str {
     match d {
         Decision::Recommended => "recommended",
@@ -69,8 +62,12 @@ pub fn decision_text(d: Decision) -> &'static str {
 }
 
 pub fn decision_color(d: Decision) -> &'static str {
-    let k = decision_key(d);
-    COLORS.iter().find(|c| c.0 == k).map_or("#999", |c| c.1)
+    match d {
+        Decision::Recommended => "#c9302c",
+        Decision::Consider => "#e08e0b",
+        Decision::NotNeeded => "#3c963c",
+        Decision::NotLockContention => "#999999",
+    }
 }
 
 /// A table: `head` gives each column's title and cell class ("" for a
