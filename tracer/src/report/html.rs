@@ -224,17 +224,26 @@ fn locks_table(o: &mut String, locks: &[&Lock]) {
 fn lock_detail(o: &mut String, i: usize, l: &Lock) {
     let _ = write!(
         o,
-        "<h3>{} <span class=\"badge b-{}\">{}</span></h3><p class=\"note\">{} at {} (pid {}) · {} waits ({} slept, {} EAGAIN) · {} wake calls</p><div class=\"grid\"><div class=\"cell\">",
+        "<h3>{} {}</h3><p class=\"note\">{} at {} (pid {}) · {} waits ({} slept, {} EAGAIN) · {} wake calls{}</p><div class=\"grid\"><div class=\"cell\">",
         esc(&l.label),
-        decision_key(l.decision),
-        decision_text(l.decision),
+        decision_badge(l.decision),
         esc(&l.kind),
         esc(&l.address),
         l.pid,
         human_count(l.contentions),
         human_count(l.outcomes.slept),
         human_count(l.outcomes.eagain),
-        human_count(l.wakes.calls)
+        human_count(l.wakes.calls),
+        // The sleeping waits from the scheduler's view: waiting for the
+        // lock, or for a CPU once woken.
+        l.sched.as_ref().filter(|s| s.sleeps > 0).map_or(String::new(), |s| format!(
+            "<br>sleeping waits: {} · blocked until woken {} · then runnable, waiting for a CPU, {} ({:.0}%) · wake→run p99 {}",
+            human_count(s.sleeps),
+            human_ns(s.blocked_ns),
+            human_ns(s.runnable_ns),
+            100.0 * s.runnable_share,
+            human_ns(s.wakeup_latency.p99_ns)
+        ))
     );
     o.push_str(&chart::histogram(
         &format!("wait-hist-{i}"),
