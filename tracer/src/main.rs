@@ -109,6 +109,12 @@ fn main() {
         })
         .parse_env("TRACER_LOG")
         .format_target(false)
+        .target(env_logger::Target::Pipe(Box::new(progress::LogWriter)))
+        .write_style(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            env_logger::WriteStyle::Always
+        } else {
+            env_logger::WriteStyle::Never
+        })
         .init();
     let result = match &cli.command {
         cli::Command::Contention(args) => {

@@ -5,7 +5,8 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{IsTerminal as _, Write as _},
+    io::{IsTerminal as _, Write},
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -20,6 +21,10 @@ use crate::{
 };
 
 const EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the line is on the terminal now: a log line must erase it first
+/// (see `LogWriter`).
+static DRAWN: AtomicBool = AtomicBool::new(false);
 /// The line never takes more than 1/BUDGET of a CPU: a refresh that cost
 /// 40 ms (≈9,000 (lock, thread) entries) spaces the next ones 2 s apart.
 const BUDGET: u32 = 50;
@@ -109,6 +114,7 @@ impl Progress {
         let _ = write!(err, "\r\x1b[K{line}");
         let _ = err.flush();
         self.shown = true;
+        DRAWN.store(true, Ordering::Relaxed);
     }
 
     /// Erases the line, before anything else is printed.
@@ -117,6 +123,7 @@ impl Progress {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[K");
             let _ = err.flush();
+            DRAWN.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -131,6 +138,24 @@ impl Drop for Progress {
                 self.spent.as_micros() / u128::from(self.ticks)
             );
         }
+    }
+}
+
+/// Where log records go: stderr, erasing the progress line first when it
+/// is drawn (it comes back at its next refresh).
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if DRAWN.swap(false, Ordering::Relaxed) {
+            err.write_all(b"\r\x1b[K")?;
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
