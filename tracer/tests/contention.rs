@@ -185,8 +185,8 @@ fn heap_mutex_is_labelled_by_its_call_site() {
 fn several_pids_are_traced_at_once() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mutex_count");
-    let mut a = PerfRun::start(&bin, &["4", "150000"], FUTEX_WAIT_PRIVATE, "multi_a");
-    let mut b = PerfRun::start(&bin, &["4", "150000"], FUTEX_WAIT_PRIVATE, "multi_b");
+    let mut a = PerfRun::start(&bin, &["4", "300000"], FUTEX_WAIT_PRIVATE, "multi_a");
+    let mut b = PerfRun::start(&bin, &["4", "300000"], FUTEX_WAIT_PRIVATE, "multi_b");
     let pids = format!("{},{}", a.work.pid, b.work.pid);
     let tracer = Tracer::start(&["--pid", &pids], "multi");
     a.work.go();
@@ -194,10 +194,12 @@ fn several_pids_are_traced_at_once() {
     let (pid_a, pid_b) = (a.work.pid as u64, b.work.pid as u64);
     let ((_, perf_a), (_, perf_b)) = (a.finish(), b.finish());
     let (_, report) = tracer.finish(Duration::from_secs(30));
-    // Two processes share two cores: one may barely contend. Each must have
-    // waited at least once (so its lock is in the report), and together enough.
+    // Two processes share two cores, so how much each contends is up to the
+    // scheduler (seen: 8 + 8 waits in one CI run, thousands in others). Each
+    // must have waited at least once, so its lock is in the report; the
+    // check is that every one of those waits is counted, per process.
     assert!(
-        perf_a > 0 && perf_b > 0 && perf_a + perf_b > 100,
+        perf_a > 0 && perf_b > 0,
         "perf saw {perf_a} + {perf_b} waits"
     );
     let locks = report["locks"].as_array().unwrap();
