@@ -177,6 +177,12 @@ pub mod counter {
     pub const UNWIND_THROTTLED: u32 = 19;
     pub const COUNT: u32 = 20;
 
+    /// Whether counter `i` counts lost or unattributed data (every counter
+    /// but UNWIND_THROTTLED, which is an event).
+    pub const fn is_drop(i: u32) -> bool {
+        i != UNWIND_THROTTLED
+    }
+
     /// Report names, in index order.
     pub const NAMES: [&str; COUNT as usize] = [
         "missing_start",

@@ -93,17 +93,28 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
             Err(_) => snap.read_errors += 1,
         }
     }
-    let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map("COUNTERS")?)?;
-    for (i, slot) in snap.counters.iter_mut().enumerate() {
-        let per_cpu = counters.get(&(i as u32), 0).context("reading a counter")?;
-        *slot = per_cpu.iter().sum();
-    }
+    snap.counters = counters(probes)?;
     Ok(snap)
+}
+
+/// The counters, summed over CPUs, indexed by `tracer_common::counter`.
+pub fn counters(probes: &Probes) -> Result<[u64; counter::COUNT as usize]> {
+    let map = probes.bpf.map("COUNTERS").context("map COUNTERS missing")?;
+    let per_cpu: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+    let mut out = [0; counter::COUNT as usize];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = per_cpu
+            .get(&(i as u32), 0)
+            .context("reading a counter")?
+            .iter()
+            .sum();
+    }
+    Ok(out)
 }
 
 /// Every entry of a hash map; entries that vanish or fail to read while
 /// iterating are counted in `errors`.
-fn read_all<K: Pod, V: Pod>(map: &Map, errors: &mut u64) -> Result<Vec<(K, V)>> {
+pub fn read_all<K: Pod, V: Pod>(map: &Map, errors: &mut u64) -> Result<Vec<(K, V)>> {
     let map: HashMap<&MapData, K, V> = HashMap::try_from(map)?;
     let mut out = Vec::new();
     for entry in map.iter() {

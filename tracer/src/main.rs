@@ -48,22 +48,26 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
         }
     };
     match &args.output {
-        None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&bytes).and_then(|()| out.flush()) {
-                // `tracer report … | head`: the reader had enough.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map_err(|e| {
-                    exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}"))
-                }),
-            }
-        }
+        None => to_stdout(|out| out.write_all(&bytes)),
         Some(p) => std::fs::write(p, bytes).map_err(|e| {
             exit::fail(
                 exit::Code::Output,
                 format!("cannot write {}: {e}", p.display()),
             )
         }),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`tracer … | head`: the reader had
+/// enough) ends the output quietly.
+fn to_stdout(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}"))),
     }
 }
 
@@ -87,16 +91,7 @@ fn man(command: Option<&str>) -> anyhow::Result<()> {
             sub.clone().name(format!("tracer-{name}"))
         }
     };
-    match clap_mangen::Man::new(page).render(&mut std::io::stdout()) {
-        // `tracer man | head`: the reader had enough.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.map_err(|e| {
-            exit::fail(
-                exit::Code::Output,
-                format!("cannot write the man page: {e}"),
-            )
-        }),
-    }
+    to_stdout(|out| clap_mangen::Man::new(page).render(out))
 }
 
 fn main() {

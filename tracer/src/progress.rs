@@ -10,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
 use tracer_common::{LockThreadKey, LockThreadStats, counter};
 
 use crate::{
     attach::Probes,
+    collect,
     report::text::{human_count, human_ns, human_rate},
     symbolize::Symbols,
     target::ProcessInfo,
@@ -160,35 +160,34 @@ impl Write for LogWriter {
 }
 
 /// Waits, drops and the top lock so far, from LOCK_THREADS and COUNTERS.
-/// Entries that fail to read are skipped: this is a progress line, the
-/// report counts them.
+/// What fails to read is left out: this is a progress line, the report
+/// counts such failures.
 pub fn totals(probes: &Probes) -> Totals {
     let mut t = Totals::default();
-    if let Some(map) = probes.bpf.map("LOCK_THREADS")
-        && let Ok(map) = BpfHashMap::<&MapData, LockThreadKey, LockThreadStats>::try_from(map)
-    {
-        let mut per_lock: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
-        for (k, s) in map.iter().flatten() {
-            let waits: u64 = s.outcomes.iter().sum();
-            t.waits += waits;
-            let e = per_lock.entry((k.uaddr, k.tgid)).or_default();
-            e.0 += waits;
-            e.1 += s.wait_ns;
-        }
-        t.top = per_lock
-            .into_iter()
-            .filter(|(_, (c, _))| *c > 0)
-            .max_by_key(|(k, (c, w))| (*w, *c, *k))
-            .map(|((a, p), (c, w))| (a, p, c, w));
+    let mut errors = 0;
+    let entries: Vec<(LockThreadKey, LockThreadStats)> = probes
+        .bpf
+        .map("LOCK_THREADS")
+        .and_then(|m| collect::read_all(m, &mut errors).ok())
+        .unwrap_or_default();
+    let mut per_lock: HashMap<(u64, u32), (u64, u64)> = HashMap::new();
+    for (k, s) in entries {
+        let waits: u64 = s.outcomes.iter().sum();
+        t.waits += waits;
+        let e = per_lock.entry((k.uaddr, k.tgid)).or_default();
+        e.0 += waits;
+        e.1 += s.wait_ns;
     }
-    if let Some(map) = probes.bpf.map("COUNTERS")
-        && let Ok(c) = PerCpuArray::<&MapData, u64>::try_from(map)
-    {
-        for i in (0..counter::COUNT).filter(|&i| i != counter::UNWIND_THROTTLED) {
-            if let Ok(v) = c.get(&i, 0) {
-                t.drops += v.iter().sum::<u64>();
-            }
-        }
+    t.top = per_lock
+        .into_iter()
+        .filter(|(_, (c, _))| *c > 0)
+        .max_by_key(|(k, (c, w))| (*w, *c, *k))
+        .map(|((a, p), (c, w))| (a, p, c, w));
+    if let Ok(c) = collect::counters(probes) {
+        t.drops = (0..counter::COUNT)
+            .filter(|&i| counter::is_drop(i))
+            .map(|i| c[i as usize])
+            .sum();
     }
     t
 }

@@ -23,17 +23,36 @@ fn gated(bin: &Path, args: &[&str]) -> Gated {
     Gated::start(c)
 }
 
+/// Runs `bin ARGS` under the tracer (`--pid` it, plus `probes`) and
+/// returns what the program printed after its gate, the text report and the
+/// JSON report.
+fn traced(
+    bin: &Path,
+    args: &[&str],
+    probes: &[&str],
+    tag: &str,
+) -> (String, String, serde_json::Value) {
+    let mut work = gated(bin, args);
+    let pid = work.pid.to_string();
+    let mut tracer_args = vec!["--pid", pid.as_str()];
+    tracer_args.extend_from_slice(probes);
+    let tracer = Tracer::start(&tracer_args, tag);
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    (rest, text, report)
+}
+
 /// A C-ABI function with a known sleep, a mangled Rust function and known
 /// mallocs: counts exact, latency p50 within 10% of the program's own
 /// median, sizes in the right histogram buckets.
 #[test]
 fn rust_functions_and_allocations_match_the_program() {
     let Some(_serial) = privileged() else { return };
-    let mut work = gated(&example("probe_target"), &["100", "2000", "1000"]);
-    let tracer = Tracer::start(
+    let (rest, text, report) = traced(
+        &example("probe_target"),
+        &["100", "2000", "1000"],
         &[
-            "--pid",
-            &work.pid.to_string(),
             "--uprobe",
             "probe_target_sleep",
             "--uprobe",
@@ -42,9 +61,6 @@ fn rust_functions_and_allocations_match_the_program() {
         ],
         "probe_target",
     );
-    work.go();
-    let rest = work.finish(Duration::from_secs(60));
-    let (text, report) = tracer.finish(Duration::from_secs(60));
     let own_median: f64 = field(&rest, "median_ns").unwrap().parse().unwrap();
 
     let sleep = function(&report, "probe_target_sleep");
@@ -97,19 +113,12 @@ fn cpp_method_matches_by_demangled_glob() {
         .status()
         .expect("c++ is needed (cargo xtask setup installs g++)");
     assert!(ok.success());
-    let mut work = gated(&bin, &["150"]);
-    let tracer = Tracer::start(
-        &[
-            "--pid",
-            &work.pid.to_string(),
-            "--uprobe",
-            "orders::Book::match*",
-        ],
+    let (rest, _, report) = traced(
+        &bin,
+        &["150"],
+        &["--uprobe", "orders::Book::match*"],
         "orders",
     );
-    work.go();
-    let rest = work.finish(Duration::from_secs(60));
-    let (_, report) = tracer.finish(Duration::from_secs(60));
     assert_eq!(field(&rest, "matched"), Some("150"));
     let f = function(&report, "orders::Book::match(long, int)");
     assert_eq!(f["calls"].as_u64(), Some(150));
@@ -217,11 +226,10 @@ fn hot_paths_and_unknown_symbols_are_refused() {
 fn probe_budget_duty_cycles_and_is_reported() {
     let Some(_serial) = privileged() else { return };
     // 3 s of back-to-back assign() calls: a hot function.
-    let mut work = gated(&example("probe_target"), &["3000", "1000", "0"]);
-    let tracer = Tracer::start(
+    let (_, text, report) = traced(
+        &example("probe_target"),
+        &["3000", "1000", "0"],
         &[
-            "--pid",
-            &work.pid.to_string(),
             "--uprobe",
             "probe_target::*::assign",
             "--probe-budget",
@@ -229,9 +237,6 @@ fn probe_budget_duty_cycles_and_is_reported() {
         ],
         "budget",
     );
-    work.go();
-    work.finish(Duration::from_secs(60));
-    let (text, report) = tracer.finish(Duration::from_secs(60));
     let cost = &report["probe_cost"];
     let fraction = cost["attached_fraction"].as_f64().unwrap();
     assert!(fraction < 0.9, "duty cycle applied: {cost:#}");

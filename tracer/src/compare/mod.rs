@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     exit::{Code, fail},
     report::{
-        hist::percentile,
+        hist::durations,
         json,
         model::{Bucket, Decision, Report},
     },
@@ -280,11 +280,12 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
                     count,
                 })
                 .collect();
-            put("wait_total_ns", a.total as f64);
-            put("wait_p50_ns", percentile(&hist, 50.0, a.max) as f64);
-            put("wait_p95_ns", percentile(&hist, 95.0, a.max) as f64);
-            put("wait_p99_ns", percentile(&hist, 99.0, a.max) as f64);
-            put("wait_max_ns", a.max as f64);
+            let d = durations(a.total, a.contentions, a.max, &hist);
+            put("wait_total_ns", d.total_ns as f64);
+            put("wait_p50_ns", d.p50_ns as f64);
+            put("wait_p95_ns", d.p95_ns as f64);
+            put("wait_p99_ns", d.p99_ns as f64);
+            put("wait_max_ns", d.max_ns as f64);
         }
     }
     // Threads by name: where their time went, as shares of traced time.

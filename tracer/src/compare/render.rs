@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Comparison, MetricChange, Severity, severity_name};
-use crate::report::text::{human_ns, human_rate};
+use crate::report::text::{clip, human_ns, human_rate};
 
 /// A metric's value in its unit (ns, share of time, or a rate); also used
 /// by `tracer contention --repeat`.
@@ -137,16 +137,6 @@ pub fn text(c: &Comparison, all: bool) -> String {
 
 fn cv(v: Option<f64>) -> String {
     v.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c))
-}
-
-fn clip(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(w - 1).collect();
-        t.push('…');
-        t
-    }
 }
 
 /// A pull-request comment.

@@ -7,7 +7,7 @@ use tracer_common::{LockKey, NO_STACK, STACK_ALL_FIRST, SiteStats, counter, outc
 use super::{
     callsite,
     decide::{decide, verdict},
-    hist::{buckets, percentile},
+    hist::{buckets, durations, percentile},
     model::*,
 };
 use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo, unwind::Unwound};
@@ -132,11 +132,13 @@ pub fn build(
         });
         lock.contentions_per_s = lock.contentions as f64 / duration;
         lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
-        lock.wait.avg_ns = lock.wait.total_ns / lock.contentions.max(1);
         lock.histogram = buckets(hist.remove(key).unwrap_or_default());
-        lock.wait.p50_ns = percentile(&lock.histogram, 50.0, lock.wait.max_ns);
-        lock.wait.p95_ns = percentile(&lock.histogram, 95.0, lock.wait.max_ns);
-        lock.wait.p99_ns = percentile(&lock.histogram, 99.0, lock.wait.max_ns);
+        lock.wait = durations(
+            lock.wait.total_ns,
+            lock.contentions,
+            lock.wait.max_ns,
+            &lock.histogram,
+        );
         lock.threads
             .retain(|t| t.contentions > 0 || t.wake_calls > 0);
         lock.threads
@@ -307,7 +309,7 @@ pub fn build(
         ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
     ]);
     let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
-        .filter(|&i| i != counter::UNWIND_THROTTLED)
+        .filter(|&i| counter::is_drop(i))
         .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
         .collect();
     drops.insert("map_read_errors".into(), snap.read_errors);
@@ -463,14 +465,7 @@ fn functions(
             calls: st.calls,
             calls_per_s: st.calls as f64 / attached,
             calls_estimated: (st.calls as f64 / fraction.max(1e-9)).round() as u64,
-            latency: FnLatency {
-                total_ns: st.total_ns,
-                avg_ns: st.total_ns / st.calls.max(1),
-                p50_ns: percentile(&histogram, 50.0, st.max_ns),
-                p95_ns: percentile(&histogram, 95.0, st.max_ns),
-                p99_ns: percentile(&histogram, 99.0, st.max_ns),
-                max_ns: st.max_ns,
-            },
+            latency: durations(st.total_ns, st.calls, st.max_ns, &histogram),
             histogram,
             bytes: is_alloc.then_some(st.bytes),
             size_histogram: if is_alloc {

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{model::Bucket, text::human_ns};
+use super::{model::Bucket, text::clip};
 
 const WIDTH: f64 = 760.0;
 const LABEL_W: f64 = 250.0;
@@ -40,14 +40,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     o
-}
-
-fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).collect::<String>() + "…"
-    }
 }
 
 /// One bar; `values` are drawn side by side (one for a plain chart, two
@@ -365,14 +357,10 @@ pub fn stacked(id: &str, rows: &[(String, Vec<f64>)], parts: &[(&str, &str)]) ->
     o
 }
 
-/// ns on a chart axis.
-pub fn ns(v: u64) -> String {
-    human_ns(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::text::human_ns;
 
     #[test]
     fn log_scale_spans_whole_decades_and_clamps() {
@@ -397,7 +385,7 @@ mod tests {
                 count: 1,
             },
         ];
-        let svg = histogram("h", &b, &[(1500, "p50"), (9000, "p99")], &ns, "#36c");
+        let svg = histogram("h", &b, &[(1500, "p50"), (9000, "p99")], &human_ns, "#36c");
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains(">p50 1.50µs<") && svg.contains(">p99 9.00µs<"));
         assert_eq!(

@@ -168,7 +168,7 @@ mod tests {
             label: label.into(),
             contentions_per_s: rate,
             decision: decide(rate, &t),
-            wait: super::super::model::WaitStats {
+            wait: super::super::model::Durations {
                 total_ns: wait,
                 ..Default::default()
             },

@@ -2,15 +2,17 @@
 //! flamegraph.pl and inferno, and the same stacks as a speedscope file,
 //! weighted by wait time in ns.
 //!
-//! Each lock's total wait is spread over its call sites in proportion to
-//! their (sampled) wait estimates — .eh_frame sites when there are any,
-//! else frame-pointer sites — and what no site accounts for goes to an
+//! `parts` is where each lock's exact waits go, shared with the pprof
+//! view: each lock's (and, when the stacks say which thread took them, each
+//! thread's) totals are spread over its call sites in proportion to their
+//! sampled estimates — .eh_frame sites when there are any, else
+//! frame-pointer sites — and what no site accounts for goes to an
 //! `[unattributed]` frame, so the folded total equals the report's total
 //! wait exactly.
 
-use std::fmt::Write as _;
+use std::{collections::HashMap, fmt::Write as _};
 
-use super::model::{Frame, Report};
+use super::model::{Frame, Lock, Report, Site};
 
 fn name(f: &Frame) -> String {
     f.symbol
@@ -19,37 +21,137 @@ fn name(f: &Frame) -> String {
         .replace([';', ' '], "_")
 }
 
-/// Weighted stacks, frames outermost first with the lock last; the weights
-/// of each lock add up to its total wait.
-pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
-    let mut out = Vec::new();
-    for l in &r.locks {
-        let total = l.wait.total_ns;
-        if total == 0 {
+/// One (lock, thread, stack) with its share of the exact totals.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub lock: &'a Lock,
+    /// (tid, name); None when the stacks have no per-thread breakdown.
+    pub thread: Option<(u32, &'a str)>,
+    /// Innermost first; None for the `[unattributed]` remainder.
+    pub frames: Option<&'a [Frame]>,
+    pub contentions: u64,
+    pub delay_ns: u64,
+}
+
+/// Splits `total` over `weights` in proportion (floors); the shares never
+/// add up to more than `total`.
+fn apportion(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    weights
+        .iter()
+        .map(|&w| {
+            (u128::from(total) * u128::from(w))
+                .checked_div(sum)
+                .map_or(0, |v| v as u64)
+        })
+        .collect()
+}
+
+/// Pushes the parts of one group of exact totals spread over `sites` by
+/// their (count, wait) estimates, then the remainder as unattributed.
+fn spread<'a>(
+    out: &mut Vec<Part<'a>>,
+    lock: &'a Lock,
+    thread: Option<(u32, &'a str)>,
+    totals: (u64, u64),
+    sites: &[(&'a Site, u64, u64)],
+) {
+    let counts = apportion(totals.0, &sites.iter().map(|s| s.1).collect::<Vec<_>>());
+    let delays = apportion(totals.1, &sites.iter().map(|s| s.2).collect::<Vec<_>>());
+    let (mut c_given, mut d_given) = (0, 0);
+    for ((s, c), d) in sites.iter().zip(counts).zip(delays) {
+        if c == 0 && d == 0 {
             continue;
         }
-        let lock = format!("lock:{}", l.label.replace([';', ' '], "_"));
-        let sites = if l.unwound_sites.is_empty() {
-            &l.sites
+        out.push(Part {
+            lock,
+            thread,
+            frames: Some(&s.0.frames),
+            contentions: c,
+            delay_ns: d,
+        });
+        c_given += c;
+        d_given += d;
+    }
+    let rest = (totals.0 - c_given, totals.1 - d_given);
+    if rest != (0, 0) {
+        out.push(Part {
+            lock,
+            thread,
+            frames: None,
+            contentions: rest.0,
+            delay_ns: rest.1,
+        });
+    }
+}
+
+/// Every lock's exact contentions and wait time, spread over (thread,
+/// stack) parts.
+pub fn parts(r: &Report) -> Vec<Part<'_>> {
+    let mut out = Vec::new();
+    for l in &r.locks {
+        let sites: Vec<&Site> = if l.unwound_sites.is_empty() {
+            l.sites.iter()
         } else {
-            &l.unwound_sites
-        };
-        let est: u128 = sites.iter().map(|s| u128::from(s.wait_ns)).sum();
-        let mut given = 0u64;
-        for s in sites.iter().filter(|s| !s.frames.is_empty()) {
-            let share = (u128::from(total) * u128::from(s.wait_ns))
-                .checked_div(est)
-                .map_or(0, |v| v as u64);
-            if share == 0 {
-                continue;
-            }
-            let mut path: Vec<String> = s.frames.iter().rev().map(name).collect();
-            path.push(lock.clone());
-            out.push((path, share));
-            given += share;
+            l.unwound_sites.iter()
         }
-        if given < total {
-            out.push((vec!["[unattributed]".into(), lock], total - given));
+        .filter(|s| !s.frames.is_empty())
+        .collect();
+        // Per thread when the stacks say which thread took them, or when
+        // there are no stacks at all (--mode sched): the thread is then all
+        // that is known of where the wait came from.
+        if sites.is_empty() || sites.iter().any(|s| !s.threads.is_empty()) {
+            let (mut c_given, mut d_given) = (0u64, 0u64);
+            for t in &l.threads {
+                let per: Vec<(&Site, u64, u64)> = sites
+                    .iter()
+                    .filter_map(|s| {
+                        let st = s.threads.iter().find(|x| x.tid == t.tid)?;
+                        Some((*s, st.count, st.wait_ns))
+                    })
+                    .collect();
+                let totals = (
+                    t.contentions.min(l.contentions - c_given),
+                    t.wait_ns.min(l.wait.total_ns - d_given),
+                );
+                spread(&mut out, l, Some((t.tid, &t.name)), totals, &per);
+                c_given += totals.0;
+                d_given += totals.1;
+            }
+            // The threads add up to the lock; anything else is kept anyway.
+            spread(
+                &mut out,
+                l,
+                None,
+                (l.contentions - c_given, l.wait.total_ns - d_given),
+                &[],
+            );
+        } else {
+            let per: Vec<(&Site, u64, u64)> =
+                sites.iter().map(|s| (*s, s.count, s.wait_ns)).collect();
+            spread(&mut out, l, None, (l.contentions, l.wait.total_ns), &per);
+        }
+    }
+    out
+}
+
+/// Weighted stacks, frames outermost first with the lock last; the weights
+/// of each lock add up to its total wait (the parts' delays, per stack).
+pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
+    let mut out: Vec<(Vec<String>, u64)> = Vec::new();
+    let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    for p in parts(r).into_iter().filter(|p| p.delay_ns > 0) {
+        let mut path: Vec<String> = match p.frames {
+            Some(frames) => frames.iter().rev().map(name).collect(),
+            None => vec!["[unattributed]".into()],
+        };
+        path.push(format!("lock:{}", p.lock.label.replace([';', ' '], "_")));
+        match index.get(&path) {
+            Some(&i) => out[i].1 += p.delay_ns,
+            None => {
+                index.insert(path.clone(), out.len());
+                out.push((path, p.delay_ns));
+            }
         }
     }
     out
@@ -67,7 +169,7 @@ pub fn render(r: &Report) -> String {
 /// nanoseconds of wait): https://www.speedscope.app/file-format-schema.json
 pub fn speedscope(r: &Report) -> serde_json::Value {
     let mut names: Vec<String> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut samples = Vec::new();
     let mut weights = Vec::new();
     for (path, weight) in stacks(r) {
@@ -128,6 +230,14 @@ mod tests {
             .find(|l| l.contains("sequencer_assign"))
             .unwrap();
         assert!(l.find("start_thread") < l.find("sequencer_assign"), "{l}");
+    }
+
+    #[test]
+    fn apportion_never_gives_more_than_the_total() {
+        assert_eq!(super::apportion(10, &[1, 1, 1]), [3, 3, 3]);
+        assert_eq!(super::apportion(10, &[]), Vec::<u64>::new());
+        assert_eq!(super::apportion(10, &[0, 0]), [0, 0]);
+        assert_eq!(super::apportion(u64::MAX, &[u64::MAX, 1])[0], u64::MAX - 1);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Percentiles from the kernel's log-linear histogram buckets.
 
-use super::model::Bucket;
+use super::model::{Bucket, Durations};
 
 /// The p-th percentile (0 < p ≤ 100) of the values in `buckets` (sorted by
 /// `lo_ns`), by nearest rank, interpolated linearly inside its bucket and
@@ -23,6 +23,19 @@ pub fn percentile(buckets: &[Bucket], p: f64, max_ns: u64) -> u64 {
         seen += b.count;
     }
     max_ns
+}
+
+/// `count` durations adding up to `total_ns`, the longest `max_ns`, with
+/// percentiles from their histogram.
+pub fn durations(total_ns: u64, count: u64, max_ns: u64, buckets: &[Bucket]) -> Durations {
+    Durations {
+        total_ns,
+        avg_ns: total_ns / count.max(1),
+        p50_ns: percentile(buckets, 50.0, max_ns),
+        p95_ns: percentile(buckets, 95.0, max_ns),
+        p99_ns: percentile(buckets, 99.0, max_ns),
+        max_ns,
+    }
 }
 
 /// Builds sorted buckets from (bucket index, count) pairs.

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::{
     chart::{self, Bar, esc},
     folded,
-    model::{Decision, Lock, Report},
+    model::{Decision, Durations, Lock, Report},
     text::{human_count, human_ns, human_rate},
 };
 
@@ -175,25 +175,24 @@ pub fn rate_chart(id: &str, locks: &[&Lock], r: &Report) -> String {
     )
 }
 
-/// Table cells of durations (total, p50, p95, p99, max).
-fn durations(ns: [u64; 5]) -> impl Iterator<Item = String> {
-    ns.into_iter().map(human_ns)
+/// Table cells of a distribution: total, p50, p95, p99, max.
+fn duration_cells(d: &Durations) -> impl Iterator<Item = String> {
+    [d.total_ns, d.p50_ns, d.p95_ns, d.p99_ns, d.max_ns]
+        .into_iter()
+        .map(human_ns)
 }
 
 fn locks_table(o: &mut String, locks: &[&Lock]) {
     let rows: Vec<Vec<String>> = locks
         .iter()
         .map(|l| {
-            let w = &l.wait;
             let mut row = vec![
                 esc(&l.label),
                 esc(&l.kind),
                 human_rate(l.contentions_per_s),
                 human_count(l.contentions),
             ];
-            row.extend(durations([
-                w.total_ns, w.p50_ns, w.p95_ns, w.p99_ns, w.max_ns,
-            ]));
+            row.extend(duration_cells(&l.wait));
             row.extend([
                 decision_badge(l.decision),
                 esc(l.call_site.as_deref().unwrap_or("-")),
@@ -253,7 +252,7 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
             (l.wait.p95_ns, "p95"),
             (l.wait.p99_ns, "p99"),
         ],
-        &chart::ns,
+        &human_ns,
         decision_color(l.decision),
     ));
     o.push_str("</div><div class=\"cell\">");
@@ -415,16 +414,13 @@ fn functions(o: &mut String, r: &Report) {
     let rows: Vec<Vec<String>> = fns
         .iter()
         .map(|f| {
-            let t = &f.latency;
             let mut row = vec![
                 esc(&f.name),
                 esc(&f.role),
                 human_count(f.calls),
                 human_rate(f.calls_per_s),
             ];
-            row.extend(durations([
-                t.total_ns, t.p50_ns, t.p95_ns, t.p99_ns, t.max_ns,
-            ]));
+            row.extend(duration_cells(&f.latency));
             row.push(f.bytes.map_or("-".into(), human_count));
             row
         })
@@ -470,7 +466,7 @@ fn functions(o: &mut String, r: &Report) {
                 (f.latency.p95_ns, "p95"),
                 (f.latency.p99_ns, "p99"),
             ],
-            &chart::ns,
+            &human_ns,
             "#4a7bd0",
         ));
         o.push_str("</div>");
@@ -482,11 +478,8 @@ fn functions(o: &mut String, r: &Report) {
 /// (its script finds "the first svg" and fixed element ids, so it gets a
 /// document of its own). None when no lock waited.
 pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
-    let lines: Vec<String> = folded::stacks(r)
-        .into_iter()
-        .map(|(path, w)| format!("{} {w}", path.join(";")))
-        .collect();
-    if lines.is_empty() {
+    let folded = folded::render(r);
+    if folded.is_empty() {
         return None;
     }
     let mut opts = inferno::flamegraph::Options::default();
@@ -498,7 +491,7 @@ pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
     // run with thousands of locks to a page of reasonable size.
     opts.min_width = 0.5;
     let mut svg = Vec::new();
-    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg).ok()?;
+    inferno::flamegraph::from_lines(&mut opts, folded.lines(), &mut svg).ok()?;
     let svg = String::from_utf8(svg).ok()?;
     let start = svg.find("<svg")?;
     let svg = &svg[start..];

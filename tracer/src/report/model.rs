@@ -155,7 +155,7 @@ pub struct Lock {
     pub contentions: u64,
     pub contentions_per_s: f64,
     pub outcomes: Outcomes,
-    pub wait: WaitStats,
+    pub wait: Durations,
     pub wakes: Wakes,
     pub decision: Decision,
     pub threads: Vec<LockThread>,
@@ -210,8 +210,9 @@ pub struct Outcomes {
     pub error: u64,
 }
 
+/// A distribution of durations: a lock's waits, a function's calls.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WaitStats {
+pub struct Durations {
     pub total_ns: u64,
     pub avg_ns: u64,
     pub p50_ns: u64,
@@ -385,7 +386,7 @@ pub struct Function {
     pub calls_per_s: f64,
     /// `calls` scaled to the whole run (÷ attached fraction).
     pub calls_estimated: u64,
-    pub latency: FnLatency,
+    pub latency: Durations,
     /// Latency histogram (`lo_ns`/`hi_ns` are nanoseconds).
     pub histogram: Vec<Bucket>,
     /// Allocation functions: bytes requested by the calls seen.
@@ -397,16 +398,6 @@ pub struct Function {
     /// Per caller (return address), by calls, largest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<FnSite>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct FnLatency {
-    pub total_ns: u64,
-    pub avg_ns: u64,
-    pub p50_ns: u64,
-    pub p95_ns: u64,
-    pub p99_ns: u64,
-    pub max_ns: u64,
 }
 
 /// Calls of a probed function from one call site.

@@ -15,7 +15,10 @@
 
 use std::{collections::HashMap, io::Write as _};
 
-use super::model::{Frame, Lock, Report, Site};
+use super::{
+    folded::parts,
+    model::{Frame, Report},
+};
 
 /// profile.proto, the messages and fields this writer uses.
 pub mod proto {
@@ -103,120 +106,6 @@ pub mod proto {
         #[prost(int64, tag = "4")]
         pub filename: i64,
     }
-}
-
-/// One (lock, thread, stack) with its share of the exact totals.
-#[derive(Debug)]
-pub struct Part<'a> {
-    pub lock: &'a Lock,
-    /// (tid, name); None when the stacks have no per-thread breakdown.
-    pub thread: Option<(u32, &'a str)>,
-    /// Innermost first; None for the `[unattributed]` remainder.
-    pub frames: Option<&'a [Frame]>,
-    pub contentions: u64,
-    pub delay_ns: u64,
-}
-
-/// Splits `total` over `weights` in proportion (floors); the shares never
-/// add up to more than `total`.
-fn apportion(total: u64, weights: &[u64]) -> Vec<u64> {
-    let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
-    weights
-        .iter()
-        .map(|&w| {
-            (u128::from(total) * u128::from(w))
-                .checked_div(sum)
-                .map_or(0, |v| v as u64)
-        })
-        .collect()
-}
-
-/// Pushes the parts of one group of exact totals spread over `sites` by
-/// their (count, wait) estimates, then the remainder as unattributed.
-fn spread<'a>(
-    out: &mut Vec<Part<'a>>,
-    lock: &'a Lock,
-    thread: Option<(u32, &'a str)>,
-    totals: (u64, u64),
-    sites: &[(&'a Site, u64, u64)],
-) {
-    let counts = apportion(totals.0, &sites.iter().map(|s| s.1).collect::<Vec<_>>());
-    let delays = apportion(totals.1, &sites.iter().map(|s| s.2).collect::<Vec<_>>());
-    let (mut c_given, mut d_given) = (0, 0);
-    for ((s, c), d) in sites.iter().zip(counts).zip(delays) {
-        if c == 0 && d == 0 {
-            continue;
-        }
-        out.push(Part {
-            lock,
-            thread,
-            frames: Some(&s.0.frames),
-            contentions: c,
-            delay_ns: d,
-        });
-        c_given += c;
-        d_given += d;
-    }
-    let rest = (totals.0 - c_given, totals.1 - d_given);
-    if rest != (0, 0) {
-        out.push(Part {
-            lock,
-            thread,
-            frames: None,
-            contentions: rest.0,
-            delay_ns: rest.1,
-        });
-    }
-}
-
-/// Every lock's exact contentions and wait time, spread over (thread,
-/// stack) parts.
-pub fn parts(r: &Report) -> Vec<Part<'_>> {
-    let mut out = Vec::new();
-    for l in &r.locks {
-        let sites: Vec<&Site> = if l.unwound_sites.is_empty() {
-            l.sites.iter()
-        } else {
-            l.unwound_sites.iter()
-        }
-        .filter(|s| !s.frames.is_empty())
-        .collect();
-        // Per thread when the stacks say which thread took them, or when
-        // there are no stacks at all (--mode sched): the thread is then all
-        // that is known of where the wait came from.
-        if sites.is_empty() || sites.iter().any(|s| !s.threads.is_empty()) {
-            let (mut c_given, mut d_given) = (0u64, 0u64);
-            for t in &l.threads {
-                let per: Vec<(&Site, u64, u64)> = sites
-                    .iter()
-                    .filter_map(|s| {
-                        let st = s.threads.iter().find(|x| x.tid == t.tid)?;
-                        Some((*s, st.count, st.wait_ns))
-                    })
-                    .collect();
-                let totals = (
-                    t.contentions.min(l.contentions - c_given),
-                    t.wait_ns.min(l.wait.total_ns - d_given),
-                );
-                spread(&mut out, l, Some((t.tid, &t.name)), totals, &per);
-                c_given += totals.0;
-                d_given += totals.1;
-            }
-            // The threads add up to the lock; anything else is kept anyway.
-            spread(
-                &mut out,
-                l,
-                None,
-                (l.contentions - c_given, l.wait.total_ns - d_given),
-                &[],
-            );
-        } else {
-            let per: Vec<(&Site, u64, u64)> =
-                sites.iter().map(|s| (*s, s.count, s.wait_ns)).collect();
-            spread(&mut out, l, None, (l.contentions, l.wait.total_ns), &per);
-        }
-    }
-    out
 }
 
 #[derive(Default)]
@@ -485,13 +374,5 @@ mod tests {
             delay as u64,
             r.locks.iter().map(|l| l.wait.total_ns).sum::<u64>()
         );
-    }
-
-    #[test]
-    fn apportion_never_gives_more_than_the_total() {
-        assert_eq!(apportion(10, &[1, 1, 1]), [3, 3, 3]);
-        assert_eq!(apportion(10, &[]), Vec::<u64>::new());
-        assert_eq!(apportion(10, &[0, 0]), [0, 0]);
-        assert_eq!(apportion(u64::MAX, &[u64::MAX, 1])[0], u64::MAX - 1);
     }
 }

@@ -52,7 +52,8 @@ pub fn human_count(n: u64) -> String {
     out
 }
 
-fn clip(s: &str, width: usize) -> String {
+/// `s` cut to `width` characters, the last one an ellipsis when cut.
+pub fn clip(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {
