@@ -35,7 +35,6 @@ pub struct Progress {
     last_waits: u64,
     names: HashMap<(u64, u32), String>,
     syms: Symbols,
-    shown: bool,
     /// Time spent reading the maps for the line, and how often.
     spent: Duration,
     ticks: u32,
@@ -60,7 +59,6 @@ impl Progress {
             last_waits: 0,
             names: HashMap::new(),
             syms: Symbols::new(),
-            shown: false,
             spent: Duration::ZERO,
             ticks: 0,
         })
@@ -113,17 +111,15 @@ impl Progress {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[K{line}");
         let _ = err.flush();
-        self.shown = true;
         DRAWN.store(true, Ordering::Relaxed);
     }
 
     /// Erases the line, before anything else is printed.
     pub fn clear(&mut self) {
-        if std::mem::take(&mut self.shown) {
+        if DRAWN.swap(false, Ordering::Relaxed) {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[K");
             let _ = err.flush();
-            DRAWN.store(false, Ordering::Relaxed);
         }
     }
 }
