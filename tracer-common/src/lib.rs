@@ -175,12 +175,22 @@ pub mod counter {
     /// its CPU had sent its unwind samples for this second (reported as an
     /// event, not a drop).
     pub const UNWIND_THROTTLED: u32 = 19;
-    pub const COUNT: u32 = 20;
+    /// A futex exit found its start slot taken by another live thread
+    /// whose id collides modulo START_SLOTS: that call is lost.
+    pub const START_COLLISION: u32 = 20;
+    /// The per-(lock, thread) map was full at a wake call: that wake is
+    /// lost (waits are counted under AGG_FULL).
+    pub const WAKE_MAP_FULL: u32 = 21;
+    /// Not a loss: a thread-exit record did not fit in the event ring, so
+    /// that thread's entries stay in the maps until the end of the run
+    /// (counted as an event).
+    pub const EXIT_RECORD_LOST: u32 = 22;
+    pub const COUNT: u32 = 23;
 
     /// Whether counter `i` counts lost or unattributed data (every counter
-    /// but UNWIND_THROTTLED, which is an event).
+    /// but the events UNWIND_THROTTLED and EXIT_RECORD_LOST).
     pub const fn is_drop(i: u32) -> bool {
-        i != UNWIND_THROTTLED
+        i != UNWIND_THROTTLED && i != EXIT_RECORD_LOST
     }
 
     /// Report names, in index order.
@@ -205,13 +215,24 @@ pub mod counter {
         "fn_missing_entry",
         "fn_map_full",
         "unwind_throttled",
+        "start_collision",
+        "wake_map_full",
+        "exit_record_lost",
     ];
 }
 
 /// Map capacities. Kernel memory is proportional to these; every overflow is
-/// counted in [`counter`].
+/// counted in [`counter`]. The per-lock maps are resized at load time from
+/// `--max-locks` (LOCK_THREADS entries; the histogram and run-queue maps
+/// get `HIST_PER_LOCK` times as many).
 pub mod limits {
     pub const TARGETS: u32 = 1024;
+    /// Histogram entries per (lock, thread) entry when `--max-locks` sizes
+    /// the maps (a contended lock spreads its waits over a few buckets).
+    pub const HIST_PER_LOCK: u32 = 4;
+    /// `--max-locks` accepts up to this many entries (2^22: about 1.2 GB
+    /// of preallocated kernel memory across the per-lock maps).
+    pub const MAX_LOCKS_LIMIT: u32 = 1 << 22;
     /// Start slots (a power of two). Thread ids are dense and sequential,
     /// so two live traced threads rarely share `tid & (START_SLOTS - 1)`;
     /// when they do, the earlier call is counted under `MISSING_START`.
@@ -380,6 +401,10 @@ const _: () = assert!(size_of::<SiteKey>() == 16);
 
 pub const NO_STACK: i32 = -1;
 
+/// `TARGET_TGID` when there is no single first target, or once it has
+/// exited: never a process id.
+pub const NO_TGID: u32 = u32::MAX;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SiteStats {
@@ -526,13 +551,31 @@ pub const UNWIND_FIRST: u64 = 8;
 /// futex words (the kernel's `UNWIND_CPU_RATE` default).
 pub const UNWIND_CPU_RATE: u64 = 100;
 
-/// One sampled futex wait, sent through a ring buffer for unwinding in
+/// Kinds of records in the event ring: the first u32 of every record.
+pub mod record {
+    /// An `UnwindSample`.
+    pub const UNWIND: u32 = 1;
+    /// A `ThreadExit`.
+    pub const THREAD_EXIT: u32 = 2;
+    /// A `ForkRecord`.
+    pub const FORK: u32 = 3;
+}
+
+/// One sampled futex wait, sent through the event ring for unwinding in
 /// userspace with .eh_frame (the kernel can only walk frame pointers, and
 /// glibc has none). Bounded: `UNWIND_FIRST` per (lock, thread), then at
-/// most `UNWIND_RATE` per second per pair.
+/// most `UNWIND_RATE` per second per pair. Only the header and the
+/// `stack_len` bytes copied are sent (the record is assembled in a per-CPU
+/// scratch slot, then copied out at its length).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct UnwindSample {
+    /// [`record::UNWIND`].
+    pub record: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Valid bytes of `stack`, from `sp` upwards.
+    pub stack_len: u32,
     pub uaddr: u64,
     /// Waits this sample stands for (since the pair's previous sample).
     pub weight: u64,
@@ -541,14 +584,43 @@ pub struct UnwindSample {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
-    pub tgid: u32,
-    pub tid: u32,
-    /// Valid bytes of `stack`, from `sp` upwards.
-    pub stack_len: u32,
-    pub _pad: u32,
     pub stack: [u8; UNWIND_STACK],
 }
 const _: () = assert!(size_of::<UnwindSample>() == 64 + UNWIND_STACK);
+
+/// The header of an [`UnwindSample`]: what is sent before the stack bytes.
+pub const UNWIND_HEADER: usize = 64;
+const _: () = assert!(core::mem::offset_of!(UnwindSample, stack) == UNWIND_HEADER);
+
+/// A traced thread's last switch-out (TASK_DEAD): its final scheduler
+/// view, so the kernel can delete its entry at once and userspace can
+/// evict the thread's other entries (a reused thread id then starts
+/// afresh instead of inheriting them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadExit {
+    /// [`record::THREAD_EXIT`].
+    pub record: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    /// 1 when it was the last thread of its process: the process is gone
+    /// and has left the target set.
+    pub group_dead: u32,
+    pub sched: ThreadSched,
+}
+const _: () = assert!(size_of::<ThreadExit>() == 16 + size_of::<ThreadSched>());
+
+/// A traced process forked a child that is now followed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkRecord {
+    /// [`record::FORK`].
+    pub record: u32,
+    pub parent: u32,
+    pub child: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ForkRecord>() == 16);
 
 /// Probed user functions (uprobe.rs). The attach cookie is
 /// `fn_id | size_arg << 32 | SITES`; `size_arg` says where an allocation
@@ -664,6 +736,14 @@ pub mod sched_state {
 mod pod {
     // SAFETY: as below: repr(C), integers only, no padding (size pinned).
     unsafe impl aya::Pod for super::ThreadSched {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::ThreadExit {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::ForkRecord {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::FnStartKey {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::FnStart {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::LockSched {}
     // SAFETY: as below.

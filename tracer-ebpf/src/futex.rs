@@ -23,12 +23,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
-    SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_STACK, UnwindSample, counter, futex_op, hist,
-    kind, outcome, pt_regs, tp,
+    SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_HEADER, UNWIND_STACK, counter, futex_op, hist,
+    kind, outcome, pt_regs, record, tp,
 };
 
 use crate::maps::{
-    LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_BUDGET, UNWIND_RING, WAKE_SITES,
+    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_BUDGET, UNWIND_SCRATCH, WAKE_SITES,
     atomic_add, count, get_or_insert, is_target, read_ctx, stack_every, start_slot,
     unwind_cpu_rate, unwind_rate,
 };
@@ -160,8 +160,14 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     };
     // SAFETY: array value pointer. Copy the slot, then free it if it is ours.
     let start = unsafe { *slot };
+    if start.tid != tid && start.kind != kind::NONE {
+        // A live thread whose id collides modulo START_SLOTS holds the
+        // slot (or one that died mid-call did): this call is lost.
+        count(counter::START_COLLISION);
+        return Ok(());
+    }
     if start.kind == kind::NONE || start.tid != tid {
-        // Began before tracing did, or a colliding thread id took the slot.
+        // Began before tracing did.
         count(counter::MISSING_START);
         return Ok(());
     }
@@ -210,21 +216,17 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// This thread's entry for this lock, created on first use.
+/// This thread's entry for this lock, created on first use; a full map is
+/// counted under `full` (waits and wakes are lost separately).
 #[inline(always)]
-fn lock_thread(uaddr: u64, tgid: u32, tid: u32) -> Option<*mut LockThreadStats> {
+fn lock_thread(uaddr: u64, tgid: u32, tid: u32, full: u32) -> Option<*mut LockThreadStats> {
     let key = LockThreadKey { uaddr, tgid, tid };
-    get_or_insert(
-        &LOCK_THREADS,
-        &key,
-        &LockThreadStats::default(),
-        counter::AGG_FULL,
-    )
+    get_or_insert(&LOCK_THREADS, &key, &LockThreadStats::default(), full)
 }
 
 #[inline(always)]
 fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64) {
-    let Some(s) = lock_thread(uaddr, tgid, tid) else {
+    let Some(s) = lock_thread(uaddr, tgid, tid, counter::WAKE_MAP_FULL) else {
         return;
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its tid.
@@ -253,7 +255,7 @@ pub fn aggregate_wait(
     ret: i64,
     dur: u64,
 ) -> Option<(*mut LockThreadStats, u64)> {
-    let s = lock_thread(uaddr, tgid, tid)?;
+    let s = lock_thread(uaddr, tgid, tid, counter::AGG_FULL)?;
     // SAFETY: map value pointer; only this thread writes entries keyed by its
     // tid. `classify` returns an index below outcome::COUNT; `get_mut` keeps
     // the access checked anyway.
@@ -356,25 +358,23 @@ fn unwind_sample(
             }
         }
     };
-    let Some(mut entry) = UNWIND_RING.reserve::<UnwindSample>(0) else {
-        count(counter::UNWIND_RING_FULL);
+    let Some(p) = UNWIND_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    let p = entry.as_mut_ptr();
-    // SAFETY: `p` points at a reserved ring-buffer record of our type; every
-    // header field is written before submit, and only `stack_len` bytes of
-    // `stack` are read by userspace. The stack is copied chunk by chunk
-    // with bpf_probe_read_user, which fails cleanly past the stack's top.
+    // SAFETY: `p` is this CPU's scratch slot (programs do not migrate while
+    // running); every header field is written, and only the `stack_len`
+    // bytes copied are sent. The stack is copied chunk by chunk with
+    // bpf_probe_read_user, which fails cleanly past the stack's top.
     unsafe {
+        (*p).record = record::UNWIND;
+        (*p).tgid = tgid;
+        (*p).tid = tid;
         (*p).uaddr = uaddr;
         (*p).weight = weight;
         (*p).wait_ns = dur;
         (*p).ip = regs.0;
         (*p).sp = regs.1;
         (*p).bp = regs.2;
-        (*p).tgid = tgid;
-        (*p).tid = tid;
-        (*p)._pad = 0;
         let dst = (&raw mut (*p).stack).cast::<u8>();
         let mut len = 0u32;
         let mut i = 0;
@@ -392,8 +392,14 @@ fn unwind_sample(
             i += 1;
         }
         (*p).stack_len = len;
+        // The verifier needs the size bounded: it is at most the slot.
+        let size =
+            (UNWIND_HEADER as u64 + u64::from(len)).min(UNWIND_HEADER as u64 + UNWIND_STACK as u64);
+        let bytes = core::slice::from_raw_parts(p.cast::<u8>(), size as usize);
+        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+            count(counter::UNWIND_RING_FULL);
+        }
     }
-    entry.submit(0);
 }
 
 /// Call sites: every event of a (lock, thread) pair until its

@@ -13,7 +13,7 @@ use aya_ebpf::{
 use tracer_common::{
     FnHistKey, FnKey, FnStart, FnStartKey, FnStats, FutexStart, HistKey, KLockKey, KLockStart,
     KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey, SiteKey, SiteStats,
-    SyscallSleep, SyscallSleepKey, ThreadSched, counter, limits,
+    SyscallSleep, SyscallSleepKey, ThreadSched, UnwindSample, counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -80,10 +80,18 @@ pub static WAKE_SITES: HashMap<SiteKey, SiteStats> = HashMap::with_max_entries(l
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(limits::STACKS, 0);
 
-/// Sampled futex waits with a copy of the user stack, unwound in userspace
-/// with .eh_frame (bounded: see `UNWIND_RATE`).
+/// Records for userspace (tracer_common::record): sampled futex waits with
+/// a copy of the user stack, unwound in userspace with .eh_frame (bounded:
+/// see `UNWIND_RATE`), thread exits and followed forks. Read by a thread of
+/// its own in userspace.
 #[map]
-pub static UNWIND_RING: RingBuf = RingBuf::with_byte_size(limits::UNWIND_RING, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(limits::UNWIND_RING, 0);
+
+/// Per CPU: where an unwind sample is assembled before it is copied into
+/// EVENTS at its real length (a ring reservation must have a constant
+/// size, and most stacks are far shorter than UNWIND_STACK).
+#[map]
+pub static UNWIND_SCRATCH: PerCpuArray<UnwindSample> = PerCpuArray::with_max_entries(1, 0);
 
 /// Probed function calls in flight (uprobe.rs).
 #[map]
@@ -111,11 +119,18 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 // later set to 1264: every new histogram bucket then started at 1264. A
 // mutable global is never a merge target.
 
-/// Set by userspace when there is exactly one root target: it is checked
-/// with a compare before any map lookup, and without following it is the
-/// whole filter (no hash lookup for any futex call on the system).
+/// Set by userspace to the first root target (NO_TGID when there is
+/// none): it is checked with a compare before any map lookup. Set to
+/// NO_TGID by the kernel when that process exits, so a reused pid is never
+/// traced.
 #[unsafe(no_mangle)]
-static mut TARGET_TGID: u32 = 0;
+static mut TARGET_TGID: u32 = tracer_common::NO_TGID;
+
+/// Set by userspace when TARGET_TGID is the only target (one root, no
+/// following): the compare is then the whole filter (no hash lookup for any
+/// futex call on the system).
+#[unsafe(no_mangle)]
+static mut ONLY_FIRST: u32 = 0;
 
 /// Set by userspace: follow processes forked by a target (`-- CMD` mode).
 #[unsafe(no_mangle)]
@@ -187,10 +202,25 @@ pub fn is_target(tgid: u32) -> bool {
     }
     // With one target and no following, nothing else is ours: a compare
     // instead of a hash lookup for every futex call on the system.
-    if first != 0 && !follow_forks() {
+    // SAFETY: as for FOLLOW_FORKS.
+    if unsafe { core::ptr::read_volatile(&raw const ONLY_FIRST) } != 0 {
         return false;
     }
     TARGETS.get_ptr(tgid).is_some()
+}
+
+/// A traced process is gone: it leaves the target set, so a process that
+/// reuses its pid is not traced.
+#[inline(always)]
+pub fn forget_target(tgid: u32) {
+    let _ = TARGETS.remove(&tgid);
+    // SAFETY: a plain store into the program's own .data; a concurrent
+    // reader sees the old or the new value, both valid.
+    unsafe {
+        if core::ptr::read_volatile(&raw const TARGET_TGID) == tgid {
+            core::ptr::write_volatile(&raw mut TARGET_TGID, tracer_common::NO_TGID);
+        }
+    }
 }
 
 /// Bumps one of the per-CPU counters.

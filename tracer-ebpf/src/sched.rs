@@ -22,14 +22,14 @@ use aya_ebpf::{
 };
 use tracer_common::{
     LockKey, LockSched, NO_SYSCALL, RUNQ_LOCK, RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey,
-    ThreadSched, counter, futex_op, hist, kind, pt_regs, sched_state,
+    ThreadExit, ThreadSched, counter, futex_op, hist, kind, pt_regs, record, sched_state,
 };
 
 use crate::futex::aggregate_wait;
 
 use crate::maps::{
-    LOCK_SCHED, RUNQ_HIST, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, get_or_insert,
-    is_target, sched_only, start_slot,
+    EVENTS, LOCK_SCHED, RUNQ_HIST, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, forget_target,
+    get_or_insert, is_target, sched_only, start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -37,6 +37,68 @@ use crate::maps::{
 /// of 8 bytes gets both.
 #[unsafe(no_mangle)]
 static mut TASK_PID_OFFSET: u64 = 0;
+
+/// Set by userspace from BTF: offsetof(struct task_struct, signal) and
+/// offsetof(struct signal_struct, live), read only at a thread's last
+/// switch-out to tell whether its process is gone.
+#[unsafe(no_mangle)]
+static mut TASK_SIGNAL_OFFSET: u64 = 0;
+#[unsafe(no_mangle)]
+static mut SIGNAL_LIVE_OFFSET: u64 = 0;
+
+/// Whether the current (exiting) task was the last live thread of its
+/// process: `current->signal->live` is decremented early in do_exit(), so
+/// at the final switch-out it is 0 exactly when the whole group is dying.
+#[inline(always)]
+fn group_dead() -> bool {
+    // SAFETY: reads through bpf_probe_read_kernel, which fails cleanly; the
+    // offsets come from this kernel's BTF.
+    unsafe {
+        // A plain number (not the verifier's trusted task pointer, to which
+        // a load-time offset cannot be added).
+        let task = aya_ebpf::helpers::generated::bpf_get_current_task();
+        let sig_off = core::ptr::read_volatile(&raw const TASK_SIGNAL_OFFSET);
+        let live_off = core::ptr::read_volatile(&raw const SIGNAL_LIVE_OFFSET);
+        let Ok(signal) = bpf_probe_read_kernel((task + sig_off) as *const u64) else {
+            return false;
+        };
+        matches!(
+            bpf_probe_read_kernel((signal + live_off) as *const i32),
+            Ok(0)
+        )
+    }
+}
+
+/// A traced thread's last switch-out: send its final accounting to
+/// userspace and drop its entry, so a thread that reuses the id starts
+/// afresh; the last thread of a process takes the process out of the
+/// target set. If the record does not fit, the entry stays (marked
+/// EXITED) and is read at the end.
+#[inline(always)]
+fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
+    let dead = group_dead();
+    match EVENTS.reserve::<ThreadExit>(0) {
+        Some(mut entry) => {
+            // SAFETY: a reserved record of our type, written whole before
+            // submit; `t` is this thread's map value.
+            unsafe {
+                entry.write(ThreadExit {
+                    record: record::THREAD_EXIT,
+                    tgid,
+                    tid,
+                    group_dead: u32::from(dead),
+                    sched: *t,
+                });
+            }
+            entry.submit(0);
+            let _ = THREAD_SCHED.remove(&tid);
+        }
+        None => count(counter::EXIT_RECORD_LOST),
+    }
+    if dead {
+        forget_target(tgid);
+    }
+}
 
 /// (tid, tgid) of the task in tp_btf argument `n`. The argument is read as a
 /// plain number, not as the verifier's typed task pointer: adding a
@@ -214,11 +276,15 @@ fn switch(ctx: *mut core::ffi::c_void) -> u32 {
             if (*t).state == sched_state::RUNNING {
                 (*t).oncpu_ns += now.saturating_sub((*t).since_ns);
             }
+            (*t).since_ns = now;
+            (*t).woken_ns = 0;
             if (prev_state as u32) & sched_state::TASK_DEAD != 0 {
                 // The thread's last switch-out (do_exit): /proc counts it as
-                // voluntary; after it there is no time left to account.
+                // voluntary; after it there is no time left to account. The
+                // entry may be deleted here: nothing writes it after this.
                 (*t).state = sched_state::EXITED;
                 (*t).voluntary += 1;
+                thread_exit(t, tid, tgid);
             } else if (preempt as u8) == 0 && (prev_state as u32) != 0 {
                 (*t).state = sched_state::SLEEPING;
                 (*t).voluntary += 1;
@@ -247,8 +313,6 @@ fn switch(ctx: *mut core::ffi::c_void) -> u32 {
                 (*t).state = sched_state::PREEMPTED;
                 (*t).involuntary += 1;
             }
-            (*t).since_ns = now;
-            (*t).woken_ns = 0;
         }
     }
 

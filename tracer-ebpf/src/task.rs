@@ -8,9 +8,9 @@
 //! is the parent's.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
-use tracer_common::{counter, tp};
+use tracer_common::{ForkRecord, counter, record, tp};
 
-use crate::maps::{TARGETS, count, follow_forks, is_target, read_ctx};
+use crate::maps::{EVENTS, TARGETS, count, follow_forks, is_target, read_ctx};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -42,6 +42,16 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
     let child = unsafe { read_ctx::<i32>(ctx, tp::NEWTASK_PID) } as u32;
     if TARGETS.insert(child, 1, 0).is_err() {
         count(counter::TARGETS_FULL);
+        return Ok(());
     }
+    // Userspace learns of the child at once (it may be gone by the next
+    // look at the target set). Best effort: the set is also read.
+    let fork = ForkRecord {
+        record: record::FORK,
+        parent: parent_tgid,
+        child,
+        _pad: 0,
+    };
+    let _ = EVENTS.output::<ForkRecord>(&fork, 0);
     Ok(())
 }

@@ -133,6 +133,10 @@ const SCHED_HOOKS: [&str; 3] = ["sched_switch", "sched_wakeup", "sched_wakeup_ne
 struct TaskOffsets {
     pid: u64,
     tgid: u64,
+    /// task_struct.signal
+    signal: u64,
+    /// signal_struct.live
+    live: u64,
 }
 
 fn task_offsets() -> Result<TaskOffsets> {
@@ -147,34 +151,36 @@ fn task_offsets() -> Result<TaskOffsets> {
                 format!("cannot parse the kernel's BTF: {e}"),
             )
         })?;
-    let types = btf.resolve_types_by_name("task_struct").unwrap_or_default();
-    let task = types
-        .iter()
-        .find_map(|t| match t {
-            btf_rs::Type::Struct(s) => Some(s),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            fail(
-                Code::Environment,
-                "the kernel's BTF has no struct task_struct",
-            )
-        })?;
-    let offset = |field: &str| -> Result<u64> {
-        task.members
+    let offset = |strukt: &str, field: &str| -> Result<u64> {
+        let types = btf.resolve_types_by_name(strukt).unwrap_or_default();
+        let s = types
+            .iter()
+            .find_map(|t| match t {
+                btf_rs::Type::Struct(s) => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                fail(
+                    Code::Environment,
+                    format!("the kernel's BTF has no struct {strukt}"),
+                )
+            })?;
+        s.members
             .iter()
             .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == field))
             .map(|m| u64::from(m.bit_offset() / 8))
             .ok_or_else(|| {
                 fail(
                     Code::Environment,
-                    format!("task_struct has no field '{field}' in this kernel's BTF"),
+                    format!("{strukt} has no field '{field}' in this kernel's BTF"),
                 )
             })
     };
     let offsets = TaskOffsets {
-        pid: offset("pid")?,
-        tgid: offset("tgid")?,
+        pid: offset("task_struct", "pid")?,
+        tgid: offset("task_struct", "tgid")?,
+        signal: offset("task_struct", "signal")?,
+        live: offset("signal_struct", "live")?,
     };
     // The kernel side reads both ids with one 8-byte read.
     if offsets.tgid != offsets.pid + 4 {
@@ -202,12 +208,18 @@ pub struct HookState {
 pub struct LoadOptions {
     pub sched_only: bool,
     pub follow_forks: bool,
-    /// The single root process traced: the kernel checks it with a compare
-    /// first (and, without following, only it).
-    pub only_target: Option<u32>,
+    /// The first root process traced: the kernel checks it with a compare
+    /// first.
+    pub first_target: Option<u32>,
+    /// Whether it is the only root (then, without following, the compare
+    /// is the whole filter).
+    pub single: bool,
     pub stack_every: u64,
     /// Unwind samples per second per (lock, thread); 0 = frame pointers only.
     pub unwind_rate: u64,
+    /// Capacity of LOCK_THREADS (`--max-locks`); the other per-lock maps
+    /// are sized from it.
+    pub max_locks: u32,
     pub verbose: bool,
 }
 
@@ -230,9 +242,11 @@ impl Probes {
         let &LoadOptions {
             sched_only,
             follow_forks,
-            only_target,
+            first_target,
+            single,
             stack_every,
             unwind_rate,
+            max_locks,
             verbose,
         } = opts;
         let t0 = Instant::now();
@@ -255,13 +269,25 @@ impl Probes {
             task.pid,
             task.tgid
         );
+        let first = first_target.unwrap_or(tracer_common::NO_TGID);
+        let only_first = u32::from(first_target.is_some() && single && !follow_forks);
+        let hist = max_locks.saturating_mul(tracer_common::limits::HIST_PER_LOCK);
         let mut bpf = EbpfLoader::new()
             .override_global("FOLLOW_FORKS", &follow, true)
             .override_global("STACK_EVERY", &stack_every, true)
-            .override_global("TARGET_TGID", &only_target.unwrap_or(0), true)
+            .override_global("TARGET_TGID", &first, true)
+            .override_global("ONLY_FIRST", &only_first, true)
             .override_global("TASK_PID_OFFSET", &task.pid, true)
+            .override_global("TASK_SIGNAL_OFFSET", &task.signal, true)
+            .override_global("SIGNAL_LIVE_OFFSET", &task.live, true)
             .override_global("SCHED_ONLY", &u32::from(sched_only), true)
             .override_global("UNWIND_RATE", &unwind_rate, true)
+            .map_max_entries("LOCK_THREADS", max_locks)
+            .map_max_entries("LOCK_SCHED", max_locks)
+            .map_max_entries("LOCK_SITES", max_locks)
+            .map_max_entries("WAKE_SITES", max_locks)
+            .map_max_entries("LOCK_HIST", hist)
+            .map_max_entries("RUNQ_HIST", hist)
             .load(OBJECT)
             .map_err(|e| {
                 fail(
@@ -320,7 +346,8 @@ impl Probes {
         targets.insert(tgid, 1, 0).context("adding a target pid")
     }
 
-    /// Every tgid in the target set, including followed children.
+    /// Every tgid in the target set now, including followed children
+    /// (processes that exited have left it).
     pub fn targets(&self) -> Vec<u32> {
         self.bpf
             .map("TARGETS")

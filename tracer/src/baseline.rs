@@ -13,6 +13,7 @@ use crate::{
     compare,
     exit::{Code, fail},
     report::text::human_rate,
+    ui::esc,
 };
 
 pub fn dir(explicit: Option<&Path>) -> PathBuf {
@@ -56,17 +57,11 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
             };
             let dir = dir(d.as_deref());
             let dest = path_of(&dir, &name)?;
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                fail(
-                    Code::Output,
-                    format!(
-                        "cannot create the baseline directory {}: {e}",
-                        dir.display()
-                    ),
-                )
-            })?;
-            crate::report::json::write_atomic(&report, &dest)?;
-            eprintln!("tracer: baseline '{name}' saved to {}", dest.display());
+            let dest = crate::output::Dest::File(dest);
+            crate::output::create_dir(&dir, "baseline")?;
+            crate::output::check(&dest, "baseline")?;
+            crate::report::json::write(&report, &dest)?;
+            crate::say!("tracer: baseline '{name}' saved to {}", dest.display());
             Ok(())
         }
         BaselineCommand::Show { name: None, dir: d } => {
@@ -84,13 +79,14 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
                 })
                 .unwrap_or_default();
             names.sort();
+            let mut o = String::new();
             if names.is_empty() {
-                println!("no baselines in {}", dir.display());
+                o.push_str(&format!("no baselines in {}\n", dir.display()));
             }
             for n in names {
-                println!("{n}");
+                o.push_str(&format!("{}\n", esc(&n)));
             }
-            Ok(())
+            crate::ui::print(&o)
         }
         BaselineCommand::Show {
             name: Some(name),
@@ -98,28 +94,29 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
         } => {
             let path = path_of(&dir(d.as_deref()), name)?;
             let r = compare::load(&path)?;
-            println!(
-                "baseline '{name}' ({}): {} on {}, traced {:.1} s at {}",
+            let mut o = format!(
+                "baseline '{name}' ({}): {} on {}, traced {:.1} s at {}\n",
                 path.display(),
-                r.targets
+                esc(&r
+                    .targets
                     .first()
                     .map(|t| t.command_line.join(" "))
-                    .unwrap_or_default(),
-                r.hostname,
+                    .unwrap_or_default()),
+                esc(&r.hostname),
                 r.duration_s,
-                r.start_time
+                esc(&r.start_time)
             );
-            println!("  verdict: {}", r.verdict.text);
+            o.push_str(&format!("  verdict: {}\n", esc(&r.verdict.text)));
             for l in r.locks.iter().take(5) {
-                println!(
-                    "  {} [{}]: {} contentions/s, {:?}",
-                    l.label,
-                    l.kind,
+                o.push_str(&format!(
+                    "  {} [{}]: {} contentions/s, {:?}\n",
+                    esc(&l.label),
+                    esc(&l.kind),
                     human_rate(l.contentions_per_s),
                     l.decision
-                );
+                ));
             }
-            Ok(())
+            crate::ui::print(&o)
         }
     }
 }

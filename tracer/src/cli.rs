@@ -17,6 +17,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Permission bits (octal) of the files tracer writes: reports, pages,
+    /// baselines. They hold the target's command line, so 600 by default.
+    #[arg(long, global = true, value_name = "MODE", default_value = "600", value_parser = parse_mode)]
+    pub file_mode: u32,
+
+    /// The largest report `report`, `compare` and `baseline` read, e.g.
+    /// 512M or 2G (suffixes K, M, G).
+    #[arg(long, global = true, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    pub max_input_size: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,11 +72,11 @@ pub struct ReportArgs {
     /// file.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (atomically; never through a link).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Locks and threads listed in the text report.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
 }
 
@@ -222,34 +232,44 @@ pub struct ContentionArgs {
     )]
     pub pid: Vec<i32>,
 
-    /// How long to trace: 30s, 500ms, 2m, 1h, or plain seconds. Default:
-    /// until Ctrl-C or the target exits.
+    /// How long to trace: 30s, 500ms, 2m, 1h, or plain seconds (at most a
+    /// year). Default: until Ctrl-C, SIGTERM, SIGHUP or the target exits.
     #[arg(short, long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Also write the report as versioned JSON to FILE (atomically).
+    /// Also write the report as versioned JSON to FILE (atomically, never
+    /// through a link; `-` for stdout, the text report then goes to
+    /// stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Also write the report as one self-contained HTML page (charts and a
-    /// flame graph) to FILE. Other views (pprof, folded, speedscope) come
-    /// from the JSON: `tracer report RUN.json --format …`.
+    /// flame graph) to FILE (`-` for stdout). Other views (pprof, folded,
+    /// speedscope) come from the JSON: `tracer report RUN.json --format …`.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
     /// Contentions per second at which a lock-free redesign is worth
     /// considering.
-    #[arg(long, value_name = "RATE", default_value_t = 100.0)]
+    #[arg(long, value_name = "RATE", default_value_t = 100.0, value_parser = parse_rate)]
     pub consider_at: f64,
 
     /// Contentions per second above which a lock-free redesign is
-    /// recommended.
-    #[arg(long, value_name = "RATE", default_value_t = 1000.0)]
+    /// recommended (above --consider-at).
+    #[arg(long, value_name = "RATE", default_value_t = 1000.0, value_parser = parse_rate)]
     pub recommend_at: f64,
 
     /// How many locks and threads to list in the text report (JSON has all).
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
+
+    /// Capacity of the kernel's per-(lock, thread) map (the histogram and
+    /// run-queue maps get 4× as many entries). A run that fills it loses
+    /// waits and is reported INCOMPLETE (exit 10), with the size to use.
+    /// Entries of exited threads are evicted as they exit. Kernel memory
+    /// is preallocated: about 400 bytes per entry in all.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOCKS, value_parser = parse_max_locks)]
+    pub max_locks: u32,
 
     /// Call-site sampling: after the first 64 waits of a thread on a lock,
     /// take a user stack for one wait in N (a power of two; 1 = every wait).
@@ -274,7 +294,7 @@ pub struct ContentionArgs {
     /// (lock, thread), after its first 8, with the binaries' .eh_frame
     /// (each copies up to 16 KiB of user stack). 0: frame pointers only,
     /// which lose the caller of pthread_mutex_lock inside glibc.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub unwind_rate: u64,
 
     /// Probe the target's own functions, entry and return: SYMBOL, a GLOB
@@ -327,12 +347,76 @@ pub struct ContentionArgs {
     /// over the runs (mean, median, stddev, min, max, p95, p99, CV) for
     /// every metric. With --json FILE, run K is written to FILE-K.json
     /// (and with --html FILE to FILE-K.html).
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "command")]
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "command", value_parser = parse_repeat)]
     pub repeat: usize,
 
     /// The command to launch and trace (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Default of `--max-locks`.
+pub const DEFAULT_MAX_LOCKS: u32 = 16384;
+
+fn parse_max_locks(s: &str) -> Result<u32, String> {
+    let max = tracer_common::limits::MAX_LOCKS_LIMIT;
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1024..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a number of entries from 1024 to {max}"
+        )),
+    }
+}
+
+fn parse_repeat(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a number of runs from 1 to 1000")),
+    }
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of at least 1")),
+    }
+}
+
+/// A contention rate threshold: a finite number of contentions per second.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v <= 1e12 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a rate in contentions per second (a number from 0 to 1e12)"
+        )),
+    }
+}
+
+/// Octal permission bits, e.g. 600 or 0644.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim(), 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "'{s}' is not an octal file mode such as 600 or 644"
+        )),
+    }
+}
+
+/// A size in bytes with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{s}' is not a size such as 512M or 2G"))
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -396,8 +480,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!("duration must be positive, got '{s}'"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if secs > MAX_DURATION_S {
+        return Err(format!(
+            "'{s}' is longer than a year: leave --duration out to trace until Ctrl-C"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration"))
 }
+
+/// The longest `--duration`: a year.
+const MAX_DURATION_S: f64 = 366.0 * 86400.0;
 
 #[cfg(test)]
 mod tests {
@@ -413,6 +505,44 @@ mod tests {
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("18446744073709551615").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert!(parse_duration("NaN").is_err());
+    }
+
+    #[test]
+    fn numeric_flags_are_range_checked() {
+        use clap::Parser as _;
+        for bad in [
+            &["tracer", "contention", "--repeat", "0", "--", "true"][..],
+            &[
+                "tracer",
+                "contention",
+                "--recommend-at",
+                "inf",
+                "--pid",
+                "1",
+            ],
+            &["tracer", "contention", "--consider-at", "-1", "--pid", "1"],
+            &["tracer", "contention", "--consider-at", "NaN", "--pid", "1"],
+            &["tracer", "contention", "--top", "0", "--pid", "1"],
+            &["tracer", "contention", "--max-locks", "10", "--pid", "1"],
+            &[
+                "tracer",
+                "contention",
+                "--unwind-rate",
+                "99999",
+                "--pid",
+                "1",
+            ],
+            &["tracer", "--file-mode", "999", "report", "x.json"],
+            &["tracer", "--max-input-size", "0", "report", "x.json"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_mode("0644"), Ok(0o644));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub fn_stats: Vec<(FnKey, FnStats)>,
     pub fn_sites: Vec<(FnKey, FnStats)>,
     pub fn_hist: Vec<(FnHistKey, u64)>,
+    /// Traced threads that exited during the run (their entries were moved
+    /// out of the kernel maps and are merged into the vectors above).
+    pub threads_exited: u64,
 }
 
 pub fn snapshot(probes: &Probes) -> Result<Snapshot> {

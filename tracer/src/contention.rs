@@ -1,8 +1,9 @@
-//! `tracer contention`: start or find the target, attach, wait for the end
-//! (duration, Ctrl-C/SIGTERM, or target exit), collect, report.
+//! `tracer contention`: check the outputs, start or find the target, run a
+//! tracing session until the end (duration, Ctrl-C/SIGTERM/SIGHUP, or
+//! target exit), stop what was launched, build and write the report.
 
 use std::{
-    collections::BTreeMap,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,9 +16,9 @@ use anyhow::{Context as _, Result};
 use crate::{
     attach::{LoadOptions, Probes},
     cli::{ContentionArgs, Mode},
-    collect,
     exit::{Code, fail},
     funcs::{self, FnProbes},
+    output::{self, Dest},
     preflight,
     progress::Progress,
     report::{
@@ -25,55 +26,84 @@ use crate::{
         build::{FnMeta, RunMeta},
         model,
     },
+    say,
+    session::Session,
     symbolize::Symbols,
     target::{self, Launched, ProcessInfo},
-    unwind::Unwinding,
+    ui,
 };
 
-/// /proc is re-read this often at first (to catch a short-lived command's
-/// maps after exec), then every second.
-const FAST_REFRESH: Duration = Duration::from_millis(50);
-const SLOW_REFRESH: Duration = Duration::from_secs(1);
-const FAST_PERIOD: Duration = Duration::from_secs(1);
-
-pub fn run(args: &ContentionArgs, verbose: bool) -> Result<()> {
-    if args.repeat <= 1 {
-        let out = Outputs {
-            json: args.json.as_deref(),
-            html: args.html.as_deref(),
-        };
-        return run_once(args, verbose, out, true).map(drop);
+/// Runs `tracer contention`; the code is Ok, or Incomplete when a run lost
+/// data that can change its verdict (the report is written either way).
+pub fn run(args: &ContentionArgs, verbose: bool) -> Result<Code> {
+    let thresholds = thresholds(args)?;
+    let runs = args.repeat.max(1);
+    let outputs: Vec<Outputs> = (1..=runs)
+        .map(|k| Outputs::new(args, (runs > 1).then_some(k)))
+        .collect::<Result<_>>()?;
+    if runs == 1 {
+        let report = run_once(args, verbose, thresholds, &outputs[0], true)?;
+        return Ok(code_of(&report));
     }
     let mut reports = Vec::new();
-    for k in 1..=args.repeat {
-        eprintln!("tracer: run {k} of {}", args.repeat);
-        let json = args.json.as_deref().map(|p| numbered(p, k));
-        let html = args.html.as_deref().map(|p| numbered(p, k));
-        let out = Outputs {
-            json: json.as_deref(),
-            html: html.as_deref(),
-        };
-        let report = run_once(args, verbose, out, false)?;
-        println!("run {k}: {}", report.verdict.text);
+    for (k, out) in (1..).zip(&outputs) {
+        say!("tracer: run {k} of {runs}");
+        let report = run_once(args, verbose, thresholds, out, false)?;
+        ui::print(&format!("run {k}: {}\n", ui::esc(&report.verdict.text)))?;
         reports.push(report);
         if stop_flag()?.load(Ordering::Relaxed) {
-            eprintln!("tracer: interrupted after run {k}");
+            say!("tracer: interrupted after run {k}");
             break;
         }
     }
-    print!("{}", repeat_table(&reports));
-    Ok(())
+    ui::print(&ui::esc_text(&repeat_table(&reports)))?;
+    Ok(reports
+        .iter()
+        .map(code_of)
+        .max_by_key(|c| *c as i32)
+        .unwrap_or(Code::Ok))
 }
 
-/// Set by SIGINT or SIGTERM; registered once per process, so Ctrl-C also
-/// ends a series of --repeat runs.
+fn code_of(r: &model::Report) -> Code {
+    if r.verdict.incomplete.is_some() {
+        Code::Incomplete
+    } else {
+        Code::Ok
+    }
+}
+
+/// The decision thresholds, checked: consider strictly below recommend.
+fn thresholds(args: &ContentionArgs) -> Result<model::Thresholds> {
+    let t = model::Thresholds {
+        consider_at: args.consider_at,
+        recommend_at: args.recommend_at,
+    };
+    if !(t.consider_at >= 0.0 && t.consider_at < t.recommend_at) {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--consider-at ({}) must be at least 0 and below --recommend-at ({})",
+                t.consider_at, t.recommend_at
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP (a closed SSH session must still get
+/// its report and JSON); registered once per process, so Ctrl-C also ends
+/// a series of --repeat runs.
 fn stop_flag() -> Result<Arc<AtomicBool>> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(s) = STOP.get() {
         return Ok(Arc::clone(s));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing signal handlers")?;
     }
@@ -81,7 +111,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 }
 
 /// `run.json` → `run-3.json` for run 3 (`run.html` → `run-3.html`).
-fn numbered(path: &std::path::Path, k: usize) -> std::path::PathBuf {
+fn numbered(path: &Path, k: usize) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -93,11 +123,90 @@ fn numbered(path: &std::path::Path, k: usize) -> std::path::PathBuf {
     path.with_file_name(format!("{stem}-{k}.{ext}"))
 }
 
-/// Where a run's report also goes.
-#[derive(Clone, Copy)]
-struct Outputs<'a> {
-    json: Option<&'a std::path::Path>,
-    html: Option<&'a std::path::Path>,
+/// Where a run's report goes, checked before anything is traced.
+struct Outputs {
+    json: Option<Dest>,
+    html: Option<Dest>,
+}
+
+impl Outputs {
+    /// The destinations of run `k` of a series (numbered files), or of the
+    /// only run.
+    fn new(args: &ContentionArgs, k: Option<usize>) -> Result<Self> {
+        let dest = |p: &Option<PathBuf>| {
+            p.as_deref().map(|p| match (Dest::new(p), k) {
+                (Dest::File(f), Some(k)) => Dest::File(numbered(&f, k)),
+                (d, _) => d,
+            })
+        };
+        let out = Self {
+            json: dest(&args.json),
+            html: dest(&args.html),
+        };
+        if out.json.as_ref().is_some_and(Dest::is_stdout)
+            && out.html.as_ref().is_some_and(Dest::is_stdout)
+        {
+            return Err(fail(
+                Code::Usage,
+                "only one of --json and --html can go to stdout (-)",
+            ));
+        }
+        if let Some(d) = &out.json {
+            output::check(d, "JSON report")?;
+        }
+        if let Some(d) = &out.html {
+            output::check(d, "HTML page")?;
+        }
+        Ok(out)
+    }
+
+    /// The text report goes to stderr when stdout carries a file format.
+    fn text_to_stderr(&self) -> bool {
+        [&self.json, &self.html]
+            .into_iter()
+            .any(|d| d.as_ref().is_some_and(Dest::is_stdout))
+    }
+
+    /// Writes the text report and every file; one failure does not stop
+    /// the others, and the first is returned.
+    fn write(&self, report: &model::Report, text: Option<String>) -> Result<()> {
+        let mut first: Option<anyhow::Error> = None;
+        let mut keep = |r: Result<()>| {
+            if let Err(e) = r {
+                if first.is_some() {
+                    say!("tracer: {}", crate::exit::message(&e));
+                } else {
+                    first = Some(e);
+                }
+            }
+        };
+        if let Some(text) = text {
+            let text = ui::esc_text(&text);
+            if self.text_to_stderr() {
+                use std::io::Write as _;
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            } else {
+                keep(ui::print(&text));
+            }
+        }
+        if let Some(d) = &self.json {
+            keep(report::json::write(report, d).map(|()| {
+                if !d.is_stdout() {
+                    say!("tracer: JSON report written to {}", d.display());
+                }
+            }));
+        }
+        if let Some(d) = &self.html {
+            keep(
+                output::write_str(d, "HTML page", &report::html::render(report)).map(|()| {
+                    if !d.is_stdout() {
+                        say!("tracer: HTML report written to {}", d.display());
+                    }
+                }),
+            );
+        }
+        first.map_or(Ok(()), Err)
+    }
 }
 
 /// Statistics over repeated runs, per entity and metric (the values
@@ -154,25 +263,12 @@ fn repeat_table(reports: &[model::Report]) -> String {
 fn run_once(
     args: &ContentionArgs,
     verbose: bool,
-    out: Outputs<'_>,
+    thresholds: model::Thresholds,
+    out: &Outputs,
     print_report: bool,
 ) -> Result<model::Report> {
-    let thresholds = model::Thresholds {
-        consider_at: args.consider_at,
-        recommend_at: args.recommend_at,
-    };
-    if !(thresholds.consider_at >= 0.0 && thresholds.recommend_at >= thresholds.consider_at) {
-        return Err(fail(
-            Code::Usage,
-            format!(
-                "--consider-at ({}) must be at least 0 and at most --recommend-at ({})",
-                thresholds.consider_at, thresholds.recommend_at
-            ),
-        ));
-    }
     preflight::privileges()?;
     target::check_pids(&args.pid)?;
-
     let stop = stop_flag()?;
 
     let follow = !args.command.is_empty() && !args.no_follow;
@@ -185,24 +281,18 @@ fn run_once(
         Some(l) => vec![l.pid as u32],
         None => args.pid.iter().map(|&p| p as u32).collect(),
     };
-
-    // The first target is checked with a compare before any map lookup; with
-    // one target and no following it is the only check.
-    let only = (roots.len() == 1).then(|| roots[0]);
     let sched_only = args.mode == Mode::Sched;
-    let mut probes = Probes::load(&LoadOptions {
+    let opts = LoadOptions {
         sched_only,
         follow_forks: follow,
-        only_target: only,
+        first_target: roots.first().copied(),
+        single: roots.len() == 1,
         stack_every: args.stack_every,
         unwind_rate: if sched_only { 0 } else { args.unwind_rate },
+        max_locks: args.max_locks,
         verbose,
-    })?;
-    let mut unwinding = Unwinding::new(&mut probes)?;
-    for &pid in &roots {
-        probes.add_target(pid)?;
-    }
-    probes.attach(sched_only, follow)?;
+    };
+    let mut session = Session::start(&opts, &roots, sched_only, follow)?;
     for &pid in &args.pid {
         if !preflight::alive(pid) {
             return Err(fail(
@@ -211,30 +301,7 @@ fn run_once(
             ));
         }
     }
-    let want_fns = !args.uprobes.is_empty() || args.alloc;
-    // A running target's functions resolve now, so a bad spec fails before
-    // anything else happens.
-    let mut planned = None;
-    if want_fns && launched.is_none() {
-        planned = Some(plan_in(args, roots[0])?);
-    }
-    let cost_ns = if want_fns {
-        let c = funcs::calibrate(&mut probes)?;
-        eprintln!(
-            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
-            report::text::human_ns(c as u64)
-        );
-        c
-    } else {
-        0.0
-    };
-    let start_fns = |planned, probes: &mut Probes| {
-        start_fn_probes(args, planned, &roots, cost_ns, probes).map(Some)
-    };
-    let mut fns: Option<FnProbes> = match planned.take() {
-        Some(planned) => start_fns(planned, &mut probes)?,
-        None => None,
-    };
+    let mut fns = FnSetup::new(args, &roots, launched.is_none(), &mut session.probes, &stop)?;
     // Kept open while tracing: the kernel counts run time while any such
     // fd is open.
     let _stats_fd = if args.program_stats {
@@ -253,83 +320,35 @@ fn run_once(
     let t0 = Instant::now();
     if let Some(l) = launched.as_mut() {
         l.release()?;
-        if want_fns {
-            // Functions resolve in the command's own binaries: after exec,
-            // once the dynamic loader has mapped libc.
-            target::wait_exec(l.pid as u32, Duration::from_millis(500));
-            fns = start_fns(plan_in(args, roots[0])?, &mut probes)?;
-        }
+        // Its maps are the tracer's until it execs and libc is mapped.
+        target::wait_exec(l.pid as u32, Duration::from_millis(500));
+        session.watch(l.pid as u32);
+        fns.after_exec(args, l.pid as u32, &mut session.probes, &stop)?;
     }
-    let what = match &launched {
-        Some(l) => format!("`{}` (pid {})", args.command.join(" "), l.pid),
-        None => format!(
-            "pid {}",
-            args.pid
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    let until = match args.duration {
-        Some(d) => format!(
-            "for {:.1} s (or until Ctrl-C or the target exits)",
-            d.as_secs_f64()
-        ),
-        None => "until Ctrl-C or the target exits".to_string(),
-    };
-    eprintln!(
-        "tracer: tracing {what} {until} ({} ms to load and attach)",
-        probes.load_attach.as_millis()
+    session.fn_ids = fns.ids();
+    say!(
+        "tracer: tracing {} {} ({} ms to load and attach)",
+        describe(args, launched.as_ref()),
+        until(args.duration),
+        session.probes.load_attach.as_millis()
     );
 
-    let mut procs: BTreeMap<u32, ProcessInfo> = BTreeMap::new();
-    let mut last_refresh = Instant::now() - SLOW_REFRESH;
-    let mut progress = Progress::new(args.quiet);
-    let reason = loop {
-        let every = if t0.elapsed() < FAST_PERIOD {
-            FAST_REFRESH
-        } else {
-            SLOW_REFRESH
-        };
-        if last_refresh.elapsed() >= every {
-            refresh(&probes, &mut procs);
-            last_refresh = Instant::now();
-        }
-        unwinding.drain(&mut procs);
-        if let Some(f) = fns.as_mut() {
-            f.tick(&mut probes)?;
-        }
-        if let Some(p) = progress.as_mut() {
-            p.tick(&probes, &procs, t0.elapsed());
-        }
-        if stop.load(Ordering::Relaxed) {
-            break "interrupted";
-        }
-        if args.duration.is_some_and(|d| t0.elapsed() >= d) {
-            break "duration reached";
-        }
-        let gone = match launched.as_mut() {
-            Some(l) => !l.running(),
-            None => args.pid.iter().all(|&p| !preflight::alive(p)),
-        };
-        if gone {
-            break "target exited";
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let reason = trace(
+        args,
+        &mut session,
+        &mut fns.probes,
+        launched.as_mut(),
+        &stop,
+        t0,
+    )?;
     let duration = t0.elapsed();
-    drop(progress);
     let t_report = Instant::now();
-    if let Some(f) = fns.as_mut() {
-        f.finish(&mut probes);
+    if let Some(f) = fns.probes.as_mut() {
+        f.finish(&mut session.probes);
     }
-    refresh(&probes, &mut procs);
-    let mut snap = collect::snapshot(&probes).context("reading the kernel maps")?;
-    unwinding.drain(&mut procs);
-    snap.unwound = unwinding.take();
-    snap.unwind_stats = unwinding.stats;
-    let hooks: Vec<model::Hook> = probes
+    let snap = session.harvest()?;
+    let hooks: Vec<model::Hook> = session
+        .probes
         .hooks
         .iter()
         .map(|h| model::Hook {
@@ -338,11 +357,12 @@ fn run_once(
             note: h.note.clone(),
         })
         .collect();
-    let load_attach_ms = probes.load_attach.as_secs_f64() * 1e3;
+    let load_attach_ms = session.probes.load_attach.as_secs_f64() * 1e3;
     if args.program_stats {
-        print_program_stats(&probes);
+        print_program_stats(&session.probes);
     }
-    let all_targets = probes.targets();
+    let all_targets = session.targets();
+    let Session { probes, procs, .. } = session;
     // Detach now, in the background: nothing below needs the kernel side,
     // and each tracepoint's unregistration waits for an RCU grace period
     // (≈ 70 ms each here), so the report is built meanwhile. Joined before
@@ -357,38 +377,9 @@ fn run_once(
     }
     log::info!("stopped: {reason}");
 
-    let exit_of = |pid: u32| {
-        launched
-            .as_ref()
-            .filter(|l| l.pid as u32 == pid)
-            .and_then(|l| l.describe_status())
-    };
-    let mut targets: Vec<model::Target> = roots
-        .iter()
-        .map(|&pid| model::Target {
-            pid,
-            command_line: procs
-                .get(&pid)
-                .map(|p| p.cmdline.clone())
-                .unwrap_or_default(),
-            followed: false,
-            exit: exit_of(pid),
-        })
-        .collect();
-    for pid in all_targets.into_iter().filter(|p| !roots.contains(p)) {
-        targets.push(model::Target {
-            pid,
-            command_line: procs
-                .get(&pid)
-                .map(|p| p.cmdline.clone())
-                .unwrap_or_default(),
-            followed: true,
-            exit: None,
-        });
-    }
     let meta = RunMeta {
         tracer_args: std::env::args().collect(),
-        targets,
+        targets: targets(&roots, &all_targets, &procs, launched.as_ref()),
         start_time: humantime::format_rfc3339_seconds(start_time).to_string(),
         duration_s: duration.as_secs_f64(),
         load_attach_ms,
@@ -396,27 +387,9 @@ fn run_once(
         thresholds,
         stack_every: args.stack_every,
         unwind_rate: args.unwind_rate,
-        functions: fns.as_ref().map(|f| FnMeta {
-            planned: f
-                .planned
-                .iter()
-                .map(|p| {
-                    (
-                        p.id,
-                        p.func.name.clone(),
-                        p.func.binary.display().to_string(),
-                        p.func.offset,
-                        p.role.to_string(),
-                    )
-                })
-                .collect(),
-            per_call_ns: f.cost_ns,
-            budget_pct: args.probe_budget,
-            attached_s: f.on_time.as_secs_f64(),
-            windows: f.windows,
-            target_cpu_ns: f.cpu_total,
-        }),
+        functions: fns.probes.as_ref().map(|f| fn_meta(f, args.probe_budget)),
         mode: args.mode.name().to_string(),
+        max_locks: args.max_locks,
     };
     let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
     log::debug!(
@@ -424,30 +397,219 @@ fn run_once(
         t_report.elapsed().as_millis(),
         snap.stacks.len()
     );
-    if print_report {
-        print!("{}", report::text::render(&report, args.top));
-    }
-    let mut written = match out.json {
-        Some(path) => report::json::write_atomic(&report, path).map(|()| {
-            eprintln!("tracer: JSON report written to {}", path.display());
-        }),
-        None => Ok(()),
-    };
-    if let (Ok(()), Some(path)) = (&written, out.html) {
-        written = std::fs::write(path, report::html::render(&report))
-            .map(|()| eprintln!("tracer: HTML report written to {}", path.display()))
-            .map_err(|e| {
-                fail(
-                    Code::Output,
-                    format!("cannot write {}: {e}", path.display()),
-                )
-            });
-    }
+    let text = print_report.then(|| report::text::render(&report, args.top));
+    let written = out.write(&report, text);
     detach
         .join()
         .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
     log_own_cost();
     written.map(|()| report)
+}
+
+/// The tracing loop: drives time only (the event ring has its own reader);
+/// returns why it ended.
+fn trace(
+    args: &ContentionArgs,
+    session: &mut Session,
+    fns: &mut Option<FnProbes>,
+    mut launched: Option<&mut Launched>,
+    stop: &AtomicBool,
+    t0: Instant,
+) -> Result<&'static str> {
+    let mut progress = Progress::new(args.quiet);
+    let reason = loop {
+        session.tick();
+        if let Some(f) = fns.as_mut() {
+            f.tick(&mut session.probes)?;
+        }
+        if let Some(p) = progress.as_mut() {
+            p.tick(
+                &session.probes,
+                &session.procs,
+                session.retired_waits(),
+                t0.elapsed(),
+            );
+        }
+        if stop.load(Ordering::Relaxed) {
+            break "interrupted";
+        }
+        if args.duration.is_some_and(|d| t0.elapsed() >= d) {
+            break "duration reached";
+        }
+        let gone = match launched.as_deref_mut() {
+            Some(l) => !l.running(),
+            None => args.pid.iter().all(|&p| !preflight::alive(p)),
+        };
+        if gone {
+            break "target exited";
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(reason)
+}
+
+/// "`cmd` (pid N)" or "pid N,M" for the tracing line.
+fn describe(args: &ContentionArgs, launched: Option<&Launched>) -> String {
+    match launched {
+        Some(l) => format!("`{}` (pid {})", ui::esc(&args.command.join(" ")), l.pid),
+        None => format!(
+            "pid {}",
+            args.pid
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+fn until(duration: Option<Duration>) -> String {
+    match duration {
+        Some(d) => format!(
+            "for {:.1} s (or until Ctrl-C or the target exits)",
+            d.as_secs_f64()
+        ),
+        None => "until Ctrl-C or the target exits".to_string(),
+    }
+}
+
+/// The report's targets: the roots, then every followed process.
+fn targets(
+    roots: &[u32],
+    all: &[u32],
+    procs: &std::collections::BTreeMap<u32, ProcessInfo>,
+    launched: Option<&Launched>,
+) -> Vec<model::Target> {
+    let command_line = |pid: u32| {
+        procs
+            .get(&pid)
+            .map(|p| p.cmdline.clone())
+            .unwrap_or_default()
+    };
+    let exit_of = |pid: u32| {
+        launched
+            .filter(|l| l.pid as u32 == pid)
+            .and_then(Launched::describe_status)
+    };
+    let mut out: Vec<model::Target> = roots
+        .iter()
+        .map(|&pid| model::Target {
+            pid,
+            command_line: command_line(pid),
+            followed: false,
+            exit: exit_of(pid),
+        })
+        .collect();
+    for &pid in all.iter().filter(|p| !roots.contains(p)) {
+        out.push(model::Target {
+            pid,
+            command_line: command_line(pid),
+            followed: true,
+            exit: None,
+        });
+    }
+    out
+}
+
+fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
+    FnMeta {
+        planned: f
+            .planned
+            .iter()
+            .map(|p| {
+                (
+                    p.id,
+                    p.func.name.clone(),
+                    p.func.binary.display().to_string(),
+                    p.func.offset,
+                    p.role.to_string(),
+                )
+            })
+            .collect(),
+        per_call_ns: f.cost_ns,
+        budget_pct,
+        attached_s: f.on_time.as_secs_f64(),
+        windows: f.windows,
+        target_cpu_ns: f.cpu_total,
+    }
+}
+
+/// The function probes (--uprobe, --alloc): planned and calibrated before
+/// tracing, attached at once for a running target and after exec for a
+/// launched command.
+struct FnSetup {
+    probes: Option<FnProbes>,
+    wanted: bool,
+    cost_ns: f64,
+    roots: Vec<u32>,
+}
+
+impl FnSetup {
+    fn new(
+        args: &ContentionArgs,
+        roots: &[u32],
+        running: bool,
+        probes: &mut Probes,
+        stop: &AtomicBool,
+    ) -> Result<Self> {
+        let wanted = !args.uprobes.is_empty() || args.alloc;
+        let mut me = Self {
+            probes: None,
+            wanted,
+            cost_ns: 0.0,
+            roots: roots.to_vec(),
+        };
+        if !wanted {
+            return Ok(me);
+        }
+        // A running target's functions resolve now, so a bad spec fails
+        // before anything else happens.
+        let planned = if running {
+            Some(plan_in(args, roots[0], stop)?)
+        } else {
+            None
+        };
+        me.cost_ns = funcs::calibrate(probes)?;
+        say!(
+            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
+            report::text::human_ns(me.cost_ns as u64)
+        );
+        if let Some(planned) = planned {
+            me.probes = Some(start_fn_probes(
+                args, planned, &me.roots, me.cost_ns, probes,
+            )?);
+        }
+        Ok(me)
+    }
+
+    /// Functions resolve in a launched command's own binaries: after exec,
+    /// once the dynamic loader has mapped libc.
+    fn after_exec(
+        &mut self,
+        args: &ContentionArgs,
+        pid: u32,
+        probes: &mut Probes,
+        stop: &AtomicBool,
+    ) -> Result<()> {
+        if self.wanted && self.probes.is_none() {
+            let planned = plan_in(args, pid, stop)?;
+            self.probes = Some(start_fn_probes(
+                args,
+                planned,
+                &self.roots,
+                self.cost_ns,
+                probes,
+            )?);
+        }
+        Ok(())
+    }
+
+    fn ids(&self) -> Vec<u32> {
+        self.probes
+            .as_ref()
+            .map(|f| f.planned.iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// Each attached program's runs and average run time (BPF_ENABLE_STATS).
@@ -468,9 +630,9 @@ fn print_program_stats(probes: &Probes) {
         })
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-    eprintln!("tracer: program stats (BPF_ENABLE_STATS): PROGRAM RUNS NS/RUN");
+    say!("tracer: program stats (BPF_ENABLE_STATS): PROGRAM RUNS NS/RUN");
     for (name, runs, ns) in rows {
-        eprintln!("tracer:   {name:<24} {runs:>12} {ns:>8.0}");
+        say!("tracer:   {name:<24} {runs:>12} {ns:>8.0}");
     }
 }
 
@@ -501,13 +663,13 @@ fn log_own_cost() {
 }
 
 /// Resolves --uprobe and --alloc in a target's binaries.
-fn plan_in(args: &ContentionArgs, pid: u32) -> Result<Vec<funcs::Planned>> {
+fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<funcs::Planned>> {
     let mut info = ProcessInfo {
         pid,
         ..Default::default()
     };
     info.refresh();
-    funcs::plan(args, &info)
+    funcs::plan(args, &info, stop)
 }
 
 /// Attaches the planned function probes to the targets.
@@ -519,29 +681,16 @@ fn start_fn_probes(
     probes: &mut Probes,
 ) -> Result<FnProbes> {
     let names: Vec<&str> = planned.iter().map(|p| p.func.name.as_str()).collect();
-    eprintln!(
+    say!(
         "tracer: probing {} function(s) (entry + return): {}{}",
         planned.len(),
         names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
         if names.len() > 8 { ", …" } else { "" }
     );
     if let Some(b) = args.probe_budget {
-        eprintln!("tracer: probe budget {b}% of the target's CPU time: probes are duty-cycled");
+        say!("tracer: probe budget {b}% of the target's CPU time: probes are duty-cycled");
     }
     let mut f = FnProbes::new(planned, roots.to_vec(), cost_ns, args.probe_budget);
     f.attach(probes)?;
     Ok(f)
-}
-
-/// Re-reads /proc for every traced process (followed children included).
-fn refresh(probes: &Probes, procs: &mut BTreeMap<u32, ProcessInfo>) {
-    for pid in probes.targets() {
-        procs
-            .entry(pid)
-            .or_insert_with(|| ProcessInfo {
-                pid,
-                ..Default::default()
-            })
-            .refresh();
-    }
 }

@@ -30,11 +30,16 @@ pub enum Code {
     Input = 8,
     /// `tracer compare`: a regression at or above `--fail-on`.
     Regression = 9,
+    /// The run lost data that can hide a lock or change a decision (a full
+    /// lock map, lost samples, processes not followed): the report was
+    /// written and says INCOMPLETE. `tracer compare --ci` / `--fail-on`
+    /// exits with it when an input run is incomplete.
+    Incomplete = 10,
 }
 
 impl Code {
     #[cfg(test)]
-    pub const ALL: [Code; 10] = [
+    pub const ALL: [Code; 11] = [
         Code::Ok,
         Code::Internal,
         Code::Usage,
@@ -45,6 +50,7 @@ impl Code {
         Code::Output,
         Code::Input,
         Code::Regression,
+        Code::Incomplete,
     ];
 }
 
@@ -77,6 +83,14 @@ pub fn fail(code: Code, message: impl Into<String>) -> anyhow::Error {
     Failure::new(code, message).into()
 }
 
+/// What to tell the user: a Failure's one sentence, else the context chain.
+pub fn message(err: &anyhow::Error) -> String {
+    match err.chain().find_map(|e| e.downcast_ref::<Failure>()) {
+        Some(f) => f.to_string(),
+        None => format!("{err:#}"),
+    }
+}
+
 /// The exit code for an error chain: the first `Failure` in it, else Internal.
 pub fn code_of(err: &anyhow::Error) -> Code {
     err.chain()
@@ -92,7 +106,7 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_stable() {
         let values: Vec<i32> = Code::ALL.iter().map(|c| *c as i32).collect();
-        assert_eq!(values, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(values, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     }
 
     #[test]

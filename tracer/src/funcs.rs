@@ -6,6 +6,7 @@
 use std::{
     num::NonZeroU32,
     path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
@@ -78,11 +79,29 @@ const ALLOC: &[(&str, u32)] = &[
     ("aligned_alloc", probe::SIZE_ARG1),
 ];
 
+/// The longest `--uprobe` spec: symbol names are shorter; a longer pattern
+/// is a mistake, and matching it against every symbol would take seconds.
+pub const MAX_SPEC: usize = 512;
+
 /// Resolves `--uprobe` specs and `--alloc` in the first target's binaries.
-pub fn plan(args: &ContentionArgs, target: &ProcessInfo) -> Result<Vec<Planned>> {
+/// Checks `stop` between specs, so Ctrl-C is never ignored meanwhile.
+pub fn plan(
+    args: &ContentionArgs,
+    target: &ProcessInfo,
+    stop: &AtomicBool,
+) -> Result<Vec<Planned>> {
     let mut out: Vec<Planned> = Vec::new();
     if args.uprobes.is_empty() && !args.alloc {
         return Ok(out);
+    }
+    if let Some(spec) = args.uprobes.iter().find(|s| s.len() > MAX_SPEC) {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--uprobe takes a symbol or pattern of at most {MAX_SPEC} bytes; this one has {}",
+                spec.len()
+            ),
+        ));
     }
     let bins = resolve::binaries(target);
     if bins.is_empty() {
@@ -95,6 +114,9 @@ pub fn plan(args: &ContentionArgs, target: &ProcessInfo) -> Result<Vec<Planned>>
     dirs.push(PathBuf::from("/usr/lib/debug"));
     let mut r = Resolver::new(target.pid, dirs);
     for spec in &args.uprobes {
+        if stop.load(Ordering::Relaxed) {
+            return Err(fail(Code::Internal, "interrupted before tracing began"));
+        }
         let (bin, pat) = resolve::split_spec(spec);
         let within: Vec<PathBuf> = match bin {
             None => bins.clone(),

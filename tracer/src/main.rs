@@ -9,24 +9,37 @@ mod compare;
 mod contention;
 mod exit;
 mod funcs;
+mod input;
 mod kallsyms;
+mod output;
 mod preflight;
 mod progress;
 mod report;
 mod resolve;
+mod retire;
+mod ring;
+mod session;
 mod symbolize;
 mod syscalls;
 mod target;
+mod ui;
 mod unwind;
 
 use clap::Parser as _;
 
 /// `tracer report RUN.json`: any view, rebuilt from the JSON alone.
 fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
-    use std::io::{IsTerminal as _, Write as _};
-    let r = compare::load(&args.run)?;
+    use std::io::IsTerminal as _;
+    let dest = args
+        .output
+        .as_deref()
+        .map_or(output::Dest::Stdout, output::Dest::new);
+    output::check(&dest, "output")?;
+    let r = input::load_report(&args.run)?;
     let bytes: Vec<u8> = match args.format {
-        cli::ReportFormat::Text => report::text::render(&r, args.top).into_bytes(),
+        cli::ReportFormat::Text => ui::esc_text(&report::text::render(&r, args.top))
+            .into_owned()
+            .into_bytes(),
         cli::ReportFormat::Json => {
             let mut r = r;
             r.schema_version = report::model::SCHEMA_VERSION.to_string();
@@ -35,7 +48,7 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
         cli::ReportFormat::Html => report::html::render(&r).into_bytes(),
         cli::ReportFormat::Folded => report::folded::render(&r).into_bytes(),
         cli::ReportFormat::Pprof => {
-            if args.output.is_none() && std::io::stdout().is_terminal() {
+            if dest.is_stdout() && std::io::stdout().is_terminal() {
                 return Err(exit::fail(
                     exit::Code::Usage,
                     "a pprof profile is binary: write it to a file with -o FILE (or pipe it)",
@@ -47,28 +60,7 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
             (serde_json::to_string(&report::folded::speedscope(&r))? + "\n").into_bytes()
         }
     };
-    match &args.output {
-        None => to_stdout(|out| out.write_all(&bytes)),
-        Some(p) => std::fs::write(p, bytes).map_err(|e| {
-            exit::fail(
-                exit::Code::Output,
-                format!("cannot write {}: {e}", p.display()),
-            )
-        }),
-    }
-}
-
-/// Writes to stdout; a closed pipe (`tracer … | head`: the reader had
-/// enough) ends the output quietly.
-fn to_stdout(
-    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match write(&mut out).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.map_err(|e| exit::fail(exit::Code::Output, format!("cannot write to stdout: {e}"))),
-    }
+    output::write(&dest, "output", |w| w.write_all(&bytes))
 }
 
 /// `tracer man [COMMAND]`: the page of tracer or of one of its commands.
@@ -91,7 +83,7 @@ fn man(command: Option<&str>) -> anyhow::Result<()> {
             sub.clone().name(format!("tracer-{name}"))
         }
     };
-    to_stdout(|out| clap_mangen::Man::new(page).render(out))
+    ui::stdout(|out| clap_mangen::Man::new(page).render(out))
 }
 
 fn main() {
@@ -111,31 +103,28 @@ fn main() {
             env_logger::WriteStyle::Never
         })
         .init();
+    output::set_mode(cli.file_mode);
+    input::set_max(cli.max_input_size);
     let result = match &cli.command {
-        cli::Command::Contention(args) => {
-            contention::run(args, cli.verbose).map(|()| exit::Code::Ok)
-        }
+        cli::Command::Contention(args) => contention::run(args, cli.verbose),
         cli::Command::Compare(args) => compare::run(args),
         cli::Command::Baseline(cmd) => baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "tracer", &mut std::io::stdout());
-            Ok(exit::Code::Ok)
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "tracer", &mut script);
+            ui::stdout(|out| out.write_all(&script)).map(|()| exit::Code::Ok)
         }
         cli::Command::Man { command } => man(command.as_deref()).map(|()| exit::Code::Ok),
     };
     match result {
         Ok(code) => std::process::exit(code as i32),
         Err(err) => {
-            let code = exit::code_of(&err);
             // A Failure is the one sentence meant for the user; anything
             // else shows its context chain.
-            match err.chain().find_map(|e| e.downcast_ref::<exit::Failure>()) {
-                Some(f) => eprintln!("tracer: {f}"),
-                None => eprintln!("tracer: {err:#}"),
-            }
-            std::process::exit(code as i32);
+            say!("tracer: {}", exit::message(&err));
+            std::process::exit(exit::code_of(&err) as i32);
         }
     }
 }

@@ -65,14 +65,23 @@ impl Progress {
     }
 
     /// Redraws the line if a second has passed since the last one.
-    pub fn tick(&mut self, probes: &Probes, procs: &BTreeMap<u32, ProcessInfo>, elapsed: Duration) {
+    /// `retired` is the waits already moved out of the kernel maps (the
+    /// entries of threads that exited).
+    pub fn tick(
+        &mut self,
+        probes: &Probes,
+        procs: &BTreeMap<u32, ProcessInfo>,
+        retired: u64,
+        elapsed: Duration,
+    ) {
         if self.last.elapsed() < self.every {
             return;
         }
         let dt = self.last.elapsed().as_secs_f64();
         self.last = Instant::now();
         let started = Instant::now();
-        let t = totals(probes);
+        let mut t = totals(probes);
+        t.waits += retired;
         let cost = started.elapsed();
         self.every = EVERY.max(cost * BUDGET);
         self.spent += cost;
@@ -88,6 +97,7 @@ impl Progress {
                         procs
                             .get(&tgid)
                             .and_then(|p| self.syms.data(p, addr))
+                            .map(|n| crate::ui::esc(&n).into_owned())
                             .unwrap_or_else(|| format!("{addr:#x}"))
                     })
                     .clone();

@@ -62,6 +62,9 @@ pub fn split_spec(spec: &str) -> (Option<&str>, &str) {
 
 /// Shell-style glob: `*` any run, `?` one character.
 pub fn glob(pat: &str, s: &str) -> bool {
+    if !pat.contains(['*', '?']) {
+        return pat == s;
+    }
     let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {

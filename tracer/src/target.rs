@@ -41,6 +41,11 @@ impl Launched {
             .map_err(|_| fail(Code::Target, "the command contains a NUL byte"))?;
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
+        // Orphans of the command (a daemonized child, a shell's background
+        // job) are reparented to the tracer, not to init, so that the whole
+        // tree can be stopped at the end.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let mut fds = [0; 2];
         let mut errfds = [0; 2];
         // SAFETY: fds and errfds are valid 2-int arrays.
@@ -139,26 +144,45 @@ impl Launched {
         r == 0
     }
 
-    /// Stops the command (SIGTERM, then SIGKILL after a grace period) and
-    /// reaps it.
+    /// Stops the command and everything it started — its children, and
+    /// orphans reparented to the tracer — as `timeout` stops a process
+    /// group: SIGTERM, then SIGKILL after a grace period; reaps them all.
     pub fn terminate(&mut self) {
-        if !self.running() {
-            return;
+        let me = std::process::id();
+        for sig in [libc::SIGTERM, libc::SIGKILL] {
+            let tree = descendants(me);
+            if tree.is_empty() {
+                break;
+            }
+            for &pid in &tree {
+                // SAFETY: signalling a process of our own tree.
+                unsafe { libc::kill(pid as i32, sig) };
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while std::time::Instant::now() < deadline {
+                self.reap();
+                if descendants(me).is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.pid, libc::SIGTERM) };
-        for _ in 0..50 {
-            if !self.running() {
+        self.reap();
+    }
+
+    /// Reaps every exited child (the command's status is kept).
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: non-blocking reap of any child of ours.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r <= 0 {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            if r == self.pid {
+                self.status = Some(status);
+            }
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        let mut status = 0;
-        // SAFETY: blocking reap of our own child.
-        unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        self.status = Some(status);
     }
 
     /// "exited with status N" or "killed by signal N".
@@ -276,6 +300,46 @@ impl ProcessInfo {
     }
 }
 
+/// Every live descendant of `root` (zombies excluded), from /proc.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            if let Some((state, ppid)) = stat_state_ppid(&stat)
+                && state != 'Z'
+                && state != 'X'
+            {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            if c != root && !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// (state, ppid) from /proc/PID/stat (split after the comm's last ')').
+fn stat_state_ppid(stat: &str) -> Option<(char, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((state, f.next()?.parse().ok()?))
+}
+
 /// Waits until a just-released command has exec'd (its exe is no longer
 /// ours) and its dynamic loader has mapped libc, or until `limit`.
 pub fn wait_exec(pid: u32, limit: std::time::Duration) {
@@ -325,6 +389,19 @@ mod tests {
         );
         assert_eq!(maps[2].path, None);
         assert_eq!(maps[4].path, None);
+    }
+
+    #[test]
+    fn descendants_are_found_through_proc() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = descendants(std::process::id());
+        assert!(tree.contains(&child.id()), "{tree:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!descendants(std::process::id()).contains(&child.id()));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! True call sites through libc: sampled futex waits arrive from the kernel
-//! with their user registers and a copy of the stack (a bounded ring
-//! buffer, see `tracer_common::UnwindSample`), and are unwound here with the
-//! binaries' .eh_frame (framehop). glibc has no frame pointers, so the
-//! kernel's own walk loses the function that called pthread_mutex_lock.
+//! with their user registers and a copy of the stack (records of the event
+//! ring, see `tracer_common::UnwindSample`, read by `ring.rs`), and are
+//! unwound here with the binaries' .eh_frame (framehop). glibc has no frame
+//! pointers, so the kernel's own walk loses the function that called
+//! pthread_mutex_lock.
 //!
 //! Samples are unwound as they arrive, while the target's modules are
 //! mapped, and kept only as address lists aggregated per (lock, stack).
@@ -13,16 +14,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result};
-use aya::maps::{MapData, RingBuf};
 use framehop::{
     ExplicitModuleSectionInfo, Module, Unwinder as _,
     x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
 };
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
-use tracer_common::{UNWIND_STACK, UnwindSample};
+use tracer_common::{UNWIND_HEADER, UNWIND_STACK, UnwindSample};
 
-use crate::{attach::Probes, target::ProcessInfo};
+use crate::target::ProcessInfo;
 
 /// Frames kept per unwound stack.
 const MAX_FRAMES: usize = 64;
@@ -60,91 +59,97 @@ struct ProcUnwinder {
     modules_key: Vec<(u64, PathBuf)>,
 }
 
+/// Unwinds samples with its own view of the target processes (their
+/// memory maps, re-read when a sample's code is not mapped in it yet).
+#[derive(Default)]
 pub struct Unwinding {
-    ring: RingBuf<MapData>,
-    procs: HashMap<u32, ProcUnwinder>,
+    procs: HashMap<u32, ProcessInfo>,
+    unwinders: HashMap<u32, ProcUnwinder>,
     stacks: HashMap<(u64, u32), HashMap<Vec<u64>, Unwound>>,
     pub stats: UnwindStats,
 }
 
 impl Unwinding {
-    pub fn new(probes: &mut Probes) -> Result<Self> {
-        let map = probes
-            .bpf
-            .take_map("UNWIND_RING")
-            .context("UNWIND_RING map missing")?;
-        Ok(Self {
-            ring: RingBuf::try_from(map).context("UNWIND_RING is not a ring buffer")?,
-            procs: HashMap::new(),
-            stacks: HashMap::new(),
-            stats: UnwindStats::default(),
-        })
-    }
-
-    /// Unwinds every sample waiting in the ring buffer.
-    pub fn drain(&mut self, procs: &mut BTreeMap<u32, ProcessInfo>) {
+    /// Unwinds one sample record (its bytes as the ring holds them).
+    pub fn sample(&mut self, item: &[u8]) {
         let Self {
-            ring,
-            procs: unwinders,
+            procs,
+            unwinders,
             stacks,
             stats,
         } = self;
-        while let Some(item) = ring.next() {
-            let Some(sample) = Header::parse(&item) else {
-                continue;
+        let Some(sample) = Header::parse(item) else {
+            return;
+        };
+        stats.received += 1;
+        let stack = &item[HEADER..HEADER + sample.stack_len.min(UNWIND_STACK)];
+        let info = procs.entry(sample.tgid).or_insert_with(|| {
+            let mut p = ProcessInfo {
+                pid: sample.tgid,
+                ..Default::default()
             };
-            stats.received += 1;
-            let stack = &item[HEADER..HEADER + sample.stack_len.min(UNWIND_STACK)];
-            let info = procs.entry(sample.tgid).or_insert_with(|| {
-                let mut p = ProcessInfo {
-                    pid: sample.tgid,
-                    ..Default::default()
-                };
-                p.refresh();
-                p
-            });
-            let frames = unwind(unwinders, info, &sample, stack);
-            if frames.len() < 2 {
-                stats.failed += 1;
-                log::debug!(
-                    "unwinding a wait on {:#x} in pid {} gave one frame (ip {:#x}, sp {:#x}, {} stack bytes)",
-                    sample.uaddr,
-                    sample.tgid,
-                    sample.ip,
-                    sample.sp,
-                    stack.len()
-                );
-            }
-            let agg = stacks
-                .entry((sample.uaddr, sample.tgid))
-                .or_default()
-                .entry(frames.clone())
-                .or_insert_with(|| Unwound {
-                    frames,
-                    ..Default::default()
-                });
-            let wait_ns = sample.wait_ns.saturating_mul(sample.weight);
-            agg.samples += 1;
-            agg.waits += sample.weight;
-            agg.wait_ns += wait_ns;
-            let t = agg.threads.entry(sample.tid).or_default();
-            t.0 += sample.weight;
-            t.1 += wait_ns;
+            p.refresh();
+            p
+        });
+        let frames = unwind(unwinders, info, &sample, stack);
+        if frames.len() < 2 {
+            stats.failed += 1;
+            log::debug!(
+                "unwinding a wait on {:#x} in pid {} gave one frame (ip {:#x}, sp {:#x}, {} stack bytes; ip mapped: {:?}, {} maps)",
+                sample.uaddr,
+                sample.tgid,
+                sample.ip,
+                sample.sp,
+                stack.len(),
+                info.mapping(sample.ip).map(|m| m.path.clone()),
+                info.maps.len()
+            );
         }
+        let agg = stacks
+            .entry((sample.uaddr, sample.tgid))
+            .or_default()
+            .entry(frames.clone())
+            .or_insert_with(|| Unwound {
+                frames,
+                ..Default::default()
+            });
+        let wait_ns = sample.wait_ns.saturating_mul(sample.weight);
+        agg.samples += 1;
+        agg.waits += sample.weight;
+        agg.wait_ns += wait_ns;
+        let t = agg.threads.entry(sample.tid).or_default();
+        t.0 += sample.weight;
+        t.1 += wait_ns;
+    }
+
+    /// Reads a process's memory maps now, before any of its samples: a
+    /// process may exit right after its last wait (a main thread's join),
+    /// before a sample would have read them.
+    pub fn watch(&mut self, pid: u32) {
+        let p = self.procs.entry(pid).or_insert_with(|| ProcessInfo {
+            pid,
+            ..Default::default()
+        });
+        p.refresh();
+        // Its binaries' unwind tables too, while they can be opened through
+        // its root.
+        current_modules(&mut self.unwinders, p);
+    }
+
+    /// A process is gone: its memory maps are no longer needed.
+    pub fn forget(&mut self, tgid: u32) {
+        self.procs.remove(&tgid);
+        self.unwinders.remove(&tgid);
     }
 }
 
-fn unwind(
-    unwinders: &mut HashMap<u32, ProcUnwinder>,
-    info: &mut ProcessInfo,
-    s: &Header,
-    stack: &[u8],
-) -> Vec<u64> {
-    // A sample from code mapped after our last look (dlopen): re-read.
-    if info.mapping(s.ip).is_none() {
-        info.refresh();
-    }
-    let pu = unwinders.entry(s.tgid).or_insert_with(|| ProcUnwinder {
+/// The process's unwinder, rebuilt when its executable mappings changed
+/// (not when a thread stack is mapped).
+fn current_modules<'a>(
+    unwinders: &'a mut HashMap<u32, ProcUnwinder>,
+    info: &ProcessInfo,
+) -> &'a mut ProcUnwinder {
+    let pu = unwinders.entry(info.pid).or_insert_with(|| ProcUnwinder {
         unwinder: UnwinderX86_64::new(),
         cache: CacheX86_64::new(),
         modules_key: Vec::new(),
@@ -159,6 +164,20 @@ fn unwind(
         pu.unwinder = modules(info);
         pu.modules_key = key;
     }
+    pu
+}
+
+fn unwind(
+    unwinders: &mut HashMap<u32, ProcUnwinder>,
+    info: &mut ProcessInfo,
+    s: &Header,
+    stack: &[u8],
+) -> Vec<u64> {
+    // A sample from code mapped after our last look (dlopen): re-read.
+    if info.mapping(s.ip).is_none() {
+        info.refresh();
+    }
+    let pu = current_modules(unwinders, info);
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
         let off = addr.checked_sub(s.sp).ok_or(())? as usize;
         let bytes = stack.get(off..off + 8).ok_or(())?;
@@ -210,7 +229,7 @@ struct Header {
     stack_len: usize,
 }
 
-const HEADER: usize = std::mem::offset_of!(UnwindSample, stack);
+const HEADER: usize = UNWIND_HEADER;
 
 impl Header {
     fn parse(b: &[u8]) -> Option<Self> {
@@ -262,7 +281,11 @@ fn module(
     exec: &crate::target::Mapping,
     avma: Range<u64>,
 ) -> Option<Module<Vec<u8>>> {
-    let f = std::fs::File::open(file).ok()?;
+    // Through the process's root while it lives (containers); a process
+    // that exits meanwhile takes its root with it, so fall back to the path.
+    let f = std::fs::File::open(file)
+        .or_else(|_| std::fs::File::open(name))
+        .ok()?;
     // SAFETY: a read-only private mapping of a binary; if the file is
     // truncated under us, parsing fails or reads zeros, never our memory.
     let bytes = unsafe { memmap2::Mmap::map(&f) }.ok()?;

@@ -150,7 +150,7 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
     );
     let class = if c.exit_code != 0 || c.worst >= Severity::Major {
         "d-recommended"
-    } else if c.regressions > 0 {
+    } else if c.regressions > 0 || !c.incomplete.is_empty() {
         "d-consider"
     } else {
         "d-not_needed"
@@ -158,15 +158,20 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
     let _ = write!(
         o,
         "<div class=\"verdict {class}\" id=\"verdict\"><b>{}</b><br>{}</div>",
-        if c.exit_code != 0 {
+        if c.exit_code == 10 {
+            "INCOMPLETE"
+        } else if c.exit_code != 0 {
             "FAIL"
         } else if c.regressions > 0 {
-            "regressions below the failing severity"
+            "regressions, not failing"
         } else {
             "no regression"
         },
-        esc(&c.summary)
+        esc(&super::render::verdict(c))
     );
+    for i in &c.incomplete {
+        let _ = write!(o, "<p class=\"lost\">Incomplete run: {}</p>", esc(i));
+    }
 
     if !c.decision_changes.is_empty() || !c.appeared.is_empty() || !c.disappeared.is_empty() {
         o.push_str("<h2>Decisions and locks</h2><ul>");

@@ -20,16 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     exit::{Code, fail},
+    output::Dest,
     report::{
         hist::durations,
-        json,
         model::{Bucket, Decision, Report},
     },
 };
 use stats::{Summary, mann_whitney_p, summarize};
 
 /// Version of the compare JSON output (docs/compare.md).
-pub const COMPARE_SCHEMA_VERSION: &str = "1.0";
+pub const COMPARE_SCHEMA_VERSION: &str = "1.1";
 
 /// Fewer waits than this on a side and a lock's wait-time metrics are not
 /// compared (a p99 of 3 waits is noise).
@@ -120,12 +120,7 @@ pub struct Config {
 impl Config {
     /// Reads TOML (`.toml`) or JSON (anything else).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            fail(
-                Code::Input,
-                format!("cannot read the thresholds file {}: {e}", path.display()),
-            )
-        })?;
+        let text = crate::input::read_text(path, "the thresholds file")?;
         let parsed: Result<Self, String> = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(|e| e.message().to_string())
         } else {
@@ -341,23 +336,16 @@ pub fn program_of(r: &Report) -> String {
 /// Loads one report for comparison: every way it can be unusable is one
 /// sentence and `Code::Input`.
 pub fn load(path: &Path) -> Result<Report> {
-    let text = std::fs::read(path)
-        .map_err(|e| fail(Code::Input, format!("cannot read {}: {e}", path.display())))?;
-    let text = String::from_utf8(text).map_err(|_| {
-        fail(
-            Code::Input,
-            format!(
-                "{} is not a tracer JSON report (not UTF-8 text)",
-                path.display()
-            ),
-        )
-    })?;
-    json::parse(&text).map_err(|e| {
-        fail(
-            Code::Input,
-            format!("{} is not a usable tracer report: {e:#}", path.display()),
-        )
-    })
+    crate::input::load_report(path)
+}
+
+/// What a run lost that can hide a lock: its verdict says so from schema
+/// 1.4 on; older reports are judged from their drop counters.
+pub fn incomplete_of(r: &Report) -> Option<crate::report::model::Incomplete> {
+    r.verdict
+        .incomplete
+        .clone()
+        .or_else(|| crate::report::decide::assess(&r.drops, &r.mode, None))
 }
 
 /// The comparison of one metric of one entity.
@@ -414,9 +402,14 @@ pub struct Comparison {
     pub metrics: Vec<MetricChange>,
     /// Whether a noise estimate exists (at least 2 runs on both sides).
     pub noise_estimate: bool,
+    /// Input runs that lost data that can hide a lock: "FILE: cause"
+    /// (compare 1.1). With --fail-on or --ci the comparison cannot pass.
+    #[serde(default)]
+    pub incomplete: Vec<String>,
     pub regressions: usize,
     pub worst: Severity,
-    /// 0, or 9 when a regression at or above `fail_on` was found.
+    /// 0; 9 when a regression at or above `fail_on` was found; 10 when
+    /// `fail_on` is set and an input run is incomplete.
     pub exit_code: i32,
     pub summary: String,
 }
@@ -521,6 +514,13 @@ pub fn compare(
     let failing = opts
         .fail_on
         .is_some_and(|f| regressions.iter().any(|m| m.severity >= f));
+    let incomplete: Vec<String> = base
+        .iter()
+        .chain(current)
+        .filter_map(|(p, r)| {
+            incomplete_of(r).map(|i| format!("{}: {}", p.display(), i.causes.join("; ")))
+        })
+        .collect();
     let side = |runs: &[(PathBuf, Report)], ms: &[RunMetrics]| SideInfo {
         files: runs.iter().map(|(p, _)| p.display().to_string()).collect(),
         runs: runs.len(),
@@ -549,7 +549,14 @@ pub fn compare(
         noise_estimate,
         regressions: regressions.len(),
         worst,
-        exit_code: if failing { Code::Regression as i32 } else { 0 },
+        exit_code: if opts.fail_on.is_some() && !incomplete.is_empty() {
+            Code::Incomplete as i32
+        } else if failing {
+            Code::Regression as i32
+        } else {
+            0
+        },
+        incomplete,
         summary,
         metrics,
     }
@@ -772,34 +779,34 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
             args.fail_on
         },
     };
+    let outputs: Vec<(Dest, &str)> = [
+        (&args.json, "comparison JSON"),
+        (&args.markdown, "Markdown summary"),
+        (&args.html, "comparison page"),
+    ]
+    .into_iter()
+    .filter_map(|(p, what)| p.as_deref().map(|p| (Dest::new(p), what)))
+    .collect();
+    for (d, what) in &outputs {
+        crate::output::check(d, what)?;
+    }
     let cmp = compare(&b, &c, &opts);
-    print!("{}", render::text(&cmp, args.all));
-    let write = |path: &PathBuf, text: String| -> Result<()> {
-        if path.as_os_str() == "-" {
-            print!("{text}");
-            return Ok(());
-        }
-        std::fs::write(path, text).map_err(|e| {
-            fail(
-                Code::Output,
-                format!("cannot write {}: {e}", path.display()),
-            )
-        })
-    };
-    if let Some(p) = &args.json {
-        let text =
-            serde_json::to_string_pretty(&cmp).map_err(|e| fail(Code::Internal, e.to_string()))?;
-        write(p, text + "\n")?;
+    crate::ui::print(&crate::ui::esc_text(&render::text(&cmp, args.all)))?;
+    for (d, what) in &outputs {
+        let text = match *what {
+            "comparison JSON" => {
+                serde_json::to_string_pretty(&cmp)
+                    .map_err(|e| fail(Code::Internal, e.to_string()))?
+                    + "\n"
+            }
+            "Markdown summary" => render::markdown(&cmp),
+            _ => html::render(&cmp, &b, &c, args.all),
+        };
+        crate::output::write_str(d, what, &text)?;
     }
-    if let Some(p) = &args.markdown {
-        write(p, render::markdown(&cmp))?;
-    }
-    if let Some(p) = &args.html {
-        write(p, html::render(&cmp, &b, &c, args.all))?;
-    }
-    Ok(if cmp.exit_code == 0 {
-        Code::Ok
-    } else {
-        Code::Regression
+    Ok(match cmp.exit_code {
+        0 => Code::Ok,
+        10 => Code::Incomplete,
+        _ => Code::Regression,
     })
 }

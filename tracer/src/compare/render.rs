@@ -66,16 +66,10 @@ pub fn text(c: &Comparison, all: bool) -> String {
         );
     }
     let _ = writeln!(o);
-    let verdict = match c.fail_on {
-        Some(f) if c.exit_code != 0 => format!(
-            "FAIL  {} (at or above {}, exit {})",
-            c.summary,
-            severity_name(f),
-            c.exit_code
-        ),
-        _ => format!("OK    {}", c.summary),
-    };
-    let _ = writeln!(o, "VERDICT  {verdict}");
+    let _ = writeln!(o, "VERDICT  {}", verdict(c));
+    for i in &c.incomplete {
+        let _ = writeln!(o, "INCOMPLETE {i}");
+    }
     for d in &c.decision_changes {
         let _ = writeln!(
             o,
@@ -135,6 +129,42 @@ pub fn text(c: &Comparison, all: bool) -> String {
     o
 }
 
+/// The verdict line: FAIL when the gate fails, INCOMPLETE when an input
+/// lost data, REGRESSION when regressions were found but no gate was asked
+/// for (or they are below it), OK otherwise.
+pub fn verdict(c: &Comparison) -> String {
+    let lost = if c.incomplete.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} input run(s) INCOMPLETE (lost data that can hide a lock)",
+            c.incomplete.len()
+        )
+    };
+    match c.fail_on {
+        Some(_) if !c.incomplete.is_empty() => format!(
+            "INCOMPLETE  {}{lost}: an incomplete run cannot pass (exit {})",
+            c.summary, c.exit_code
+        ),
+        Some(f) if c.exit_code != 0 => format!(
+            "FAIL  {} (at or above {}, exit {})",
+            c.summary,
+            severity_name(f),
+            c.exit_code
+        ),
+        Some(f) if c.regressions > 0 => format!(
+            "OK    {} (below --fail-on {}){lost}",
+            c.summary,
+            severity_name(f)
+        ),
+        None if c.regressions > 0 => format!(
+            "REGRESSION  {} (exit 0: pass --ci or --fail-on to fail on it){lost}",
+            c.summary
+        ),
+        _ => format!("OK    {}{lost}", c.summary),
+    }
+}
+
 fn cv(v: Option<f64>) -> String {
     v.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c))
 }
@@ -144,12 +174,15 @@ pub fn markdown(c: &Comparison) -> String {
     let mut o = String::new();
     let icon = if c.exit_code != 0 {
         "❌"
-    } else if c.regressions > 0 {
+    } else if c.regressions > 0 || !c.incomplete.is_empty() {
         "⚠️"
     } else {
         "✅"
     };
-    let _ = writeln!(o, "### {icon} tracer compare: {}\n", c.summary);
+    let _ = writeln!(o, "### {icon} tracer compare: {}\n", verdict(c));
+    for i in &c.incomplete {
+        let _ = writeln!(o, "- **Incomplete run:** {}", i.replace('|', "\\|"));
+    }
     let _ = writeln!(o, "{}.", side_line(c));
     if !c.noise_estimate {
         let _ = writeln!(o, "No noise estimate (one run on a side).");

@@ -287,7 +287,7 @@ fn unusable_inputs_are_one_sentence_and_code_8() {
             "not a tracer report",
         ),
         ("newer", newer.into_bytes(), "newer"),
-        ("binary", vec![0xff, 0xfe, 0x00], "not UTF-8"),
+        ("binary", vec![0xff, 0xfe, 0x00], "not valid JSON"),
     ];
     for (name, bytes, want) in cases {
         let p = dir.join(name);
@@ -340,7 +340,7 @@ fn thresholds_config_overrides_one_metric() {
 mod fuzz {
     use proptest::prelude::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]

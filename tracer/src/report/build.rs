@@ -44,6 +44,8 @@ pub struct RunMeta {
     pub functions: Option<FnMeta>,
     /// `full` or `sched`.
     pub mode: String,
+    /// Capacity of the per-(lock, thread) map (`--max-locks`).
+    pub max_locks: u32,
 }
 
 pub fn build(
@@ -307,6 +309,8 @@ pub fn build(
         ("wakes".to_string(), wakes),
         ("unwind_samples".to_string(), snap.unwind_stats.received),
         ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
+        ("threads_exited".to_string(), snap.threads_exited),
+        ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
     ]);
     let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
         .filter(|&i| counter::is_drop(i))
@@ -374,6 +378,10 @@ pub fn build(
     }
 
     let thresholds = meta.thresholds;
+    let mut verdict = verdict(&locks, &thresholds);
+    if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
+        super::decide::mark_incomplete(&mut verdict, inc);
+    }
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
         tool: Tool {
@@ -390,7 +398,7 @@ pub fn build(
         mode: meta.mode,
         hooks: meta.hooks,
         thresholds,
-        verdict: verdict(&locks, &thresholds),
+        verdict,
         locks,
         threads,
         kernel_locks,
@@ -651,6 +659,7 @@ mod tests {
             unwind_rate: 10,
             functions: None,
             mode: "full".into(),
+            max_locks: 16384,
         }
     }
 
@@ -742,9 +751,9 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        // Every counter but unwind_throttled (an event), plus the two
-        // userspace ones.
-        assert_eq!(r.drops.len(), counter::COUNT as usize - 1 + 2);
+        // Every counter but unwind_throttled and exit_record_lost (events),
+        // plus the two userspace ones.
+        assert_eq!(r.drops.len(), counter::COUNT as usize - 2 + 2);
         assert!(!r.drops.contains_key("unwind_throttled"));
         assert!(r.events.contains_key("unwind_throttled"));
         assert_eq!(l.kind, "unknown", "no unwound stacks");

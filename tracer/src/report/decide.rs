@@ -2,8 +2,10 @@
 //! a lock-free redesign is not needed, 100–1000/s consider it, over 1000/s
 //! it is recommended. Thresholds come from flags.
 
-use super::model::{Decision, Lock, Thresholds, Verdict};
-use super::text::{human_ns, human_rate};
+use std::collections::BTreeMap;
+
+use super::model::{Decision, Incomplete, Lock, Thresholds, Verdict};
+use super::text::{human_count, human_ns, human_rate};
 
 pub fn decide(rate: f64, t: &Thresholds) -> Decision {
     if rate > t.recommend_at {
@@ -44,6 +46,7 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
             decision: Decision::NotNeeded,
             lock: None,
             text,
+            incomplete: None,
         };
     };
     let share = if total_wait > 0 {
@@ -79,7 +82,94 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
         decision: top.decision,
         lock: Some(top.label.clone()),
         text,
+        incomplete: None,
     }
+}
+
+/// Whether the run lost data that can hide a lock or change a decision,
+/// from its drop counters: waits not counted (a full lock map, start-slot
+/// collisions, unreadable futex_waitv arrays, and in sched mode a full
+/// thread map), processes not followed, call-site samples lost (a lock's
+/// kind decides whether it counts). `max_locks` is the lock map's size,
+/// when known, for the advice.
+pub fn assess(
+    drops: &BTreeMap<String, u64>,
+    mode: &str,
+    max_locks: Option<u32>,
+) -> Option<Incomplete> {
+    let d = |name: &str| drops.get(name).copied().unwrap_or(0);
+    let mut inc = Incomplete::default();
+    let full = d("lock_map_full");
+    if full > 0 {
+        let advice = match max_locks {
+            Some(m) => format!(
+                "the lock map was full ({} (lock, thread) entries): rerun with --max-locks {}",
+                human_count(u64::from(m)),
+                m.saturating_mul(4)
+                    .min(tracer_common::limits::MAX_LOCKS_LIMIT)
+            ),
+            None => "the lock map was full: rerun with a larger --max-locks".to_string(),
+        };
+        inc.causes.push(format!(
+            "{} waits were not counted because {advice}",
+            human_count(full)
+        ));
+        inc.lost_waits += full;
+    }
+    let collisions = d("start_collision");
+    if collisions > 0 {
+        inc.causes.push(format!(
+            "{} futex calls were lost to threads whose ids collide modulo {} (pid_max is above it)",
+            human_count(collisions),
+            human_count(u64::from(tracer_common::limits::START_SLOTS))
+        ));
+        inc.lost_waits += collisions;
+    }
+    let waitv = d("waitv_read_error");
+    if waitv > 0 {
+        inc.causes.push(format!(
+            "{} futex_waitv waits could not be tied to a futex word",
+            human_count(waitv)
+        ));
+        inc.lost_waits += waitv;
+    }
+    let sched = d("sched_map_full");
+    if mode == "sched" && sched > 0 {
+        inc.causes.push(format!(
+            "{} scheduler events were lost because the thread map was full, and with them sleeping waits (sched mode)",
+            human_count(sched)
+        ));
+        inc.lost_waits += sched;
+    }
+    let procs = d("targets_map_full");
+    if procs > 0 {
+        inc.causes.push(format!(
+            "{} forked processes were not followed: the target set was full ({} live processes)",
+            human_count(procs),
+            human_count(u64::from(tracer_common::limits::TARGETS))
+        ));
+        inc.lost_processes += procs;
+    }
+    let samples = d("unwind_ring_full");
+    if samples > 0 {
+        inc.causes.push(format!(
+            "{} call-site samples were lost because the event ring was full, so lock kinds and call sites may be missing: rerun with a lower --unwind-rate",
+            human_count(samples)
+        ));
+        inc.lost_samples += samples;
+    }
+    (!inc.causes.is_empty()).then_some(inc)
+}
+
+/// The verdict of a run that lost data: it says so first, then what was
+/// seen.
+pub fn mark_incomplete(v: &mut Verdict, inc: Incomplete) {
+    v.text = format!(
+        "INCOMPLETE: {}. What was seen: {}",
+        inc.causes.join("; "),
+        v.text
+    );
+    v.incomplete = Some(inc);
 }
 
 /// Sleeps needed before the run-queue share of a lock's waits is trusted.
@@ -136,6 +226,38 @@ mod tests {
         // Too few sleeps to judge.
         lock.sched = Some(sleeps(3, 1_000, 9_000));
         assert!(cpu_bound_note(&lock).is_none());
+    }
+
+    #[test]
+    fn lost_waits_make_the_verdict_incomplete() {
+        let drops: BTreeMap<String, u64> = [
+            ("lock_map_full".to_string(), 1234),
+            ("hist_map_full".to_string(), 5),
+            ("missing_start".to_string(), 9),
+        ]
+        .into_iter()
+        .collect();
+        let inc = assess(&drops, "full", Some(16384)).expect("incomplete");
+        assert_eq!(inc.lost_waits, 1234);
+        assert!(
+            inc.causes[0].contains("--max-locks 65536"),
+            "{:?}",
+            inc.causes
+        );
+        let mut v = verdict(&[], &Thresholds::default());
+        mark_incomplete(&mut v, inc);
+        assert!(v.text.starts_with("INCOMPLETE: 1,234 waits"), "{}", v.text);
+        // Losses that cannot hide a lock, and calls that began before
+        // tracing, leave a run complete.
+        let benign: BTreeMap<String, u64> = [
+            ("hist_map_full".to_string(), 5),
+            ("missing_start".to_string(), 9),
+            ("sched_map_full".to_string(), 3),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(assess(&benign, "full", None), None);
+        assert!(assess(&benign, "sched", None).is_some());
     }
 
     #[test]

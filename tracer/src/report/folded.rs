@@ -206,7 +206,7 @@ pub fn speedscope(r: &Report) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
 
     #[test]
     fn folded_total_equals_the_reports_total_wait() {

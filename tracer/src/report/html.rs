@@ -636,7 +636,7 @@ pub fn render(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
 
     #[test]
     fn page_has_every_chart_and_no_outside_reference() {

@@ -1,73 +1,161 @@
-//! Versioned JSON: written atomically (temp file + rename), read back with a
-//! schema check.
+//! Versioned JSON: written through `output::write` (atomic, no link
+//! followed), read back streaming with a schema check and a consistency
+//! check.
 
-use std::{io::Write as _, path::Path};
+use std::io::{BufReader, Read, Seek};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
 
 use super::model::{Report, SCHEMA_VERSION};
-use crate::exit::{Code, fail};
+use crate::output::{self, Dest};
 
-pub fn write_atomic(report: &Report, path: &Path) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| {
-        fail(
-            Code::Output,
-            format!("{} is not a file path", path.display()),
-        )
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        // Buffered: serde_json writes token by token, and unbuffered that
-        // was a write(2) each (3 s of CPU for an 8.6 MB report).
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        serde_json::to_writer_pretty(&mut w, report)?;
-        w.write_all(b"\n")?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(
-            Code::Output,
-            format!("cannot write the JSON report to {}: {e}", path.display()),
-        ));
-    }
-    Ok(())
+/// Writes the report as pretty JSON to `dest`.
+pub fn write(report: &Report, dest: &Dest) -> Result<()> {
+    output::write(dest, "JSON report", |w| {
+        serde_json::to_writer_pretty(&mut *w, report)?;
+        w.write_all(b"\n")
+    })
 }
 
-/// Parses a report, refusing other tools' JSON and newer schema majors.
-pub fn parse(text: &str) -> Result<Report> {
-    let value: serde_json::Value = serde_json::from_str(text).context("not valid JSON")?;
-    let version = value
-        .get("schema_version")
+/// Only the version, read first: other fields are skipped without being
+/// kept, so a foreign or newer file is refused before it is materialized.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    schema_version: Option<serde_json::Value>,
+}
+
+fn check_head<R: Read + Seek>(mut r: R) -> Result<()> {
+    // A report is a JSON object: say so for anything else, before serde
+    // would read an array as a struct's fields.
+    let mut first = [0u8; 1];
+    loop {
+        match r.read(&mut first) {
+            Ok(0) => bail!("not valid JSON: the file is empty"),
+            Ok(_) if first[0].is_ascii_whitespace() => continue,
+            Ok(_) if first[0] == b'{' => break,
+            Ok(_) if b"[\"-0123456789tfn".contains(&first[0]) => {
+                bail!("not a tracer report (not a JSON object)")
+            }
+            Ok(_) => bail!("not valid JSON: it does not start with a JSON value"),
+            Err(e) => bail!("cannot read it: {e}"),
+        }
+    }
+    r.rewind().context("rewinding the report")?;
+    let head: Head = serde_json::from_reader(BufReader::new(r)).map_err(|e| {
+        if e.is_data() {
+            anyhow::anyhow!("not a tracer report (not a JSON object)")
+        } else {
+            anyhow::anyhow!("not valid JSON: {e}")
+        }
+    })?;
+    let version = head
+        .schema_version
+        .as_ref()
         .and_then(|v| v.as_str())
         .ok_or_else(|| anyhow::anyhow!("no schema_version: not a tracer report"))?;
     let major = |v: &str| v.split('.').next().and_then(|m| m.parse::<u32>().ok());
     match (major(version), major(SCHEMA_VERSION)) {
-        (Some(theirs), Some(ours)) if theirs > ours => anyhow::bail!(
+        (Some(theirs), Some(ours)) if theirs > ours => bail!(
             "report schema {version} is newer than this tracer understands ({SCHEMA_VERSION}): upgrade tracer"
         ),
-        (Some(_), _) => {}
-        _ => anyhow::bail!("schema_version '{version}' is not major.minor"),
+        (Some(_), _) => Ok(()),
+        _ => bail!("schema_version '{version}' is not major.minor"),
     }
-    serde_json::from_value(value).context("JSON does not match the report schema")
+}
+
+/// Parses a report from a seekable reader (a file): the version first,
+/// then the report itself, streaming (no intermediate JSON tree), then its
+/// consistency.
+pub fn parse_reader<R: Read + Seek>(mut r: R) -> Result<Report> {
+    check_head(&mut r)?;
+    r.rewind().context("rewinding the report")?;
+    let report: Report = serde_json::from_reader(BufReader::new(r))
+        .map_err(|e| anyhow::anyhow!("JSON does not match the report schema: {e}"))?;
+    validate(&report)?;
+    Ok(report)
+}
+
+/// Parses a report held in memory.
+#[cfg(test)]
+pub fn parse(text: &str) -> Result<Report> {
+    parse_reader(std::io::Cursor::new(text.as_bytes()))
+}
+
+/// What a report must satisfy to be compared or re-rendered: numbers a run
+/// can produce, and counts that add up. One sentence on failure.
+pub fn validate(r: &Report) -> Result<()> {
+    if !(r.duration_s.is_finite() && r.duration_s > 0.0) {
+        bail!(
+            "duration_s is {}, not a positive number of seconds",
+            r.duration_s
+        );
+    }
+    let t = &r.thresholds;
+    if !(t.consider_at.is_finite()
+        && t.recommend_at.is_finite()
+        && t.consider_at >= 0.0
+        && t.consider_at <= t.recommend_at)
+    {
+        bail!(
+            "thresholds consider_at {} / recommend_at {} are not 0 ≤ consider ≤ recommend",
+            t.consider_at,
+            t.recommend_at
+        );
+    }
+    for l in &r.locks {
+        let o = &l.outcomes;
+        let sum = [o.slept, o.eagain, o.timed_out, o.interrupted, o.error]
+            .iter()
+            .try_fold(0u64, |a, &b| a.checked_add(b));
+        if sum != Some(l.contentions) {
+            bail!(
+                "lock {}: its outcomes do not add up to its {} contentions",
+                l.address,
+                l.contentions
+            );
+        }
+        if !(l.contentions_per_s.is_finite() && l.contentions_per_s >= 0.0) {
+            bail!(
+                "lock {}: contentions_per_s is {}",
+                l.address,
+                l.contentions_per_s
+            );
+        }
+        let in_hist = l
+            .histogram
+            .iter()
+            .try_fold(0u64, |a, b| a.checked_add(b.count));
+        if in_hist.is_none_or(|h| h > l.contentions) {
+            bail!(
+                "lock {}: its histogram holds more waits than its {} contentions",
+                l.address,
+                l.contentions
+            );
+        }
+    }
+    for th in &r.threads {
+        if !(th.wait_share.is_finite() && th.wait_share >= 0.0) {
+            bail!("thread {}: wait_share is {}", th.tid, th.wait_share);
+        }
+    }
+    for f in &r.functions {
+        if !(f.calls_per_s.is_finite() && f.calls_per_s >= 0.0) {
+            bail!("function {}: calls_per_s is {}", f.name, f.calls_per_s);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.3).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
+    /// A real run at the current schema (1.4).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    /// A real run from schema 1.3 (before verdict.incomplete).
+    const FIXTURE_1_3: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
     /// A real run from schema 1.2 (before per-thread site estimates).
     const FIXTURE_1_2: &str = include_str!("../../../tests/fixtures/report-v1.2.json");
     /// A real run from schema 1.1 (before lock kinds and unwound sites).
@@ -148,6 +236,19 @@ mod tests {
     }
 
     #[test]
+    fn schema_1_3_reads_as_complete() {
+        let report = parse(FIXTURE_1_3).expect("a 1.3 report parses");
+        assert!(report.verdict.incomplete.is_none());
+        assert!(crate::compare::incomplete_of(&report).is_none());
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_3).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.3 field changed when read by 1.4"
+        );
+    }
+
+    #[test]
     fn current_fixture_has_kinds_and_unwound_sites() {
         let report = parse(FIXTURE).unwrap();
         let top = &report.locks[0];
@@ -194,6 +295,26 @@ mod tests {
                 .contains("not a tracer report")
         );
         assert!(parse("{").is_err());
+        assert!(
+            parse("[1, 2]")
+                .unwrap_err()
+                .to_string()
+                .contains("not a tracer report")
+        );
+    }
+
+    #[test]
+    fn inconsistent_reports_are_refused_with_one_sentence() {
+        let negative = FIXTURE.replacen("\"duration_s\": ", "\"duration_s\": -", 1);
+        let e = parse(&negative).unwrap_err().to_string();
+        assert!(e.contains("duration_s"), "{e}");
+        let mut r = parse(FIXTURE).unwrap();
+        r.locks[0].contentions += 1;
+        let e = validate(&r).unwrap_err().to_string();
+        assert!(e.contains("do not add up"), "{e}");
+        let mut r = parse(FIXTURE).unwrap();
+        r.thresholds.consider_at = 5000.0;
+        assert!(validate(&r).is_err());
     }
 
     #[test]
@@ -202,7 +323,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.json");
         let report = parse(FIXTURE).unwrap();
-        write_atomic(&report, &path).unwrap();
+        write(&report, &Dest::File(path.clone())).unwrap();
         assert_eq!(
             parse(&std::fs::read_to_string(&path).unwrap()).unwrap(),
             report
@@ -213,8 +334,8 @@ mod tests {
             .filter(|e| e.file_name() != "run.json")
             .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-        let err = write_atomic(&report, Path::new("/nonexistent-dir/run.json")).unwrap_err();
-        assert_eq!(crate::exit::code_of(&err), Code::Output);
+        let err = write(&report, &Dest::File("/nonexistent-dir/run.json".into())).unwrap_err();
+        assert_eq!(crate::exit::code_of(&err), crate::exit::Code::Output);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

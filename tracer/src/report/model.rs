@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -125,6 +125,23 @@ pub struct Verdict {
     /// The lock that matters most (its label), if any lock was contended.
     pub lock: Option<String>,
     pub text: String,
+    /// Set when the run lost data that can hide a lock or change a
+    /// decision: the verdict is about what was seen only (schema 1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// What a run lost that can change its verdict (schema 1.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// Futex waits (or calls) that were not counted.
+    pub lost_waits: u64,
+    /// Call-site samples lost: lock kinds and call sites may be missing.
+    pub lost_samples: u64,
+    /// Processes forked by a target that could not be followed.
+    pub lost_processes: u64,
+    /// One sentence per cause, with what to change.
+    pub causes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,115 @@
+//! Reading the files `report`, `compare` and `baseline` are given: only
+//! regular files (a FIFO would block forever, /dev/zero would never end),
+//! up to a size limit (`--max-input-size`), opened without blocking.
+
+use std::{
+    fs::File,
+    io::Read as _,
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use anyhow::Result;
+
+use crate::{
+    exit::{Code, fail},
+    report::{json, model::Report},
+};
+
+/// Default for `--max-input-size`: well above a run with thousands of
+/// locks and stacks (tens of MB), far below what a machine can hold.
+pub const DEFAULT_MAX: u64 = 512 << 20;
+
+static MAX: AtomicU64 = AtomicU64::new(DEFAULT_MAX);
+
+pub fn set_max(bytes: u64) {
+    MAX.store(bytes, Ordering::Relaxed);
+}
+
+/// Opens an input file: it must be a regular file no larger than the
+/// limit. Every refusal is one sentence with exit code 8.
+pub fn open(path: &Path, what: &str) -> Result<File> {
+    open_limited(path, what, MAX.load(Ordering::Relaxed))
+}
+
+fn open_limited(path: &Path, what: &str, max: u64) -> Result<File> {
+    let refuse = |why: String| {
+        fail(
+            Code::Input,
+            format!("cannot read {what} {}: {why}", path.display()),
+        )
+    };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+    // below); it changes nothing for a regular file.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| refuse(e.to_string()))?;
+    let m = f.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !m.is_file() {
+        return Err(refuse("it is not a regular file".into()));
+    }
+    if m.len() > max {
+        return Err(refuse(format!(
+            "it is {} MB, over the {} MB limit (raise it with --max-input-size)",
+            m.len().div_ceil(1 << 20),
+            max >> 20
+        )));
+    }
+    Ok(f)
+}
+
+/// A small text file (a thresholds file): regular, at most 1 MiB.
+pub fn read_text(path: &Path, what: &str) -> Result<String> {
+    let mut f = open_limited(path, what, 1 << 20)?;
+    let mut s = String::new();
+    f.read_to_string(&mut s).map_err(|e| {
+        fail(
+            Code::Input,
+            format!("cannot read {what} {}: {e}", path.display()),
+        )
+    })?;
+    Ok(s)
+}
+
+/// Loads one report: every way it can be unusable is one sentence and
+/// `Code::Input`.
+pub fn load_report(path: &Path) -> Result<Report> {
+    let f = open(path, "the report")?;
+    json::parse_reader(f).map_err(|e| {
+        fail(
+            Code::Input,
+            format!("{} is not a usable tracer report: {e:#}", path.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifos_devices_directories_and_big_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("tracer-in-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.json");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let t = std::time::Instant::now();
+        for p in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
+            let e = load_report(p).unwrap_err();
+            assert_eq!(crate::exit::code_of(&e), Code::Input);
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
+        assert!(t.elapsed().as_secs() < 2, "a FIFO blocked the loader");
+        let big = dir.join("big.json");
+        std::fs::write(&big, vec![b' '; 4096]).unwrap();
+        let e = open_limited(&big, "the report", 1024).unwrap_err();
+        assert!(e.to_string().contains("--max-input-size"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
