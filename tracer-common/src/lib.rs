@@ -592,10 +592,27 @@ const _: () = assert!(size_of::<UnwindSample>() == 64 + UNWIND_STACK);
 pub const UNWIND_HEADER: usize = 64;
 const _: () = assert!(core::mem::offset_of!(UnwindSample, stack) == UNWIND_HEADER);
 
+/// Locks a thread's exit takes out of LOCK_THREADS itself; a thread that
+/// touched more leaves the rest to userspace's sweep.
+pub const EXIT_LOCKS: usize = 4;
+
+/// The locks a traced thread has entries for, in slot `tid & (START_SLOTS
+/// - 1)` of an array: noted when its (lock, thread) entry is created, read
+/// at its exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadLocks {
+    pub uaddr: [u64; EXIT_LOCKS],
+    pub tid: u32,
+    /// Entries created; above EXIT_LOCKS, some are not listed.
+    pub n: u32,
+}
+const _: () = assert!(size_of::<ThreadLocks>() == 8 * EXIT_LOCKS + 8);
+
 /// A traced thread's last switch-out (TASK_DEAD): its final scheduler
-/// view, so the kernel can delete its entry at once and userspace can
-/// evict the thread's other entries (a reused thread id then starts
-/// afresh instead of inheriting them).
+/// view and its (lock, thread) entries, which the kernel deletes at once,
+/// so churn never fills those maps and a reused thread id starts afresh;
+/// userspace evicts the thread's other entries.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadExit {
@@ -607,8 +624,18 @@ pub struct ThreadExit {
     /// and has left the target set.
     pub group_dead: u32,
     pub sched: ThreadSched,
+    /// Futex words of the entries in `locks` (the first `nlocks`).
+    pub lock_uaddr: [u64; EXIT_LOCKS],
+    pub locks: [LockThreadStats; EXIT_LOCKS],
+    /// Entries moved into `locks`.
+    pub nlocks: u32,
+    /// 1 when the thread had entries not listed here: userspace sweeps them.
+    pub more_locks: u32,
 }
-const _: () = assert!(size_of::<ThreadExit>() == 16 + size_of::<ThreadSched>());
+const _: () = assert!(
+    size_of::<ThreadExit>()
+        == 16 + size_of::<ThreadSched>() + EXIT_LOCKS * (8 + size_of::<LockThreadStats>()) + 8
+);
 
 /// A traced process forked a child that is now followed.
 #[repr(C)]
@@ -740,6 +767,8 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadExit {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::ForkRecord {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::ThreadLocks {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::FnStartKey {}
     // SAFETY: as below.

@@ -13,7 +13,7 @@
 //! for sampled waits only, a stack id and an atomic site update.
 
 use aya_ebpf::{
-    bindings::BPF_F_USER_STACK,
+    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs, generated,
@@ -24,13 +24,13 @@ use aya_ebpf::{
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
     SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_HEADER, UNWIND_STACK, counter, futex_op, hist,
-    kind, outcome, pt_regs, record, tp,
+    kind, limits, outcome, pt_regs, record, tp,
 };
 
 use crate::maps::{
-    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, UNWIND_BUDGET, UNWIND_SCRATCH, WAKE_SITES,
-    atomic_add, count, get_or_insert, is_target, read_ctx, stack_every, start_slot,
-    unwind_cpu_rate, unwind_rate,
+    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, THREAD_LOCKS, UNWIND_BUDGET,
+    UNWIND_SCRATCH, WAKE_SITES, atomic_add, count, get_or_insert, is_target, read_ctx, stack_every,
+    start_slot, unwind_cpu_rate, unwind_rate,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.
@@ -216,12 +216,40 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// This thread's entry for this lock, created on first use; a full map is
-/// counted under `full` (waits and wakes are lost separately).
+/// This thread's entry for this lock, created on first use (and noted in
+/// the thread's THREAD_LOCKS slot, so its exit can delete it); a full map
+/// is counted under `full` (waits and wakes are lost separately).
 #[inline(always)]
 fn lock_thread(uaddr: u64, tgid: u32, tid: u32, full: u32) -> Option<*mut LockThreadStats> {
     let key = LockThreadKey { uaddr, tgid, tid };
-    get_or_insert(&LOCK_THREADS, &key, &LockThreadStats::default(), full)
+    if let Some(p) = LOCK_THREADS.get_ptr_mut(&key) {
+        return Some(p);
+    }
+    // Only this thread creates entries keyed by its tid: no race here.
+    if LOCK_THREADS
+        .insert(&key, &LockThreadStats::default(), BPF_NOEXIST as u64)
+        .is_err()
+    {
+        count(full);
+        return None;
+    }
+    if let Some(slot) = THREAD_LOCKS.get_ptr_mut(tid & (limits::START_SLOTS - 1)) {
+        // SAFETY: array value pointer; the slot is this thread's (a stale
+        // owner is replaced: it exited, and its exit reset the slot, or its
+        // id collides and its exit finds the slot not its own).
+        unsafe {
+            if (*slot).tid != tid {
+                (*slot).tid = tid;
+                (*slot).n = 0;
+            }
+            let n = (*slot).n as usize;
+            if let Some(u) = (*slot).uaddr.get_mut(n) {
+                *u = uaddr;
+            }
+            (*slot).n = (*slot).n.saturating_add(1);
+        }
+    }
+    LOCK_THREADS.get_ptr_mut(&key)
 }
 
 #[inline(always)]

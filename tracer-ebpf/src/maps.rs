@@ -13,7 +13,7 @@ use aya_ebpf::{
 use tracer_common::{
     FnHistKey, FnKey, FnStart, FnStartKey, FnStats, FutexStart, HistKey, KLockKey, KLockStart,
     KLockStats, LockKey, LockSched, LockThreadKey, LockThreadStats, RunqKey, SiteKey, SiteStats,
-    SyscallSleep, SyscallSleepKey, ThreadSched, UnwindSample, counter, limits,
+    SyscallSleep, SyscallSleepKey, ThreadLocks, ThreadSched, UnwindSample, counter, limits,
 };
 
 /// Processes being traced (tgid → 1). Filled by userspace, and by
@@ -36,6 +36,11 @@ pub fn start_slot(tid: u32) -> Option<*mut FutexStart> {
 #[map]
 pub static LOCK_THREADS: HashMap<LockThreadKey, LockThreadStats> =
     HashMap::with_max_entries(limits::LOCK_THREADS, 0);
+
+/// Per thread, in slot `tid & (START_SLOTS - 1)`: the locks it has
+/// LOCK_THREADS entries for, deleted at its exit (sched.rs).
+#[map]
+pub static THREAD_LOCKS: Array<ThreadLocks> = Array::with_max_entries(limits::START_SLOTS, 0);
 
 /// Per traced thread: where its time goes (sched.rs).
 #[map]

@@ -21,15 +21,16 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use tracer_common::{
-    LockKey, LockSched, NO_SYSCALL, RUNQ_LOCK, RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey,
-    ThreadExit, ThreadSched, counter, futex_op, hist, kind, pt_regs, record, sched_state,
+    EXIT_LOCKS, LockKey, LockSched, LockThreadKey, LockThreadStats, NO_SYSCALL, RUNQ_LOCK,
+    RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey, ThreadExit, ThreadSched, counter,
+    futex_op, hist, kind, limits, pt_regs, record, sched_state,
 };
 
 use crate::futex::aggregate_wait;
 
 use crate::maps::{
-    EVENTS, LOCK_SCHED, RUNQ_HIST, SYSCALL_SLEEP, THREAD_SCHED, atomic_add, count, forget_target,
-    get_or_insert, is_target, sched_only, start_slot,
+    EVENTS, LOCK_SCHED, LOCK_THREADS, RUNQ_HIST, SYSCALL_SLEEP, THREAD_LOCKS, THREAD_SCHED,
+    atomic_add, count, forget_target, get_or_insert, is_target, sched_only, start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -69,31 +70,73 @@ fn group_dead() -> bool {
     }
 }
 
-/// A traced thread's last switch-out: send its final accounting to
-/// userspace and drop its entry, so a thread that reuses the id starts
-/// afresh; the last thread of a process takes the process out of the
-/// target set. If the record does not fit, the entry stays (marked
-/// EXITED) and is read at the end.
+/// A traced thread's last switch-out: send its final accounting and its
+/// (lock, thread) entries to userspace and delete them, so a thread that
+/// reuses the id starts afresh and churn never fills the maps; the last
+/// thread of a process takes the process out of the target set. If the
+/// record does not fit, the entries stay (the scheduler one marked EXITED)
+/// and are read at the end.
 #[inline(always)]
 fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
     let dead = group_dead();
+    let slot = THREAD_LOCKS.get_ptr_mut(tid & (limits::START_SLOTS - 1));
     match EVENTS.reserve::<ThreadExit>(0) {
         Some(mut entry) => {
-            // SAFETY: a reserved record of our type, written whole before
-            // submit; `t` is this thread's map value.
+            let p = entry.as_mut_ptr();
+            // SAFETY: a reserved record of our type: every field is written
+            // before submit. `t` and `slot` are this thread's map values;
+            // the thread is dead, so nothing else writes its entries.
             unsafe {
-                entry.write(ThreadExit {
-                    record: record::THREAD_EXIT,
-                    tgid,
-                    tid,
-                    group_dead: u32::from(dead),
-                    sched: *t,
-                });
+                (*p).record = record::THREAD_EXIT;
+                (*p).tgid = tgid;
+                (*p).tid = tid;
+                (*p).group_dead = u32::from(dead);
+                (*p).sched = *t;
+                (*p).nlocks = 0;
+                (*p).more_locks = 0;
+                let (listed, more) = match slot {
+                    Some(s) if (*s).tid == tid => {
+                        let n = (*s).n as usize;
+                        (n.min(EXIT_LOCKS), n > EXIT_LOCKS)
+                    }
+                    _ => (0, false),
+                };
+                (*p).more_locks = u32::from(more);
+                let mut i = 0;
+                while i < EXIT_LOCKS {
+                    (*p).lock_uaddr[i] = 0;
+                    (*p).locks[i] = LockThreadStats::default();
+                    if i < listed
+                        && let Some(s) = slot
+                    {
+                        let key = LockThreadKey {
+                            uaddr: (*s).uaddr[i],
+                            tgid,
+                            tid,
+                        };
+                        if let Some(v) = LOCK_THREADS.get_ptr(&key) {
+                            (*p).lock_uaddr[(*p).nlocks as usize & (EXIT_LOCKS - 1)] = key.uaddr;
+                            (*p).locks[(*p).nlocks as usize & (EXIT_LOCKS - 1)] = *v;
+                            (*p).nlocks += 1;
+                            let _ = LOCK_THREADS.remove(&key);
+                        }
+                    }
+                    i += 1;
+                }
             }
             entry.submit(0);
             let _ = THREAD_SCHED.remove(&tid);
         }
         None => count(counter::EXIT_RECORD_LOST),
+    }
+    if let Some(s) = slot {
+        // SAFETY: array value pointer of this (dead) thread's slot.
+        unsafe {
+            if (*s).tid == tid {
+                (*s).tid = 0;
+                (*s).n = 0;
+            }
+        }
     }
     if dead {
         forget_target(tgid);

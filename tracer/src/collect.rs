@@ -53,6 +53,8 @@ pub struct Snapshot {
     /// Traced threads that exited during the run (their entries were moved
     /// out of the kernel maps and are merged into the vectors above).
     pub threads_exited: u64,
+    /// (map, entries live at the snapshot, capacity) of each hash map.
+    pub map_fill: Vec<(String, u64, u32)>,
 }
 
 pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
@@ -97,6 +99,25 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
         }
     }
     snap.counters = counters(probes)?;
+    let live = [
+        ("LOCK_THREADS", snap.lock_threads.len()),
+        ("LOCK_HIST", snap.hist.len()),
+        ("LOCK_SITES", snap.sites.len()),
+        ("WAKE_SITES", snap.wake_sites.len()),
+        ("LOCK_SCHED", snap.lock_sched.len()),
+        ("THREAD_SCHED", snap.sched.len()),
+        ("SYSCALL_SLEEP", snap.syscall_sleep.len()),
+        ("RUNQ_HIST", snap.runq.len()),
+        ("KLOCKS", snap.klocks.len()),
+    ];
+    for (name, entries) in live {
+        let capacity = match bpf.map(name) {
+            Some(Map::HashMap(d)) => d.info().map(|i| i.max_entries()).unwrap_or(0),
+            _ => 0,
+        };
+        snap.map_fill
+            .push((name.to_string(), entries as u64, capacity));
+    }
     Ok(snap)
 }
 

@@ -275,7 +275,7 @@ fn run_once(
     let mut launched = if args.command.is_empty() {
         None
     } else {
-        Some(Launched::spawn(&args.command)?)
+        Some(Launched::spawn(&args.command, out.text_to_stderr())?)
     };
     let roots: Vec<u32> = match &launched {
         Some(l) => vec![l.pid as u32],
@@ -325,7 +325,7 @@ fn run_once(
         session.watch(l.pid as u32);
         fns.after_exec(args, l.pid as u32, &mut session.probes, &stop)?;
     }
-    session.fn_ids = fns.ids();
+    session.set_fn_ids(fns.ids());
     say!(
         "tracer: tracing {} {} ({} ms to load and attach)",
         describe(args, launched.as_ref()),

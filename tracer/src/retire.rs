@@ -2,19 +2,26 @@
 //! thread's final scheduler view at its last switch-out and deletes that
 //! entry itself; the thread's other entries (per lock, per syscall, its
 //! run-queue histogram, probed calls in flight) are moved here by a sweep
-//! that reads only the keys of those maps. So thread churn and long runs
-//! never fill them, and nothing measured is lost: the report is built
-//! from the live entries plus these.
+//! that reads only the keys of those maps. The sweeps run on the event
+//! ring's reader thread (`Janitor`), as exits arrive, so thread churn and
+//! long runs never fill the maps whatever the main loop is doing, and
+//! nothing measured is lost: the report is built from the live entries
+//! plus these (`Retired`).
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{HashMap, HashSet},
+    os::fd::AsFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
 use aya::{
     Pod,
-    maps::{HashMap as BpfHashMap, MapData},
+    maps::{HashMap as BpfHashMap, Map, MapData},
 };
 use tracer_common::{
     FnStartKey, LockThreadKey, LockThreadStats, RUNQ_LOCK, RunqKey, SyscallSleep, SyscallSleepKey,
@@ -23,9 +30,13 @@ use tracer_common::{
 
 use crate::{attach::Probes, collect::Snapshot};
 
-/// Exits are swept in batches, at most this often.
-const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// Sweeps never take more than 1/SWEEP_BUDGET of a CPU: one that cost 2 ms
+/// spaces the next ones 40 ms apart (but at least MIN_GAP, at most MAX_GAP).
+const SWEEP_BUDGET: u32 = 20;
+const MIN_GAP: Duration = Duration::from_millis(5);
+const MAX_GAP: Duration = Duration::from_millis(500);
 
+/// What was moved out of the kernel maps, to be merged into the snapshot.
 #[derive(Default)]
 pub struct Retired {
     lock_threads: HashMap<LockThreadKey, LockThreadStats>,
@@ -33,86 +44,177 @@ pub struct Retired {
     sched: HashMap<(u32, u32), ThreadSched>,
     syscall_sleep: HashMap<SyscallSleepKey, SyscallSleep>,
     runq: HashMap<RunqKey, u64>,
-    /// Exited threads whose entries are still in the maps: tid → tgid.
-    pending: HashMap<u32, u32>,
-    last_sweep: Option<Instant>,
-    /// Processes whose last thread exited.
-    pub exited: BTreeSet<u32>,
     /// Threads that exited while traced.
     pub threads_exited: u64,
     /// Map entries moved out of the kernel.
     pub evicted: u64,
 }
 
-impl Retired {
-    /// A traced thread exited: keep its final scheduler view, and evict its
-    /// other entries at the next sweep.
-    pub fn thread_exit(&mut self, e: &ThreadExit) {
-        self.threads_exited += 1;
-        merge_sched(self.sched.entry((e.tgid, e.tid)).or_default(), &e.sched);
-        self.pending.insert(e.tid, e.tgid);
-        if e.group_dead != 0 {
-            self.exited.insert(e.tgid);
-        }
+/// Moves exited threads' entries out of the kernel maps, through handles
+/// of its own (it runs on the ring reader's thread).
+pub struct Janitor {
+    lock_threads: Map,
+    thread_sched: Map,
+    syscall_sleep: Map,
+    runq: Map,
+    fn_start: Map,
+    /// Probed functions, whose calls in flight are keyed by (tid, id).
+    pub fn_ids: Vec<u32>,
+    pub retired: Retired,
+    /// Exited threads whose entries are still in the maps: tid → (tgid,
+    /// whether some of its lock entries are among them).
+    pending: HashMap<u32, (u32, bool)>,
+    next_sweep: Instant,
+    /// Waits in the retired entries, for the progress line.
+    waits: Arc<AtomicU64>,
+}
+
+/// A second handle on one of the programs' maps.
+fn handle(probes: &Probes, name: &str) -> Result<Map> {
+    let map = probes
+        .bpf
+        .map(name)
+        .with_context(|| format!("map {name} missing"))?;
+    let Map::HashMap(data) = map else {
+        anyhow::bail!("map {name} is not a hash map");
+    };
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .with_context(|| format!("duplicating map {name}"))?;
+    Ok(Map::from_map_data(MapData::from_fd(fd)?)?)
+}
+
+impl Janitor {
+    pub fn new(probes: &Probes, waits: Arc<AtomicU64>) -> Result<Self> {
+        Ok(Self {
+            lock_threads: handle(probes, "LOCK_THREADS")?,
+            thread_sched: handle(probes, "THREAD_SCHED")?,
+            syscall_sleep: handle(probes, "SYSCALL_SLEEP")?,
+            runq: handle(probes, "RUNQ_HIST")?,
+            fn_start: handle(probes, "FN_START")?,
+            fn_ids: Vec::new(),
+            retired: Retired::default(),
+            pending: HashMap::new(),
+            next_sweep: Instant::now(),
+            waits,
+        })
     }
 
-    pub fn sweep_due(&self) -> bool {
-        !self.pending.is_empty() && self.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY)
+    /// A traced thread exited: keep its final scheduler view and the lock
+    /// entries the kernel took out with it, and evict its other entries at
+    /// the next sweep.
+    pub fn thread_exit(&mut self, e: &ThreadExit) {
+        self.retired.thread_exit(e);
+        let more = e.more_locks != 0;
+        self.pending
+            .entry(e.tid)
+            .and_modify(|p| *p = (e.tgid, p.1 || more))
+            .or_insert((e.tgid, more));
+    }
+
+    /// How long until a sweep is due, if one is pending.
+    pub fn due_in(&self) -> Option<Duration> {
+        (!self.pending.is_empty())
+            .then(|| self.next_sweep.saturating_duration_since(Instant::now()))
     }
 
     /// Moves the pending threads' entries out of the kernel maps.
-    /// `fn_ids` are the probed functions (calls in flight are keyed by
-    /// (tid, function)).
-    pub fn sweep(&mut self, probes: &mut Probes, fn_ids: &[u32]) -> Result<()> {
-        self.last_sweep = Some(Instant::now());
+    pub fn sweep(&mut self) -> Result<()> {
+        let started = Instant::now();
         let pending = std::mem::take(&mut self.pending);
         // A thread id reused by a new thread of the same process is writing
         // the same keys now: leave them; its own exit brings them here.
-        let gone: HashSet<(u32, u32)> = pending
+        let reused: HashMap<u32, ThreadSched> = {
+            let live: BpfHashMap<&MapData, u32, ThreadSched> =
+                BpfHashMap::try_from(&self.thread_sched)?;
+            pending
+                .keys()
+                .filter_map(|&tid| Some((tid, live.get(&tid, 0).ok()?)))
+                .collect()
+        };
+        let gone: Vec<(u32, u32, bool)> = pending
             .into_iter()
-            .map(|(tid, tgid)| (tgid, tid))
-            .filter(|&(tgid, tid)| !thread_alive(tgid, tid))
+            .filter(|(tid, (tgid, _))| {
+                reused.get(tid).is_none_or(|s| {
+                    s.tgid != *tgid || s.state == tracer_common::sched_state::EXITED
+                })
+            })
+            .map(|(tid, (tgid, more))| (tgid, tid, more))
             .collect();
+        let result = self.evict(&gone);
+        let cost = started.elapsed();
+        self.next_sweep = Instant::now() + (cost * SWEEP_BUDGET).clamp(MIN_GAP, MAX_GAP);
+        self.waits.store(self.retired.waits(), Ordering::Relaxed);
+        result
+    }
+
+    fn evict(&mut self, gone: &[(u32, u32, bool)]) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
         }
-        let tids: HashSet<u32> = gone.iter().map(|&(_, tid)| tid).collect();
-        let bpf = &mut probes.bpf;
-        self.evicted += evict(
-            bpf.map_mut("LOCK_THREADS")
-                .context("LOCK_THREADS missing")?,
-            |k: &LockThreadKey| gone.contains(&(k.tgid, k.tid)),
-            |k, v| merge_lock_thread(self.lock_threads.entry(k).or_default(), &v),
-        )?;
-        self.evicted += evict(
-            bpf.map_mut("SYSCALL_SLEEP")
-                .context("SYSCALL_SLEEP missing")?,
+        let threads: HashSet<(u32, u32)> = gone.iter().map(|&(tgid, tid, _)| (tgid, tid)).collect();
+        let tids: HashSet<u32> = gone.iter().map(|&(_, tid, _)| tid).collect();
+        // Lock entries only for threads the kernel could not clear at exit.
+        let locks: HashSet<(u32, u32)> = gone
+            .iter()
+            .filter(|g| g.2)
+            .map(|&(tgid, tid, _)| (tgid, tid))
+            .collect();
+        let r = &mut self.retired;
+        if !locks.is_empty() {
+            r.evicted += evict(
+                &mut self.lock_threads,
+                |k: &LockThreadKey| locks.contains(&(k.tgid, k.tid)),
+                |k, v| merge_lock_thread(r.lock_threads.entry(k).or_default(), &v),
+            )?;
+        }
+        r.evicted += evict(
+            &mut self.syscall_sleep,
             |k: &SyscallSleepKey| tids.contains(&k.tid),
             |k, v: SyscallSleep| {
-                let e = self.syscall_sleep.entry(k).or_default();
+                let e = r.syscall_sleep.entry(k).or_default();
                 e.sleeps += v.sleeps;
                 e.sleep_ns += v.sleep_ns;
             },
         )?;
-        self.evicted += evict(
-            bpf.map_mut("RUNQ_HIST").context("RUNQ_HIST missing")?,
+        r.evicted += evict(
+            &mut self.runq,
             |k: &RunqKey| {
                 k.kind_bucket & RUNQ_LOCK == 0
-                    && u32::try_from(k.id).is_ok_and(|tid| gone.contains(&(k.tgid, tid)))
+                    && u32::try_from(k.id).is_ok_and(|tid| threads.contains(&(k.tgid, tid)))
             },
-            |k, v: u64| *self.runq.entry(k).or_default() += v,
+            |k, v: u64| *r.runq.entry(k).or_default() += v,
         )?;
-        if !fn_ids.is_empty() {
+        if !self.fn_ids.is_empty() {
             let mut starts: BpfHashMap<&mut MapData, FnStartKey, tracer_common::FnStart> =
-                BpfHashMap::try_from(bpf.map_mut("FN_START").context("FN_START missing")?)?;
+                BpfHashMap::try_from(&mut self.fn_start)?;
             for &tid in &tids {
-                for &fn_id in fn_ids {
+                for &fn_id in &self.fn_ids {
                     // A call in flight when its thread died never returns.
                     let _ = starts.remove(&FnStartKey { tid, fn_id });
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl Retired {
+    fn thread_exit(&mut self, e: &ThreadExit) {
+        self.threads_exited += 1;
+        merge_sched(self.sched.entry((e.tgid, e.tid)).or_default(), &e.sched);
+        let n = (e.nlocks as usize).min(tracer_common::EXIT_LOCKS);
+        for (uaddr, stats) in e.lock_uaddr.iter().zip(&e.locks).take(n) {
+            let key = LockThreadKey {
+                uaddr: *uaddr,
+                tgid: e.tgid,
+                tid: e.tid,
+            };
+            merge_lock_thread(self.lock_threads.entry(key).or_default(), stats);
+            self.evicted += 1;
+        }
     }
 
     /// Waits counted in the entries moved out of the kernel.
@@ -123,7 +225,8 @@ impl Retired {
             .sum()
     }
 
-    /// Adds what was moved out of the kernel to a snapshot of the maps.
+    /// Adds what was moved out of the kernel to a snapshot of the maps
+    /// (taken after the last sweep).
     pub fn merge_into(&self, snap: &mut Snapshot) {
         merge_entries(
             &mut snap.lock_threads,
@@ -160,18 +263,10 @@ impl Retired {
     }
 }
 
-/// Whether `tid` is a live thread of `tgid` (not gone, not a zombie).
-fn thread_alive(tgid: u32, tid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{tgid}/task/{tid}/stat"))
-        .ok()
-        .and_then(|s| crate::preflight::parse_stat_state_flags(&s))
-        .is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
 /// Deletes the entries whose key matches, handing each (key, value) read
 /// before its deletion to `keep`; returns how many were moved.
 fn evict<K: Pod + Eq + std::hash::Hash, V: Pod>(
-    map: &mut aya::maps::Map,
+    map: &mut Map,
     matches: impl Fn(&K) -> bool,
     mut keep: impl FnMut(K, V),
 ) -> Result<u64> {
@@ -282,21 +377,32 @@ mod tests {
     }
 
     #[test]
-    fn an_exit_is_pending_until_swept() {
+    fn an_exit_record_supersedes_an_earlier_view_of_the_thread() {
+        let view = ThreadSched {
+            tgid: 7,
+            oncpu_ns: 3,
+            since_ns: 100,
+            ..Default::default()
+        };
+        let mut snap = Snapshot {
+            sched: vec![(8, view)],
+            ..Default::default()
+        };
         let mut r = Retired::default();
-        assert!(!r.sweep_due());
         r.thread_exit(&ThreadExit {
             tgid: 7,
             tid: 8,
-            group_dead: 1,
             sched: ThreadSched {
+                tgid: 7,
                 oncpu_ns: 5,
+                since_ns: 150,
                 ..Default::default()
             },
             ..Default::default()
         });
-        assert!(r.sweep_due());
-        assert!(r.exited.contains(&7));
-        assert_eq!(r.sched[&(7, 8)].oncpu_ns, 5);
+        r.merge_into(&mut snap);
+        assert_eq!(snap.sched.len(), 1);
+        assert_eq!(snap.sched[0].1.oncpu_ns, 5, "the record, not view + record");
+        assert_eq!(snap.threads_exited, 1);
     }
 }

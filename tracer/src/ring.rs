@@ -1,51 +1,70 @@
 //! The event ring's own reader: a thread that sleeps in poll(2) on the
 //! ring and drains it as records arrive, so nothing the main loop does
 //! (detaching uprobes takes seconds, /proc is re-read, the progress line is
-//! drawn) can make the ring overflow. Unwind samples are unwound here;
-//! thread exits and forks go to the main loop over a channel.
+//! drawn) can make the ring overflow. Unwind samples are unwound here,
+//! exited threads' entries are evicted here (`retire::Janitor`), and forks
+//! and process exits go to the main loop over a channel.
 
 use std::{
     os::fd::AsRawFd as _,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc,
     },
     thread::JoinHandle,
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use tracer_common::{ForkRecord, ThreadExit, record};
 
-use crate::{attach::Probes, unwind::Unwinding};
+use crate::{
+    attach::Probes,
+    retire::{Janitor, Retired},
+    unwind::Unwinding,
+};
 
 /// What the main loop hears from the kernel.
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    /// A traced thread's last switch-out, with its final scheduler view.
-    ThreadExit(ThreadExit),
     /// A followed process forked a child.
     Fork { parent: u32, child: u32 },
+    /// The last thread of a traced process exited.
+    ProcessExit(u32),
+}
+
+/// What the main loop asks of the reader.
+enum Control {
+    /// Read this process's memory maps now (a launched command exec'd).
+    Watch(u32),
+    /// The probed functions' ids (their calls in flight are evicted too).
+    FnIds(Vec<u32>),
+    /// Sweep what is pending, then stop sweeping (a snapshot of the maps is
+    /// about to be read); answered once that last sweep is over.
+    Pause(mpsc::Sender<()>),
 }
 
 pub struct RingReader {
-    handle: Option<JoinHandle<Unwinding>>,
+    handle: Option<JoinHandle<(Unwinding, Retired)>>,
     stop: Arc<AtomicBool>,
     pub events: mpsc::Receiver<Event>,
-    /// Processes whose memory maps the reader should read now (a launched
-    /// command after its exec).
-    watch: mpsc::Sender<u32>,
+    control: mpsc::Sender<Control>,
+    /// Waits in entries already moved out of the kernel maps.
+    retired_waits: Arc<AtomicU64>,
 }
 
-/// How long one poll waits when nothing arrives (the stop flag is checked
-/// in between).
-const POLL_MS: i32 = 50;
+/// How long one poll waits when nothing arrives (the stop flag and the
+/// controls are checked in between).
+const POLL: Duration = Duration::from_millis(50);
 
 impl RingReader {
     /// Takes the ring from the loaded programs and starts reading it; the
     /// roots' memory maps are read first.
     pub fn start(probes: &mut Probes, roots: &[u32]) -> Result<Self> {
+        let retired_waits = Arc::new(AtomicU64::new(0));
+        let janitor = Janitor::new(probes, Arc::clone(&retired_waits))?;
         let map = probes
             .bpf
             .take_map("EVENTS")
@@ -53,35 +72,66 @@ impl RingReader {
         let ring = RingBuf::try_from(map).context("EVENTS is not a ring buffer")?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, events) = mpsc::channel();
-        let (watch, watched) = mpsc::channel();
+        let (control, controls) = mpsc::channel();
         for &pid in roots {
-            let _ = watch.send(pid);
+            let _ = control.send(Control::Watch(pid));
         }
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name("tracer-ring".into())
-            .spawn(move || read(ring, &flag, &tx, &watched))
+            .spawn(move || {
+                Reader {
+                    ring,
+                    unwinding: Unwinding::default(),
+                    janitor,
+                    paused: false,
+                    tx,
+                }
+                .run(&flag, &controls)
+            })
             .context("starting the ring reader")?;
         Ok(Self {
             handle: Some(handle),
             stop,
             events,
-            watch,
+            control,
+            retired_waits,
         })
     }
 
     /// Has the reader read `pid`'s memory maps now.
     pub fn watch(&self, pid: u32) {
-        let _ = self.watch.send(pid);
+        let _ = self.control.send(Control::Watch(pid));
     }
 
-    /// Drains what is left and returns the unwound samples.
-    pub fn finish(mut self) -> Unwinding {
+    pub fn set_fn_ids(&self, ids: Vec<u32>) {
+        let _ = self.control.send(Control::FnIds(ids));
+    }
+
+    pub fn retired_waits(&self) -> u64 {
+        self.retired_waits.load(Ordering::Relaxed)
+    }
+
+    /// Stops evicting: from its return on, the maps hold every entry not
+    /// yet moved out, so a snapshot of them plus `finish`'s `Retired`
+    /// counts each entry once.
+    pub fn pause(&self) {
+        let (ack, done) = mpsc::channel();
+        if self.control.send(Control::Pause(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(10));
+        }
+    }
+
+    /// Drains what is left; returns the unwound samples, what was moved out
+    /// of the maps, and the events not yet taken.
+    pub fn finish(mut self) -> (Unwinding, Retired, Vec<Event>) {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle
+        let (unwinding, retired) = self
+            .handle
             .take()
             .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (unwinding, retired, self.events.try_iter().collect())
     }
 }
 
@@ -94,38 +144,80 @@ impl Drop for RingReader {
     }
 }
 
-fn read(
-    mut ring: RingBuf<MapData>,
-    stop: &AtomicBool,
-    tx: &mpsc::Sender<Event>,
-    watched: &mpsc::Receiver<u32>,
-) -> Unwinding {
-    let mut unwinding = Unwinding::default();
-    let fd = ring.as_raw_fd();
-    loop {
-        for pid in watched.try_iter() {
-            unwinding.watch(pid);
+struct Reader {
+    ring: RingBuf<MapData>,
+    unwinding: Unwinding,
+    janitor: Janitor,
+    paused: bool,
+    tx: mpsc::Sender<Event>,
+}
+
+impl Reader {
+    fn run(
+        mut self,
+        stop: &AtomicBool,
+        controls: &mpsc::Receiver<Control>,
+    ) -> (Unwinding, Retired) {
+        let fd = self.ring.as_raw_fd();
+        loop {
+            for c in controls.try_iter() {
+                match c {
+                    Control::Watch(pid) => self.unwinding.watch(pid),
+                    Control::FnIds(ids) => self.janitor.fn_ids = ids,
+                    Control::Pause(ack) => {
+                        // A last sweep first: the report then reads only
+                        // what lives (and what exited in the last moments).
+                        while let Some(item) = self.ring.next() {
+                            dispatch(&item, &mut self.unwinding, &mut self.janitor, &self.tx);
+                        }
+                        if self.janitor.due_in().is_some()
+                            && let Err(e) = self.janitor.sweep()
+                        {
+                            log::warn!("evicting exited threads: {e:#}");
+                        }
+                        self.paused = true;
+                        let _ = ack.send(());
+                    }
+                }
+            }
+            // Checked before the last drain, so records submitted before
+            // the programs were detached are all read.
+            let stopping = stop.load(Ordering::Relaxed);
+            while let Some(item) = self.ring.next() {
+                dispatch(&item, &mut self.unwinding, &mut self.janitor, &self.tx);
+            }
+            if stopping {
+                return (self.unwinding, self.janitor.retired);
+            }
+            let mut wait = POLL;
+            if !self.paused
+                && let Some(due) = self.janitor.due_in()
+            {
+                if due.is_zero() {
+                    if let Err(e) = self.janitor.sweep() {
+                        log::warn!("evicting exited threads: {e:#}");
+                    }
+                    continue;
+                }
+                wait = wait.min(due);
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a timeout or EINTR just loops.
+            unsafe { libc::poll(&mut pfd, 1, wait.as_millis().max(1) as i32) };
         }
-        // Checked before the last drain, so records submitted before the
-        // programs were detached are all read.
-        let stopping = stop.load(Ordering::Relaxed);
-        while let Some(item) = ring.next() {
-            dispatch(&item, &mut unwinding, tx);
-        }
-        if stopping {
-            return unwinding;
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; a timeout or EINTR just loops.
-        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
     }
 }
 
-fn dispatch(item: &[u8], unwinding: &mut Unwinding, tx: &mpsc::Sender<Event>) {
+fn dispatch(
+    item: &[u8],
+    unwinding: &mut Unwinding,
+    janitor: &mut Janitor,
+    tx: &mpsc::Sender<Event>,
+) {
     let Some(kind) = item
         .get(..4)
         .and_then(|b| b.try_into().ok())
@@ -137,10 +229,11 @@ fn dispatch(item: &[u8], unwinding: &mut Unwinding, tx: &mpsc::Sender<Event>) {
         record::UNWIND => unwinding.sample(item),
         record::THREAD_EXIT => {
             if let Some(e) = read_record::<ThreadExit>(item) {
+                janitor.thread_exit(&e);
                 if e.group_dead != 0 {
                     unwinding.forget(e.tgid);
+                    let _ = tx.send(Event::ProcessExit(e.tgid));
                 }
-                let _ = tx.send(Event::ThreadExit(e));
             }
         }
         record::FORK => {

@@ -14,7 +14,6 @@ use anyhow::{Context as _, Result};
 use crate::{
     attach::{LoadOptions, Probes},
     collect::{self, Snapshot},
-    retire::Retired,
     ring::{Event, RingReader},
     target::ProcessInfo,
 };
@@ -28,14 +27,13 @@ const FAST_PERIOD: Duration = Duration::from_secs(1);
 pub struct Session {
     pub probes: Probes,
     ring: Option<RingReader>,
-    retired: Retired,
     /// What /proc said about every process traced (kept after it exits).
     pub procs: BTreeMap<u32, ProcessInfo>,
     /// Every process traced at some point: roots and followed children
     /// (the kernel's target set drops those that exited).
     known: BTreeSet<u32>,
-    /// Probed functions' ids, whose in-flight calls are keyed by thread.
-    pub fn_ids: Vec<u32>,
+    /// Traced processes that are gone.
+    exited: BTreeSet<u32>,
     started: Instant,
     last_refresh: Option<Instant>,
 }
@@ -58,17 +56,16 @@ impl Session {
         Ok(Self {
             probes,
             ring: Some(ring),
-            retired: Retired::default(),
             procs: BTreeMap::new(),
             known: roots.iter().copied().collect(),
-            fn_ids: Vec::new(),
+            exited: BTreeSet::new(),
             started: Instant::now(),
             last_refresh: None,
         })
     }
 
-    /// One turn of the tracing loop: kernel events (forks, exits), the
-    /// eviction of exited threads, and /proc.
+    /// One turn of the tracing loop: kernel events (forks, process exits)
+    /// and /proc. Exited threads are evicted on the ring's thread.
     pub fn tick(&mut self) {
         let events: Vec<Event> = self
             .ring
@@ -77,11 +74,6 @@ impl Session {
             .unwrap_or_default();
         for e in events {
             self.event(e);
-        }
-        if self.retired.sweep_due()
-            && let Err(e) = self.retired.sweep(&mut self.probes, &self.fn_ids)
-        {
-            log::warn!("evicting exited threads: {e:#}");
         }
         let every = if self.started.elapsed() < FAST_PERIOD {
             FAST_REFRESH
@@ -95,7 +87,9 @@ impl Session {
 
     fn event(&mut self, e: Event) {
         match e {
-            Event::ThreadExit(x) => self.retired.thread_exit(&x),
+            Event::ProcessExit(pid) => {
+                self.exited.insert(pid);
+            }
             Event::Fork { parent, child } => {
                 log::debug!("pid {parent} forked {child}: followed");
                 // Read the child's /proc now: it may be gone by the next
@@ -116,7 +110,7 @@ impl Session {
     fn refresh(&mut self) {
         self.last_refresh = Some(Instant::now());
         self.known.extend(self.probes.targets());
-        let exited = &self.retired.exited;
+        let exited = &self.exited;
         for &pid in self.known.iter().filter(|p| !exited.contains(p)) {
             self.procs
                 .entry(pid)
@@ -146,7 +140,15 @@ impl Session {
     /// Waits counted so far in entries already moved out of the kernel
     /// (the live ones are in LOCK_THREADS).
     pub fn retired_waits(&self) -> u64 {
-        self.retired.waits()
+        self.ring.as_ref().map_or(0, RingReader::retired_waits)
+    }
+
+    /// The probed functions: their calls in flight are evicted with their
+    /// threads.
+    pub fn set_fn_ids(&self, ids: Vec<u32>) {
+        if let Some(r) = &self.ring {
+            r.set_fn_ids(ids);
+        }
     }
 
     /// Every process traced, roots first.
@@ -158,28 +160,28 @@ impl Session {
     /// them, and every unwound sample (the ring is drained to its end).
     pub fn harvest(&mut self) -> Result<Snapshot> {
         self.refresh();
+        // No entry moves out of the maps between the snapshot and the end:
+        // each is counted once, live or retired.
+        if let Some(r) = &self.ring {
+            r.pause();
+        }
         let mut snap = collect::snapshot(&self.probes).context("reading the kernel maps")?;
-        // The reader's last drain happens after this point: records the
-        // programs submitted up to now are all read.
-        let unwinding = self.ring.take().map(|r| {
-            let events: Vec<Event> = r.events.try_iter().collect();
-            (r.finish(), events)
-        });
-        if let Some((mut unwinding, events)) = unwinding {
+        // The reader's last drain happens after this point: every record
+        // submitted before the snapshot is read, exits included.
+        if let Some(r) = self.ring.take() {
+            let (mut unwinding, retired, events) = r.finish();
             for e in events {
                 self.event(e);
             }
             snap.unwound = unwinding.take();
             snap.unwind_stats = unwinding.stats;
+            retired.merge_into(&mut snap);
+            log::debug!(
+                "{} threads exited while traced; {} map entries evicted",
+                retired.threads_exited,
+                retired.evicted
+            );
         }
-        // Exits reported last are merged from their records (their other
-        // entries are still live in the snapshot).
-        self.retired.merge_into(&mut snap);
-        log::debug!(
-            "{} threads exited while traced; {} map entries evicted",
-            self.retired.threads_exited,
-            self.retired.evicted
-        );
         Ok(snap)
     }
 }

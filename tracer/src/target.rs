@@ -32,8 +32,9 @@ pub struct Launched {
 impl Launched {
     /// Forks a child that waits for [`Launched::release`] before exec'ing
     /// `argv`. The child keeps our stdio, environment and privileges (as
-    /// `perf record -- CMD` does).
-    pub fn spawn(argv: &[String]) -> Result<Self> {
+    /// `perf record -- CMD` does); with `stdout_to_stderr` its stdout is our
+    /// stderr (our stdout carries a report).
+    pub fn spawn(argv: &[String], stdout_to_stderr: bool) -> Result<Self> {
         let cargs: Vec<CString> = argv
             .iter()
             .map(|a| CString::new(a.as_bytes()))
@@ -71,6 +72,9 @@ impl Launched {
                 if n != 1 {
                     // The tracer gave up (attach failed): never run the command.
                     libc::_exit(127);
+                }
+                if stdout_to_stderr {
+                    libc::dup2(2, 1);
                 }
                 libc::execvp(ptrs[0], ptrs.as_ptr());
                 let errno = *libc::__errno_location();

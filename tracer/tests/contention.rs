@@ -723,7 +723,7 @@ fn bad_targets_fail_with_one_sentence_and_their_code() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
-    // The report cannot be written: exit 7, after tracing.
+    // The report cannot be written: exit 7, before anything is traced.
     let out = output(Command::new(tracer_bin()).args([
         "contention",
         "--json",

@@ -406,6 +406,15 @@ pub fn build(
         probe_cost,
         events,
         drops,
+        maps: snap
+            .map_fill
+            .iter()
+            .map(|(name, entries, capacity)| MapFill {
+                name: name.to_lowercase(),
+                entries: *entries,
+                capacity: *capacity,
+            })
+            .collect(),
         limitations,
     }
 }

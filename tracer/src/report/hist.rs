@@ -7,20 +7,21 @@ use super::model::{Bucket, Durations};
 /// clamped to the observed maximum. Buckets are at most 1/32 of their value
 /// wide, so the estimate is within about 3% of the true value.
 pub fn percentile(buckets: &[Bucket], p: f64, max_ns: u64) -> u64 {
-    let total: u64 = buckets.iter().map(|b| b.count).sum();
+    // Saturating throughout: a saved report read back may hold anything.
+    let total: u64 = buckets.iter().fold(0, |a, b| a.saturating_add(b.count));
     if total == 0 {
         return 0;
     }
     let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0;
+    let mut seen: u64 = 0;
     for b in buckets {
-        if seen + b.count >= rank {
+        if seen.saturating_add(b.count) >= rank {
             let within = (rank - seen) as f64 - 0.5;
-            let width = (b.hi_ns - b.lo_ns) as f64;
+            let width = b.hi_ns.saturating_sub(b.lo_ns) as f64;
             let v = b.lo_ns as f64 + width * within / b.count as f64;
             return (v.round() as u64).min(max_ns.max(b.lo_ns));
         }
-        seen += b.count;
+        seen = seen.saturating_add(b.count);
     }
     max_ns
 }

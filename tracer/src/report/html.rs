@@ -482,9 +482,31 @@ pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
     if folded.is_empty() {
         return None;
     }
+    // inferno adds the weights in a usize: scale them so that the total
+    // fits (a run's total wait is far below this; a crafted report is not).
+    const LIMIT: u128 = 1 << 62;
+    let weight = |l: &str| {
+        l.rsplit_once(' ')
+            .and_then(|(_, w)| w.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let total: u128 = folded.lines().map(|l| u128::from(weight(l))).sum();
+    let (folded, unit) = if total > LIMIT {
+        let div = (total / LIMIT + 1) as u64;
+        let scaled: String = folded
+            .lines()
+            .filter_map(|l| {
+                let (stack, w) = l.rsplit_once(' ')?;
+                Some(format!("{stack} {}\n", w.parse::<u64>().ok()? / div))
+            })
+            .collect();
+        (scaled, format!("× {div} ns of wait"))
+    } else {
+        (folded, "ns of wait".to_string())
+    };
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = title.to_string();
-    opts.count_name = "ns of wait".to_string();
+    opts.count_name = unit;
     opts.image_width = Some(1180);
     opts.hash = true;
     // Frames under half a pixel are invisible: leaving them out keeps a

@@ -86,12 +86,15 @@ pub fn parse(text: &str) -> Result<Report> {
 /// What a report must satisfy to be compared or re-rendered: numbers a run
 /// can produce, and counts that add up. One sentence on failure.
 pub fn validate(r: &Report) -> Result<()> {
-    if !(r.duration_s.is_finite() && r.duration_s > 0.0) {
+    // A year and a day at most: --duration's own limit.
+    if !(r.duration_s.is_finite() && r.duration_s > 0.0 && r.duration_s < 367.0 * 86400.0) {
         bail!(
-            "duration_s is {}, not a positive number of seconds",
+            "duration_s is {}, not the length of a run in seconds",
             r.duration_s
         );
     }
+    // No thread waits longer than the run (one second of slack each).
+    let span_ns = (r.duration_s + 1.0) * 1e9;
     let t = &r.thresholds;
     if !(t.consider_at.is_finite()
         && t.recommend_at.is_finite()
@@ -123,6 +126,26 @@ pub fn validate(r: &Report) -> Result<()> {
                 l.contentions_per_s
             );
         }
+        let waiters = l
+            .threads
+            .iter()
+            .filter(|t| t.contentions > 0)
+            .count()
+            .max(1);
+        if l.wait.total_ns as f64 > span_ns * waiters as f64 {
+            bail!(
+                "lock {}: {} ns of wait by {waiters} thread(s) in a {} s run",
+                l.address,
+                l.wait.total_ns,
+                r.duration_s
+            );
+        }
+        if l.histogram.iter().any(|b| b.lo_ns >= b.hi_ns) {
+            bail!(
+                "lock {}: a histogram bucket ends before it begins",
+                l.address
+            );
+        }
         let in_hist = l
             .histogram
             .iter()
@@ -139,10 +162,71 @@ pub fn validate(r: &Report) -> Result<()> {
         if !(th.wait_share.is_finite() && th.wait_share >= 0.0) {
             bail!("thread {}: wait_share is {}", th.tid, th.wait_share);
         }
+        // One thread's time, in any state, cannot exceed the run.
+        let mut times = vec![th.wait_ns, th.max_wait_ns];
+        if let Some(s) = &th.sched {
+            times.extend([
+                s.oncpu_ns,
+                s.sleep_ns,
+                s.futex_sleep_ns,
+                s.runnable_ns,
+                s.wakeup_latency_ns,
+            ]);
+            times.extend(s.other_sleep.iter().map(|x| x.sleep_ns));
+        }
+        if times.iter().any(|&t| t as f64 > span_ns) {
+            bail!(
+                "thread {}: more time in one state than the {} s run",
+                th.tid,
+                r.duration_s
+            );
+        }
+    }
+    for l in &r.locks {
+        let waiters = l.threads.len().max(1) as f64;
+        let mut times = vec![l.wait.max_ns];
+        times.extend(l.threads.iter().flat_map(|t| [t.wait_ns, t.max_wait_ns]));
+        if let Some(s) = &l.sched {
+            times.extend([
+                s.blocked_ns / waiters as u64,
+                s.runnable_ns / waiters as u64,
+            ]);
+        }
+        // (Call-site wait times are sampled estimates: a long wait sampled
+        // with a large weight may exceed the run; they are not checked.)
+        if times.iter().any(|&t| t as f64 > span_ns) {
+            bail!(
+                "lock {}: waits longer than the {} s run",
+                l.address,
+                r.duration_s
+            );
+        }
+    }
+    // Counts: a billion events a second is beyond any run.
+    let max_count = (r.duration_s + 1.0) * 1e9;
+    let counts = r
+        .locks
+        .iter()
+        .flat_map(|l| [l.contentions, l.wakes.calls, l.wakes.woken])
+        .chain(r.functions.iter().map(|f| f.calls))
+        .chain(r.kernel_locks.iter().map(|k| k.contentions));
+    if counts.into_iter().any(|c| c as f64 > max_count) {
+        bail!(
+            "a count above a billion per second of the {} s run",
+            r.duration_s
+        );
     }
     for f in &r.functions {
         if !(f.calls_per_s.is_finite() && f.calls_per_s >= 0.0) {
             bail!("function {}: calls_per_s is {}", f.name, f.calls_per_s);
+        }
+        if f.latency.max_ns as f64 > span_ns {
+            bail!("function {}: a call longer than the run", f.name);
+        }
+    }
+    for k in &r.kernel_locks {
+        if k.max_ns as f64 > span_ns {
+            bail!("kernel lock {}: a wait longer than the run", k.address);
         }
     }
     Ok(())

@@ -47,6 +47,10 @@ pub struct Report {
     pub probe_cost: Option<ProbeCost>,
     pub events: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
+    /// How full each kernel map was when the run ended (entries of exited
+    /// threads are evicted as they exit), to size `--max-locks` (schema 1.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<MapFill>,
     /// What this run could not see.
     pub limitations: Vec<String>,
 }
@@ -129,6 +133,15 @@ pub struct Verdict {
     /// decision: the verdict is about what was seen only (schema 1.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+}
+
+/// One kernel map's fill at the end of the run (schema 1.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapFill {
+    pub name: String,
+    /// Live entries when the maps were read.
+    pub entries: u64,
+    pub capacity: u32,
 }
 
 /// What a run lost that can change its verdict (schema 1.4).

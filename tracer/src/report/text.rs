@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::model::{Decision, Report};
+use crate::ui::esc;
 
 /// 812ns, 68.2µs, 4.21ms, 1.05s.
 pub fn human_ns(ns: u64) -> String {
@@ -52,8 +53,10 @@ pub fn human_count(n: u64) -> String {
     out
 }
 
-/// `s` cut to `width` characters, the last one an ellipsis when cut.
+/// `s` cut to `width` characters, the last one an ellipsis when cut, with
+/// its control characters escaped (text from the target lands here).
 pub fn clip(s: &str, width: usize) -> String {
+    let s = &*crate::ui::esc(s);
     if s.chars().count() <= width {
         s.to_string()
     } else {
@@ -73,7 +76,7 @@ fn stack_path(frames: &[super::model::Frame]) -> String {
     if path.is_empty() {
         "(no stack)".to_string()
     } else {
-        path.join(" ← ")
+        crate::ui::esc(&path.join(" ← ")).into_owned()
     }
 }
 
@@ -127,7 +130,7 @@ pub fn render(r: &Report, top: usize) -> String {
         human_rate(r.thresholds.recommend_at)
     );
     let _ = writeln!(o);
-    let _ = writeln!(o, "VERDICT  {}", r.verdict.text);
+    let _ = writeln!(o, "VERDICT  {}", esc(&r.verdict.text));
     let _ = writeln!(o);
 
     let shown = r.locks.len().min(top);
@@ -181,7 +184,7 @@ pub fn render(r: &Report, top: usize) -> String {
             String::new()
         };
         let kind = match &l.kind_frame {
-            Some(f) if l.kind != "unknown" => format!("{} (from {f})", l.kind),
+            Some(f) if l.kind != "unknown" => format!("{} (from {})", l.kind, esc(f)),
             _ => l.kind.clone(),
         };
         let _ = writeln!(
@@ -217,7 +220,11 @@ pub fn render(r: &Report, top: usize) -> String {
             .map(|t| {
                 format!(
                     "{}/{} {}",
-                    if t.name.is_empty() { "?" } else { &t.name },
+                    if t.name.is_empty() {
+                        "?".into()
+                    } else {
+                        esc(&t.name)
+                    },
                     t.tid,
                     human_ns(t.wait_ns)
                 )
@@ -243,7 +250,11 @@ pub fn render(r: &Report, top: usize) -> String {
                 .iter()
                 .take(4)
                 .map(|t| {
-                    let name = if t.name.is_empty() { "?" } else { &t.name };
+                    let name = if t.name.is_empty() {
+                        "?".into()
+                    } else {
+                        esc(&t.name)
+                    };
                     format!("{name}/{} woke {}", t.tid, human_count(t.woken))
                 })
                 .collect();
@@ -270,7 +281,7 @@ pub fn render(r: &Report, top: usize) -> String {
             let _ = writeln!(
                 o,
                 "      call site: {} ({share:.0}% of waits, eh_frame, {} samples)",
-                site.call_site.as_deref().unwrap_or("?"),
+                esc(site.call_site.as_deref().unwrap_or("?")),
                 l.unwound_sites.iter().map(|s| s.samples).sum::<u64>(),
             );
             let _ = writeln!(o, "        stack: {}", clip(&stack_path(&site.frames), 110));
@@ -310,7 +321,7 @@ pub fn render(r: &Report, top: usize) -> String {
             100.0 * t.wait_share,
             human_ns(t.max_wait_ns),
             human_count(t.wake_calls),
-            t.top_lock.as_deref().unwrap_or("-"),
+            esc(t.top_lock.as_deref().unwrap_or("-")),
         );
     }
     let _ = writeln!(o);
@@ -364,7 +375,7 @@ pub fn render(r: &Report, top: usize) -> String {
                 s.other_sleep
                     .iter()
                     .take(2)
-                    .map(|x| format!("{} {}", x.syscall, human_ns(x.sleep_ns)))
+                    .map(|x| format!("{} {}", esc(&x.syscall), human_ns(x.sleep_ns)))
                     .collect::<Vec<_>>()
                     .join(", "),
             );
@@ -409,8 +420,28 @@ pub fn render(r: &Report, top: usize) -> String {
     let _ = writeln!(o, "EVENTS   {}", events.join(", "));
     let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(o, "DROPS    {}", drops.join(" · "));
+    if !r.maps.is_empty() {
+        let maps: Vec<String> = r
+            .maps
+            .iter()
+            .filter(|m| m.capacity > 0)
+            .map(|m| {
+                format!(
+                    "{} {}/{}",
+                    m.name,
+                    human_count(m.entries),
+                    human_count(u64::from(m.capacity))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "MAPS     {} (entries at the end / capacity)",
+            maps.join(" · ")
+        );
+    }
     for note in &r.limitations {
-        let _ = writeln!(o, "NOTE     {note}");
+        let _ = writeln!(o, "NOTE     {}", esc(note));
     }
     o
 }
@@ -464,7 +495,7 @@ fn functions(o: &mut String, r: &Report, top: usize) {
             .map(|s| {
                 format!(
                     "{} {}",
-                    s.caller.as_deref().unwrap_or(&s.return_addr),
+                    esc(s.caller.as_deref().unwrap_or(&s.return_addr)),
                     human_count(s.calls)
                 )
             })

@@ -32,8 +32,13 @@ pub fn privileged() -> Option<MutexGuard<'static, ()>> {
     Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// The tracer under test: this build's, or TRACER_BIN (to check that a
+/// test fails on an older build).
 pub fn tracer_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tracer")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("TRACER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tracer").to_string())
+    })
 }
 
 fn repo_root() -> PathBuf {
@@ -66,7 +71,7 @@ pub fn c_workload(name: &str) -> PathBuf {
 
 /// A cargo example of this package (cargo test builds them).
 pub fn example(name: &str) -> PathBuf {
-    let p = Path::new(tracer_bin())
+    let p = Path::new(env!("CARGO_BIN_EXE_tracer"))
         .parent()
         .unwrap()
         .join("examples")
