@@ -624,10 +624,11 @@ pub struct ThreadExit {
     /// and has left the target set.
     pub group_dead: u32,
     pub sched: ThreadSched,
-    /// Futex words of the entries in `locks` (the first `nlocks`).
+    /// Futex words of the entries in `locks`, of the first `nlocks`; 0 for
+    /// one that was not found.
     pub lock_uaddr: [u64; EXIT_LOCKS],
     pub locks: [LockThreadStats; EXIT_LOCKS],
-    /// Entries moved into `locks`.
+    /// Slots of `locks` filled in.
     pub nlocks: u32,
     /// 1 when the thread had entries not listed here: userspace sweeps them.
     pub more_locks: u32,

@@ -102,6 +102,7 @@ fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
                     _ => (0, false),
                 };
                 (*p).more_locks = u32::from(more);
+                (*p).nlocks = listed as u32;
                 let mut i = 0;
                 while i < EXIT_LOCKS {
                     (*p).lock_uaddr[i] = 0;
@@ -114,10 +115,12 @@ fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
                             tgid,
                             tid,
                         };
+                        // Slot i of the record for listed entry i (0 where
+                        // it is gone): no counter that differs by path, so
+                        // the verifier's states converge.
                         if let Some(v) = LOCK_THREADS.get_ptr(&key) {
-                            (*p).lock_uaddr[(*p).nlocks as usize & (EXIT_LOCKS - 1)] = key.uaddr;
-                            (*p).locks[(*p).nlocks as usize & (EXIT_LOCKS - 1)] = *v;
-                            (*p).nlocks += 1;
+                            (*p).lock_uaddr[i] = key.uaddr;
+                            (*p).locks[i] = *v;
                             let _ = LOCK_THREADS.remove(&key);
                         }
                     }

@@ -304,6 +304,7 @@ impl Probes {
         })?;
         log::debug!("aya BTF in {} ms", t_btf.elapsed().as_millis());
         let names: Vec<String> = bpf.programs().map(|(n, _)| n.to_string()).collect();
+        let t_load = Instant::now();
         for name in names {
             // Scheduler hooks are loaded below, one flavour each.
             if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with("_raw") {
@@ -329,7 +330,16 @@ impl Probes {
                 return Err(load_error(&name, e, verbose));
             }
         }
+        log::debug!(
+            "tracepoint and uprobe programs verified in {} ms",
+            t_load.elapsed().as_millis()
+        );
+        let t_sched = Instant::now();
         let sched_flavour = load_sched_hooks(&mut bpf, &btf, verbose)?;
+        log::debug!(
+            "scheduler programs verified in {} ms",
+            t_sched.elapsed().as_millis()
+        );
         Ok(Self {
             bpf,
             tracefs,

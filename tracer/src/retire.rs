@@ -207,6 +207,9 @@ impl Retired {
         merge_sched(self.sched.entry((e.tgid, e.tid)).or_default(), &e.sched);
         let n = (e.nlocks as usize).min(tracer_common::EXIT_LOCKS);
         for (uaddr, stats) in e.lock_uaddr.iter().zip(&e.locks).take(n) {
+            if *uaddr == 0 {
+                continue;
+            }
             let key = LockThreadKey {
                 uaddr: *uaddr,
                 tgid: e.tgid,

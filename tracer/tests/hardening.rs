@@ -929,3 +929,45 @@ fn unwind_samples_are_not_lost_while_probes_detach() {
         report["events"]
     );
 }
+
+#[test]
+fn followed_processes_that_exit_leave_the_target_set() {
+    let Some(_serial) = privileged() else { return };
+    // 3,000 short-lived children one after another: more than the target
+    // set holds (1,024) if the dead stayed in it.
+    let o = tracer(&[
+        "contention",
+        "--json",
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("forks.json")
+            .to_str()
+            .unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_TARGET_TMPDIR")).join("forks.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["drops"]["targets_map_full"].as_u64(),
+        Some(0),
+        "{}",
+        report["drops"]
+    );
+    let followed = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["followed"] == true)
+        .count();
+    assert!(
+        followed >= 3000,
+        "every child is listed as followed: {followed}"
+    );
+    assert!(report["verdict"]["incomplete"].is_null());
+}

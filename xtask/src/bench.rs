@@ -450,26 +450,25 @@ fn run_capture(cmd: &mut Command, sample_maps: bool) -> Result<(String, String, 
     Ok((stdout, stderr, map_mb))
 }
 
-/// Locked memory of every BPF map the process holds (its fdinfo).
+/// Locked memory of every BPF map the process holds (its fdinfo), each map
+/// once (the tracer holds some maps through two descriptors).
 fn map_memory(pid: i32) -> Option<f64> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
-    let mut total = 0u64;
-    let mut maps = 0;
+    let mut seen = std::collections::BTreeMap::new();
     for e in dir.flatten() {
         let Ok(text) = std::fs::read_to_string(e.path()) else {
             continue;
         };
-        if !text.contains("map_type:") {
-            continue;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(id), Some(mem)) = (field("map_id:"), field("memlock:")) {
+            seen.insert(id, mem);
         }
-        maps += 1;
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix("memlock:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0);
     }
-    (maps > 0).then_some(total as f64 / (1 << 20) as f64)
+    (!seen.is_empty()).then(|| seen.values().sum::<u64>() as f64 / (1 << 20) as f64)
 }
 
 /// `perf bench …` with perf's absolute path: bpftrace -c refuses a name
