@@ -3,10 +3,11 @@
  * each waiting once on a shared futex word (FUTEX_WAIT_BITSET_PRIVATE with
  * a value that does not match: EAGAIN at once) and then exiting. Each
  * thread adds a (lock, thread) entry and a scheduler entry to a tracer's
- * maps; more threads than the maps hold must not fill them. Prints "pid=P",
- * waits for a byte on stdin, runs, prints "threads=N waits=N".
+ * maps; more threads than the maps hold must not fill them. With LINGER_US,
+ * each thread sleeps that long after its wait before exiting. Prints
+ * "pid=P", waits for a byte on stdin, runs, prints "threads=N waits=N".
  *
- *   thread_churn THREADS
+ *   thread_churn THREADS [LINGER_US]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,16 +20,19 @@
 #include <unistd.h>
 
 static uint32_t word;
+static long linger_us;
 
 static void *worker(void *arg) {
     (void)arg;
     syscall(SYS_futex, &word, FUTEX_WAIT_BITSET_PRIVATE, 1, NULL, NULL, FUTEX_BITSET_MATCH_ANY);
+    if (linger_us > 0) usleep(linger_us);
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: thread_churn THREADS\n"); return 2; }
+    if (argc != 2 && argc != 3) { fprintf(stderr, "usage: thread_churn THREADS [LINGER_US]\n"); return 2; }
     long n = atol(argv[1]);
+    linger_us = argc == 3 ? atol(argv[2]) : 0;
     printf("pid=%d\n", getpid());
     fflush(stdout);
     char b;

@@ -29,6 +29,8 @@ pub mod tp {
     pub const LOCK_ADDR: usize = 8;
     /// `lock:contention_begin`: `unsigned int flags`.
     pub const LOCK_FLAGS: usize = 16;
+    /// `sched:sched_process_free`: `pid_t pid` (after `__data_loc comm`).
+    pub const PROCESS_FREE_PID: usize = 12;
 }
 
 /// futex(2) operation codes (include/uapi/linux/futex.h).
@@ -185,12 +187,16 @@ pub mod counter {
     /// that thread's entries stay in the maps until the end of the run
     /// (counted as an event).
     pub const EXIT_RECORD_LOST: u32 = 22;
-    pub const COUNT: u32 = 23;
+    /// Not a loss: a fork or process-gone record did not fit in the event
+    /// ring (the target set itself is read too; counted as an event).
+    pub const PROCESS_RECORD_LOST: u32 = 23;
+    pub const COUNT: u32 = 24;
 
     /// Whether counter `i` counts lost or unattributed data (every counter
-    /// but the events UNWIND_THROTTLED and EXIT_RECORD_LOST).
+    /// but the events UNWIND_THROTTLED, EXIT_RECORD_LOST and
+    /// PROCESS_RECORD_LOST).
     pub const fn is_drop(i: u32) -> bool {
-        i != UNWIND_THROTTLED && i != EXIT_RECORD_LOST
+        i != UNWIND_THROTTLED && i != EXIT_RECORD_LOST && i != PROCESS_RECORD_LOST
     }
 
     /// Report names, in index order.
@@ -218,6 +224,7 @@ pub mod counter {
         "start_collision",
         "wake_map_full",
         "exit_record_lost",
+        "process_record_lost",
     ];
 }
 
@@ -454,6 +461,10 @@ pub struct ThreadSched {
     /// The syscall the thread was in at its last voluntary switch-out
     /// (from its saved user registers), or `NO_SYSCALL`.
     pub sleep_syscall: u32,
+    /// (lock, thread) entries this thread created: its exit knows whether
+    /// its THREAD_LOCKS slot lists them all.
+    pub locks_created: u32,
+    pub _pad: u32,
 }
 
 /// `ThreadSched::sleep_syscall` when the thread was not in a syscall.
@@ -559,7 +570,14 @@ pub mod record {
     pub const THREAD_EXIT: u32 = 2;
     /// A `ForkRecord`.
     pub const FORK: u32 = 3;
+    /// A `ProcessGone`.
+    pub const PROCESS_GONE: u32 = 4;
 }
+
+/// Index of the `CONTROL` array: 1 once userspace has begun its final
+/// read of the maps (harvest): from then on a thread's exit leaves its
+/// entries in place, so the read counts each entry once.
+pub const CONTROL_HARVESTING: u32 = 0;
 
 /// One sampled futex wait, sent through the event ring for unwinding in
 /// userspace with .eh_frame (the kernel can only walk frame pointers, and
@@ -620,9 +638,7 @@ pub struct ThreadExit {
     pub record: u32,
     pub tgid: u32,
     pub tid: u32,
-    /// 1 when it was the last thread of its process: the process is gone
-    /// and has left the target set.
-    pub group_dead: u32,
+    pub _pad: u32,
     pub sched: ThreadSched,
     /// Futex words of the entries in `locks`, of the first `nlocks`; 0 for
     /// one that was not found.
@@ -637,6 +653,17 @@ const _: () = assert!(
     size_of::<ThreadExit>()
         == 16 + size_of::<ThreadSched>() + EXIT_LOCKS * (8 + size_of::<LockThreadStats>()) + 8
 );
+
+/// A traced process is gone: its group leader's task was freed (after every
+/// thread exited and the process was reaped), and it left the target set.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessGone {
+    /// [`record::PROCESS_GONE`].
+    pub record: u32,
+    pub tgid: u32,
+}
+const _: () = assert!(size_of::<ProcessGone>() == 8);
 
 /// A traced process forked a child that is now followed.
 #[repr(C)]
@@ -728,7 +755,7 @@ pub struct FnHistKey {
 const _: () = assert!(size_of::<FnHistKey>() == 16);
 pub const FN_LATENCY: u32 = 0;
 pub const FN_SIZE: u32 = 1;
-const _: () = assert!(size_of::<ThreadSched>() == 104);
+const _: () = assert!(size_of::<ThreadSched>() == 112);
 
 /// Per lock (`LOCK_SCHED`, keyed by [`LockKey`]): what its waiters' futex
 /// sleeps were made of, from the scheduler's view.
@@ -768,6 +795,8 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadExit {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::ForkRecord {}
+    // SAFETY: as below.
+    unsafe impl aya::Pod for super::ProcessGone {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::ThreadLocks {}
     // SAFETY: as below.

@@ -28,7 +28,7 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, THREAD_LOCKS, UNWIND_BUDGET,
+    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, THREAD_LOCKS, THREAD_SCHED, UNWIND_BUDGET,
     UNWIND_SCRATCH, WAKE_SITES, atomic_add, count, get_or_insert, is_target, read_ctx, stack_every,
     start_slot, unwind_cpu_rate, unwind_rate,
 };
@@ -248,6 +248,12 @@ fn lock_thread(uaddr: u64, tgid: u32, tid: u32, full: u32) -> Option<*mut LockTh
             }
             (*slot).n = (*slot).n.saturating_add(1);
         }
+    }
+    // And counted with the thread, so its exit knows whether the slot
+    // (which a colliding id may take) lists every entry.
+    if let Some(t) = THREAD_SCHED.get_ptr_mut(&tid) {
+        // SAFETY: map value pointer; this thread's own entry.
+        unsafe { (*t).locks_created = (*t).locks_created.saturating_add(1) };
     }
     LOCK_THREADS.get_ptr_mut(&key)
 }

@@ -114,6 +114,19 @@ pub static FN_SITES: HashMap<FnKey, FnStats> = HashMap::with_max_entries(limits:
 #[map]
 pub static FN_HIST: HashMap<FnHistKey, u64> = HashMap::with_max_entries(limits::FN_HIST, 0);
 
+/// Set by userspace (`tracer_common::CONTROL_HARVESTING`): read only on the
+/// rare paths that move entries out of the maps (a thread's exit).
+#[map]
+pub static CONTROL: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Whether userspace has begun its final read of the maps.
+#[inline(always)]
+pub fn harvesting() -> bool {
+    CONTROL
+        .get(tracer_common::CONTROL_HARVESTING)
+        .is_some_and(|v| *v != 0)
+}
+
 /// Events and drops, per CPU (indices in `tracer_common::counter`).
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);

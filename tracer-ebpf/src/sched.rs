@@ -21,16 +21,17 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use tracer_common::{
-    EXIT_LOCKS, LockKey, LockSched, LockThreadKey, LockThreadStats, NO_SYSCALL, RUNQ_LOCK,
-    RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey, ThreadExit, ThreadSched, counter,
-    futex_op, hist, kind, limits, pt_regs, record, sched_state,
+    EXIT_LOCKS, LockKey, LockSched, LockThreadKey, LockThreadStats, NO_SYSCALL, ProcessGone,
+    RUNQ_LOCK, RUNQ_THREAD, RunqKey, SyscallSleep, SyscallSleepKey, ThreadExit, ThreadSched,
+    counter, futex_op, hist, kind, limits, pt_regs, record, sched_state, tp,
 };
 
 use crate::futex::aggregate_wait;
 
 use crate::maps::{
     EVENTS, LOCK_SCHED, LOCK_THREADS, RUNQ_HIST, SYSCALL_SLEEP, THREAD_LOCKS, THREAD_SCHED,
-    atomic_add, count, forget_target, get_or_insert, is_target, sched_only, start_slot,
+    atomic_add, count, forget_target, get_or_insert, harvesting, is_target, read_ctx, sched_only,
+    start_slot,
 };
 
 /// Set by userspace from BTF: offsetof(struct task_struct, pid). `tgid`
@@ -39,98 +40,66 @@ use crate::maps::{
 #[unsafe(no_mangle)]
 static mut TASK_PID_OFFSET: u64 = 0;
 
-/// Set by userspace from BTF: offsetof(struct task_struct, signal) and
-/// offsetof(struct signal_struct, live), read only at a thread's last
-/// switch-out to tell whether its process is gone.
-#[unsafe(no_mangle)]
-static mut TASK_SIGNAL_OFFSET: u64 = 0;
-#[unsafe(no_mangle)]
-static mut SIGNAL_LIVE_OFFSET: u64 = 0;
-
-/// Whether the current (exiting) task was the last live thread of its
-/// process: `current->signal->live` is decremented early in do_exit(), so
-/// at the final switch-out it is 0 exactly when the whole group is dying.
-#[inline(always)]
-fn group_dead() -> bool {
-    // SAFETY: reads through bpf_probe_read_kernel, which fails cleanly; the
-    // offsets come from this kernel's BTF.
-    unsafe {
-        // A plain number (not the verifier's trusted task pointer, to which
-        // a load-time offset cannot be added).
-        let task = aya_ebpf::helpers::generated::bpf_get_current_task();
-        let sig_off = core::ptr::read_volatile(&raw const TASK_SIGNAL_OFFSET);
-        let live_off = core::ptr::read_volatile(&raw const SIGNAL_LIVE_OFFSET);
-        let Ok(signal) = bpf_probe_read_kernel((task + sig_off) as *const u64) else {
-            return false;
-        };
-        matches!(
-            bpf_probe_read_kernel((signal + live_off) as *const i32),
-            Ok(0)
-        )
-    }
-}
-
 /// A traced thread's last switch-out: send its final accounting and its
 /// (lock, thread) entries to userspace and delete them, so a thread that
-/// reuses the id starts afresh and churn never fills the maps; the last
-/// thread of a process takes the process out of the target set. If the
-/// record does not fit, the entries stay (the scheduler one marked EXITED)
-/// and are read at the end.
+/// reuses the id starts afresh and churn never fills the maps. Once
+/// userspace is reading the maps for the report (harvesting), or when the
+/// record does not fit, everything stays in place (the scheduler entry
+/// marked EXITED) and is read there.
 #[inline(always)]
 fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
-    let dead = group_dead();
     let slot = THREAD_LOCKS.get_ptr_mut(tid & (limits::START_SLOTS - 1));
-    match EVENTS.reserve::<ThreadExit>(0) {
-        Some(mut entry) => {
-            let p = entry.as_mut_ptr();
-            // SAFETY: a reserved record of our type: every field is written
-            // before submit. `t` and `slot` are this thread's map values;
-            // the thread is dead, so nothing else writes its entries.
-            unsafe {
-                (*p).record = record::THREAD_EXIT;
-                (*p).tgid = tgid;
-                (*p).tid = tid;
-                (*p).group_dead = u32::from(dead);
-                (*p).sched = *t;
-                (*p).nlocks = 0;
-                (*p).more_locks = 0;
-                let (listed, more) = match slot {
-                    Some(s) if (*s).tid == tid => {
-                        let n = (*s).n as usize;
-                        (n.min(EXIT_LOCKS), n > EXIT_LOCKS)
-                    }
-                    _ => (0, false),
-                };
-                (*p).more_locks = u32::from(more);
-                (*p).nlocks = listed as u32;
-                let mut i = 0;
-                while i < EXIT_LOCKS {
-                    (*p).lock_uaddr[i] = 0;
-                    (*p).locks[i] = LockThreadStats::default();
-                    if i < listed
-                        && let Some(s) = slot
-                    {
-                        let key = LockThreadKey {
-                            uaddr: (*s).uaddr[i],
-                            tgid,
-                            tid,
-                        };
-                        // Slot i of the record for listed entry i (0 where
-                        // it is gone): no counter that differs by path, so
-                        // the verifier's states converge.
-                        if let Some(v) = LOCK_THREADS.get_ptr(&key) {
-                            (*p).lock_uaddr[i] = key.uaddr;
-                            (*p).locks[i] = *v;
-                            let _ = LOCK_THREADS.remove(&key);
+    if !harvesting() {
+        match EVENTS.reserve::<ThreadExit>(0) {
+            Some(mut entry) => {
+                // SAFETY: a reserved record of our type: every field is
+                // written before submit. `t` and `slot` are this thread's
+                // map values; the thread is dead, so nothing else writes
+                // its entries.
+                unsafe {
+                    let p = entry.as_mut_ptr();
+                    (*p).record = record::THREAD_EXIT;
+                    (*p).tgid = tgid;
+                    (*p).tid = tid;
+                    (*p)._pad = 0;
+                    (*p).sched = *t;
+                    // A slot taken by a colliding thread id, or more entries
+                    // than it lists: userspace sweeps what is not here.
+                    let listed = match slot {
+                        Some(s) if (*s).tid == tid => ((*s).n as usize).min(EXIT_LOCKS),
+                        _ => 0,
+                    };
+                    (*p).more_locks = u32::from((*t).locks_created as usize > listed);
+                    (*p).nlocks = listed as u32;
+                    let mut i = 0;
+                    while i < EXIT_LOCKS {
+                        (*p).lock_uaddr[i] = 0;
+                        (*p).locks[i] = LockThreadStats::default();
+                        if i < listed
+                            && let Some(s) = slot
+                        {
+                            let key = LockThreadKey {
+                                uaddr: (*s).uaddr[i],
+                                tgid,
+                                tid,
+                            };
+                            // Slot i of the record for listed entry i (0
+                            // where it is gone): no counter that differs by
+                            // path, so the verifier's states converge.
+                            if let Some(v) = LOCK_THREADS.get_ptr(&key) {
+                                (*p).lock_uaddr[i] = key.uaddr;
+                                (*p).locks[i] = *v;
+                                let _ = LOCK_THREADS.remove(&key);
+                            }
                         }
+                        i += 1;
                     }
-                    i += 1;
                 }
+                entry.submit(0);
+                let _ = THREAD_SCHED.remove(&tid);
             }
-            entry.submit(0);
-            let _ = THREAD_SCHED.remove(&tid);
+            None => count(counter::EXIT_RECORD_LOST),
         }
-        None => count(counter::EXIT_RECORD_LOST),
     }
     if let Some(s) = slot {
         // SAFETY: array value pointer of this (dead) thread's slot.
@@ -141,9 +110,35 @@ fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
             }
         }
     }
-    if dead {
-        forget_target(tgid);
+}
+
+/// A task's memory is freed: for a process's group leader, that happens
+/// after every thread exited and the process was reaped — the process is
+/// gone, and leaves the target set (its pid may now be reused).
+///
+/// match-format: sched:sched_process_free, include/trace/events/sched.h
+/// (v6.18): `__string comm` (a __data_loc at 8), `pid_t pid` at 12.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint/sched/sched_process_free")]
+pub extern "C" fn sched_process_free(ctx: *mut core::ffi::c_void) -> u32 {
+    let ctx = aya_ebpf::programs::TracePointContext::new(ctx);
+    // SAFETY: constant, aligned offset inside the record (checked against
+    // its format file by userspace before load).
+    let pid = unsafe { read_ctx::<i32>(&ctx, tp::PROCESS_FREE_PID) } as u32;
+    // A thread's id is never another process's tgid: only a traced
+    // process's leader matches here.
+    if pid == 0 || !is_target(pid) {
+        return 1;
     }
+    forget_target(pid);
+    let gone = ProcessGone {
+        record: record::PROCESS_GONE,
+        tgid: pid,
+    };
+    if EVENTS.output::<ProcessGone>(&gone, 0).is_err() {
+        count(counter::PROCESS_RECORD_LOST);
+    }
+    1
 }
 
 /// (tid, tgid) of the task in tp_btf argument `n`. The argument is read as a

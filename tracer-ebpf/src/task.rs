@@ -52,6 +52,8 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
         child,
         _pad: 0,
     };
-    let _ = EVENTS.output::<ForkRecord>(&fork, 0);
+    if EVENTS.output::<ForkRecord>(&fork, 0).is_err() {
+        count(counter::PROCESS_RECORD_LOST);
+    }
     Ok(())
 }

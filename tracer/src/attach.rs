@@ -96,6 +96,12 @@ const HOOKS: &[HookSpec] = &[
         required: false,
         why: "following forked children",
     },
+    HookSpec {
+        program: "sched_process_free",
+        event: "sched/sched_process_free",
+        required: false,
+        why: "processes that are gone leave the target set",
+    },
 ];
 
 /// The record fields the kernel programs read at fixed offsets.
@@ -123,6 +129,7 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ("lock/contention_end", "lock_addr", tp::LOCK_ADDR),
     ("task/task_newtask", "pid", tp::NEWTASK_PID),
     ("task/task_newtask", "clone_flags", tp::NEWTASK_CLONE_FLAGS),
+    ("sched/sched_process_free", "pid", tp::PROCESS_FREE_PID),
 ];
 
 /// Scheduler hooks, BTF-typed tracepoints named after their kernel event.
@@ -133,10 +140,6 @@ const SCHED_HOOKS: [&str; 3] = ["sched_switch", "sched_wakeup", "sched_wakeup_ne
 struct TaskOffsets {
     pid: u64,
     tgid: u64,
-    /// task_struct.signal
-    signal: u64,
-    /// signal_struct.live
-    live: u64,
 }
 
 fn task_offsets() -> Result<TaskOffsets> {
@@ -179,8 +182,6 @@ fn task_offsets() -> Result<TaskOffsets> {
     let offsets = TaskOffsets {
         pid: offset("task_struct", "pid")?,
         tgid: offset("task_struct", "tgid")?,
-        signal: offset("task_struct", "signal")?,
-        live: offset("signal_struct", "live")?,
     };
     // The kernel side reads both ids with one 8-byte read.
     if offsets.tgid != offsets.pid + 4 {
@@ -278,8 +279,6 @@ impl Probes {
             .override_global("TARGET_TGID", &first, true)
             .override_global("ONLY_FIRST", &only_first, true)
             .override_global("TASK_PID_OFFSET", &task.pid, true)
-            .override_global("TASK_SIGNAL_OFFSET", &task.signal, true)
-            .override_global("SIGNAL_LIVE_OFFSET", &task.live, true)
             .override_global("SCHED_ONLY", &u32::from(sched_only), true)
             .override_global("UNWIND_RATE", &unwind_rate, true)
             .map_max_entries("LOCK_THREADS", max_locks)
@@ -354,6 +353,17 @@ impl Probes {
         let mut targets: HashMap<_, u32, u32> =
             HashMap::try_from(self.bpf.map_mut("TARGETS").context("TARGETS map missing")?)?;
         targets.insert(tgid, 1, 0).context("adding a target pid")
+    }
+
+    /// Tells the programs that the final read of the maps begins: exits
+    /// leave their entries in place from now on.
+    pub fn begin_harvest(&mut self) -> Result<()> {
+        let mut control: aya::maps::Array<_, u32> = aya::maps::Array::try_from(
+            self.bpf.map_mut("CONTROL").context("CONTROL map missing")?,
+        )?;
+        control
+            .set(tracer_common::CONTROL_HARVESTING, 1, 0)
+            .context("setting the harvest flag")
     }
 
     /// Every tgid in the target set now, including followed children
@@ -506,7 +516,7 @@ fn load_error(name: &str, e: ProgramError, verbose: bool) -> anyhow::Error {
     } = &e
     {
         if verbose {
-            eprintln!("verifier log for {name}:\n{verifier_log}");
+            crate::say!("verifier log for {name}:\n{verifier_log}");
             return fail(
                 Code::Load,
                 format!(

@@ -57,9 +57,8 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
             };
             let dir = dir(d.as_deref());
             let dest = path_of(&dir, &name)?;
-            let dest = crate::output::Dest::File(dest);
             crate::output::create_dir(&dir, "baseline")?;
-            crate::output::check(&dest, "baseline")?;
+            let dest = crate::output::Out::prepare(&dest, "baseline")?;
             crate::report::json::write(&report, &dest)?;
             crate::say!("tracer: baseline '{name}' saved to {}", dest.display());
             Ok(())

@@ -55,6 +55,8 @@ pub struct Snapshot {
     pub threads_exited: u64,
     /// (map, entries live at the snapshot, capacity) of each hash map.
     pub map_fill: Vec<(String, u64, u32)>,
+    /// The event ring's reader thread failed: what it held is missing.
+    pub reader_failed: bool,
 }
 
 pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
@@ -136,14 +138,28 @@ pub fn counters(probes: &Probes) -> Result<[u64; counter::COUNT as usize]> {
     Ok(out)
 }
 
-/// Every entry of a hash map; entries that vanish or fail to read while
-/// iterating are counted in `errors`.
-pub fn read_all<K: Pod, V: Pod>(map: &Map, errors: &mut u64) -> Result<Vec<(K, V)>> {
+/// Every entry of a hash map, each key once: when the key an iteration
+/// stands on is deleted meanwhile (a thread's exit moves its entries out),
+/// the kernel's next-key starts again from the first bucket, so keys can
+/// come twice (the later value is kept). An entry deleted between its key
+/// and its value is gone, not an error; other failures count in `errors`.
+pub fn read_all<K: Pod + Eq + std::hash::Hash, V: Pod>(
+    map: &Map,
+    errors: &mut u64,
+) -> Result<Vec<(K, V)>> {
     let map: HashMap<&MapData, K, V> = HashMap::try_from(map)?;
-    let mut out = Vec::new();
+    let mut at: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut out: Vec<(K, V)> = Vec::new();
     for entry in map.iter() {
         match entry {
-            Ok(kv) => out.push(kv),
+            Ok((k, v)) => match at.get(&k) {
+                Some(&i) => out[i].1 = v,
+                None => {
+                    at.insert(k, out.len());
+                    out.push((k, v));
+                }
+            },
+            Err(aya::maps::MapError::KeyNotFound) => {}
             Err(_) => *errors += 1,
         }
     }

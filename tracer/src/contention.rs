@@ -18,7 +18,7 @@ use crate::{
     cli::{ContentionArgs, Mode},
     exit::{Code, fail},
     funcs::{self, FnProbes},
-    output::{self, Dest},
+    output::Out,
     preflight,
     progress::Progress,
     report::{
@@ -125,46 +125,40 @@ fn numbered(path: &Path, k: usize) -> PathBuf {
 
 /// Where a run's report goes, checked before anything is traced.
 struct Outputs {
-    json: Option<Dest>,
-    html: Option<Dest>,
+    json: Option<Out>,
+    html: Option<Out>,
 }
 
 impl Outputs {
     /// The destinations of run `k` of a series (numbered files), or of the
     /// only run.
     fn new(args: &ContentionArgs, k: Option<usize>) -> Result<Self> {
-        let dest = |p: &Option<PathBuf>| {
-            p.as_deref().map(|p| match (Dest::new(p), k) {
-                (Dest::File(f), Some(k)) => Dest::File(numbered(&f, k)),
-                (d, _) => d,
-            })
-        };
-        let out = Self {
-            json: dest(&args.json),
-            html: dest(&args.html),
-        };
-        if out.json.as_ref().is_some_and(Dest::is_stdout)
-            && out.html.as_ref().is_some_and(Dest::is_stdout)
-        {
+        let stdout = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| p.as_os_str() == "-");
+        if stdout(&args.json) && stdout(&args.html) {
             return Err(fail(
                 Code::Usage,
                 "only one of --json and --html can go to stdout (-)",
             ));
         }
-        if let Some(d) = &out.json {
-            output::check(d, "JSON report")?;
-        }
-        if let Some(d) = &out.html {
-            output::check(d, "HTML page")?;
-        }
-        Ok(out)
+        let prepare = |p: &Option<PathBuf>, what| -> Result<Option<Out>> {
+            p.as_deref()
+                .map(|p| match k {
+                    Some(k) if p.as_os_str() != "-" => Out::prepare(&numbered(p, k), what),
+                    _ => Out::prepare(p, what),
+                })
+                .transpose()
+        };
+        Ok(Self {
+            json: prepare(&args.json, "JSON report")?,
+            html: prepare(&args.html, "HTML page")?,
+        })
     }
 
     /// The text report goes to stderr when stdout carries a file format.
     fn text_to_stderr(&self) -> bool {
         [&self.json, &self.html]
             .into_iter()
-            .any(|d| d.as_ref().is_some_and(Dest::is_stdout))
+            .any(|d| d.as_ref().is_some_and(Out::is_stdout))
     }
 
     /// Writes the text report and every file; one failure does not stop
@@ -197,13 +191,11 @@ impl Outputs {
             }));
         }
         if let Some(d) = &self.html {
-            keep(
-                output::write_str(d, "HTML page", &report::html::render(report)).map(|()| {
-                    if !d.is_stdout() {
-                        say!("tracer: HTML report written to {}", d.display());
-                    }
-                }),
-            );
+            keep(d.write_str(&report::html::render(report)).map(|()| {
+                if !d.is_stdout() {
+                    say!("tracer: HTML report written to {}", d.display());
+                }
+            }));
         }
         first.map_or(Ok(()), Err)
     }

@@ -28,9 +28,48 @@ pub fn set_max(bytes: u64) {
 }
 
 /// Opens an input file: it must be a regular file no larger than the
-/// limit. Every refusal is one sentence with exit code 8.
-pub fn open(path: &Path, what: &str) -> Result<File> {
-    open_limited(path, what, MAX.load(Ordering::Relaxed))
+/// limit, and no more than the limit is ever read from it (a file that
+/// grows, or a pseudo-file that claims size 0). Every refusal is one
+/// sentence with exit code 8.
+pub fn open(path: &Path, what: &str) -> Result<Limited> {
+    let max = MAX.load(Ordering::Relaxed);
+    Ok(Limited {
+        file: open_limited(path, what, max)?,
+        left: max,
+        max,
+    })
+}
+
+/// A file read up to a limit: past it, reads fail.
+pub struct Limited {
+    file: File,
+    left: u64,
+    max: u64,
+}
+
+impl std::io::Read for Limited {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other(format!(
+                "it is over the {} MB limit (raise it with --max-input-size)",
+                self.max >> 20
+            )));
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let got = self.file.read(&mut buf[..n])?;
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+impl std::io::Seek for Limited {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = self.file.seek(pos)?;
+        self.left = self.max.saturating_sub(at);
+        Ok(at)
+    }
 }
 
 fn open_limited(path: &Path, what: &str, max: u64) -> Result<File> {

@@ -30,11 +30,10 @@ use clap::Parser as _;
 /// `tracer report RUN.json`: any view, rebuilt from the JSON alone.
 fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
-    let dest = args
-        .output
-        .as_deref()
-        .map_or(output::Dest::Stdout, output::Dest::new);
-    output::check(&dest, "output")?;
+    let dest = match &args.output {
+        Some(p) => output::Out::prepare(p, "output")?,
+        None => output::Out::Stdout,
+    };
     let r = input::load_report(&args.run)?;
     let bytes: Vec<u8> = match args.format {
         cli::ReportFormat::Text => ui::esc_text(&report::text::render(&r, args.top))
@@ -60,7 +59,7 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
             (serde_json::to_string(&report::folded::speedscope(&r))? + "\n").into_bytes()
         }
     };
-    output::write(&dest, "output", |w| w.write_all(&bytes))
+    dest.write(|w| w.write_all(&bytes))
 }
 
 /// `tracer man [COMMAND]`: the page of tracer or of one of its commands.

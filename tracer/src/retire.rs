@@ -31,10 +31,12 @@ use tracer_common::{
 use crate::{attach::Probes, collect::Snapshot};
 
 /// Sweeps never take more than 1/SWEEP_BUDGET of a CPU: one that cost 2 ms
-/// spaces the next ones 40 ms apart (but at least MIN_GAP, at most MAX_GAP).
+/// spaces the next ones 40 ms apart (and at least MIN_GAP).
 const SWEEP_BUDGET: u32 = 20;
 const MIN_GAP: Duration = Duration::from_millis(5);
-const MAX_GAP: Duration = Duration::from_millis(500);
+/// Keys read between two drains of the event ring during a sweep (a sweep
+/// of a large map must not let the ring fill).
+const KEYS_PER_BREATH: usize = 4096;
 
 /// What was moved out of the kernel maps, to be merged into the snapshot.
 #[derive(Default)]
@@ -48,6 +50,8 @@ pub struct Retired {
     pub threads_exited: u64,
     /// Map entries moved out of the kernel.
     pub evicted: u64,
+    /// Waits in `lock_threads`.
+    waits: u64,
 }
 
 /// Moves exited threads' entries out of the kernel maps, through handles
@@ -120,8 +124,9 @@ impl Janitor {
             .then(|| self.next_sweep.saturating_duration_since(Instant::now()))
     }
 
-    /// Moves the pending threads' entries out of the kernel maps.
-    pub fn sweep(&mut self) -> Result<()> {
+    /// Moves the pending threads' entries out of the kernel maps, calling
+    /// `breathe` every few thousand keys (the reader drains the ring there).
+    pub fn sweep(&mut self, breathe: &mut dyn FnMut()) -> Result<()> {
         let started = Instant::now();
         let pending = std::mem::take(&mut self.pending);
         // A thread id reused by a new thread of the same process is writing
@@ -143,14 +148,14 @@ impl Janitor {
             })
             .map(|(tid, (tgid, more))| (tgid, tid, more))
             .collect();
-        let result = self.evict(&gone);
+        let result = self.evict(&gone, breathe);
         let cost = started.elapsed();
-        self.next_sweep = Instant::now() + (cost * SWEEP_BUDGET).clamp(MIN_GAP, MAX_GAP);
-        self.waits.store(self.retired.waits(), Ordering::Relaxed);
+        self.next_sweep = Instant::now() + (cost * SWEEP_BUDGET).max(MIN_GAP);
+        self.waits.store(self.retired.waits, Ordering::Relaxed);
         result
     }
 
-    fn evict(&mut self, gone: &[(u32, u32, bool)]) -> Result<()> {
+    fn evict(&mut self, gone: &[(u32, u32, bool)], breathe: &mut dyn FnMut()) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
         }
@@ -167,17 +172,15 @@ impl Janitor {
             r.evicted += evict(
                 &mut self.lock_threads,
                 |k: &LockThreadKey| locks.contains(&(k.tgid, k.tid)),
-                |k, v| merge_lock_thread(r.lock_threads.entry(k).or_default(), &v),
+                |k, v| r.add_lock_thread(k, &v),
+                breathe,
             )?;
         }
         r.evicted += evict(
             &mut self.syscall_sleep,
             |k: &SyscallSleepKey| tids.contains(&k.tid),
-            |k, v: SyscallSleep| {
-                let e = r.syscall_sleep.entry(k).or_default();
-                e.sleeps += v.sleeps;
-                e.sleep_ns += v.sleep_ns;
-            },
+            |k, v: SyscallSleep| merge_sleep(r.syscall_sleep.entry(k).or_default(), &v),
+            breathe,
         )?;
         r.evicted += evict(
             &mut self.runq,
@@ -186,6 +189,7 @@ impl Janitor {
                     && u32::try_from(k.id).is_ok_and(|tid| threads.contains(&(k.tgid, tid)))
             },
             |k, v: u64| *r.runq.entry(k).or_default() += v,
+            breathe,
         )?;
         if !self.fn_ids.is_empty() {
             let mut starts: BpfHashMap<&mut MapData, FnStartKey, tracer_common::FnStart> =
@@ -215,17 +219,14 @@ impl Retired {
                 tgid: e.tgid,
                 tid: e.tid,
             };
-            merge_lock_thread(self.lock_threads.entry(key).or_default(), stats);
+            self.add_lock_thread(key, stats);
             self.evicted += 1;
         }
     }
 
-    /// Waits counted in the entries moved out of the kernel.
-    pub fn waits(&self) -> u64 {
-        self.lock_threads
-            .values()
-            .map(|s| s.outcomes.iter().sum::<u64>())
-            .sum()
+    fn add_lock_thread(&mut self, key: LockThreadKey, v: &LockThreadStats) {
+        self.waits += v.outcomes.iter().sum::<u64>();
+        merge_lock_thread(self.lock_threads.entry(key).or_default(), v);
     }
 
     /// Adds what was moved out of the kernel to a snapshot of the maps
@@ -257,10 +258,7 @@ impl Retired {
                 }
             }
         }
-        merge_entries(&mut snap.syscall_sleep, &self.syscall_sleep, |a, b| {
-            a.sleeps += b.sleeps;
-            a.sleep_ns += b.sleep_ns;
-        });
+        merge_entries(&mut snap.syscall_sleep, &self.syscall_sleep, merge_sleep);
         merge_entries(&mut snap.runq, &self.runq, |a, b| *a += b);
         snap.threads_exited = self.threads_exited;
     }
@@ -272,9 +270,18 @@ fn evict<K: Pod + Eq + std::hash::Hash, V: Pod>(
     map: &mut Map,
     matches: impl Fn(&K) -> bool,
     mut keep: impl FnMut(K, V),
+    breathe: &mut dyn FnMut(),
 ) -> Result<u64> {
     let mut map: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map)?;
-    let keys: Vec<K> = map.keys().flatten().filter(|k| matches(k)).collect();
+    let mut keys: Vec<K> = Vec::new();
+    for (i, k) in map.keys().flatten().enumerate() {
+        if matches(&k) {
+            keys.push(k);
+        }
+        if i % KEYS_PER_BREATH == KEYS_PER_BREATH - 1 {
+            breathe();
+        }
+    }
     let mut moved = 0;
     for k in keys {
         // Only the dead thread wrote these entries: nothing updates them
@@ -312,6 +319,11 @@ fn merge_entries<K: Copy + Eq + std::hash::Hash, V: Copy + Default>(
             }
         }
     }
+}
+
+fn merge_sleep(a: &mut SyscallSleep, b: &SyscallSleep) {
+    a.sleeps += b.sleeps;
+    a.sleep_ns += b.sleep_ns;
 }
 
 pub fn merge_lock_thread(a: &mut LockThreadStats, b: &LockThreadStats) {

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use tracer_common::{ForkRecord, ThreadExit, record};
+use tracer_common::{ForkRecord, ProcessGone, ThreadExit, record};
 
 use crate::{
     attach::Probes,
@@ -31,7 +31,7 @@ use crate::{
 pub enum Event {
     /// A followed process forked a child.
     Fork { parent: u32, child: u32 },
-    /// The last thread of a traced process exited.
+    /// A traced process is gone (every thread exited, and it was reaped).
     ProcessExit(u32),
 }
 
@@ -114,24 +114,20 @@ impl RingReader {
 
     /// Stops evicting: from its return on, the maps hold every entry not
     /// yet moved out, so a snapshot of them plus `finish`'s `Retired`
-    /// counts each entry once.
-    pub fn pause(&self) {
+    /// counts each entry once. False when the reader did not answer.
+    pub fn pause(&self) -> bool {
         let (ack, done) = mpsc::channel();
-        if self.control.send(Control::Pause(ack)).is_ok() {
-            let _ = done.recv_timeout(Duration::from_secs(10));
-        }
+        self.control.send(Control::Pause(ack)).is_ok()
+            && done.recv_timeout(Duration::from_secs(30)).is_ok()
     }
 
     /// Drains what is left; returns the unwound samples, what was moved out
-    /// of the maps, and the events not yet taken.
-    pub fn finish(mut self) -> (Unwinding, Retired, Vec<Event>) {
+    /// of the maps, and the events not yet taken — None if the reader
+    /// thread died (a bug: the run then says it is incomplete).
+    pub fn finish(mut self) -> Option<(Unwinding, Retired, Vec<Event>)> {
         self.stop.store(true, Ordering::Relaxed);
-        let (unwinding, retired) = self
-            .handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        (unwinding, retired, self.events.try_iter().collect())
+        let (unwinding, retired) = self.handle.take()?.join().ok()?;
+        Some((unwinding, retired, self.events.try_iter().collect()))
     }
 }
 
@@ -167,13 +163,9 @@ impl Reader {
                     Control::Pause(ack) => {
                         // A last sweep first: the report then reads only
                         // what lives (and what exited in the last moments).
-                        while let Some(item) = self.ring.next() {
-                            dispatch(&item, &mut self.unwinding, &mut self.janitor, &self.tx);
-                        }
-                        if self.janitor.due_in().is_some()
-                            && let Err(e) = self.janitor.sweep()
-                        {
-                            log::warn!("evicting exited threads: {e:#}");
+                        self.drain();
+                        if self.janitor.due_in().is_some() {
+                            self.sweep();
                         }
                         self.paused = true;
                         let _ = ack.send(());
@@ -183,9 +175,7 @@ impl Reader {
             // Checked before the last drain, so records submitted before
             // the programs were detached are all read.
             let stopping = stop.load(Ordering::Relaxed);
-            while let Some(item) = self.ring.next() {
-                dispatch(&item, &mut self.unwinding, &mut self.janitor, &self.tx);
-            }
+            self.drain();
             if stopping {
                 return (self.unwinding, self.janitor.retired);
             }
@@ -194,9 +184,7 @@ impl Reader {
                 && let Some(due) = self.janitor.due_in()
             {
                 if due.is_zero() {
-                    if let Err(e) = self.janitor.sweep() {
-                        log::warn!("evicting exited threads: {e:#}");
-                    }
+                    self.sweep();
                     continue;
                 }
                 wait = wait.min(due);
@@ -210,42 +198,73 @@ impl Reader {
             unsafe { libc::poll(&mut pfd, 1, wait.as_millis().max(1) as i32) };
         }
     }
+
+    /// Reads every record waiting in the ring.
+    fn drain(&mut self) {
+        let mut exits = Vec::new();
+        drain(&mut self.ring, &mut self.unwinding, &self.tx, &mut exits);
+        for e in &exits {
+            self.janitor.thread_exit(e);
+        }
+    }
+
+    /// One sweep of exited threads' entries, draining the ring as it goes
+    /// (exits read meanwhile are taken after it).
+    fn sweep(&mut self) {
+        let Self {
+            ring,
+            unwinding,
+            janitor,
+            tx,
+            ..
+        } = self;
+        let mut exits = Vec::new();
+        let mut breathe = || drain(ring, unwinding, tx, &mut exits);
+        if let Err(e) = janitor.sweep(&mut breathe) {
+            log::warn!("evicting exited threads: {e:#}");
+        }
+        for e in &exits {
+            janitor.thread_exit(e);
+        }
+    }
 }
 
-fn dispatch(
-    item: &[u8],
+/// Reads every record waiting in the ring: samples are unwound, forks and
+/// process exits sent on, thread exits collected for the janitor.
+fn drain(
+    ring: &mut RingBuf<MapData>,
     unwinding: &mut Unwinding,
-    janitor: &mut Janitor,
     tx: &mpsc::Sender<Event>,
+    exits: &mut Vec<ThreadExit>,
 ) {
-    let Some(kind) = item
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_ne_bytes)
-    else {
-        return;
-    };
-    match kind {
-        record::UNWIND => unwinding.sample(item),
-        record::THREAD_EXIT => {
-            if let Some(e) = read_record::<ThreadExit>(item) {
-                janitor.thread_exit(&e);
-                if e.group_dead != 0 {
-                    unwinding.forget(e.tgid);
-                    let _ = tx.send(Event::ProcessExit(e.tgid));
+    while let Some(item) = ring.next() {
+        let Some(kind) = item
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+        else {
+            continue;
+        };
+        match kind {
+            record::UNWIND => unwinding.sample(&item),
+            record::THREAD_EXIT => exits.extend(read_record::<ThreadExit>(&item)),
+            record::PROCESS_GONE => {
+                if let Some(g) = read_record::<ProcessGone>(&item) {
+                    unwinding.forget(g.tgid);
+                    let _ = tx.send(Event::ProcessExit(g.tgid));
                 }
             }
-        }
-        record::FORK => {
-            if let Some(f) = read_record::<ForkRecord>(item) {
-                unwinding.watch(f.child);
-                let _ = tx.send(Event::Fork {
-                    parent: f.parent,
-                    child: f.child,
-                });
+            record::FORK => {
+                if let Some(f) = read_record::<ForkRecord>(&item) {
+                    unwinding.watch(f.child);
+                    let _ = tx.send(Event::Fork {
+                        parent: f.parent,
+                        child: f.child,
+                    });
+                }
             }
+            other => log::debug!("unknown event record {other}"),
         }
-        other => log::debug!("unknown event record {other}"),
     }
 }
 

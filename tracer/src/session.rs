@@ -95,13 +95,7 @@ impl Session {
                 // Read the child's /proc now: it may be gone by the next
                 // refresh, and its maps are what symbolizes its stacks.
                 self.known.insert(child);
-                self.procs
-                    .entry(child)
-                    .or_insert_with(|| ProcessInfo {
-                        pid: child,
-                        ..Default::default()
-                    })
-                    .refresh();
+                self.refresh_one(child);
             }
         }
     }
@@ -110,15 +104,9 @@ impl Session {
     fn refresh(&mut self) {
         self.last_refresh = Some(Instant::now());
         self.known.extend(self.probes.targets());
-        let exited = &self.exited;
-        for &pid in self.known.iter().filter(|p| !exited.contains(p)) {
-            self.procs
-                .entry(pid)
-                .or_insert_with(|| ProcessInfo {
-                    pid,
-                    ..Default::default()
-                })
-                .refresh();
+        let live: Vec<u32> = self.known.difference(&self.exited).copied().collect();
+        for pid in live {
+            self.refresh_one(pid);
         }
     }
 
@@ -128,13 +116,7 @@ impl Session {
         if let Some(r) = &self.ring {
             r.watch(pid);
         }
-        self.procs
-            .entry(pid)
-            .or_insert_with(|| ProcessInfo {
-                pid,
-                ..Default::default()
-            })
-            .refresh();
+        self.refresh_one(pid);
     }
 
     /// Waits counted so far in entries already moved out of the kernel
@@ -160,28 +142,46 @@ impl Session {
     /// them, and every unwound sample (the ring is drained to its end).
     pub fn harvest(&mut self) -> Result<Snapshot> {
         self.refresh();
-        // No entry moves out of the maps between the snapshot and the end:
-        // each is counted once, live or retired.
-        if let Some(r) = &self.ring {
-            r.pause();
-        }
+        // From here on exits leave their entries in the maps, and after the
+        // pause nothing else moves them: each entry is counted once, live
+        // (in the snapshot) or retired (before it).
+        self.probes.begin_harvest()?;
+        let paused = self.ring.as_ref().is_some_and(RingReader::pause);
         let mut snap = collect::snapshot(&self.probes).context("reading the kernel maps")?;
         // The reader's last drain happens after this point: every record
         // submitted before the snapshot is read, exits included.
-        if let Some(r) = self.ring.take() {
-            let (mut unwinding, retired, events) = r.finish();
-            for e in events {
-                self.event(e);
+        match self.ring.take().and_then(RingReader::finish) {
+            Some((mut unwinding, retired, events)) if paused => {
+                for e in events {
+                    self.event(e);
+                }
+                snap.unwound = unwinding.take();
+                snap.unwind_stats = unwinding.stats;
+                retired.merge_into(&mut snap);
+                log::debug!(
+                    "{} threads exited while traced; {} map entries evicted",
+                    retired.threads_exited,
+                    retired.evicted
+                );
             }
-            snap.unwound = unwinding.take();
-            snap.unwind_stats = unwinding.stats;
-            retired.merge_into(&mut snap);
-            log::debug!(
-                "{} threads exited while traced; {} map entries evicted",
-                retired.threads_exited,
-                retired.evicted
-            );
+            _ => {
+                log::warn!(
+                    "the event ring's reader failed: unwound call sites and exited threads' entries are missing"
+                );
+                snap.reader_failed = true;
+            }
         }
         Ok(snap)
+    }
+
+    /// This process's /proc view, read now.
+    fn refresh_one(&mut self, pid: u32) {
+        self.procs
+            .entry(pid)
+            .or_insert_with(|| ProcessInfo {
+                pid,
+                ..Default::default()
+            })
+            .refresh();
     }
 }

@@ -133,8 +133,10 @@ impl Launched {
         Ok(())
     }
 
-    /// Reaps the child if it exited; returns true while it runs.
+    /// Reaps the child if it exited (and any orphan of its tree that was
+    /// reparented to the tracer); returns true while it runs.
     pub fn running(&mut self) -> bool {
+        self.reap();
         if self.status.is_some() {
             return false;
         }
@@ -158,9 +160,8 @@ impl Launched {
             if tree.is_empty() {
                 break;
             }
-            for &pid in &tree {
-                // SAFETY: signalling a process of our own tree.
-                unsafe { libc::kill(pid as i32, sig) };
+            for &(pid, started) in &tree {
+                signal_if_same(pid, started, sig);
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
             while std::time::Instant::now() < deadline {
@@ -205,13 +206,43 @@ impl Launched {
 impl Drop for Launched {
     fn drop(&mut self) {
         // Never leave a gated child waiting forever (closing the gate makes
-        // it exit without running the command), nor a zombie.
+        // it exit without running the command), nor a command running after
+        // the tracer gave up (an error after it was released), nor zombies.
+        let released = self.gate.is_none();
         self.gate = None;
-        if self.status.is_none() {
-            let mut status = 0;
-            // SAFETY: non-blocking reap of our own child.
-            unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        if released && self.running() {
+            self.terminate();
         }
+        self.reap();
+    }
+}
+
+/// Sends `sig` to `pid` if it is still the process that started at
+/// `started` (clock ticks since boot): through a pidfd, so a pid reused
+/// between the look at /proc and the signal is never hit.
+fn signal_if_same(pid: u32, started: u64, sig: i32) {
+    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let same = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| stat_fields(&s))
+        .is_some_and(|f| f.2 == started);
+    if same {
+        // SAFETY: a valid pidfd; no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
     }
 }
 
@@ -304,9 +335,10 @@ impl ProcessInfo {
     }
 }
 
-/// Every live descendant of `root` (zombies excluded), from /proc.
-pub fn descendants(root: u32) -> Vec<u32> {
-    let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+/// Every live descendant of `root` (zombies excluded), from /proc, with
+/// its start time.
+pub fn descendants(root: u32) -> Vec<(u32, u64)> {
+    let mut children: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for e in dir.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -315,20 +347,20 @@ pub fn descendants(root: u32) -> Vec<u32> {
             let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
                 continue;
             };
-            if let Some((state, ppid)) = stat_state_ppid(&stat)
+            if let Some((state, ppid, started)) = stat_fields(&stat)
                 && state != 'Z'
                 && state != 'X'
             {
-                children.entry(ppid).or_default().push(pid);
+                children.entry(ppid).or_default().push((pid, started));
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out: Vec<(u32, u64)> = Vec::new();
     let mut todo = vec![root];
     while let Some(p) = todo.pop() {
-        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
-            if c != root && !out.contains(&c) {
-                out.push(c);
+        for &(c, started) in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            if c != root && !out.iter().any(|&(o, _)| o == c) {
+                out.push((c, started));
                 todo.push(c);
             }
         }
@@ -336,12 +368,13 @@ pub fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-/// (state, ppid) from /proc/PID/stat (split after the comm's last ')').
-fn stat_state_ppid(stat: &str) -> Option<(char, u32)> {
+/// (state, ppid, starttime) from /proc/PID/stat (split after the comm's
+/// last ')': fields 3, 4 and 22).
+fn stat_fields(stat: &str) -> Option<(char, u32, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    Some((state, f.next()?.parse().ok()?))
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first()?.chars().next()?;
+    Some((state, f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
 }
 
 /// Waits until a just-released command has exec'd (its exe is no longer
@@ -401,11 +434,16 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        let tree = descendants(std::process::id());
-        assert!(tree.contains(&child.id()), "{tree:?}");
+        let pids = || -> Vec<u32> {
+            descendants(std::process::id())
+                .iter()
+                .map(|d| d.0)
+                .collect()
+        };
+        assert!(pids().contains(&child.id()), "{:?}", pids());
         child.kill().unwrap();
         child.wait().unwrap();
-        assert!(!descendants(std::process::id()).contains(&child.id()));
+        assert!(!pids().contains(&child.id()));
     }
 
     #[test]

@@ -35,7 +35,8 @@ fn reader_gone(e: &io::Error) -> bool {
 /// ignored (stderr is where failures would be told).
 pub fn say(args: fmt::Arguments<'_>) {
     let mut w = crate::progress::LogWriter;
-    let _ = writeln!(w, "{args}");
+    // Messages can quote a report's or a target's text: escaped.
+    let _ = writeln!(w, "{}", esc_text(&args.to_string()));
 }
 
 /// `eprintln!` that never panics: `say!("tracer: …")`.

@@ -971,3 +971,49 @@ fn followed_processes_that_exit_leave_the_target_set() {
     );
     assert!(report["verdict"]["incomplete"].is_null());
 }
+
+#[test]
+fn a_harvest_during_thread_churn_counts_each_wait_once() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("thread_churn");
+    // 3,000 threads (fewer than the pid space, so no id is reused), each
+    // waiting exactly once and exiting 2 ms later; tracing stops while they
+    // still come and go, so threads whose entries were just read exit
+    // while the report is gathered.
+    let mut work = Gated::start({
+        let mut c = Command::new(&bin);
+        c.args(["3000", "2000"]);
+        c
+    });
+    let tracer = Tracer::start(
+        &["--pid", &work.pid.to_string(), "--duration", "250ms"],
+        "churn_harvest",
+    );
+    work.go();
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    let rest = work.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "threads"), Some("3000"), "{rest}");
+    let word = report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["symbol"] == "word")
+        .unwrap_or_else(|| panic!("no lock `word`: {}", report["locks"]));
+    let rows = word["threads"].as_array().unwrap();
+    assert!(
+        rows.len() > 100,
+        "threads came and went while traced: {}",
+        rows.len()
+    );
+    let twice: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|t| t["contentions"].as_u64() != Some(1))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "a thread's one wait counted {} times: {:?}",
+        twice.len(),
+        &twice[..twice.len().min(3)]
+    );
+    assert_eq!(word["contentions"].as_u64(), Some(rows.len() as u64));
+}

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     exit::{Code, fail},
-    output::Dest,
+    output::Out,
     report::{
         hist::durations,
         model::{Bucket, Decision, Report},
@@ -779,30 +779,48 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
             args.fail_on
         },
     };
-    let outputs: Vec<(Dest, &str)> = [
-        (&args.json, "comparison JSON"),
-        (&args.markdown, "Markdown summary"),
-        (&args.html, "comparison page"),
-    ]
-    .into_iter()
-    .filter_map(|(p, what)| p.as_deref().map(|p| (Dest::new(p), what)))
-    .collect();
-    for (d, what) in &outputs {
-        crate::output::check(d, what)?;
+    #[derive(Clone, Copy)]
+    enum View {
+        Json,
+        Markdown,
+        Html,
+    }
+    let mut outputs: Vec<(Out, View)> = Vec::new();
+    for (path, what, view) in [
+        (&args.json, "comparison JSON", View::Json),
+        (&args.markdown, "Markdown summary", View::Markdown),
+        (&args.html, "comparison page", View::Html),
+    ] {
+        if let Some(p) = path {
+            outputs.push((Out::prepare(p, what)?, view));
+        }
+    }
+    if outputs.iter().filter(|(o, _)| o.is_stdout()).count() > 1 {
+        return Err(fail(
+            Code::Usage,
+            "only one of --json, --markdown and --html can go to stdout (-)",
+        ));
     }
     let cmp = compare(&b, &c, &opts);
-    crate::ui::print(&crate::ui::esc_text(&render::text(&cmp, args.all)))?;
-    for (d, what) in &outputs {
-        let text = match *what {
-            "comparison JSON" => {
+    // The text goes to stderr when stdout carries a file format.
+    let text = crate::ui::esc_text(&render::text(&cmp, args.all)).into_owned();
+    if outputs.iter().any(|(o, _)| o.is_stdout()) {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        crate::ui::print(&text)?;
+    }
+    for (out, view) in &outputs {
+        let body = match view {
+            View::Json => {
                 serde_json::to_string_pretty(&cmp)
                     .map_err(|e| fail(Code::Internal, e.to_string()))?
                     + "\n"
             }
-            "Markdown summary" => render::markdown(&cmp),
-            _ => html::render(&cmp, &b, &c, args.all),
+            View::Markdown => render::markdown(&cmp),
+            View::Html => html::render(&cmp, &b, &c, args.all),
         };
-        crate::output::write_str(d, what, &text)?;
+        out.write_str(&body)?;
     }
     Ok(match cmp.exit_code {
         0 => Code::Ok,

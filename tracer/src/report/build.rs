@@ -311,12 +311,17 @@ pub fn build(
         ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
         ("threads_exited".to_string(), snap.threads_exited),
         ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
+        (
+            "process_record_lost".to_string(),
+            c(counter::PROCESS_RECORD_LOST),
+        ),
     ]);
     let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
         .filter(|&i| counter::is_drop(i))
         .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
         .collect();
     drops.insert("map_read_errors".into(), snap.read_errors);
+    drops.insert("ring_reader_failed".into(), u64::from(snap.reader_failed));
     drops.insert("unwind_failed".into(), snap.unwind_stats.failed);
 
     let mut limitations = vec![format!(
@@ -760,9 +765,8 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        // Every counter but unwind_throttled and exit_record_lost (events),
-        // plus the two userspace ones.
-        assert_eq!(r.drops.len(), counter::COUNT as usize - 2 + 2);
+        // Every counter but the three events, plus the three userspace ones.
+        assert_eq!(r.drops.len(), counter::COUNT as usize - 3 + 3);
         assert!(!r.drops.contains_key("unwind_throttled"));
         assert!(r.events.contains_key("unwind_throttled"));
         assert_eq!(l.kind, "unknown", "no unwound stacks");

@@ -29,7 +29,9 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
         .iter()
         .filter(|l| l.decision != Decision::NotLockContention)
         .collect();
-    let total_wait: u64 = locks.iter().map(|l| l.wait.total_ns).sum();
+    let total_wait: u64 = locks
+        .iter()
+        .fold(0u64, |a, l| a.saturating_add(l.wait.total_ns));
     let Some(&top) = locks.iter().max_by(|a, b| {
         (a.decision, a.contentions_per_s)
             .partial_cmp(&(b.decision, b.contentions_per_s))
@@ -102,6 +104,10 @@ pub fn assess(
     let full = d("lock_map_full");
     if full > 0 {
         let advice = match max_locks {
+            Some(m) if m >= tracer_common::limits::MAX_LOCKS_LIMIT => format!(
+                "the lock map was full ({} (lock, thread) entries, the largest --max-locks): trace fewer processes or a shorter run",
+                human_count(u64::from(m))
+            ),
             Some(m) => format!(
                 "the lock map was full ({} (lock, thread) entries): rerun with --max-locks {}",
                 human_count(u64::from(m)),
@@ -149,6 +155,19 @@ pub fn assess(
             human_count(u64::from(tracer_common::limits::TARGETS))
         ));
         inc.lost_processes += procs;
+    }
+    let unread = d("map_read_errors");
+    if unread > 0 {
+        inc.causes.push(format!(
+            "{} kernel map entries could not be read at the end",
+            human_count(unread)
+        ));
+    }
+    if d("ring_reader_failed") > 0 {
+        inc.causes.push(
+            "the event ring's reader failed, so unwound call sites and the entries of threads that exited are missing"
+                .to_string(),
+        );
     }
     let samples = d("unwind_ring_full");
     if samples > 0 {

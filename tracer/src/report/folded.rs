@@ -14,11 +14,17 @@ use std::{collections::HashMap, fmt::Write as _};
 
 use super::model::{Frame, Lock, Report, Site};
 
+/// A frame's name as one folded-stack field: no separator, whitespace or
+/// control character (a newline in a symbol would start a line of its own).
 fn name(f: &Frame) -> String {
-    f.symbol
-        .clone()
-        .unwrap_or_else(|| f.addr.clone())
-        .replace([';', ' '], "_")
+    field(f.symbol.as_deref().unwrap_or(&f.addr))
+}
+
+fn field(s: &str) -> String {
+    s.replace(
+        |c: char| c == ';' || c.is_whitespace() || c.is_control(),
+        "_",
+    )
 }
 
 /// One (lock, thread, stack) with its share of the exact totals.
@@ -145,9 +151,9 @@ pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
             Some(frames) => frames.iter().rev().map(name).collect(),
             None => vec!["[unattributed]".into()],
         };
-        path.push(format!("lock:{}", p.lock.label.replace([';', ' '], "_")));
+        path.push(format!("lock:{}", field(&p.lock.label)));
         match index.get(&path) {
-            Some(&i) => out[i].1 += p.delay_ns,
+            Some(&i) => out[i].1 = out[i].1.saturating_add(p.delay_ns),
             None => {
                 index.insert(path.clone(), out.len());
                 out.push((path, p.delay_ns));
@@ -185,7 +191,7 @@ pub fn speedscope(r: &Report) -> serde_json::Value {
         samples.push(ids);
         weights.push(weight);
     }
-    let total: u64 = weights.iter().sum();
+    let total: u64 = weights.iter().fold(0u64, |a, &w| a.saturating_add(w));
     serde_json::json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
         "exporter": format!("tracer {}", r.tool.version),

@@ -297,7 +297,7 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
     } else {
         &l.unwound_sites
     };
-    let est: u64 = sites.iter().map(|s| s.count).sum();
+    let est: u64 = sites.iter().fold(0u64, |a, s| a.saturating_add(s.count));
     let rows: Vec<Vec<String>> = sites
         .iter()
         .take(3)

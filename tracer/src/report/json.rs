@@ -1,4 +1,4 @@
-//! Versioned JSON: written through `output::write` (atomic, no link
+//! Versioned JSON: written through `output::Out` (atomic, no link
 //! followed), read back streaming with a schema check and a consistency
 //! check.
 
@@ -8,11 +8,11 @@ use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
 use super::model::{Report, SCHEMA_VERSION};
-use crate::output::{self, Dest};
+use crate::output::Out;
 
 /// Writes the report as pretty JSON to `dest`.
-pub fn write(report: &Report, dest: &Dest) -> Result<()> {
-    output::write(dest, "JSON report", |w| {
+pub fn write(report: &Report, dest: &Out) -> Result<()> {
+    dest.write(|w| {
         serde_json::to_writer_pretty(&mut *w, report)?;
         w.write_all(b"\n")
     })
@@ -201,6 +201,22 @@ pub fn validate(r: &Report) -> Result<()> {
                 r.duration_s
             );
         }
+    }
+    // Across locks: one thread waits on one lock at a time, so the locks'
+    // waits add up to at most the threads' time; and every total fits a
+    // u64 with room to add (renderers add them up).
+    let threads = r.threads.len().max(1) as f64;
+    let room = (u64::MAX / 4) as f64;
+    let total_wait: f64 = r.locks.iter().map(|l| l.wait.total_ns as f64).sum();
+    let total_count: f64 = r.locks.iter().map(|l| l.contentions as f64).sum();
+    if total_wait > (span_ns * threads).min(room)
+        || total_count > ((r.duration_s + 1.0) * 1e9 * threads).min(room)
+    {
+        bail!(
+            "its locks wait longer, or more often, than its {} thread(s) could in a {} s run",
+            r.threads.len(),
+            r.duration_s
+        );
     }
     // Counts: a billion events a second is beyond any run.
     let max_count = (r.duration_s + 1.0) * 1e9;
@@ -407,7 +423,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.json");
         let report = parse(FIXTURE).unwrap();
-        write(&report, &Dest::File(path.clone())).unwrap();
+        write(&report, &Out::prepare(&path, "JSON report").unwrap()).unwrap();
         assert_eq!(
             parse(&std::fs::read_to_string(&path).unwrap()).unwrap(),
             report
@@ -418,7 +434,12 @@ mod tests {
             .filter(|e| e.file_name() != "run.json")
             .collect();
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-        let err = write(&report, &Dest::File("/nonexistent-dir/run.json".into())).unwrap_err();
+        let Err(err) = Out::prepare(
+            std::path::Path::new("/nonexistent-dir/run.json"),
+            "JSON report",
+        ) else {
+            panic!("a missing directory was accepted");
+        };
         assert_eq!(crate::exit::code_of(&err), crate::exit::Code::Output);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -275,14 +275,19 @@ pub fn render(r: &Report, top: usize) -> String {
                 clip(&stack_path(&site.frames), 100)
             );
         }
-        let unwound_total: u64 = l.unwound_sites.iter().map(|s| s.count).sum();
+        let unwound_total: u64 = l
+            .unwound_sites
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(s.count));
         if let Some(site) = l.unwound_sites.first() {
             let share = 100.0 * site.count as f64 / unwound_total.max(1) as f64;
             let _ = writeln!(
                 o,
                 "      call site: {} ({share:.0}% of waits, eh_frame, {} samples)",
                 esc(site.call_site.as_deref().unwrap_or("?")),
-                l.unwound_sites.iter().map(|s| s.samples).sum::<u64>(),
+                l.unwound_sites
+                    .iter()
+                    .fold(0u64, |a, s| a.saturating_add(s.samples)),
             );
             let _ = writeln!(o, "        stack: {}", clip(&stack_path(&site.frames), 110));
         } else if let Some(site) = l.sites.first() {
@@ -334,8 +339,8 @@ pub fn render(r: &Report, top: usize) -> String {
     if !sched.is_empty() {
         let mut sched = sched;
         sched.sort_by(|a, b| {
-            (b.1.sleep_ns + b.1.runnable_ns)
-                .cmp(&(a.1.sleep_ns + a.1.runnable_ns))
+            (b.1.sleep_ns.saturating_add(b.1.runnable_ns))
+                .cmp(&(a.1.sleep_ns.saturating_add(a.1.runnable_ns)))
                 .then(a.0.tid.cmp(&b.0.tid))
         });
         let shown = sched.len().min(top);
