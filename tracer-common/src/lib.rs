@@ -381,8 +381,24 @@ pub struct LockThreadStats {
     pub unwind_next_ns: u64,
     /// Kernel-private: the wait count at the last unwind sample.
     pub unwind_last_nth: u64,
+    /// The futex commands used on this word by this thread: bit `cmd` for
+    /// futex(2) commands below 32 (see [`futex_op`]), [`OPS_FUTEX2`] for the
+    /// futex2 syscalls. A PI lock says what it is by its ops.
+    pub ops: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<LockThreadStats>() == 88);
+const _: () = assert!(size_of::<LockThreadStats>() == 96);
+
+/// [`LockThreadStats::ops`] bit for futex_wait(2), futex_waitv(2) and
+/// futex_wake(2).
+pub const OPS_FUTEX2: u32 = 1 << 31;
+
+/// The `ops` bit of a recorded command (a futex(2) command or a
+/// `futex_op::SYS_*` pseudo-op).
+#[inline(always)]
+pub fn op_bit(op: u32) -> u32 {
+    if op < 31 { 1 << op } else { OPS_FUTEX2 }
+}
 
 /// Per (lock, histogram bucket): a sparse histogram, memory proportional to
 /// the buckets actually used.

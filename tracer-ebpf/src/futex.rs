@@ -24,7 +24,7 @@ use aya_ebpf::{
 use tracer_common::{
     FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
     SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_HEADER, UNWIND_STACK, counter, futex_op, hist,
-    kind, limits, outcome, pt_regs, record, tp,
+    kind, limits, op_bit, outcome, pt_regs, record, tp,
 };
 
 use crate::maps::{
@@ -177,7 +177,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let ret = unsafe { read_ctx::<i64>(ctx, tp::SYSCALL_RET) };
 
     match start.kind {
-        kind::WAKE => wake(ctx, start.uaddr, tgid, tid, ret),
+        kind::WAKE => wake(ctx, start.uaddr, tgid, tid, ret, start.op),
         kind::WAIT => wait(
             ctx,
             start.uaddr,
@@ -186,6 +186,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
             ret,
             now.saturating_sub(start.ts_ns),
             now,
+            start.op,
         ),
         kind::WAITV => {
             // The waiter that woke us is at index `ret`; on error, attribute
@@ -207,6 +208,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
                     ret,
                     now.saturating_sub(start.ts_ns),
                     now,
+                    start.op,
                 ),
                 Err(_) => count(counter::WAITV_READ),
             }
@@ -259,21 +261,30 @@ fn lock_thread(uaddr: u64, tgid: u32, tid: u32, full: u32) -> Option<*mut LockTh
 }
 
 #[inline(always)]
-fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64) {
+fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, op: u32) {
     let Some(s) = lock_thread(uaddr, tgid, tid, counter::WAKE_MAP_FULL) else {
         return;
+    };
+    // FUTEX_UNLOCK_PI returns 0, not a count: it is only called with a
+    // waiter queued (the uncontended unlock is a compare-and-swap in
+    // userspace), and hands the lock to that one waiter.
+    let woken = if op == futex_op::UNLOCK_PI {
+        u64::from(ret == 0)
+    } else if ret > 0 {
+        ret as u64
+    } else {
+        0
     };
     // SAFETY: map value pointer; only this thread writes entries keyed by its tid.
     let wakes = unsafe {
         (*s).wake_calls += 1;
-        if ret > 0 {
-            (*s).woken += ret as u64;
-        }
+        (*s).woken += woken;
+        (*s).ops |= op_bit(op);
         (*s).wake_calls
     };
     // The holder side: where the wakes that released waiters come from.
-    if ret > 0 {
-        record_site(ctx, &WAKE_SITES, uaddr, tgid, wakes, ret as u64);
+    if woken > 0 {
+        record_site(ctx, &WAKE_SITES, uaddr, tgid, wakes, woken);
     }
 }
 
@@ -288,6 +299,7 @@ pub fn aggregate_wait(
     tid: u32,
     ret: i64,
     dur: u64,
+    op: u32,
 ) -> Option<(*mut LockThreadStats, u64)> {
     let s = lock_thread(uaddr, tgid, tid, counter::AGG_FULL)?;
     // SAFETY: map value pointer; only this thread writes entries keyed by its
@@ -298,6 +310,7 @@ pub fn aggregate_wait(
             *c += 1;
         }
         (*s).wait_ns += dur;
+        (*s).ops |= op_bit(op);
         if dur > (*s).max_wait_ns {
             (*s).max_wait_ns = dur;
         }
@@ -320,9 +333,21 @@ pub fn aggregate_wait(
 }
 
 #[inline(always)]
-#[expect(clippy::too_many_arguments, reason = "one call site; all plain values")]
-fn wait(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, dur: u64, now: u64) {
-    if let Some((s, waits)) = aggregate_wait(uaddr, tgid, tid, ret, dur) {
+#[expect(
+    clippy::too_many_arguments,
+    reason = "two call sites; all plain values"
+)]
+fn wait(
+    ctx: &TracePointContext,
+    uaddr: u64,
+    tgid: u32,
+    tid: u32,
+    ret: i64,
+    dur: u64,
+    now: u64,
+    op: u32,
+) {
+    if let Some((s, waits)) = aggregate_wait(uaddr, tgid, tid, ret, dur, op) {
         record_site(ctx, &LOCK_SITES, uaddr, tgid, waits, dur);
         unwind_sample(s, uaddr, tgid, tid, waits, dur, now);
     }

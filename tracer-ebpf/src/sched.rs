@@ -387,7 +387,8 @@ fn switch(ctx: *mut core::ffi::c_void) -> u32 {
                     if sched_only() {
                         // The wait as the syscall would have timed it: from
                         // blocking to running again (a woken waiter).
-                        let _ = aggregate_wait((*t).futex_uaddr, ntgid, ntid, 0, slept + queued);
+                        // (The op is not known here: no PI kind in sched mode.)
+                        let _ = aggregate_wait((*t).futex_uaddr, ntgid, ntid, 0, slept + queued, 0);
                     }
                 } else if slept > 0 {
                     syscall_sleep(ntid, (*t).sleep_syscall, slept);

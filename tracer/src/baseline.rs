@@ -106,7 +106,7 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
                 esc(&r.start_time)
             );
             o.push_str(&format!("  verdict: {}\n", esc(&r.verdict.text)));
-            for l in r.locks.iter().take(5) {
+            for l in r.view_rows(false).into_iter().take(5) {
                 o.push_str(&format!(
                     "  {} [{}]: {} contentions/s, {:?}\n",
                     esc(&l.label),

@@ -78,6 +78,11 @@ pub struct ReportArgs {
     /// Locks and threads listed in the text report.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
+    /// Also list the condition-variable, join, park and runtime waits that
+    /// are not locks (text: otherwise one line; folded and pprof:
+    /// otherwise locks only).
+    #[arg(long)]
+    pub all_waits: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,6 +267,12 @@ pub struct ContentionArgs {
     /// How many locks and threads to list in the text report (JSON has all).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = parse_top)]
     pub top: usize,
+
+    /// Also list, in the text report, the condition-variable, join, park
+    /// and runtime waits that are not locks (otherwise summed up in one
+    /// line).
+    #[arg(long)]
+    pub all_waits: bool,
 
     /// Capacity of the kernel's per-(lock, thread) map (the histogram and
     /// run-queue maps get 4× as many entries). A run that fills it loses

@@ -127,6 +127,8 @@ fn numbered(path: &Path, k: usize) -> PathBuf {
 struct Outputs {
     json: Option<Out>,
     html: Option<Out>,
+    /// The HTML page also draws the waits that are not locks.
+    all_waits: bool,
 }
 
 impl Outputs {
@@ -151,6 +153,7 @@ impl Outputs {
         Ok(Self {
             json: prepare(&args.json, "JSON report")?,
             html: prepare(&args.html, "HTML page")?,
+            all_waits: args.all_waits,
         })
     }
 
@@ -191,11 +194,14 @@ impl Outputs {
             }));
         }
         if let Some(d) = &self.html {
-            keep(d.write_str(&report::html::render(report)).map(|()| {
-                if !d.is_stdout() {
-                    say!("tracer: HTML report written to {}", d.display());
-                }
-            }));
+            keep(
+                d.write_str(&report::html::render(report, self.all_waits))
+                    .map(|()| {
+                        if !d.is_stdout() {
+                            say!("tracer: HTML report written to {}", d.display());
+                        }
+                    }),
+            );
         }
         first.map_or(Ok(()), Err)
     }
@@ -389,7 +395,15 @@ fn run_once(
         t_report.elapsed().as_millis(),
         snap.stacks.len()
     );
-    let text = print_report.then(|| report::text::render(&report, args.top));
+    let text = print_report.then(|| {
+        report::text::render(
+            &report,
+            report::text::Options {
+                top: args.top,
+                all_waits: args.all_waits,
+            },
+        )
+    });
     let written = out.write(&report, text);
     detach
         .join()
@@ -472,6 +486,7 @@ fn targets(
     procs: &std::collections::BTreeMap<u32, ProcessInfo>,
     launched: Option<&Launched>,
 ) -> Vec<model::Target> {
+    let runtime = |pid: u32| procs.get(&pid).and_then(|p| p.runtime).map(String::from);
     let command_line = |pid: u32| {
         procs
             .get(&pid)
@@ -490,6 +505,7 @@ fn targets(
             command_line: command_line(pid),
             followed: false,
             exit: exit_of(pid),
+            runtime: runtime(pid),
         })
         .collect();
     for &pid in all.iter().filter(|p| !roots.contains(p)) {
@@ -498,6 +514,7 @@ fn targets(
             command_line: command_line(pid),
             followed: true,
             exit: None,
+            runtime: runtime(pid),
         });
     }
     out

@@ -1,6 +1,7 @@
 //! `tracer`: which locks are contended, how badly, where, and whether a
 //! lock-free redesign is worth it. See README.md and docs/.
 
+mod analyze;
 mod attach;
 mod baseline;
 mod cli;
@@ -36,16 +37,22 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
     };
     let r = input::load_report(&args.run)?;
     let bytes: Vec<u8> = match args.format {
-        cli::ReportFormat::Text => ui::esc_text(&report::text::render(&r, args.top))
-            .into_owned()
-            .into_bytes(),
+        cli::ReportFormat::Text => ui::esc_text(&report::text::render(
+            &r,
+            report::text::Options {
+                top: args.top,
+                all_waits: args.all_waits,
+            },
+        ))
+        .into_owned()
+        .into_bytes(),
         cli::ReportFormat::Json => {
             let mut r = r;
             r.schema_version = report::model::SCHEMA_VERSION.to_string();
             (serde_json::to_string_pretty(&r)? + "\n").into_bytes()
         }
-        cli::ReportFormat::Html => report::html::render(&r).into_bytes(),
-        cli::ReportFormat::Folded => report::folded::render(&r).into_bytes(),
+        cli::ReportFormat::Html => report::html::render(&r, args.all_waits).into_bytes(),
+        cli::ReportFormat::Folded => report::folded::render(&r, args.all_waits).into_bytes(),
         cli::ReportFormat::Pprof => {
             if dest.is_stdout() && std::io::stdout().is_terminal() {
                 return Err(exit::fail(
@@ -53,10 +60,11 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
                     "a pprof profile is binary: write it to a file with -o FILE (or pipe it)",
                 ));
             }
-            report::pprof::render(&r)
+            report::pprof::render(&r, args.all_waits)
         }
         cli::ReportFormat::Speedscope => {
-            (serde_json::to_string(&report::folded::speedscope(&r))? + "\n").into_bytes()
+            (serde_json::to_string(&report::folded::speedscope(&r, args.all_waits))? + "\n")
+                .into_bytes()
         }
     };
     dest.write(|w| w.write_all(&bytes))

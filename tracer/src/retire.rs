@@ -334,6 +334,7 @@ pub fn merge_lock_thread(a: &mut LockThreadStats, b: &LockThreadStats) {
     a.max_wait_ns = a.max_wait_ns.max(b.max_wait_ns);
     a.wake_calls += b.wake_calls;
     a.woken += b.woken;
+    a.ops |= b.ops;
 }
 
 /// Two lives of one thread id (or one thread's retired and live parts).

@@ -73,6 +73,7 @@ impl Symbols {
             return frame;
         };
         frame.module = Some(path.display().to_string());
+        frame.file_offset = Some(ip - map.start + map.offset);
         let file_off = lookup - map.start + map.offset;
         let src = Source::Elf(Elf::new(path));
         if let Ok(Symbolized::Sym(sym)) = self

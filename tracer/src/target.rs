@@ -288,6 +288,10 @@ pub struct ProcessInfo {
     pub cmdline: Vec<String>,
     pub maps: Vec<Mapping>,
     pub threads: BTreeMap<u32, String>,
+    /// `go` for a Go program (from its executable's ELF sections).
+    pub runtime: Option<&'static str>,
+    /// The executable the runtime was read from.
+    pub exe: Option<PathBuf>,
 }
 
 impl ProcessInfo {
@@ -312,6 +316,13 @@ impl ProcessInfo {
                 self.maps = maps;
             }
         }
+        if let Ok(exe) = fs::read_link(format!("{base}/exe"))
+            && self.exe.as_ref() != Some(&exe)
+        {
+            // Read through the process's root (containers), once per exec.
+            self.runtime = runtime_of(&crate::unwind::host_path(self.pid, &exe));
+            self.exe = Some(exe);
+        }
         if let Ok(dir) = fs::read_dir(format!("{base}/task")) {
             for entry in dir.flatten() {
                 let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
@@ -333,6 +344,21 @@ impl ProcessInfo {
     pub fn mapping(&self, addr: u64) -> Option<&Mapping> {
         self.maps.iter().find(|m| m.start <= addr && addr < m.end)
     }
+}
+
+/// The runtime an executable was built with, when it matters to futex
+/// tracing: `go` for a Go binary (its `.go.buildinfo` section, or its
+/// `.note.go.buildid`).
+pub fn runtime_of(exe: &std::path::Path) -> Option<&'static str> {
+    use object::{Object as _, ObjectSection as _};
+    let f = fs::File::open(exe).ok()?;
+    // SAFETY: a read-only private mapping; a file truncated under us makes
+    // parsing fail or read zeros, never our memory.
+    let bytes = unsafe { memmap2::Mmap::map(&f) }.ok()?;
+    let elf = object::File::parse(&*bytes).ok()?;
+    elf.sections()
+        .any(|s| matches!(s.name(), Ok(".go.buildinfo" | ".note.go.buildid")))
+        .then_some("go")
 }
 
 /// Every live descendant of `root` (zombies excluded), from /proc, with

@@ -178,15 +178,42 @@ fn unwind(
         info.refresh();
     }
     let pu = current_modules(unwinders, info);
-    let mut read_stack = |addr: u64| -> Result<u64, ()> {
+    let read = |addr: u64| -> Result<u64, ()> {
         let off = addr.checked_sub(s.sp).ok_or(())? as usize;
         let bytes = stack.get(off..off + 8).ok_or(())?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
     };
+    let mut frames = walk(pu, s.ip, s.sp, s.bp, &read);
+    if frames.len() < SCAN_BELOW {
+        // Code without unwind tables (musl is built with none): find the
+        // return addresses on the stack instead, and go on unwinding from
+        // the first one whose code has them.
+        frames = scan(pu, info, s, stack, &read).unwrap_or(frames);
+    }
+    if frames.is_empty() {
+        frames.push(s.ip);
+    }
+    frames
+}
+
+/// Fewer frames than this from .eh_frame and the stack is scanned.
+const SCAN_BELOW: usize = 3;
+/// Stack words scanned for return addresses.
+const SCAN_WORDS: usize = 512;
+
+/// .eh_frame unwinding from (ip, sp, bp).
+fn walk(
+    pu: &mut ProcUnwinder,
+    ip: u64,
+    sp: u64,
+    bp: u64,
+    read: &dyn Fn(u64) -> Result<u64, ()>,
+) -> Vec<u64> {
     let mut frames = Vec::new();
+    let mut read_stack = |a: u64| read(a);
     let mut it = pu.unwinder.iter_frames(
-        s.ip,
-        UnwindRegsX86_64::new(s.ip, s.sp, s.bp),
+        ip,
+        UnwindRegsX86_64::new(ip, sp, bp),
         &mut pu.cache,
         &mut read_stack,
     );
@@ -196,10 +223,71 @@ fn unwind(
             break;
         }
     }
-    if frames.is_empty() {
-        frames.push(s.ip);
-    }
     frames
+}
+
+/// A stack scan: each word that points just after a call instruction in
+/// an executable mapping is a return address (a frame); at the first one
+/// whose code .eh_frame can unwind from, unwinding resumes. None when no
+/// such frame is found.
+fn scan(
+    pu: &mut ProcUnwinder,
+    info: &ProcessInfo,
+    s: &Header,
+    stack: &[u8],
+    read: &dyn Fn(u64) -> Result<u64, ()>,
+) -> Option<Vec<u64>> {
+    let mut frames = vec![s.ip];
+    for slot in 0..(stack.len() / 8).min(SCAN_WORDS) {
+        let at = s.sp + 8 * slot as u64;
+        let Ok(w) = read(at) else { break };
+        if !after_call(info, w) {
+            continue;
+        }
+        // The frame whose call pushed `w`: its caller runs from `w` with
+        // the stack just above the slot.
+        let rest = walk(pu, w - 1, at + 8, 0, read);
+        if rest.len() >= 2 {
+            frames.push(w);
+            frames.extend(&rest[1..]);
+            frames.truncate(MAX_FRAMES);
+            return Some(frames);
+        }
+        frames.push(w);
+        if frames.len() >= MAX_FRAMES {
+            break;
+        }
+    }
+    None
+}
+
+/// Whether `addr` follows a call instruction in an executable file mapping
+/// (a direct `call rel32`, or an indirect `call` through a register or
+/// memory).
+fn after_call(info: &ProcessInfo, addr: u64) -> bool {
+    let Some(m) = info.mapping(addr).filter(|m| m.exec) else {
+        return false;
+    };
+    let Some(path) = &m.path else { return false };
+    let off = m.offset + (addr - m.start);
+    if off < 7 {
+        return false;
+    }
+    let mut b = [0u8; 7];
+    let Ok(f) = std::fs::File::open(info.host_path(path)).or_else(|_| std::fs::File::open(path))
+    else {
+        return false;
+    };
+    use std::os::unix::fs::FileExt as _;
+    if f.read_exact_at(&mut b, off - 7).is_err() {
+        return false;
+    }
+    // b[6] is the byte just before `addr`.
+    b[2] == 0xe8 // call rel32
+        || (b[5] == 0xff && (0xd0..=0xd7).contains(&b[6])) // call reg
+        || (b[4] == 0xff && matches!(b[5] & 0x38, 0x10)) // call [reg+disp8]
+        || (b[1] == 0xff && b[2] == 0x15) // call [rip+disp32]
+        || (b[0] == 0xff && matches!(b[1] & 0x38, 0x10)) // call [reg+disp32]+sib
 }
 
 impl Unwinding {

@@ -35,6 +35,12 @@ const APT_PACKAGES: &[&str] = &[
     // pprof profile in `go tool pprof`.
     "chromium",
     "golang-go",
+    // Lock implementations for the lock-model tests: the JVM (javac, jcmd),
+    // Abseil, musl for a static binary.
+    "openjdk-17-jdk-headless",
+    "libabsl-dev",
+    "musl-tools",
+    "pkg-config",
 ];
 
 fn main() -> ExitCode {

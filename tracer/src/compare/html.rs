@@ -96,7 +96,7 @@ fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
         decision_text(r.verdict.decision),
         esc(&r.verdict.text)
     );
-    let locks: Vec<&Lock> = r.locks.iter().take(12).collect();
+    let locks: Vec<&Lock> = r.view_rows(false).into_iter().take(12).collect();
     if locks.is_empty() {
         o.push_str("<p>No lock was contended.</p>");
     } else {

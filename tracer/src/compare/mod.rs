@@ -23,7 +23,7 @@ use crate::{
     output::Out,
     report::{
         hist::durations,
-        model::{Bucket, Decision, Report},
+        model::{Bucket, Decision, Durations, Report},
     },
 };
 use stats::{Summary, mann_whitney_p, summarize};
@@ -191,7 +191,9 @@ fn direction(entity: &str, metric: &str) -> Direction {
         .strip_prefix("lock ")
         .and_then(|e| e.rsplit_once(" ["))
         .map(|(_, k)| k.trim_end_matches(']'));
-    if kind.is_some_and(|k| !crate::report::callsite::is_lock_kind(k)) {
+    if kind.is_some_and(|k| {
+        crate::analyze::implementations::Kind::from_name(k).is_some_and(|k| !k.is_lock())
+    }) {
         return Direction::Neutral;
     }
     METRICS
@@ -215,15 +217,43 @@ impl RunMetrics {
     }
 }
 
-/// A lock's identity across runs: symbol, else call site, else address
-/// (which will not match across runs), with its kind.
+/// A lock's identity across runs, with its kind: a parked lock's label
+/// (implementation and call site, never an address); a word's symbol,
+/// else its call site, else its address (which will not match across
+/// runs).
 pub fn lock_identity(l: &crate::report::model::Lock) -> String {
-    let name = l
-        .symbol
-        .clone()
-        .or_else(|| l.call_site.clone())
-        .unwrap_or_else(|| l.address.clone());
+    let name = match l.identity.as_str() {
+        "call-site" | "implementation" => without_tag(&l.label).to_string(),
+        _ => l
+            .symbol
+            .clone()
+            .or_else(|| l.call_site.clone())
+            .unwrap_or_else(|| l.address.clone()),
+    };
     format!("lock {name} [{}]", l.kind)
+}
+
+/// A label without the ` [pid N]` or ` [0x…]` that told two rows apart
+/// in one run.
+fn without_tag(label: &str) -> &str {
+    match label.rsplit_once(" [") {
+        Some((head, tail))
+            if tail.ends_with(']') && (tail.starts_with("pid ") || tail.starts_with("0x")) =>
+        {
+            head
+        }
+        _ => label,
+    }
+}
+
+/// A lock class's identity across runs: its type and call site (not its
+/// number of locks, which varies), with its kind.
+pub fn class_identity(c: &crate::report::model::LockClass) -> String {
+    let name = c
+        .label
+        .rsplit_once(", ")
+        .map_or(c.label.as_str(), |(h, _)| h);
+    format!("class {name} [{}]", c.kind)
 }
 
 /// Extracts every comparable value of one report. Locks with the same
@@ -243,21 +273,41 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         decision: Decision,
     }
     let mut locks: BTreeMap<String, Agg> = BTreeMap::new();
-    for l in &r.locks {
-        let a = locks.entry(lock_identity(l)).or_insert(Agg {
+    let mut add = |id: String, contentions: u64, wait: &Durations, hist: &[Bucket], decision| {
+        let a = locks.entry(id).or_insert(Agg {
             contentions: 0,
             total: 0,
             max: 0,
             hist: BTreeMap::new(),
-            decision: l.decision,
+            decision,
         });
-        a.contentions += l.contentions;
-        a.total += l.wait.total_ns;
-        a.max = a.max.max(l.wait.max_ns);
-        a.decision = a.decision.max(l.decision);
-        for b in &l.histogram {
+        a.contentions += contentions;
+        a.total += wait.total_ns;
+        a.max = a.max.max(wait.max_ns);
+        a.decision = a.decision.max(decision);
+        for b in hist {
             *a.hist.entry((b.lo_ns, b.hi_ns)).or_default() += b.count;
         }
+    };
+    // Logical locks (wait channels for reports before schema 1.5), then
+    // lock classes.
+    for l in r.lock_rows() {
+        add(
+            lock_identity(l),
+            l.contentions,
+            &l.wait,
+            &l.histogram,
+            l.decision,
+        );
+    }
+    for c in &r.lock_classes {
+        add(
+            class_identity(c),
+            c.contentions,
+            &c.wait,
+            &c.histogram,
+            c.decision,
+        );
     }
     for (id, a) in locks {
         m.decisions.insert(id.clone(), a.decision);

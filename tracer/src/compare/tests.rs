@@ -340,7 +340,7 @@ fn thresholds_config_overrides_one_metric() {
 mod fuzz {
     use proptest::prelude::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(192))]
@@ -391,10 +391,10 @@ mod fuzz {
                 }
             }
             if let Ok(r) = crate::report::json::parse(&out) {
-                let _ = crate::report::text::render(&r, 10);
-                let _ = crate::report::html::render(&r);
-                let _ = crate::report::folded::render(&r);
-                let _ = crate::report::pprof::render(&r);
+                let _ = crate::report::text::render(&r, crate::report::text::Options { top: 10, all_waits: true });
+                let _ = crate::report::html::render(&r, true);
+                let _ = crate::report::folded::render(&r, true);
+                let _ = crate::report::pprof::render(&r, true);
                 let _ = crate::compare::run_metrics(&r);
             }
         }

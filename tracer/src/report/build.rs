@@ -5,12 +5,20 @@ use std::collections::{BTreeMap, HashMap};
 use tracer_common::{LockKey, NO_STACK, STACK_ALL_FIRST, SiteStats, counter, outcome};
 
 use super::{
-    callsite,
     decide::{decide, verdict},
     hist::{buckets, durations, percentile},
     model::*,
 };
-use crate::{collect::Snapshot, symbolize::Symbols, target::ProcessInfo, unwind::Unwound};
+use crate::{
+    analyze::{
+        implementations::{self, Decided, Kind},
+        locks::{self, Channel, Part},
+    },
+    collect::Snapshot,
+    symbolize::Symbols,
+    target::ProcessInfo,
+    unwind::Unwound,
+};
 
 /// Sites symbolized per lock (all are counted; JSON lists these).
 const SITES_PER_LOCK: usize = 8;
@@ -62,7 +70,14 @@ pub fn build(
 
     // Per lock: fold the per-(lock, thread) entries.
     let mut locks: BTreeMap<LockKey, Lock> = BTreeMap::new();
+    let mut ops: HashMap<LockKey, u32> = HashMap::new();
     for (k, s) in &snap.lock_threads {
+        *ops.entry(LockKey {
+            uaddr: k.uaddr,
+            tgid: k.tgid,
+            _pad: 0,
+        })
+        .or_default() |= s.ops;
         let key = LockKey {
             uaddr: k.uaddr,
             tgid: k.tgid,
@@ -123,6 +138,7 @@ pub fn build(
             histogram,
         }
     };
+    let mut channels: Vec<Channel> = Vec::with_capacity(locks.len());
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
         lock.sched = lock_sched.get(key).map(|s| LockSleeps {
@@ -155,7 +171,7 @@ pub fn build(
                 wait_ns: s.wait_ns,
                 samples: s.samples,
                 unwind,
-                call_site: callsite::caller(&frames).map(frame_label),
+                call_site: implementations::caller(&frames).map(|i| call_site_label(&frames, i)),
                 frames,
                 threads: Vec::new(),
             });
@@ -169,40 +185,25 @@ pub fn build(
                 frames,
             });
         }
-        unwound_sites(lock, snap.unwound.get(&(key.uaddr, key.tgid)), syms, p);
-        if !callsite::is_lock_kind(&lock.kind) {
-            lock.decision = Decision::NotLockContention;
-        }
         lock.symbol = syms.data(p, key.uaddr);
-        let (call_site, how) = match (lock.unwound_sites.first(), lock.sites.first()) {
-            (Some(u), _) if u.call_site.is_some() => (u.call_site.clone(), "eh_frame"),
-            (_, Some(s)) if s.call_site.is_some() => (s.call_site.clone(), "frame-pointer"),
-            _ => (None, "none"),
-        };
-        lock.call_site = call_site;
-        lock.call_site_unwind = how.to_string();
-        lock.label = lock
-            .symbol
-            .clone()
-            .or_else(|| {
-                let what = if callsite::is_lock_kind(&lock.kind) {
-                    "lock"
-                } else {
-                    lock.kind.as_str()
-                };
-                lock.call_site.as_ref().map(|c| format!("{what}@{c}"))
-            })
-            .unwrap_or_else(|| lock.address.clone());
+        lock.label = lock.symbol.clone().unwrap_or_else(|| lock.address.clone());
+        let parts = unwound_parts(lock, snap.unwound.get(&(key.uaddr, key.tgid)), syms, p);
+        channels.push(Channel {
+            ops: ops.get(key).copied().unwrap_or(0),
+            program: p.exe.as_ref().map(|e| e.display().to_string()),
+            lock: std::mem::take(lock),
+            parts,
+        });
     }
-
-    let mut locks: Vec<Lock> = locks.into_values().collect();
+    let (mut locks, logical, lock_classes) =
+        locks::model(channels, meta.duration_s, &meta.thresholds);
     locks.sort_by(|a, b| {
         b.wait
             .total_ns
             .cmp(&a.wait.total_ns)
             .then(b.contentions.cmp(&a.contentions))
     });
-    disambiguate_labels(&mut locks);
+    locks::disambiguate_labels(&mut locks);
 
     // Per thread: fold across locks.
     let mut threads: BTreeMap<(u32, u32), (Thread, u64)> = BTreeMap::new();
@@ -225,7 +226,7 @@ pub fn build(
             t.wake_calls += lt.wake_calls;
             if lt.wait_ns > *top_wait {
                 *top_wait = lt.wait_ns;
-                t.top_lock = Some(lock.label.clone());
+                t.top_lock = Some(lock.of.clone().unwrap_or_else(|| lock.label.clone()));
             }
         }
     }
@@ -383,7 +384,37 @@ pub fn build(
     }
 
     let thresholds = meta.thresholds;
-    let mut verdict = verdict(&locks, &thresholds);
+    let mut verdict = verdict(&logical, &lock_classes, &thresholds);
+    let go: Vec<String> = meta
+        .targets
+        .iter()
+        .filter(|t| t.runtime.as_deref() == Some("go"))
+        .map(|t| t.pid.to_string())
+        .collect();
+    if !go.is_empty() {
+        let note = format!(
+            "pid {} is a Go program: goroutines contending a sync.Mutex or RWMutex park in the Go scheduler, not on a futex, so futex tracing does not see that contention; its futex waits are the Go runtime's own thread sleeps (kind go-runtime), never lock contention",
+            go.join(", ")
+        );
+        if verdict.lock.is_none() {
+            verdict.text = format!("no lock contention seen by futex tracing — {note}");
+        }
+        limitations.push(format!("{note}."));
+    }
+    let unnamed: Vec<&str> = logical
+        .iter()
+        .filter(|l| l.identity == "implementation")
+        .map(|l| l.label.as_str())
+        .collect();
+    if !unnamed.is_empty() {
+        limitations.push(format!(
+            "{} counts every wait of its kind whose caller is generated code without names (a JIT's output): several locks of that kind may be in one row. Java frames get names from a perf map (-XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit, or jcmd PID Compiler.perfmap); not read yet.",
+            unnamed.join(", ")
+        ));
+    }
+    if logical.iter().any(|l| l.kind == "juc-park") {
+        limitations.push("java.util.concurrent parks (kind juc-park) are counted as lock waits, named by their call site: a ReentrantLock acquire and a Condition or queue wait park the same way and native frames cannot tell them apart (timed parks are events). Java frames would: a perf map and -XX:+PreserveFramePointer.".to_string());
+    }
     if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
     }
@@ -405,6 +436,8 @@ pub fn build(
         thresholds,
         verdict,
         locks,
+        logical_locks: logical,
+        lock_classes,
         threads,
         kernel_locks,
         functions,
@@ -542,40 +575,67 @@ fn by_lock<K, V: Copy, D>(
     out
 }
 
-/// Sampled waits unwound with .eh_frame: the lock's true call sites and its
-/// kind (the kind most of its estimated waits show).
-fn unwound_sites(
+/// A channel's stacks, classified: its true call sites (sampled waits
+/// unwound with .eh_frame; the frame-pointer sites when none were), and
+/// its waits grouped by what the stacks say they are.
+fn unwound_parts(
     lock: &mut Lock,
     stacks: Option<&Vec<Unwound>>,
     syms: &mut Symbols,
     p: &ProcessInfo,
-) {
-    lock.kind = "unknown".to_string();
-    let Some(stacks) = stacks.filter(|s| !s.is_empty()) else {
-        return;
-    };
-    let mut kinds: BTreeMap<&'static str, (u64, String)> = BTreeMap::new();
-    for (i, u) in stacks.iter().enumerate() {
-        let frames = syms.stack(p, &u.frames);
-        let (kind, frame) = callsite::kind_of(&frames).unwrap_or(("other", String::new()));
-        let e = kinds.entry(kind).or_insert((0, frame));
-        e.0 += u.waits;
-        if i < SITES_PER_LOCK {
-            lock.unwound_sites.push(Site {
-                count: u.waits,
-                wait_ns: u.wait_ns,
-                samples: u.samples,
-                unwind: "eh_frame".to_string(),
-                call_site: callsite::caller(&frames).map(frame_label),
-                frames,
-                threads: site_threads(&u.threads),
+) -> Vec<Part> {
+    let mut parts: BTreeMap<(Decided, Kind, &'static str, Option<String>), Part> = BTreeMap::new();
+    let mut add = |c: &implementations::Classification, frames: &[Frame], site: Site, unwind| {
+        let call_site = c.caller.map(|i| call_site_label(frames, i));
+        let e = parts
+            .entry((c.role.clone(), c.kind, c.implementation, call_site.clone()))
+            .or_insert_with(|| Part {
+                decided: c.role.clone(),
+                kind: c.kind,
+                implementation: c.implementation,
+                frame: c.frame.clone(),
+                call_site,
+                unwind,
+                waits: 0,
+                wait_ns: 0,
+                sites: Vec::new(),
             });
+        e.waits += site.count;
+        e.wait_ns += site.wait_ns;
+        e.sites.push(site);
+    };
+    match stacks.filter(|s| !s.is_empty()) {
+        Some(stacks) => {
+            for (i, u) in stacks.iter().enumerate() {
+                let frames = syms.stack(p, &u.frames);
+                let c = implementations::classify(&frames);
+                let site = Site {
+                    count: u.waits,
+                    wait_ns: u.wait_ns,
+                    samples: u.samples,
+                    unwind: "eh_frame".to_string(),
+                    call_site: c.caller.map(|i| call_site_label(&frames, i)),
+                    frames: frames.clone(),
+                    threads: site_threads(&u.threads),
+                };
+                if i < SITES_PER_LOCK {
+                    lock.unwound_sites.push(site.clone());
+                }
+                add(&c, &frames, site, "eh_frame");
+            }
+        }
+        None => {
+            for site in lock.sites.clone() {
+                if site.frames.is_empty() {
+                    continue;
+                }
+                let c = implementations::classify(&site.frames);
+                let frames = site.frames.clone();
+                add(&c, &frames, site, "frame-pointer");
+            }
         }
     }
-    if let Some((kind, (_, frame))) = kinds.into_iter().max_by_key(|(k, (w, _))| (*w, *k)) {
-        lock.kind = kind.to_string();
-        lock.kind_frame = (!frame.is_empty()).then_some(frame);
-    }
+    parts.into_values().collect()
 }
 
 fn site_threads(t: &BTreeMap<u32, (u64, u64)>) -> Vec<SiteThread> {
@@ -616,8 +676,23 @@ fn top_sites(
         .collect()
 }
 
+/// A call site's label: the frame's function (file:line), or what made a
+/// frame of generated code.
+fn call_site_label(frames: &[Frame], i: usize) -> String {
+    if implementations::is_generated(&frames[i]) {
+        implementations::generated_label(frames).to_string()
+    } else {
+        frame_label(&frames[i])
+    }
+}
+
 fn frame_label(f: &Frame) -> String {
-    let name = f.symbol.clone().unwrap_or_else(|| f.addr.clone());
+    let name = match (&f.symbol, &f.module, f.file_offset) {
+        (Some(s), _, _) => s.clone(),
+        // Unnamed (a stripped binary): module+offset, the same every run.
+        (None, Some(m), Some(off)) => format!("{}+{off:#x}", m.rsplit('/').next().unwrap_or(m)),
+        _ => f.addr.clone(),
+    };
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {
             format!(
@@ -626,20 +701,6 @@ fn frame_label(f: &Frame) -> String {
             )
         }
         _ => name,
-    }
-}
-
-/// Two locks with the same label (two heap mutexes taken at one call site)
-/// get their address appended so every row is distinguishable.
-fn disambiguate_labels(locks: &mut [Lock]) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for l in locks.iter() {
-        *seen.entry(l.label.clone()).or_default() += 1;
-    }
-    for l in locks.iter_mut() {
-        if seen.get(&l.label).copied().unwrap_or(0) > 1 && l.label != l.address {
-            l.label = format!("{} [{}]", l.label, l.address);
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Decision, Incomplete, Lock, Thresholds, Verdict};
+use super::model::{Decision, Incomplete, Lock, LockClass, Thresholds, Verdict};
 use super::text::{human_count, human_ns, human_rate};
 
 pub fn decide(rate: f64, t: &Thresholds) -> Decision {
@@ -17,10 +17,12 @@ pub fn decide(rate: f64, t: &Thresholds) -> Decision {
     }
 }
 
-/// The overall verdict names the lock that matters most: the highest
-/// decision, and within it the highest contention rate. Condition-variable
-/// and other event waits are not lock contention and never count.
-pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
+/// The overall verdict names the lock — or the class of locks — that
+/// matters most: the highest decision, and within it the highest
+/// contention rate; a class counts when its summed rate decides more than
+/// any of its locks does. Condition-variable and other event waits are not
+/// lock contention and never count.
+pub fn verdict(locks: &[Lock], classes: &[LockClass], t: &Thresholds) -> Verdict {
     let events = locks
         .iter()
         .filter(|l| l.decision == Decision::NotLockContention)
@@ -32,14 +34,32 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
     let total_wait: u64 = locks
         .iter()
         .fold(0u64, |a, l| a.saturating_add(l.wait.total_ns));
-    let Some(&top) = locks.iter().max_by(|a, b| {
+    let top = locks.iter().copied().max_by(|a, b| {
         (a.decision, a.contentions_per_s)
             .partial_cmp(&(b.decision, b.contentions_per_s))
             .unwrap_or(std::cmp::Ordering::Equal)
-    }) else {
+    });
+    let class = classes.iter().max_by(|a, b| {
+        (a.decision, a.contentions_per_s)
+            .partial_cmp(&(b.decision, b.contentions_per_s))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let share = |wait: u64| {
+        if total_wait > 0 {
+            100.0 * wait as f64 / total_wait as f64
+        } else {
+            0.0
+        }
+    };
+    if let Some(c) = class
+        && top.is_none_or(|l| c.decision > l.decision)
+    {
+        return class_verdict(c, share(c.wait.total_ns), t);
+    }
+    let Some(top) = top else {
         let text = if events > 0 {
             format!(
-                "no lock contention seen ({events} futex word(s) were condition-variable or other event waits, which are not lock contention): lock-free not needed"
+                "no lock contention seen ({events} wait(s) were condition-variable or other event waits, which are not lock contention): lock-free not needed"
             )
         } else {
             "no futex contention seen: lock-free not needed".to_string()
@@ -49,13 +69,10 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
             lock: None,
             text,
             incomplete: None,
+            level: "lock".into(),
         };
     };
-    let share = if total_wait > 0 {
-        100.0 * top.wait.total_ns as f64 / total_wait as f64
-    } else {
-        0.0
-    };
+    let share = share(top.wait.total_ns);
     let rate = human_rate(top.contentions_per_s);
     let text = match top.decision {
         Decision::Recommended => format!(
@@ -76,16 +93,62 @@ pub fn verdict(locks: &[Lock], t: &Thresholds) -> Verdict {
             human_rate(t.consider_at)
         ),
     };
-    let text = match cpu_bound_note(top) {
-        Some(note) => format!("{text}; {note}"),
-        None => text,
+    let notes: Vec<String> = kind_note(&top.kind)
+        .map(String::from)
+        .into_iter()
+        .chain(cpu_bound_note(top))
+        .collect();
+    let text = if notes.is_empty() {
+        text
+    } else {
+        format!("{text}; {}", notes.join("; "))
     };
     Verdict {
         decision: top.decision,
         lock: Some(top.label.clone()),
         text,
         incomplete: None,
+        level: "lock".into(),
     }
+}
+
+/// The verdict for a class: many locks of one type at one call site whose
+/// waits add up to more than any of them alone.
+fn class_verdict(c: &LockClass, share: f64, t: &Thresholds) -> Verdict {
+    let rate = human_rate(c.contentions_per_s);
+    let busiest = format!(
+        "the busiest, {}, alone at {}/s",
+        c.busiest,
+        human_rate(c.busiest_per_s)
+    );
+    let text = match c.decision {
+        Decision::Recommended => format!(
+            "lock-free redesign RECOMMENDED for the lock class {}: {rate} contentions/s in all (over {}/s; {busiest}), {share:.0}% of all lock wait time, p99 wait {}",
+            c.label,
+            human_rate(t.recommend_at),
+            human_ns(c.wait.p99_ns)
+        ),
+        _ => format!(
+            "CONSIDER a lock-free redesign for the lock class {}: {rate} contentions/s in all (between {}/s and {}/s; {busiest}), {share:.0}% of all lock wait time",
+            c.label,
+            human_rate(t.consider_at),
+            human_rate(t.recommend_at)
+        ),
+    };
+    Verdict {
+        decision: c.decision,
+        lock: Some(c.label.clone()),
+        text,
+        incomplete: None,
+        level: "class".into(),
+    }
+}
+
+/// What the verdict must say of a kind whose waits are not all lock waits.
+fn kind_note(kind: &str) -> Option<&'static str> {
+    (kind == "juc-park").then_some(
+        "a java.util.concurrent park is a lock acquire or a Condition or queue wait, which native frames cannot tell apart: Java frames would (a perf map, -XX:+PreserveFramePointer)",
+    )
 }
 
 /// Whether the run lost data that can hide a lock or change a decision,
@@ -232,13 +295,13 @@ mod tests {
         };
         lock.sched = Some(sleeps(100, 1_000, 9_000));
         assert!(
-            verdict(std::slice::from_ref(&lock), &t)
+            verdict(std::slice::from_ref(&lock), &[], &t)
                 .text
                 .contains("a CPU problem")
         );
         lock.sched = Some(sleeps(100, 9_000, 1_000));
         assert!(
-            !verdict(std::slice::from_ref(&lock), &t)
+            !verdict(std::slice::from_ref(&lock), &[], &t)
                 .text
                 .contains("CPU problem")
         );
@@ -263,7 +326,7 @@ mod tests {
             "{:?}",
             inc.causes
         );
-        let mut v = verdict(&[], &Thresholds::default());
+        let mut v = verdict(&[], &[], &Thresholds::default());
         mark_incomplete(&mut v, inc);
         assert!(v.text.starts_with("INCOMPLETE: 1,234 waits"), "{}", v.text);
         // Losses that cannot hide a lock, and calls that began before
@@ -277,6 +340,47 @@ mod tests {
         .collect();
         assert_eq!(assess(&benign, "full", None), None);
         assert!(assess(&benign, "sched", None).is_some());
+    }
+
+    #[test]
+    fn a_class_is_named_when_its_sum_decides_more_than_any_member() {
+        let t = Thresholds::default();
+        let member = Lock {
+            label: "shards+0x40".into(),
+            kind: "mutex".into(),
+            contentions_per_s: 95.0,
+            decision: decide(95.0, &t),
+            ..Default::default()
+        };
+        let class = LockClass {
+            label: "mutex @ bump_shard (a.c:24), 64 locks".into(),
+            contentions_per_s: 6000.0,
+            decision: decide(6000.0, &t),
+            busiest: "shards+0x40".into(),
+            busiest_per_s: 95.0,
+            ..Default::default()
+        };
+        let v = verdict(
+            std::slice::from_ref(&member),
+            std::slice::from_ref(&class),
+            &t,
+        );
+        assert_eq!(v.decision, Decision::Recommended);
+        assert_eq!(v.level, "class");
+        assert!(
+            v.text.contains("the lock class mutex @ bump_shard"),
+            "{}",
+            v.text
+        );
+        // A lock that decides as much is named instead.
+        let hot = Lock {
+            label: "hot".into(),
+            contentions_per_s: 9000.0,
+            decision: decide(9000.0, &t),
+            ..Default::default()
+        };
+        let v = verdict(&[member, hot], std::slice::from_ref(&class), &t);
+        assert_eq!((v.level.as_str(), v.lock.as_deref()), ("lock", Some("hot")));
     }
 
     #[test]
@@ -320,11 +424,11 @@ mod tests {
             mk("seq_mu", 4000.0, 1_000_000_000),
             mk("pool", 150.0, 10),
         ];
-        let v = verdict(&locks, &t);
+        let v = verdict(&locks, &[], &t);
         assert_eq!(v.decision, Decision::Recommended);
         assert_eq!(v.lock.as_deref(), Some("seq_mu"));
         assert!(v.text.contains("RECOMMENDED for seq_mu"), "{}", v.text);
-        assert_eq!(verdict(&[], &t).decision, Decision::NotNeeded);
+        assert_eq!(verdict(&[], &[], &t).decision, Decision::NotNeeded);
     }
 
     #[test]
@@ -337,7 +441,7 @@ mod tests {
             decision: Decision::NotLockContention,
             ..Default::default()
         };
-        let v = verdict(std::slice::from_ref(&cv), &t);
+        let v = verdict(std::slice::from_ref(&cv), &[], &t);
         assert_eq!(v.decision, Decision::NotNeeded);
         assert!(v.lock.is_none());
         assert!(v.text.contains("not lock contention"), "{}", v.text);
@@ -348,7 +452,7 @@ mod tests {
             decision: decide(200.0, &t),
             ..Default::default()
         };
-        let v = verdict(&[cv, mu], &t);
+        let v = verdict(&[cv, mu], &[], &t);
         assert_eq!(v.decision, Decision::Consider);
         assert_eq!(v.lock.as_deref(), Some("mu"));
     }

@@ -91,11 +91,11 @@ fn spread<'a>(
     }
 }
 
-/// Every lock's exact contentions and wait time, spread over (thread,
-/// stack) parts.
-pub fn parts(r: &Report) -> Vec<Part<'_>> {
+/// Every drawn lock's exact contentions and wait time, spread over
+/// (thread, stack) parts (`Report::view_rows`).
+pub fn parts(r: &Report, all_waits: bool) -> Vec<Part<'_>> {
     let mut out = Vec::new();
-    for l in &r.locks {
+    for l in r.view_rows(all_waits) {
         let sites: Vec<&Site> = if l.unwound_sites.is_empty() {
             l.sites.iter()
         } else {
@@ -143,10 +143,10 @@ pub fn parts(r: &Report) -> Vec<Part<'_>> {
 
 /// Weighted stacks, frames outermost first with the lock last; the weights
 /// of each lock add up to its total wait (the parts' delays, per stack).
-pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
+pub fn stacks(r: &Report, all_waits: bool) -> Vec<(Vec<String>, u64)> {
     let mut out: Vec<(Vec<String>, u64)> = Vec::new();
     let mut index: HashMap<Vec<String>, usize> = HashMap::new();
-    for p in parts(r).into_iter().filter(|p| p.delay_ns > 0) {
+    for p in parts(r, all_waits).into_iter().filter(|p| p.delay_ns > 0) {
         let mut path: Vec<String> = match p.frames {
             Some(frames) => frames.iter().rev().map(name).collect(),
             None => vec!["[unattributed]".into()],
@@ -163,9 +163,9 @@ pub fn stacks(r: &Report) -> Vec<(Vec<String>, u64)> {
     out
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Report, all_waits: bool) -> String {
     let mut o = String::new();
-    for (path, weight) in stacks(r) {
+    for (path, weight) in stacks(r, all_waits) {
         let _ = writeln!(o, "{} {weight}", path.join(";"));
     }
     o
@@ -173,12 +173,12 @@ pub fn render(r: &Report) -> String {
 
 /// The same stacks as a speedscope file (a "sampled" profile in
 /// nanoseconds of wait): https://www.speedscope.app/file-format-schema.json
-pub fn speedscope(r: &Report) -> serde_json::Value {
+pub fn speedscope(r: &Report, all_waits: bool) -> serde_json::Value {
     let mut names: Vec<String> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut samples = Vec::new();
     let mut weights = Vec::new();
-    for (path, weight) in stacks(r) {
+    for (path, weight) in stacks(r, all_waits) {
         let ids: Vec<usize> = path
             .into_iter()
             .map(|f| {
@@ -212,17 +212,21 @@ pub fn speedscope(r: &Report) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
 
     #[test]
     fn folded_total_equals_the_reports_total_wait() {
         let r = crate::report::json::parse(FIXTURE).unwrap();
-        let text = super::render(&r);
+        let text = super::render(&r, false);
         let total: u64 = text
             .lines()
             .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
             .sum();
-        let want: u64 = r.locks.iter().map(|l| l.wait.total_ns).sum();
+        let want: u64 = r
+            .view_rows(false)
+            .into_iter()
+            .map(|l| l.wait.total_ns)
+            .sum();
         assert_eq!(total, want);
         assert!(
             text.lines()
@@ -249,7 +253,7 @@ mod tests {
     #[test]
     fn speedscope_weights_add_up_and_index_frames() {
         let r = crate::report::json::parse(FIXTURE).unwrap();
-        let v = super::speedscope(&r);
+        let v = super::speedscope(&r, false);
         let p = &v["profiles"][0];
         let weights: u64 = p["weights"]
             .as_array()
@@ -257,7 +261,11 @@ mod tests {
             .iter()
             .map(|w| w.as_u64().unwrap())
             .sum();
-        let want: u64 = r.locks.iter().map(|l| l.wait.total_ns).sum();
+        let want: u64 = r
+            .view_rows(false)
+            .into_iter()
+            .map(|l| l.wait.total_ns)
+            .sum();
         assert_eq!(weights, want);
         assert_eq!(p["endValue"].as_u64(), Some(want));
         let frames = v["shared"]["frames"].as_array().unwrap().len();

@@ -188,7 +188,7 @@ fn locks_table(o: &mut String, locks: &[&Lock]) {
         .map(|l| {
             let mut row = vec![
                 esc(&l.label),
-                esc(&l.kind),
+                esc(&kind_cell(l)),
                 human_rate(l.contentions_per_s),
                 human_count(l.contentions),
             ];
@@ -220,14 +220,83 @@ fn locks_table(o: &mut String, locks: &[&Lock]) {
     );
 }
 
+/// A lock's kind, with its implementation and how many wait channels it
+/// spans when it is not one word.
+fn kind_cell(l: &Lock) -> String {
+    let mut s = l.kind.clone();
+    if !l.implementation.is_empty() && l.implementation != "generic" {
+        s = format!("{s} ({})", l.implementation);
+    }
+    if l.channels.len() > 1 {
+        s = format!("{s}, {} channels", l.channels.len());
+    }
+    s
+}
+
+/// Where a lock is: its word, or the wait channels of a parked lock.
+fn lock_place(l: &Lock) -> String {
+    if l.address.is_empty() {
+        format!("{} wait channel(s)", l.channels.len())
+    } else {
+        l.address.clone()
+    }
+}
+
+fn classes_table(o: &mut String, r: &Report) {
+    if r.lock_classes.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Lock classes</h2><p class=\"note\">Many locks of one type taken at one call site (a sharded table, page latches): decided on their summed rate as well as one by one.</p>");
+    let rows: Vec<Vec<String>> = r
+        .lock_classes
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                esc(&c.label),
+                human_count(c.locks as u64),
+                human_rate(c.contentions_per_s),
+                human_count(c.contentions),
+            ];
+            row.extend(duration_cells(&c.wait));
+            row.extend([
+                decision_badge(c.decision),
+                esc(&format!(
+                    "{} ({}/s)",
+                    c.busiest,
+                    human_rate(c.busiest_per_s)
+                )),
+            ]);
+            row
+        })
+        .collect();
+    table(
+        o,
+        "classes",
+        &[
+            ("class", "name"),
+            ("locks", ""),
+            ("contentions/s", ""),
+            ("contentions", ""),
+            ("total wait", ""),
+            ("p50", ""),
+            ("p95", ""),
+            ("p99", ""),
+            ("max", ""),
+            ("decision", "l"),
+            ("busiest", "mono"),
+        ],
+        &rows,
+    );
+}
+
 fn lock_detail(o: &mut String, i: usize, l: &Lock) {
     let _ = write!(
         o,
         "<h3>{} {}</h3><p class=\"note\">{} at {} (pid {}) · {} waits ({} slept, {} EAGAIN) · {} wake calls{}</p><div class=\"grid\"><div class=\"cell\">",
         esc(&l.label),
         decision_badge(l.decision),
-        esc(&l.kind),
-        esc(&l.address),
+        esc(&kind_cell(l)),
+        esc(&lock_place(l)),
         l.pid,
         human_count(l.contentions),
         human_count(l.outcomes.slept),
@@ -477,8 +546,8 @@ fn functions(o: &mut String, r: &Report) {
 /// The contended stacks as an inferno flame graph in an `<iframe srcdoc>`
 /// (its script finds "the first svg" and fixed element ids, so it gets a
 /// document of its own). None when no lock waited.
-pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
-    let folded = folded::render(r);
+pub fn flamegraph(r: &Report, title: &str, all_waits: bool) -> Option<String> {
+    let folded = folded::render(r, all_waits);
     if folded.is_empty() {
         return None;
     }
@@ -532,7 +601,7 @@ pub fn flamegraph(r: &Report, title: &str) -> Option<String> {
     ))
 }
 
-pub fn render(r: &Report) -> String {
+pub fn render(r: &Report, all_waits: bool) -> String {
     let mut o = String::new();
     let prog = program(r);
     let _ = write!(
@@ -549,8 +618,23 @@ pub fn render(r: &Report) -> String {
         esc(&r.verdict.text)
     );
 
+    classes_table(&mut o, r);
     o.push_str("<h2>Locks</h2>");
-    let locks: Vec<&Lock> = r.locks.iter().collect();
+    let locks: Vec<&Lock> = r.view_rows(all_waits);
+    let hidden: Vec<&Lock> = r
+        .lock_rows()
+        .iter()
+        .filter(|l| !all_waits && l.decision == Decision::NotLockContention)
+        .collect();
+    if !hidden.is_empty() {
+        let waits: u64 = hidden.iter().map(|l| l.contentions).sum();
+        let _ = write!(
+            o,
+            "<p class=\"note\" id=\"not-locks\">Not locks: {} waits on {} condition, event or runtime channels, not contention (drawn with --all-waits; all in the JSON report).</p>",
+            human_count(waits),
+            human_count(hidden.len() as u64)
+        );
+    }
     if locks.is_empty() {
         o.push_str("<p>No futex waits were seen: nothing was contended.</p>");
     } else {
@@ -583,7 +667,7 @@ pub fn render(r: &Report) -> String {
 
     functions(&mut o, r);
 
-    if let Some(f) = flamegraph(r, "Lock wait by call stack") {
+    if let Some(f) = flamegraph(r, "Lock wait by call stack", all_waits) {
         o.push_str("<h2>Flame graph</h2><p class=\"note\">Contended call stacks weighted by wait time: each lock's total wait spread over its sampled call sites, the rest under [unattributed]. Click to zoom, Ctrl-F to search.</p>");
         o.push_str(&f);
     }
@@ -658,12 +742,12 @@ pub fn render(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
 
     #[test]
     fn page_has_every_chart_and_no_outside_reference() {
         let r = crate::report::json::parse(FIXTURE).unwrap();
-        let html = super::render(&r);
+        let html = super::render(&r, false);
         for id in [
             "id=\"rates\"",
             "id=\"wait-hist-0\"",
@@ -680,9 +764,16 @@ mod tests {
         for bad in ["src=\"http", "href=\"http", "url(http", "@import"] {
             assert!(!html.contains(bad), "{bad}");
         }
-        // Every lock is in the table.
-        for l in &r.locks {
+        // Every lock is in the table; the joins are not locks, summed up
+        // in one line unless every wait is asked for.
+        for l in r.view_rows(false) {
             assert!(html.contains(&super::esc(&l.label)), "{}", l.label);
         }
+        let join = r.logical_locks.iter().find(|l| l.kind == "wait").unwrap();
+        assert!(html.contains("id=\"not-locks\""));
+        assert!(!html.contains(&super::esc(&join.label)), "{}", join.label);
+        let all = super::render(&r, true);
+        assert!(all.contains(&super::esc(&join.label)));
+        assert!(!all.contains("id=\"not-locks\""));
     }
 }

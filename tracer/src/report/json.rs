@@ -107,7 +107,7 @@ pub fn validate(r: &Report) -> Result<()> {
             t.recommend_at
         );
     }
-    for l in &r.locks {
+    for l in r.locks.iter().chain(&r.logical_locks) {
         let o = &l.outcomes;
         let sum = [o.slept, o.eagain, o.timed_out, o.interrupted, o.error]
             .iter()
@@ -115,14 +115,14 @@ pub fn validate(r: &Report) -> Result<()> {
         if sum != Some(l.contentions) {
             bail!(
                 "lock {}: its outcomes do not add up to its {} contentions",
-                l.address,
+                l.label,
                 l.contentions
             );
         }
         if !(l.contentions_per_s.is_finite() && l.contentions_per_s >= 0.0) {
             bail!(
                 "lock {}: contentions_per_s is {}",
-                l.address,
+                l.label,
                 l.contentions_per_s
             );
         }
@@ -135,16 +135,13 @@ pub fn validate(r: &Report) -> Result<()> {
         if l.wait.total_ns as f64 > span_ns * waiters as f64 {
             bail!(
                 "lock {}: {} ns of wait by {waiters} thread(s) in a {} s run",
-                l.address,
+                l.label,
                 l.wait.total_ns,
                 r.duration_s
             );
         }
         if l.histogram.iter().any(|b| b.lo_ns >= b.hi_ns) {
-            bail!(
-                "lock {}: a histogram bucket ends before it begins",
-                l.address
-            );
+            bail!("lock {}: a histogram bucket ends before it begins", l.label);
         }
         let in_hist = l
             .histogram
@@ -153,7 +150,7 @@ pub fn validate(r: &Report) -> Result<()> {
         if in_hist.is_none_or(|h| h > l.contentions) {
             bail!(
                 "lock {}: its histogram holds more waits than its {} contentions",
-                l.address,
+                l.label,
                 l.contentions
             );
         }
@@ -182,7 +179,20 @@ pub fn validate(r: &Report) -> Result<()> {
             );
         }
     }
-    for l in &r.locks {
+    for c in &r.lock_classes {
+        let o = &c.outcomes;
+        let sum = [o.slept, o.eagain, o.timed_out, o.interrupted, o.error]
+            .iter()
+            .try_fold(0u64, |a, &b| a.checked_add(b));
+        if sum != Some(c.contentions)
+            || !(c.contentions_per_s.is_finite() && c.contentions_per_s >= 0.0)
+            || c.wait.max_ns as f64 > span_ns
+            || c.contentions as f64 > (r.duration_s + 1.0) * 1e9
+        {
+            bail!("lock class {}: its counts do not add up", c.label);
+        }
+    }
+    for l in r.locks.iter().chain(&r.logical_locks) {
         let waiters = l.threads.len().max(1) as f64;
         let mut times = vec![l.wait.max_ns];
         times.extend(l.threads.iter().flat_map(|t| [t.wait_ns, t.max_wait_ns]));
@@ -197,7 +207,7 @@ pub fn validate(r: &Report) -> Result<()> {
         if times.iter().any(|&t| t as f64 > span_ns) {
             bail!(
                 "lock {}: waits longer than the {} s run",
-                l.address,
+                l.label,
                 r.duration_s
             );
         }
@@ -252,8 +262,10 @@ pub fn validate(r: &Report) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.4).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    /// A real run at the current schema (1.5).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
+    /// A real run from schema 1.4 (before logical locks and classes).
+    const FIXTURE_1_4: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
     /// A real run from schema 1.3 (before verdict.incomplete).
     const FIXTURE_1_3: &str = include_str!("../../../tests/fixtures/report-v1.3.json");
     /// A real run from schema 1.2 (before per-thread site estimates).
@@ -345,6 +357,38 @@ mod tests {
         assert!(
             is_subset(&original, &again),
             "a 1.3 field changed when read by 1.4"
+        );
+    }
+
+    #[test]
+    fn schema_1_4_reads_with_its_channels_as_the_lock_rows() {
+        let report = parse(FIXTURE_1_4).expect("a 1.4 report parses");
+        assert!(report.logical_locks.is_empty() && report.lock_classes.is_empty());
+        assert_eq!(report.lock_rows(), &report.locks[..]);
+        assert_eq!(report.verdict.level, "lock", "the only level before 1.5");
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_4).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.4 field changed when read by 1.5"
+        );
+    }
+
+    #[test]
+    fn current_fixture_has_logical_locks_over_its_channels() {
+        let report = parse(FIXTURE).unwrap();
+        let top = &report.logical_locks[0];
+        assert_eq!(top.label, "global_seq_batch_seq_mu_");
+        assert_eq!(top.identity, "word");
+        assert_eq!(top.implementation, "glibc");
+        let channel = &report.locks[0];
+        assert_eq!(top.contentions, channel.contentions);
+        assert_eq!(channel.of.as_deref(), Some(top.label.as_str()));
+        assert_eq!(report.verdict.level, "lock");
+        // The joins are waits, not locks.
+        assert!(
+            report.logical_locks.iter().any(|l| l.kind == "wait"
+                && l.decision == crate::report::model::Decision::NotLockContention)
         );
     }
 

@@ -1,7 +1,6 @@
 //! The contention decision report: model, decisions, renderers.
 
 pub mod build;
-pub mod callsite;
 pub mod chart;
 pub mod decide;
 pub mod folded;

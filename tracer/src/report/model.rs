@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.4";
+pub const SCHEMA_VERSION: &str = "1.5";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -29,8 +29,21 @@ pub struct Report {
     pub hooks: Vec<Hook>,
     pub thresholds: Thresholds,
     pub verdict: Verdict,
-    /// Sorted by total wait, largest first.
+    /// Wait channels: every futex word waited on, per process, by total
+    /// wait, largest first (until schema 1.4 the only level).
     pub locks: Vec<Lock>,
+    /// What the program locks (schema 1.5): a lock whose futex word is the
+    /// lock is its channel; one whose waiters park on words of their own
+    /// (parking_lot, Abseil, HotSpot, PostgreSQL LWLocks) gathers every
+    /// channel its waits went through, named by its implementation and call
+    /// site. Condition and event waits are here too, as not locks. By
+    /// decision, then rate.
+    #[serde(default)]
+    pub logical_locks: Vec<Lock>,
+    /// Many locks of one type taken at one call site (an array of mutexes,
+    /// page latches), by decision then rate (schema 1.5).
+    #[serde(default)]
+    pub lock_classes: Vec<LockClass>,
     /// Sorted by time waiting, largest first.
     pub threads: Vec<Thread>,
     /// Kernel locks the traced threads contended (lock:contention_*), by
@@ -81,6 +94,10 @@ pub struct Target {
     pub followed: bool,
     /// For a launched command: how it ended, if it did.
     pub exit: Option<String>,
+    /// `go` for a Go program: its goroutines' lock contention is not seen
+    /// by futex tracing (schema 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -96,6 +113,28 @@ pub struct Thresholds {
     pub consider_at: f64,
     /// Contentions/s above which it is recommended.
     pub recommend_at: f64,
+}
+
+impl Report {
+    /// The locks the views show: the logical locks, or for a report from
+    /// before schema 1.5 its wait channels.
+    pub fn lock_rows(&self) -> &[Lock] {
+        if self.logical_locks.is_empty() {
+            &self.locks
+        } else {
+            &self.logical_locks
+        }
+    }
+
+    /// The rows the views draw: the locks, and the waits that are not
+    /// locks (condition variables, events, runtime sleeps) only with
+    /// `all_waits`.
+    pub fn view_rows(&self, all_waits: bool) -> Vec<&Lock> {
+        self.lock_rows()
+            .iter()
+            .filter(|l| all_waits || l.decision != Decision::NotLockContention)
+            .collect()
+    }
 }
 
 impl Default for Thresholds {
@@ -133,6 +172,52 @@ pub struct Verdict {
     /// decision: the verdict is about what was seen only (schema 1.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<Incomplete>,
+    /// Whether `lock` names a lock or a lock class (schema 1.5).
+    #[serde(default = "lock_level")]
+    pub level: String,
+}
+
+fn lock_level() -> String {
+    "lock".to_string()
+}
+
+/// Many locks of one type taken at one call site (schema 1.5).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockClass {
+    /// `mutex @ bump_shard (mutex_array.c:24), 64 locks`.
+    pub label: String,
+    pub kind: String,
+    pub implementation: String,
+    pub pid: u32,
+    pub call_site: String,
+    /// How many locks: members' labels are in `members` (the 50 with the
+    /// most waits).
+    pub locks: usize,
+    pub members: Vec<String>,
+    /// Sums over the members.
+    pub contentions: u64,
+    pub contentions_per_s: f64,
+    pub outcomes: Outcomes,
+    pub wait: Durations,
+    pub histogram: Vec<Bucket>,
+    /// Distinct waiting threads.
+    pub threads: usize,
+    pub decision: Decision,
+    /// The member with the most contentions, and its rate.
+    pub busiest: String,
+    pub busiest_per_s: f64,
+}
+
+/// A wait channel's part in a logical lock (schema 1.5).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelShare {
+    pub address: String,
+    pub pid: u32,
+    /// Its waits counted in this lock.
+    pub contentions: u64,
+    /// The share of the channel's waits that belongs to this lock (1 unless
+    /// its thread parked for several locks).
+    pub share: f64,
 }
 
 /// One kernel map's fill at the end of the run (schema 1.4).
@@ -203,6 +288,28 @@ pub struct Lock {
     /// The waits that slept, from the scheduler's view (schema 1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sched: Option<LockSleeps>,
+    /// The implementation that explains its waits: glibc, musl, Rust std,
+    /// parking_lot, Abseil, HotSpot, PostgreSQL, InnoDB, RocksDB, Go
+    /// runtime, or generic (schema 1.5).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub implementation: String,
+    /// How the lock is identified: `word` (its futex word is the lock) or
+    /// `call-site` (its waiters park on words of their own: the
+    /// implementation and the frame that called it). Logical locks only
+    /// (schema 1.5).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+    /// A logical lock's wait channels (schema 1.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<ChannelShare>,
+    /// A channel's logical lock (its label), or a logical lock's class
+    /// (schema 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+    /// The futex commands used on a channel (`wait`, `wait_bitset`,
+    /// `lock_pi`, `wake`, …; schema 1.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub futex_ops: Vec<String>,
 }
 
 /// What a lock's sleeping waits were made of: blocked until the wakeup, then
@@ -343,6 +450,10 @@ pub struct Frame {
     pub symbol: Option<String>,
     pub offset: Option<u64>,
     pub module: Option<String>,
+    /// The address's offset in the module's file (schema 1.5): the same
+    /// in every run, whatever the load address.
+    #[serde(default)]
+    pub file_offset: Option<u64>,
     pub file: Option<String>,
     pub line: Option<u32>,
 }

@@ -137,7 +137,7 @@ fn addr_of(f: &Frame) -> u64 {
 }
 
 /// The profile message (not yet encoded).
-pub fn profile(r: &Report) -> proto::Profile {
+pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
     let mut strings = Strings::new();
     let mut p = proto::Profile {
         sample_type: vec![
@@ -217,7 +217,7 @@ pub fn profile(r: &Report) -> proto::Profile {
         id
     };
 
-    for part in parts(r) {
+    for part in parts(r, all_waits) {
         let location_id = match part.frames {
             Some(frames) => frames
                 .iter()
@@ -271,8 +271,8 @@ pub fn profile(r: &Report) -> proto::Profile {
 }
 
 /// The gzip'd profile, as pprof files are stored.
-pub fn render(r: &Report) -> Vec<u8> {
-    let bytes = prost::Message::encode_to_vec(&profile(r));
+pub fn render(r: &Report, all_waits: bool) -> Vec<u8> {
+    let bytes = prost::Message::encode_to_vec(&profile(r, all_waits));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
     let _ = gz.write_all(&bytes);
@@ -285,7 +285,7 @@ mod tests {
 
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
 
     fn decode(bytes: &[u8]) -> proto::Profile {
         let mut raw = Vec::new();
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn totals_equal_the_reports_and_labels_name_lock_and_thread() {
         let r = crate::report::json::parse(FIXTURE).unwrap();
-        let p = decode(&render(&r));
+        let p = decode(&render(&r, false));
         let s = |i: i64| p.string_table[i as usize].as_str();
         assert_eq!(s(0), "");
         let types: Vec<(&str, &str)> = p
@@ -308,10 +308,22 @@ mod tests {
             .collect();
         assert_eq!(types, [("contentions", "count"), ("delay", "nanoseconds")]);
         let sum = |i: usize| p.sample.iter().map(|x| x.value[i]).sum::<i64>() as u64;
-        assert_eq!(sum(0), r.locks.iter().map(|l| l.contentions).sum::<u64>());
-        assert_eq!(sum(1), r.locks.iter().map(|l| l.wait.total_ns).sum::<u64>());
+        assert_eq!(
+            sum(0),
+            r.view_rows(false)
+                .into_iter()
+                .map(|l| l.contentions)
+                .sum::<u64>()
+        );
+        assert_eq!(
+            sum(1),
+            r.view_rows(false)
+                .into_iter()
+                .map(|l| l.wait.total_ns)
+                .sum::<u64>()
+        );
         // Per lock and per thread too.
-        for l in &r.locks {
+        for l in r.view_rows(false) {
             let of_lock = |x: &&proto::Sample| {
                 x.label
                     .iter()
@@ -359,11 +371,11 @@ mod tests {
     #[test]
     fn without_call_sites_every_thread_keeps_its_totals() {
         let mut r = crate::report::json::parse(FIXTURE).unwrap();
-        for l in &mut r.locks {
+        for l in r.locks.iter_mut().chain(r.logical_locks.iter_mut()) {
             l.sites.clear();
             l.unwound_sites.clear();
         }
-        let p = decode(&render(&r));
+        let p = decode(&render(&r, false));
         let s = |i: i64| p.string_table[i as usize].as_str();
         for x in &p.sample {
             assert_eq!(x.location_id.len(), 1, "one [unattributed] frame");
@@ -372,7 +384,10 @@ mod tests {
         let delay: i64 = p.sample.iter().map(|x| x.value[1]).sum();
         assert_eq!(
             delay as u64,
-            r.locks.iter().map(|l| l.wait.total_ns).sum::<u64>()
+            r.view_rows(false)
+                .into_iter()
+                .map(|l| l.wait.total_ns)
+                .sum::<u64>()
         );
     }
 }

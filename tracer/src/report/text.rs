@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Decision, Report};
+use std::collections::BTreeMap;
+
+use super::model::{Decision, Lock, Report};
 use crate::ui::esc;
 
 /// 812ns, 68.2µs, 4.21ms, 1.05s.
@@ -89,8 +91,33 @@ fn decision_cell(d: Decision) -> &'static str {
     }
 }
 
-pub fn render(r: &Report, top: usize) -> String {
+/// What the text report shows.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Locks and threads listed (JSON has all).
+    pub top: usize,
+    /// Also list the condition, event and runtime waits that are not locks
+    /// (otherwise summed up in one line).
+    pub all_waits: bool,
+}
+
+pub fn render(r: &Report, opts: Options) -> String {
     let mut o = String::new();
+    header(&mut o, r);
+    let _ = writeln!(o, "VERDICT  {}", esc(&r.verdict.text));
+    let _ = writeln!(o);
+    locks(&mut o, r, opts);
+    threads(&mut o, r, opts.top);
+    sched(&mut o, r, opts.top);
+    kernel_locks(&mut o, r, opts.top);
+    if !r.functions.is_empty() {
+        functions(&mut o, r, opts.top);
+    }
+    tail(&mut o, r);
+    o
+}
+
+fn header(o: &mut String, r: &Report) {
     let targets: Vec<String> = r
         .targets
         .iter()
@@ -102,7 +129,12 @@ pub fn render(r: &Report, top: usize) -> String {
                 .as_deref()
                 .map(|e| format!(", {e}"))
                 .unwrap_or_default();
-            format!("pid {} ({cmd}{follow}{exit})", t.pid)
+            let rt = t
+                .runtime
+                .as_deref()
+                .map(|r| format!(", {r} program"))
+                .unwrap_or_default();
+            format!("pid {} ({cmd}{follow}{exit}{rt})", t.pid)
         })
         .collect();
     let _ = writeln!(
@@ -130,178 +162,309 @@ pub fn render(r: &Report, top: usize) -> String {
         human_rate(r.thresholds.recommend_at)
     );
     let _ = writeln!(o);
-    let _ = writeln!(o, "VERDICT  {}", esc(&r.verdict.text));
-    let _ = writeln!(o);
+}
 
-    let shown = r.locks.len().min(top);
-    let _ = writeln!(o, "LOCKS by total wait ({shown} of {})", r.locks.len());
-    if r.locks.is_empty() {
-        let _ = writeln!(o, "  (no futex waits seen)");
-    } else {
+const LOCK_HEADER: [&str; 12] = [
+    "LOCK", "CONT", "CONT/S", "SLEPT", "EAGAIN", "TOTAL", "AVG", "P50", "P95", "P99", "MAX", "THR",
+];
+
+fn lock_header(o: &mut String) {
+    let h = LOCK_HEADER;
+    let _ = writeln!(
+        o,
+        "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  DECISION",
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]
+    );
+}
+
+/// One table row: counts, wait percentiles, waiters, decision.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one row of one table; plain values"
+)]
+fn lock_row(
+    o: &mut String,
+    label: &str,
+    contentions: u64,
+    rate: f64,
+    outcomes: &super::model::Outcomes,
+    w: &super::model::Durations,
+    threads: usize,
+    decision: Decision,
+) {
+    let _ = writeln!(
+        o,
+        "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  {}",
+        clip(label, 28),
+        human_count(contentions),
+        human_rate(rate),
+        human_count(outcomes.slept),
+        human_count(outcomes.eagain),
+        human_ns(w.total_ns),
+        human_ns(w.avg_ns),
+        human_ns(w.p50_ns),
+        human_ns(w.p95_ns),
+        human_ns(w.p99_ns),
+        human_ns(w.max_ns),
+        threads,
+        decision_cell(decision),
+    );
+}
+
+/// LOCK CLASSES, LOCKS (by decision, then rate), and the waits that are
+/// not locks: one line, or a table with `all_waits`.
+fn locks(o: &mut String, r: &Report, opts: Options) {
+    let rows = r.lock_rows();
+    let (locks, waits): (Vec<&Lock>, Vec<&Lock>) = rows
+        .iter()
+        .partition(|l| l.decision != Decision::NotLockContention);
+    if !r.lock_classes.is_empty() {
+        let shown = r.lock_classes.len().min(opts.top);
         let _ = writeln!(
             o,
-            "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  DECISION",
-            "LOCK",
-            "CONT",
-            "CONT/S",
-            "SLEPT",
-            "EAGAIN",
-            "TOTAL",
-            "AVG",
-            "P50",
-            "P95",
-            "P99",
-            "MAX",
-            "THR"
+            "LOCK CLASSES: many locks of one type at one call site, decided on their sum ({shown} of {})",
+            r.lock_classes.len()
         );
-    }
-    for l in r.locks.iter().take(top) {
-        let w = &l.wait;
-        let _ = writeln!(
-            o,
-            "  {:<28} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4}  {}",
-            clip(&l.label, 28),
-            human_count(l.contentions),
-            human_rate(l.contentions_per_s),
-            human_count(l.outcomes.slept),
-            human_count(l.outcomes.eagain),
-            human_ns(w.total_ns),
-            human_ns(w.avg_ns),
-            human_ns(w.p50_ns),
-            human_ns(w.p95_ns),
-            human_ns(w.p99_ns),
-            human_ns(w.max_ns),
-            l.threads.iter().filter(|t| t.contentions > 0).count(),
-            decision_cell(l.decision),
-        );
-        let other = l.outcomes.timed_out + l.outcomes.interrupted + l.outcomes.error;
-        let other = if other > 0 {
-            format!(
-                " · timed out {}, interrupted {}, errors {}",
-                l.outcomes.timed_out, l.outcomes.interrupted, l.outcomes.error
-            )
-        } else {
-            String::new()
-        };
-        let kind = match &l.kind_frame {
-            Some(f) if l.kind != "unknown" => format!("{} (from {})", l.kind, esc(f)),
-            _ => l.kind.clone(),
-        };
-        let _ = writeln!(
-            o,
-            "      {kind} at {} in pid {} · wakes: {} calls woke {}{other}",
-            l.address,
-            l.pid,
-            human_count(l.wakes.calls),
-            human_count(l.wakes.woken)
-        );
-        if let Some(s) = &l.sched {
-            let note = if super::decide::cpu_bound_note(l).is_some() {
-                " → woken waiters wait for a CPU, not the lock"
-            } else {
-                ""
-            };
+        lock_header(o);
+        for c in r.lock_classes.iter().take(opts.top) {
+            lock_row(
+                o,
+                &c.label,
+                c.contentions,
+                c.contentions_per_s,
+                &c.outcomes,
+                &c.wait,
+                c.threads,
+                c.decision,
+            );
             let _ = writeln!(
                 o,
-                "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%; wake→run p50 {}, p99 {}){note}",
-                human_count(s.sleeps),
-                human_ns(s.blocked_ns),
-                human_ns(s.runnable_ns),
-                100.0 * s.runnable_share,
-                human_ns(s.wakeup_latency.p50_ns),
-                human_ns(s.wakeup_latency.p99_ns),
+                "      {} {} locks in pid {} · the busiest, {}, at {}/s",
+                esc(&c.kind),
+                c.locks,
+                c.pid,
+                clip(&c.busiest, 60),
+                human_rate(c.busiest_per_s)
             );
         }
-        let waiters: Vec<String> = l
-            .threads
+        let _ = writeln!(o);
+    }
+    let order = if r.logical_locks.is_empty() {
+        "by total wait"
+    } else {
+        "by decision, then rate"
+    };
+    let shown = locks.len().min(opts.top);
+    let _ = writeln!(o, "LOCKS {order} ({shown} of {})", locks.len());
+    if locks.is_empty() {
+        let _ = writeln!(o, "  (no lock waits seen)");
+    } else {
+        lock_header(o);
+    }
+    for l in locks.iter().take(opts.top) {
+        lock_detail(o, l);
+    }
+    let _ = writeln!(o);
+    if waits.is_empty() {
+        return;
+    }
+    if opts.all_waits {
+        let _ = writeln!(
+            o,
+            "WAITS that are not locks: condition variables, joins, parks, runtime sleeps ({})",
+            waits.len()
+        );
+        lock_header(o);
+        for l in &waits {
+            lock_detail(o, l);
+        }
+    } else {
+        let n: u64 = waits.iter().map(|l| l.contentions).sum();
+        let ns = waits
             .iter()
-            .filter(|t| t.contentions > 0)
+            .fold(0u64, |a, l| a.saturating_add(l.wait.total_ns));
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in &waits {
+            *kinds.entry(l.kind.as_str()).or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(
+            o,
+            "NOT LOCKS  {} waits, {} waited, on {} ({}): not contention (--all-waits lists them)",
+            human_count(n),
+            human_ns(ns),
+            if waits.len() == 1 {
+                "one word".to_string()
+            } else {
+                format!("{} words or sites", waits.len())
+            },
+            kinds.join(", ")
+        );
+    }
+    let _ = writeln!(o);
+}
+
+/// A lock's row and the lines under it.
+fn lock_detail(o: &mut String, l: &Lock) {
+    lock_row(
+        o,
+        &l.label,
+        l.contentions,
+        l.contentions_per_s,
+        &l.outcomes,
+        &l.wait,
+        l.threads.iter().filter(|t| t.contentions > 0).count(),
+        l.decision,
+    );
+    let other = l.outcomes.timed_out + l.outcomes.interrupted + l.outcomes.error;
+    let other = if other > 0 {
+        format!(
+            " · timed out {}, interrupted {}, errors {}",
+            l.outcomes.timed_out, l.outcomes.interrupted, l.outcomes.error
+        )
+    } else {
+        String::new()
+    };
+    // "mutex (glibc, from __lll_lock_wait)": what decided the kind.
+    let mut why: Vec<String> = Vec::new();
+    if !l.implementation.is_empty() && l.implementation != "generic" {
+        why.push(esc(&l.implementation).into_owned());
+    }
+    if let Some(f) = l.kind_frame.as_deref().filter(|_| l.kind != "unknown") {
+        why.push(format!("from {}", esc(f)));
+    }
+    let kind = if why.is_empty() {
+        l.kind.clone()
+    } else {
+        format!("{} ({})", l.kind, why.join(", "))
+    };
+    let at = if l.address.is_empty() {
+        format!(
+            "parked on {} wait channel(s)",
+            human_count(l.channels.len() as u64)
+        )
+    } else {
+        format!("at {}", l.address)
+    };
+    let class =
+        l.of.as_deref()
+            .filter(|_| !l.channels.is_empty())
+            .map(|c| format!(" · one of {}", clip(c, 60)))
+            .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "      {kind} {at} in pid {} · wakes: {} calls woke {}{other}{class}",
+        l.pid,
+        human_count(l.wakes.calls),
+        human_count(l.wakes.woken)
+    );
+    if let Some(s) = &l.sched {
+        let note = if super::decide::cpu_bound_note(l).is_some() {
+            " → woken waiters wait for a CPU, not the lock"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%; wake→run p50 {}, p99 {}){note}",
+            human_count(s.sleeps),
+            human_ns(s.blocked_ns),
+            human_ns(s.runnable_ns),
+            100.0 * s.runnable_share,
+            human_ns(s.wakeup_latency.p50_ns),
+            human_ns(s.wakeup_latency.p99_ns),
+        );
+    }
+    let waiters: Vec<String> = l
+        .threads
+        .iter()
+        .filter(|t| t.contentions > 0)
+        .take(4)
+        .map(|t| {
+            format!(
+                "{}/{} {}",
+                if t.name.is_empty() {
+                    "?".into()
+                } else {
+                    esc(&t.name)
+                },
+                t.tid,
+                human_ns(t.wait_ns)
+            )
+        })
+        .collect();
+    let more = l
+        .threads
+        .iter()
+        .filter(|t| t.contentions > 0)
+        .count()
+        .saturating_sub(4);
+    let more = if more > 0 {
+        format!(", +{more} more")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
+    // The holder side: who released the waiters (wake calls that woke someone).
+    let mut wakers: Vec<_> = l.threads.iter().filter(|t| t.woken > 0).collect();
+    wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(a.tid.cmp(&b.tid)));
+    if !wakers.is_empty() {
+        let list: Vec<String> = wakers
+            .iter()
             .take(4)
             .map(|t| {
-                format!(
-                    "{}/{} {}",
-                    if t.name.is_empty() {
-                        "?".into()
-                    } else {
-                        esc(&t.name)
-                    },
-                    t.tid,
-                    human_ns(t.wait_ns)
-                )
+                let name = if t.name.is_empty() {
+                    "?".into()
+                } else {
+                    esc(&t.name)
+                };
+                format!("{name}/{} woke {}", t.tid, human_count(t.woken))
             })
             .collect();
-        let more = l
-            .threads
-            .iter()
-            .filter(|t| t.contentions > 0)
-            .count()
-            .saturating_sub(4);
+        let more = wakers.len().saturating_sub(4);
         let more = if more > 0 {
             format!(", +{more} more")
         } else {
             String::new()
         };
-        let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
-        // The holder side: who released the waiters (wake calls that woke someone).
-        let mut wakers: Vec<_> = l.threads.iter().filter(|t| t.woken > 0).collect();
-        wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(a.tid.cmp(&b.tid)));
-        if !wakers.is_empty() {
-            let list: Vec<String> = wakers
-                .iter()
-                .take(4)
-                .map(|t| {
-                    let name = if t.name.is_empty() {
-                        "?".into()
-                    } else {
-                        esc(&t.name)
-                    };
-                    format!("{name}/{} woke {}", t.tid, human_count(t.woken))
-                })
-                .collect();
-            let more = wakers.len().saturating_sub(4);
-            let more = if more > 0 {
-                format!(", +{more} more")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
-        }
-        if let Some(site) = l.waker_sites.first() {
-            let _ = writeln!(
-                o,
-                "      top waker site ({} wakes, {}): {}",
-                human_count(site.wakes),
-                site.unwind,
-                clip(&stack_path(&site.frames), 100)
-            );
-        }
-        let unwound_total: u64 = l
-            .unwound_sites
-            .iter()
-            .fold(0u64, |a, s| a.saturating_add(s.count));
-        if let Some(site) = l.unwound_sites.first() {
-            let share = 100.0 * site.count as f64 / unwound_total.max(1) as f64;
-            let _ = writeln!(
-                o,
-                "      call site: {} ({share:.0}% of waits, eh_frame, {} samples)",
-                esc(site.call_site.as_deref().unwrap_or("?")),
-                l.unwound_sites
-                    .iter()
-                    .fold(0u64, |a, s| a.saturating_add(s.samples)),
-            );
-            let _ = writeln!(o, "        stack: {}", clip(&stack_path(&site.frames), 110));
-        } else if let Some(site) = l.sites.first() {
-            let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
-            let _ = writeln!(
-                o,
-                "      top call site ({share:.0}% of waits, {}): {}",
-                site.unwind,
-                clip(&stack_path(&site.frames), 110)
-            );
-        }
+        let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
     }
-    let _ = writeln!(o);
+    if let Some(site) = l.waker_sites.first() {
+        let _ = writeln!(
+            o,
+            "      top waker site ({} wakes, {}): {}",
+            human_count(site.wakes),
+            site.unwind,
+            clip(&stack_path(&site.frames), 100)
+        );
+    }
+    let unwound_total: u64 = l
+        .unwound_sites
+        .iter()
+        .fold(0u64, |a, s| a.saturating_add(s.count));
+    if let Some(site) = l.unwound_sites.first() {
+        let share = 100.0 * site.count as f64 / unwound_total.max(1) as f64;
+        let _ = writeln!(
+            o,
+            "      call site: {} ({share:.0}% of waits, eh_frame, {} samples)",
+            esc(site.call_site.as_deref().unwrap_or("?")),
+            l.unwound_sites
+                .iter()
+                .fold(0u64, |a, s| a.saturating_add(s.samples)),
+        );
+        let _ = writeln!(o, "        stack: {}", clip(&stack_path(&site.frames), 110));
+    } else if let Some(site) = l.sites.first() {
+        let share = 100.0 * site.count as f64 / l.contentions.max(1) as f64;
+        let _ = writeln!(
+            o,
+            "      top call site ({share:.0}% of waits, {}): {}",
+            site.unwind,
+            clip(&stack_path(&site.frames), 110)
+        );
+    }
+}
 
+fn threads(o: &mut String, r: &Report, top: usize) {
     let shown = r.threads.len().min(top);
     let _ = writeln!(
         o,
@@ -330,7 +493,9 @@ pub fn render(r: &Report, top: usize) -> String {
         );
     }
     let _ = writeln!(o);
+}
 
+fn sched(o: &mut String, r: &Report, top: usize) {
     let sched: Vec<_> = r
         .threads
         .iter()
@@ -387,6 +552,9 @@ pub fn render(r: &Report, top: usize) -> String {
         }
         let _ = writeln!(o);
     }
+}
+
+fn kernel_locks(o: &mut String, r: &Report, top: usize) {
     if !r.kernel_locks.is_empty() {
         let shown = r.kernel_locks.len().min(top);
         let _ = writeln!(
@@ -414,9 +582,9 @@ pub fn render(r: &Report, top: usize) -> String {
         }
         let _ = writeln!(o);
     }
-    if !r.functions.is_empty() {
-        functions(&mut o, r, top);
-    }
+}
+
+fn tail(o: &mut String, r: &Report) {
     let events: Vec<String> = r
         .events
         .iter()
@@ -448,7 +616,6 @@ pub fn render(r: &Report, top: usize) -> String {
     for note in &r.limitations {
         let _ = writeln!(o, "NOTE     {}", esc(note));
     }
-    o
 }
 
 /// FUNCTIONS: probed functions' rates and latency, allocation sizes and
@@ -556,8 +723,14 @@ mod tests {
             drops: [("missing_start".to_string(), 0)].into_iter().collect(),
             ..Default::default()
         };
-        let text = render(&r, 10);
+        let text = render(
+            &r,
+            Options {
+                top: 10,
+                all_waits: true,
+            },
+        );
         assert!(text.contains("DROPS    missing_start 0"), "{text}");
-        assert!(text.contains("(no futex waits seen)"));
+        assert!(text.contains("(no lock waits seen)"), "{text}");
     }
 }

@@ -314,9 +314,13 @@ pub struct PerfRun {
 
 impl PerfRun {
     pub fn start(program: &Path, args: &[&str], futex_op: u32, tag: &str) -> Self {
+        Self::start_filter(program, args, &format!("op == {futex_op}"), tag)
+    }
+
+    /// As `start`, counting the futex enters that match `filter`.
+    pub fn start_filter(program: &Path, args: &[&str], filter: &str, tag: &str) -> Self {
         let perf_out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}.perf"));
-        let filter = format!("op == {futex_op}");
-        let work = Gated::start(under_perf_stat(&filter, &perf_out, program, args));
+        let work = Gated::start(under_perf_stat(filter, &perf_out, program, args));
         Self { work, perf_out }
     }
 
@@ -390,11 +394,21 @@ pub fn sequencer_with_work(work: u32) -> PathBuf {
     out
 }
 
-/// The sum of a report's lock wait times (JSON).
+/// The rows the views draw by default (JSON): the logical locks that are
+/// locks (schema 1.5), or every wait channel of an older report.
+pub fn view_rows(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match report["logical_locks"].as_array() {
+        Some(rows) if !rows.is_empty() => rows
+            .iter()
+            .filter(|l| l["decision"].as_str() != Some("not_lock_contention"))
+            .collect(),
+        _ => report["locks"].as_array().unwrap().iter().collect(),
+    }
+}
+
+/// The sum of the drawn rows' wait times (JSON).
 pub fn total_wait_ns(report: &serde_json::Value) -> u64 {
-    report["locks"]
-        .as_array()
-        .unwrap()
+    view_rows(report)
         .iter()
         .map(|l| l["wait"]["total_ns"].as_u64().unwrap())
         .sum()

@@ -1,0 +1,636 @@
+//! Privileged integration tests of the lock model (issue 13): locks whose
+//! waiters park on words of their own (parking_lot, Abseil, the JVM, a
+//! PostgreSQL-style semaphore lock), word locks the tracer used to misname
+//! (musl, PI mutexes), a class of many locks, and a Go program. Each checks
+//! the report against ground truth the tracer does not produce: `perf
+//! stat`, bpftrace, the JVM's own counters, the workload's own counts.
+
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use serde_json::Value;
+
+/// Every futex command that waits for a word (WAIT and WAIT_BITSET, with
+/// and without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME).
+const WAIT_OPS: &str = "op == 0 || op == 128 || op == 9 || op == 137 || op == 265 || op == 393";
+
+fn tmp(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+fn workload_src(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/workloads")
+        .join(rel)
+}
+
+fn build(cmd: &mut Command, what: &str) {
+    let out = output(cmd);
+    assert!(
+        out.status.success(),
+        "building {what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn logical(report: &Value) -> &Vec<Value> {
+    report["logical_locks"].as_array().expect("logical_locks")
+}
+
+/// The logical locks that are locks (the waits that are not are kept).
+fn locks_of(report: &Value) -> Vec<&Value> {
+    logical(report)
+        .iter()
+        .filter(|l| l["decision"].as_str() != Some("not_lock_contention"))
+        .collect()
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Sum of the waits of every wait channel (the exact level).
+fn channel_waits(report: &Value) -> u64 {
+    report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| u(&l["contentions"]))
+        .sum()
+}
+
+/// A logical lock's waits are exactly its channels' (each in whole).
+fn assert_sum_of_channels(report: &Value, lock: &Value) {
+    let channels = lock["channels"].as_array().unwrap();
+    let by_addr: u64 = channels
+        .iter()
+        .map(|c| {
+            let ch = report["locks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["address"] == c["address"] && l["pid"] == c["pid"])
+                .unwrap_or_else(|| panic!("channel {c} is not in locks"));
+            assert_eq!(ch["of"], lock["label"], "the channel names its lock");
+            u(&ch["contentions"])
+        })
+        .sum();
+    assert_eq!(
+        u(&lock["contentions"]),
+        by_addr,
+        "a lock's waits are its channels'"
+    );
+}
+
+fn decision_for(rate: f64) -> &'static str {
+    if rate > 1000.0 {
+        "recommended"
+    } else if rate >= 100.0 {
+        "consider"
+    } else {
+        "not_needed"
+    }
+}
+
+#[test]
+fn parking_lot_mutex_is_one_lock_over_every_waiters_channel() {
+    let Some(_serial) = privileged() else { return };
+    let mut run = PerfRun::start_filter(
+        &example("parking_lot_mutex"),
+        &["4", "300000"],
+        WAIT_OPS,
+        "logical_pl",
+    );
+    let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "logical_pl");
+    run.work.go();
+    let (rest, perf) = run.finish();
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "acquisitions"), Some("1200000"));
+    let parks: u64 = field(&rest, "contended").unwrap().parse().unwrap();
+    assert!(
+        parks > 1000,
+        "the workload contends ({parks} contended locks)"
+    );
+    assert_eq!(
+        channel_waits(&report),
+        perf,
+        "every wait counted (perf stat)"
+    );
+    let locks = locks_of(&report);
+    assert_eq!(locks.len(), 1, "one lock: {locks:#?}");
+    let l = locks[0];
+    assert!(
+        l["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("parking_lot::Mutex @ parking_lot_mutex::apply_order"),
+        "{}",
+        l["label"]
+    );
+    assert_eq!(l["kind"], "mutex");
+    assert_eq!(l["implementation"], "parking_lot");
+    assert_eq!(l["identity"], "call-site");
+    assert!(
+        l["channels"].as_array().unwrap().len() >= 2,
+        "several threads' words"
+    );
+    assert_sum_of_channels(&report, l);
+    // The main thread's joins are the only other waits.
+    let joins: u64 = logical(&report)
+        .iter()
+        .filter(|x| x["kind"] == "wait")
+        .map(|x| u(&x["contentions"]))
+        .sum();
+    assert_eq!(
+        u(&l["contentions"]) + joins,
+        perf,
+        "the lock has every other wait"
+    );
+    // Decided on the sum, which no single channel reaches.
+    let rate = l["contentions_per_s"].as_f64().unwrap();
+    assert_eq!(l["decision"], decision_for(rate));
+    assert_eq!(report["verdict"]["lock"], l["label"]);
+    assert!(text.contains("parking_lot::Mutex @"), "{text}");
+}
+
+#[test]
+fn abseil_mutex_is_a_mutex_named_by_the_function_that_locks_it() {
+    let Some(_serial) = privileged() else { return };
+    let bin = tmp("absl_mutex");
+    let libs = output(Command::new("pkg-config").args(["--libs", "absl_synchronization"]));
+    assert!(
+        libs.status.success(),
+        "libabsl-dev is needed (pkg-config absl_synchronization)"
+    );
+    build(
+        Command::new("g++")
+            .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&bin)
+            .arg(workload_src("absl_mutex.cpp"))
+            .args(String::from_utf8_lossy(&libs.stdout).split_whitespace()),
+        "absl_mutex",
+    );
+    let mut run = PerfRun::start_filter(&bin, &["4", "200000"], WAIT_OPS, "logical_absl");
+    let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "logical_absl");
+    run.work.go();
+    let (rest, perf) = run.finish();
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "acquisitions"), Some("800000"));
+    assert_eq!(
+        channel_waits(&report),
+        perf,
+        "every wait counted (perf stat)"
+    );
+    let locks = locks_of(&report);
+    let l = locks
+        .iter()
+        .find(|l| l["implementation"] == "Abseil")
+        .unwrap_or_else(|| panic!("no Abseil lock: {locks:#?}"));
+    assert_eq!(l["kind"], "mutex");
+    assert!(
+        l["call_site"]
+            .as_str()
+            .unwrap()
+            .starts_with("apply_update(long)"),
+        "{}",
+        l["call_site"]
+    );
+    assert!(
+        l["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("absl::Mutex @ apply_update(long)")
+    );
+    assert!(l["channels"].as_array().unwrap().len() >= 2);
+    assert_sum_of_channels(&report, l);
+    assert_eq!(report["verdict"]["lock"], l["label"]);
+}
+
+#[test]
+fn musl_static_mutex_has_its_kind_call_site_and_whole_stack() {
+    let Some(_serial) = privileged() else { return };
+    let bin = tmp("musl_mutex");
+    build(
+        Command::new("musl-gcc")
+            .args(["-static", "-O2", "-g", "-o"])
+            .arg(&bin)
+            .arg(workload_src("musl_mutex.c")),
+        "musl_mutex (musl-tools)",
+    );
+    let mut run = PerfRun::start_filter(&bin, &["4", "200000"], WAIT_OPS, "logical_musl");
+    let mutex = run.mutex();
+    let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "logical_musl");
+    run.work.go();
+    let (rest, perf) = run.finish();
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "acquisitions"), Some("800000"));
+    assert_eq!(
+        channel_waits(&report),
+        perf,
+        "every wait counted (perf stat)"
+    );
+    // musl's lock word is the mutex's second int.
+    let want = u64::from_str_radix(mutex.trim_start_matches("0x"), 16).unwrap() + 4;
+    let l = logical(&report)
+        .iter()
+        .find(|l| l["address"].as_str() == Some(&format!("{want:#x}")))
+        .unwrap_or_else(|| panic!("no lock at {want:#x}: {:#?}", logical(&report)));
+    assert_eq!(l["kind"], "mutex");
+    assert_eq!(l["implementation"], "musl");
+    assert!(
+        l["call_site"]
+            .as_str()
+            .unwrap()
+            .starts_with("credit_account"),
+        "{}",
+        l["call_site"]
+    );
+    assert_eq!(l["call_site_unwind"], "eh_frame");
+    let frames: Vec<&str> = l["unwound_sites"][0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["symbol"].as_str())
+        .collect();
+    for f in ["__timedwait", "credit_account", "worker"] {
+        assert!(frames.contains(&f), "{f} missing from the stack {frames:?}");
+    }
+    assert_eq!(
+        l["decision"],
+        decision_for(l["contentions_per_s"].as_f64().unwrap())
+    );
+}
+
+#[test]
+fn pi_mutex_is_a_pi_mutex_whose_wakes_are_counted() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("pi_mutex");
+    // FUTEX_LOCK_PI and FUTEX_UNLOCK_PI (private), counted by one perf.
+    ensure_tracefs();
+    let perf_out = tmp("logical_pi.perf");
+    let mut perf = Command::new("perf");
+    perf.args(["stat", "-x", ",", "-o"])
+        .arg(&perf_out)
+        .args(["-e", "syscalls:sys_enter_futex", "--filter", "op == 134"])
+        .args(["-e", "syscalls:sys_enter_futex", "--filter", "op == 135"])
+        .arg("--")
+        .arg(&bin)
+        .args(["4", "100000"]);
+    let mut run = Gated::start(perf);
+    let mutex = field(&run.first_line, "mutex").unwrap().to_string();
+    let tracer = Tracer::start(&["--pid", &run.pid.to_string()], "logical_pi");
+    run.go();
+    let rest = run.finish(Duration::from_secs(120));
+    let counts: Vec<u64> = std::fs::read_to_string(&perf_out)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",syscalls:"))
+        .map(|l| l.split(',').next().unwrap().trim().parse().unwrap())
+        .collect();
+    let (lock_pi, unlock_pi) = (counts[0], counts[1]);
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "acquisitions"), Some("400000"));
+    let l = logical(&report)
+        .iter()
+        .find(|l| l["address"].as_str() == Some(mutex.as_str()))
+        .unwrap_or_else(|| panic!("no lock at {mutex}: {:#?}", logical(&report)));
+    assert_eq!(l["kind"], "pi-mutex");
+    assert!(l["call_site"].as_str().unwrap().starts_with("bump_pi"));
+    assert_eq!(u(&l["contentions"]), lock_pi, "LOCK_PI waits (perf stat)");
+    // glibc's pthread_mutex_init probes the kernel's PI support with one
+    // FUTEX_UNLOCK_PI on a word of its own, before the gate (and tracing).
+    assert_eq!(
+        u(&l["wakes"]["calls"]),
+        unlock_pi - 1,
+        "UNLOCK_PI calls (perf stat)"
+    );
+    let woken = u(&l["wakes"]["woken"]);
+    assert_eq!(
+        woken,
+        u(&l["outcomes"]["slept"]).min(unlock_pi - 1),
+        "waiters released"
+    );
+    assert!(woken > lock_pi / 2, "wakes counted: {woken} of {lock_pi}");
+    let ops: Vec<&str> = report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"].as_str() == Some(mutex.as_str()))
+        .unwrap()["futex_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ops, ["lock_pi", "unlock_pi"]);
+}
+
+#[test]
+fn sixty_four_mutexes_locked_from_one_function_are_one_class() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("mutex_array");
+    let mut run = PerfRun::start(&bin, &["4", "300000"], 128, "logical_array");
+    let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "logical_array");
+    run.work.go();
+    let (_, perf) = run.finish();
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let classes = report["lock_classes"].as_array().unwrap();
+    let c = classes
+        .iter()
+        .find(|c| c["call_site"].as_str().unwrap().starts_with("bump_shard"))
+        .unwrap_or_else(|| panic!("no class at bump_shard: {classes:#?}"));
+    assert_eq!(u(&c["locks"]), 64, "every shard is a member: {c:#}");
+    assert_eq!(c["kind"], "mutex");
+    // The class holds every mutex wait: FUTEX_WAIT_PRIVATE is glibc's
+    // mutex wait, and the joins use another op.
+    assert_eq!(u(&c["contentions"]), perf, "the class's waits (perf stat)");
+    let members: Vec<&Value> = logical(&report)
+        .iter()
+        .filter(|l| l["of"] == c["label"])
+        .collect();
+    assert_eq!(members.len(), 64);
+    assert_eq!(
+        members.iter().map(|l| u(&l["contentions"])).sum::<u64>(),
+        u(&c["contentions"])
+    );
+    let rate = c["contentions_per_s"].as_f64().unwrap();
+    assert_eq!(c["decision"], decision_for(rate));
+    assert!(rate > 1000.0, "the class contends: {rate}/s");
+    // Each shard alone is far below the class.
+    assert!(
+        members
+            .iter()
+            .all(|l| l["contentions_per_s"].as_f64().unwrap() < rate / 10.0)
+    );
+    assert_eq!(report["verdict"]["level"], "class");
+    assert_eq!(report["verdict"]["lock"], c["label"]);
+    assert_eq!(report["verdict"]["decision"], "recommended");
+    assert!(text.contains("LOCK CLASSES"), "{text}");
+}
+
+#[test]
+fn a_semaphore_is_a_lock_under_a_lock_function_and_an_event_otherwise() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("sem_lock");
+    let perf_out = tmp("logical_sem.perf");
+    ensure_tracefs();
+    // Launched (forked workers are followed), under perf stat, which
+    // counts every process of the tree: shared semaphores wait with
+    // FUTEX_WAIT_BITSET, not private.
+    let json = tmp("logical_sem.json");
+    let mut child = Command::new(tracer_bin())
+        .args(["contention", "--json"])
+        .arg(&json)
+        .args(["--", "perf", "stat", "-x", ",", "-o"])
+        .arg(&perf_out)
+        .args([
+            "-e",
+            "syscalls:sys_enter_futex",
+            "--filter",
+            "op == 9 || op == 265",
+            "--",
+        ])
+        .arg(&bin)
+        .args(["4", "50000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"x").unwrap();
+    }
+    let status = wait_for(&mut child, Duration::from_secs(120), "tracer");
+    let mut out = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .for_each(|l| out.push_str(&(l.unwrap() + "\n")));
+    assert!(status.success(), "tracer: {status}\n{out}");
+    assert_eq!(field(&out, "acquisitions"), Some("200000"), "{out}");
+    let perf = perf_count(&perf_out);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = logical(&report);
+    let lock_waits: u64 = rows
+        .iter()
+        .filter(|l| l["kind"] == "semaphore-lock")
+        .inspect(|l| {
+            assert!(
+                l["call_site"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("shared_lock_acquire"),
+                "{l:#}"
+            );
+            assert_ne!(l["decision"], "not_lock_contention");
+        })
+        .map(|l| u(&l["contentions"]))
+        .sum();
+    let job_waits: Vec<&Value> = rows
+        .iter()
+        .filter(|l| {
+            l["call_site"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("wait_for_job"))
+        })
+        .collect();
+    assert!(!job_waits.is_empty(), "the job waits are in the report");
+    for j in &job_waits {
+        assert_eq!(j["kind"], "wait", "{j:#}");
+        assert_eq!(j["decision"], "not_lock_contention");
+    }
+    let job: u64 = job_waits.iter().map(|l| u(&l["contentions"])).sum();
+    assert!(lock_waits > 1000, "the lock contends: {lock_waits}");
+    assert_eq!(lock_waits + job, perf, "every semaphore wait (perf stat)");
+    assert!(
+        report["verdict"]["lock"]
+            .as_str()
+            .is_some_and(|l| l.contains("shared_lock_acquire"))
+    );
+}
+
+/// javac'd LockHot in a directory of its own.
+fn java_fixture() -> PathBuf {
+    let dir = tmp("java");
+    std::fs::create_dir_all(&dir).unwrap();
+    build(
+        Command::new("javac")
+            .arg("-d")
+            .arg(&dir)
+            .arg(workload_src("java/LockHot.java")),
+        "LockHot.java (openjdk-17-jdk-headless)",
+    );
+    dir
+}
+
+/// Runs LockHot under the tracer (by pid); returns (report, the JVM's
+/// `sun.rt._sync_Parks` at the end of the work, bpftrace's count of
+/// futex waits by the `cache-N` threads).
+fn java_run(dir: &Path, only: &str, tag: &str) -> (Value, u64, u64) {
+    let mut java = Command::new("java");
+    java.arg(format!("-Donly={only}"))
+        .arg("-cp")
+        .arg(dir)
+        .args(["LockHot", "4", "3"]);
+    let mut work = Gated::start(java);
+    let pid = work.pid;
+    // bpftrace, independently: futex waits (WAIT_BITSET_PRIVATE, which
+    // pthread_cond_wait uses) by the j.u.c. threads.
+    let mut bt = Command::new("bpftrace")
+        .arg("-e")
+        .arg(format!(
+            "tracepoint:syscalls:sys_enter_futex /pid == {pid} && (args->op == 137 || args->op == 393) && strncmp(comm, \"cache-\", 6) == 0/ {{ @n = count(); }}"
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bpftrace");
+    let mut bt_out = BufReader::new(bt.stdout.take().unwrap());
+    let mut line = String::new();
+    bt_out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+    let tracer = Tracer::start(&["--pid", &pid.to_string()], tag);
+    work.go();
+    let done = work.line();
+    assert!(done.starts_with("juc="), "{done}");
+    let counters = output(
+        Command::new("jcmd")
+            .arg(pid.to_string())
+            .arg("PerfCounter.print"),
+    );
+    let parks: u64 = String::from_utf8_lossy(&counters.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("sun.rt._sync_Parks="))
+        .unwrap_or_else(|| panic!("no _sync_Parks: {counters:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    drop(work.child.stdin.take());
+    work.finish(Duration::from_secs(60));
+    let (_, report) = tracer.finish(Duration::from_secs(60));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(bt.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    for l in bt_out.lines() {
+        rest.push_str(&(l.unwrap() + "\n"));
+    }
+    let _ = bt.wait();
+    let juc: u64 = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("@n: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    (report, parks, juc)
+}
+
+#[test]
+fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
+    let Some(_serial) = privileged() else { return };
+    let dir = java_fixture();
+
+    // Both at once: each is a lock, one row whatever the number of waiters.
+    let (report, parks, juc) = java_run(&dir, "both", "logical_java");
+    let rows = logical(&report);
+    let monitor: Vec<&Value> = rows.iter().filter(|l| l["kind"] == "monitor").collect();
+    let park: Vec<&Value> = rows.iter().filter(|l| l["kind"] == "juc-park").collect();
+    let hot = |v: &[&Value]| -> Value {
+        (*v.iter()
+            .max_by_key(|l| u(&l["contentions"]))
+            .unwrap_or_else(|| panic!("missing: {rows:#?}")))
+        .clone()
+    };
+    let (m, j) = (hot(&monitor), hot(&park));
+    for l in [&m, &j] {
+        assert_eq!(l["implementation"], "HotSpot");
+        assert_ne!(l["decision"], "not_lock_contention", "{l:#}");
+        assert_eq!(
+            l["decision"],
+            decision_for(l["contentions_per_s"].as_f64().unwrap())
+        );
+        assert!(
+            l["channels"].as_array().unwrap().len() >= 4,
+            "every waiter's word in one row"
+        );
+        assert_sum_of_channels(&report, l);
+    }
+    // Against the JVM's own count of monitor parks (ObjectMonitor::EnterI
+    // and ReenterI), and bpftrace's count of the cache threads' waits.
+    let within = |got: u64, want: u64, pct: u64| got.abs_diff(want) * 100 <= want * pct;
+    assert!(
+        parks > 100 && within(u(&m["contentions"]), parks, 5),
+        "monitor {} vs _sync_Parks {parks}",
+        m["contentions"]
+    );
+    assert!(
+        juc > 1000 && within(u(&j["contentions"]), juc, 2),
+        "j.u.c. {} vs bpftrace {juc}",
+        j["contentions"]
+    );
+
+    // The monitor alone, hot: RECOMMENDED.
+    let (report, parks, _) = java_run(&dir, "monitor", "logical_java_monitor");
+    let m = hot(&logical(&report)
+        .iter()
+        .filter(|l| l["kind"] == "monitor")
+        .collect::<Vec<_>>());
+    assert!(
+        within(u(&m["contentions"]), parks, 5),
+        "monitor {} vs _sync_Parks {parks}",
+        m["contentions"]
+    );
+    assert!(m["contentions_per_s"].as_f64().unwrap() > 1000.0, "{m:#}");
+    assert_eq!(m["decision"], "recommended");
+    assert_eq!(report["verdict"]["lock"], m["label"]);
+}
+
+#[test]
+fn go_runtime_sleeps_are_never_the_verdicts_lock() {
+    let Some(_serial) = privileged() else { return };
+    let bin = tmp("gomutex");
+    build(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(workload_src("go/gomutex.go"))
+            .env("GOCACHE", tmp("gocache"))
+            .env("GOPATH", tmp("gopath"))
+            .env("GO111MODULE", "off"),
+        "gomutex (golang-go)",
+    );
+    let mut cmd = Command::new(&bin);
+    cmd.args(["8", "200000"]);
+    let mut work = Gated::start(cmd);
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "logical_go");
+    work.go();
+    let rest = work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    assert_eq!(field(&rest, "acquisitions"), Some("1600000"));
+    assert_eq!(report["targets"][0]["runtime"], "go");
+    assert!(
+        channel_waits(&report) > 0,
+        "the runtime's threads slept on futexes"
+    );
+    for l in logical(&report) {
+        assert_eq!(
+            l["decision"], "not_lock_contention",
+            "a runtime word decided: {l:#}"
+        );
+    }
+    assert!(
+        report["verdict"]["lock"].is_null(),
+        "{:#}",
+        report["verdict"]
+    );
+    let verdict = report["verdict"]["text"].as_str().unwrap();
+    assert!(
+        verdict.contains("Go program") && verdict.contains("not on a futex"),
+        "{verdict}"
+    );
+    assert!(text.contains("Go program"), "{text}");
+}
