@@ -616,8 +616,8 @@ fn type_name(implementation: &str, kind: &str) -> String {
 }
 
 /// Word locks of one kind and implementation taken at one call site, two
-/// or more: a class, decided on their summed rate. Members learn their
-/// class (`of`).
+/// or more, waited on by two threads or woken by one: a class, decided on
+/// their summed rate. Members learn their class (`of`).
 fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass> {
     let mut groups: BTreeMap<(u32, String, String, String), Vec<usize>> = BTreeMap::new();
     for (i, l) in logical.iter().enumerate() {
@@ -638,6 +638,19 @@ fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass
     let mut out = Vec::new();
     for ((pid, kind, implementation, site), members) in groups {
         if members.len() < 2 {
+            continue;
+        }
+        // Words that one thread alone waited on and no thread ever woke
+        // show no contention between threads: no holder released them to a
+        // waiter (a lock's release wakes, or its waits would not end). Each
+        // stays its own row, decided on its own rate.
+        let waiters: BTreeSet<u32> = members
+            .iter()
+            .flat_map(|&i| logical[i].threads.iter())
+            .filter(|t| t.contentions > 0)
+            .map(|t| t.tid)
+            .collect();
+        if waiters.len() < 2 && members.iter().all(|&i| woken_by_no_one(&logical[i])) {
             continue;
         }
         let label = format!(
@@ -815,6 +828,36 @@ mod tests {
                 .iter()
                 .all(|l| l.of.as_deref() == Some(c.label.as_str()))
         );
+    }
+
+    #[test]
+    fn words_one_thread_waited_on_that_no_one_woke_are_no_class() {
+        let words = |wakes: u64| -> Vec<Channel> {
+            (0..64)
+                .map(|i| {
+                    let mut c = channel(
+                        &format!("{:#x}", 0x1000 + i * 0x40),
+                        100,
+                        50,
+                        vec![part(
+                            Decided::Word,
+                            Kind::Other,
+                            "generic",
+                            "main (w.c:52)",
+                            50,
+                        )],
+                    );
+                    c.lock.wakes.calls = wakes;
+                    c
+                })
+                .collect()
+        };
+        let (_, logical, classes) = model(words(0), 1.0, &Thresholds::default());
+        assert!(classes.is_empty(), "{classes:?}");
+        assert!(logical.iter().all(|l| l.of.is_none()));
+        // The same words woken by another thread are a class.
+        let (_, _, classes) = model(words(50), 1.0, &Thresholds::default());
+        assert_eq!(classes.len(), 1);
     }
 
     #[test]

@@ -290,7 +290,7 @@ fn locks(o: &mut String, r: &Report, opts: Options) {
         let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
         let _ = writeln!(
             o,
-            "NOT LOCKS  {} waits, {} waited, on {} ({}): not contention (--all-waits lists them)",
+            "NOT LOCKS  {} waits, {} waited, on {} ({}): not a lock, so not contention (--all-waits lists them)",
             human_count(n),
             human_ns(ns),
             if waits.len() == 1 {
