@@ -21,8 +21,8 @@ use crate::report::{
     decide::decide,
     hist::durations,
     model::{
-        Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockSleeps, LockThread, Outcomes,
-        Site, Thresholds, WakerSite,
+        Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockSleeps, LockThread, Site,
+        Thresholds, WakerSite,
     },
 };
 
@@ -59,6 +59,9 @@ pub struct Channel {
     /// The process's program (its executable), when known: processes of
     /// one program share locks kept in shared memory.
     pub program: Option<String>,
+    /// The process is a Go program: the futex words its frames do not
+    /// explain are its runtime's thread sleeps.
+    pub go: bool,
 }
 
 /// What a lock is, across channels.
@@ -164,8 +167,9 @@ struct Acc {
     id: LockId,
     /// The largest contribution: it names the lock (kind, frame, site).
     part: Part,
-    /// (channel index, share of its waits).
-    members: Vec<(usize, f64)>,
+    /// (channel index, share of its waits, index of this lock in the
+    /// channel's split).
+    members: Vec<(usize, f64, usize)>,
     sites: Vec<Site>,
 }
 
@@ -178,6 +182,9 @@ pub fn model(
     let duration = duration_s.max(1e-9);
     infer_from_frame_pointers(&mut channels);
     let mut accs: BTreeMap<LockId, Acc> = BTreeMap::new();
+    // Per channel, the waits of each lock it is split into (in the order of
+    // the members' split index): counters are apportioned by these.
+    let mut weights: Vec<Vec<u64>> = Vec::with_capacity(channels.len());
     for (ci, ch) in channels.iter_mut().enumerate() {
         let mut parts = std::mem::take(&mut ch.parts);
         if parts.is_empty() {
@@ -192,6 +199,18 @@ pub fn model(
             for p in &mut parts {
                 p.decided = Decided::Event;
                 p.kind = Kind::Wait;
+            }
+        }
+        // In a Go program, a word no implementation explains (a stripped
+        // binary, an unsampled wait) is the runtime's: goroutines never
+        // wait on futexes, its threads do.
+        if ch.go {
+            for p in &mut parts {
+                if p.implementation == "generic" {
+                    p.decided = Decided::Event;
+                    p.kind = Kind::GoRuntime;
+                    p.implementation = "Go";
+                }
             }
         }
         // A PI futex is a PI mutex whatever the frames call it.
@@ -259,7 +278,8 @@ pub fn model(
                 ch.lock.decision = Decision::NotLockContention;
             }
         }
-        for (id, (part, waits, sites)) in by_id {
+        weights.push(by_id.values().map(|(_, w, _)| *w).collect());
+        for (idx, (id, (part, waits, sites))) in by_id.into_iter().enumerate() {
             let share = waits as f64 / total as f64;
             let acc = accs.entry(id.clone()).or_insert_with(|| Acc {
                 id,
@@ -270,27 +290,33 @@ pub fn model(
             if part.waits > acc.part.waits {
                 acc.part = part;
             }
-            acc.members.push((ci, share));
+            acc.members.push((ci, share, idx));
             acc.sites.extend(sites);
         }
     }
     let mut logical: Vec<Lock> = accs
         .into_values()
-        .map(|a| gather(a, &channels, duration, t))
+        .map(|a| gather(a, &channels, &weights, duration, t))
         .collect();
     disambiguate_labels(&mut logical);
     // Channels name their lock.
-    let label_of: HashMap<(u32, String), String> = logical
-        .iter()
-        .flat_map(|l| {
-            l.channels
-                .iter()
-                .map(|c| ((c.pid, c.address.clone()), l.label.clone()))
-        })
-        .collect();
+    // (A channel split among locks names the one with its largest share.)
+    let mut label_of: HashMap<(u32, String), (f64, String)> = HashMap::new();
+    for l in &logical {
+        for c in &l.channels {
+            let e = label_of
+                .entry((c.pid, c.address.clone()))
+                .or_insert((-1.0, String::new()));
+            if c.share > e.0 || (c.share == e.0 && l.label < e.1) {
+                *e = (c.share, l.label.clone());
+            }
+        }
+    }
     let mut channels: Vec<Lock> = channels.into_iter().map(|c| c.lock).collect();
     for c in &mut channels {
-        c.of = label_of.get(&(c.pid, c.address.clone())).cloned();
+        c.of = label_of
+            .get(&(c.pid, c.address.clone()))
+            .map(|(_, l)| l.clone());
     }
     let classes = classes(&mut logical, duration, t);
     sort_locks(&mut logical);
@@ -412,17 +438,56 @@ fn word_label(l: &Lock, p: &Part) -> String {
     }
 }
 
-/// Splits `v` by `share` (the whole when the share is 1).
-fn part_of(v: u64, share: f64) -> u64 {
-    if share >= 1.0 {
-        v
-    } else {
-        (v as f64 * share).round() as u64
+/// Splits `v` in proportion to `weights`, exactly: each part gets its
+/// floor, and the parts with the largest remainders one more (ties to the
+/// first), so the parts add up to `v`.
+fn apportion(v: u64, weights: &[u64]) -> Vec<u64> {
+    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    if weights.len() <= 1 || total == 0 {
+        let mut out = vec![0; weights.len().max(1)];
+        out[0] = v;
+        return out;
     }
+    let exact: Vec<(u64, u128)> = weights
+        .iter()
+        .map(|&w| {
+            let x = u128::from(v) * u128::from(w);
+            ((x / total) as u64, x % total)
+        })
+        .collect();
+    let mut out: Vec<u64> = exact.iter().map(|e| e.0).collect();
+    let left = v - out.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&a, &b| exact[b].1.cmp(&exact[a].1).then(a.cmp(&b)));
+    for &i in order.iter().take(left as usize) {
+        out[i] += 1;
+    }
+    out
+}
+
+/// The counts of `items` (outcome classes, histogram buckets, in their
+/// order) that fall in the waits `from..from + n` of the channel: a part's
+/// own waits, so its outcomes and histogram add up to its contentions.
+fn fill(items: &[u64], from: u64, n: u64) -> Vec<u64> {
+    let (end, mut at) = (from + n, 0u64);
+    items
+        .iter()
+        .map(|&c| {
+            let (lo, hi) = (at.max(from), (at + c).min(end));
+            at += c;
+            hi.saturating_sub(lo)
+        })
+        .collect()
 }
 
 /// One logical lock from its channels' parts.
-fn gather(a: Acc, channels: &[Channel], duration: f64, t: &Thresholds) -> Lock {
+fn gather(
+    a: Acc,
+    channels: &[Channel],
+    weights: &[Vec<u64>],
+    duration: f64,
+    t: &Thresholds,
+) -> Lock {
     let first = &channels[a.members[0].0].lock;
     let mut l = Lock {
         pid: first.pid,
@@ -444,17 +509,32 @@ fn gather(a: Acc, channels: &[Channel], duration: f64, t: &Thresholds) -> Lock {
     let mut waker_sites: Vec<WakerSite> = Vec::new();
     let mut fp_sites: Vec<Site> = Vec::new();
     let mut had_sched = false;
-    for &(ci, share) in &a.members {
+    for &(ci, share, idx) in &a.members {
         let c = &channels[ci].lock;
-        let n = part_of(c.contentions, share);
+        let w = &weights[ci];
+        let part_of = |v: u64| apportion(v, w)[idx];
+        // This lock's waits of the channel: from `first` on, `n` of them.
+        let quotas = apportion(c.contentions, w);
+        let (first, n) = (quotas[..idx].iter().sum::<u64>(), quotas[idx]);
         l.contentions += n;
-        add_outcomes(&mut l.outcomes, &c.outcomes, share);
-        l.wait.total_ns += part_of(c.wait.total_ns, share);
+        let o = &c.outcomes;
+        let mine = fill(
+            &[o.slept, o.eagain, o.timed_out, o.interrupted, o.error],
+            first,
+            n,
+        );
+        l.outcomes.slept += mine[0];
+        l.outcomes.eagain += mine[1];
+        l.outcomes.timed_out += mine[2];
+        l.outcomes.interrupted += mine[3];
+        l.outcomes.error += mine[4];
+        l.wait.total_ns += part_of(c.wait.total_ns);
         l.wait.max_ns = l.wait.max_ns.max(c.wait.max_ns);
-        l.wakes.calls += part_of(c.wakes.calls, share);
-        l.wakes.woken += part_of(c.wakes.woken, share);
-        for b in &c.histogram {
-            *hist.entry((b.lo_ns, b.hi_ns)).or_default() += part_of(b.count, share);
+        l.wakes.calls += part_of(c.wakes.calls);
+        l.wakes.woken += part_of(c.wakes.woken);
+        let counts: Vec<u64> = c.histogram.iter().map(|b| b.count).collect();
+        for (b, k) in c.histogram.iter().zip(fill(&counts, first, n)) {
+            *hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
         }
         for th in &c.threads {
             let e = threads.entry(th.tid).or_insert_with(|| LockThread {
@@ -462,19 +542,27 @@ fn gather(a: Acc, channels: &[Channel], duration: f64, t: &Thresholds) -> Lock {
                 name: th.name.clone(),
                 ..Default::default()
             });
-            e.contentions += part_of(th.contentions, share);
-            e.wait_ns += part_of(th.wait_ns, share);
+            e.contentions += part_of(th.contentions);
+            e.wait_ns += part_of(th.wait_ns);
             e.max_wait_ns = e.max_wait_ns.max(th.max_wait_ns);
-            e.wake_calls += part_of(th.wake_calls, share);
-            e.woken += part_of(th.woken, share);
+            e.wake_calls += part_of(th.wake_calls);
+            e.woken += part_of(th.woken);
         }
         if let Some(s) = &c.sched {
             had_sched = true;
-            sleeps.sleeps += part_of(s.sleeps, share);
-            sleeps.blocked_ns += part_of(s.blocked_ns, share);
-            sleeps.runnable_ns += part_of(s.runnable_ns, share);
-            for b in &s.wakeup_latency.histogram {
-                *wake_hist.entry((b.lo_ns, b.hi_ns)).or_default() += part_of(b.count, share);
+            let sq = apportion(s.sleeps, w);
+            sleeps.sleeps += sq[idx];
+            sleeps.blocked_ns += part_of(s.blocked_ns);
+            sleeps.runnable_ns += part_of(s.runnable_ns);
+            let counts: Vec<u64> = s.wakeup_latency.histogram.iter().map(|b| b.count).collect();
+            let from = sq[..idx].iter().sum::<u64>();
+            for (b, k) in s
+                .wakeup_latency
+                .histogram
+                .iter()
+                .zip(fill(&counts, from, sq[idx]))
+            {
+                *wake_hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
             }
         }
         waker_sites.extend(c.waker_sites.iter().cloned());
@@ -489,7 +577,6 @@ fn gather(a: Acc, channels: &[Channel], duration: f64, t: &Thresholds) -> Lock {
         });
     }
     l.histogram = to_buckets(hist);
-    settle(&mut l);
     l.wait = durations(l.wait.total_ns, l.contentions, l.wait.max_ns, &l.histogram);
     l.contentions_per_s = l.contentions as f64 / duration;
     l.threads = threads.into_values().collect();
@@ -550,40 +637,6 @@ fn gather(a: Acc, channels: &[Channel], duration: f64, t: &Thresholds) -> Lock {
     l
 }
 
-/// Shares are rounded one by one: the largest outcome and histogram
-/// bucket absorb the difference, so outcomes add up to the contentions and
-/// the histogram holds no more (as in every channel).
-fn settle(l: &mut Lock) {
-    let o = &mut l.outcomes;
-    let sum = o.slept + o.eagain + o.timed_out + o.interrupted + o.error;
-    let largest = [
-        &mut o.slept,
-        &mut o.eagain,
-        &mut o.timed_out,
-        &mut o.interrupted,
-        &mut o.error,
-    ]
-    .into_iter()
-    .max_by_key(|v| **v);
-    if let Some(v) = largest {
-        *v = (*v + l.contentions).saturating_sub(sum);
-    }
-    let in_hist: u64 = l.histogram.iter().map(|b| b.count).sum();
-    if in_hist > l.contentions
-        && let Some(b) = l.histogram.iter_mut().max_by_key(|b| b.count)
-    {
-        b.count = b.count.saturating_sub(in_hist - l.contentions);
-    }
-}
-
-fn add_outcomes(a: &mut Outcomes, b: &Outcomes, share: f64) {
-    a.slept += part_of(b.slept, share);
-    a.eagain += part_of(b.eagain, share);
-    a.timed_out += part_of(b.timed_out, share);
-    a.interrupted += part_of(b.interrupted, share);
-    a.error += part_of(b.error, share);
-}
-
 fn to_buckets(h: BTreeMap<(u64, u64), u64>) -> Vec<Bucket> {
     h.into_iter()
         .filter(|(_, c)| *c > 0)
@@ -616,12 +669,21 @@ fn type_name(implementation: &str, kind: &str) -> String {
 }
 
 /// Word locks of one kind and implementation taken at one call site, two
-/// or more, waited on by two threads or woken by one: a class, decided on
-/// their summed rate. Members learn their class (`of`).
+/// or more: a class, decided on their summed rate. Members learn their
+/// class (`of`).
 fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass> {
     let mut groups: BTreeMap<(u32, String, String, String), Vec<usize>> = BTreeMap::new();
     for (i, l) in logical.iter().enumerate() {
-        if l.identity != "word" || l.decision == Decision::NotLockContention {
+        // Word locks whose call site an unwound stack gave (a frame-pointer
+        // site skips the caller, and would merge unrelated locks), that a
+        // thread other than their waiter released (a word one thread waited
+        // on and no one woke shows no contention between threads).
+        if l.identity != "word"
+            || l.decision == Decision::NotLockContention
+            || l.kind == Kind::Unknown.name()
+            || !matches!(l.call_site_unwind.as_str(), "eh_frame" | "inferred")
+            || woken_by_no_one(l)
+        {
             continue;
         }
         let Some(site) = &l.call_site else { continue };
@@ -638,19 +700,6 @@ fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass
     let mut out = Vec::new();
     for ((pid, kind, implementation, site), members) in groups {
         if members.len() < 2 {
-            continue;
-        }
-        // Words that one thread alone waited on and no thread ever woke
-        // show no contention between threads: no holder released them to a
-        // waiter (a lock's release wakes, or its waits would not end). Each
-        // stays its own row, decided on its own rate.
-        let waiters: BTreeSet<u32> = members
-            .iter()
-            .flat_map(|&i| logical[i].threads.iter())
-            .filter(|t| t.contentions > 0)
-            .map(|t| t.tid)
-            .collect();
-        if waiters.len() < 2 && members.iter().all(|&i| woken_by_no_one(&logical[i])) {
             continue;
         }
         let label = format!(
@@ -673,7 +722,12 @@ fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass
         for &i in &members {
             let l = &mut logical[i];
             c.contentions += l.contentions;
-            add_outcomes(&mut c.outcomes, &l.outcomes, 1.0);
+            let (a, b) = (&mut c.outcomes, &l.outcomes);
+            a.slept += b.slept;
+            a.eagain += b.eagain;
+            a.timed_out += b.timed_out;
+            a.interrupted += b.interrupted;
+            a.error += b.error;
             c.wait.total_ns += l.wait.total_ns;
             c.wait.max_ns = c.wait.max_ns.max(l.wait.max_ns);
             for b in &l.histogram {
@@ -714,7 +768,7 @@ fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::Durations;
+    use crate::report::model::{Durations, Outcomes};
 
     fn channel(addr: &str, tid: u32, waits: u64, parts: Vec<Part>) -> Channel {
         Channel {
@@ -747,6 +801,7 @@ mod tests {
             parts,
             ops: tracer_common::op_bit(futex_op::WAIT),
             program: None,
+            go: false,
         }
     }
 
@@ -801,7 +856,7 @@ mod tests {
     fn word_locks_at_one_site_make_a_class_decided_on_their_sum() {
         let chans: Vec<Channel> = (0..64)
             .map(|i| {
-                channel(
+                let mut c = channel(
                     &format!("{:#x}", 0x1000 + i * 0x40),
                     100 + i as u32,
                     50,
@@ -812,7 +867,9 @@ mod tests {
                         "bump_shard (a.c:24)",
                         50,
                     )],
-                )
+                );
+                c.lock.wakes.calls = 50;
+                c
             })
             .collect();
         let (_, logical, classes) = model(chans, 1.0, &Thresholds::default());
@@ -890,6 +947,63 @@ mod tests {
     }
 
     #[test]
+    fn a_split_channel_is_apportioned_exactly() {
+        let parts: Vec<Part> = ["a", "b", "c"]
+            .iter()
+            .map(|site| {
+                part(
+                    Decided::Parked("absl::Mutex"),
+                    Kind::Mutex,
+                    "Abseil",
+                    site,
+                    1,
+                )
+            })
+            .collect();
+        let mut ch = channel("0x10", 1, 5, parts);
+        ch.lock.outcomes = Outcomes {
+            slept: 2,
+            eagain: 2,
+            timed_out: 1,
+            ..Default::default()
+        };
+        ch.lock.histogram = (0..5)
+            .map(|i| Bucket {
+                lo_ns: 1 << i,
+                hi_ns: 2 << i,
+                count: 1,
+            })
+            .collect();
+        let (_, logical, _) = model(vec![ch], 1.0, &Thresholds::default());
+        assert_eq!(logical.iter().map(|l| l.contentions).sum::<u64>(), 5);
+        assert_eq!(
+            logical.iter().map(|l| l.wait.total_ns).sum::<u64>(),
+            5000,
+            "wait time is split exactly too"
+        );
+        for l in &logical {
+            let o = &l.outcomes;
+            assert_eq!(
+                o.slept + o.eagain + o.timed_out + o.interrupted + o.error,
+                l.contentions,
+                "{l:?}"
+            );
+            let in_hist: u64 = l.histogram.iter().map(|b| b.count).sum();
+            assert_eq!(in_hist, l.contentions, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn apportion_and_fill_add_up() {
+        assert_eq!(apportion(5, &[1, 1]), vec![3, 2]);
+        assert_eq!(apportion(1, &[1, 1, 1]), vec![1, 0, 0]);
+        assert_eq!(apportion(10, &[3, 1]), vec![8, 2]);
+        assert_eq!(apportion(7, &[0, 0]), vec![7, 0]);
+        assert_eq!(fill(&[2, 2, 1], 0, 3), vec![2, 1, 0]);
+        assert_eq!(fill(&[2, 2, 1], 3, 2), vec![0, 1, 1]);
+    }
+
+    #[test]
     fn pi_ops_name_a_pi_mutex_and_events_are_not_locks() {
         let mut pi = channel("0x10", 1, 10, Vec::new());
         pi.ops =
@@ -921,6 +1035,7 @@ mod tests {
         };
         let with_fp = |mut c: Channel, addr: &str| {
             c.lock.sites = vec![fp(addr)];
+            c.lock.wakes.calls = c.lock.contentions;
             c
         };
         let word = |site: &str| part(Decided::Word, Kind::Mutex, "glibc", site, 50);

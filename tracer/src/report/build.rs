@@ -139,6 +139,12 @@ pub fn build(
         }
     };
     let mut channels: Vec<Channel> = Vec::with_capacity(locks.len());
+    let go_pids: std::collections::BTreeSet<u32> = meta
+        .targets
+        .iter()
+        .filter(|t| t.runtime.as_deref() == Some("go"))
+        .map(|t| t.pid)
+        .collect();
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
         lock.sched = lock_sched.get(key).map(|s| LockSleeps {
@@ -191,6 +197,7 @@ pub fn build(
         channels.push(Channel {
             ops: ops.get(key).copied().unwrap_or(0),
             program: p.exe.as_ref().map(|e| e.display().to_string()),
+            go: go_pids.contains(&key.tgid),
             lock: std::mem::take(lock),
             parts,
         });

@@ -20,7 +20,7 @@ pub fn decide(rate: f64, t: &Thresholds) -> Decision {
 /// The overall verdict names the lock — or the class of locks — that
 /// matters most: the highest decision, and within it the highest
 /// contention rate; a class counts when its summed rate decides more than
-/// any of its locks does. Condition-variable and other event waits are not
+/// any of its locks does, and then ranks with the locks the same way. Condition-variable and other event waits are not
 /// lock contention and never count.
 pub fn verdict(locks: &[Lock], classes: &[LockClass], t: &Thresholds) -> Verdict {
     let events = locks
@@ -39,11 +39,16 @@ pub fn verdict(locks: &[Lock], classes: &[LockClass], t: &Thresholds) -> Verdict
             .partial_cmp(&(b.decision, b.contentions_per_s))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let class = classes.iter().max_by(|a, b| {
-        (a.decision, a.contentions_per_s)
-            .partial_cmp(&(b.decision, b.contentions_per_s))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    // A class counts when its sum decides more than its busiest lock; then
+    // it ranks with the locks by decision and rate.
+    let class = classes
+        .iter()
+        .filter(|c| c.decision > decide(c.busiest_per_s, t))
+        .max_by(|a, b| {
+            (a.decision, a.contentions_per_s)
+                .partial_cmp(&(b.decision, b.contentions_per_s))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
     let share = |wait: u64| {
         if total_wait > 0 {
             100.0 * wait as f64 / total_wait as f64
@@ -52,7 +57,7 @@ pub fn verdict(locks: &[Lock], classes: &[LockClass], t: &Thresholds) -> Verdict
         }
     };
     if let Some(c) = class
-        && top.is_none_or(|l| c.decision > l.decision)
+        && top.is_none_or(|l| (c.decision, c.contentions_per_s) > (l.decision, l.contentions_per_s))
     {
         return class_verdict(c, share(c.wait.total_ns), t);
     }
@@ -372,15 +377,22 @@ mod tests {
             "{}",
             v.text
         );
-        // A lock that decides as much is named instead.
-        let hot = Lock {
+        // A lock that decides as much at a higher rate is named instead; at
+        // a lower rate, the class still is.
+        let hot = |rate: f64| Lock {
             label: "hot".into(),
-            contentions_per_s: 9000.0,
-            decision: decide(9000.0, &t),
+            contentions_per_s: rate,
+            decision: decide(rate, &t),
             ..Default::default()
         };
-        let v = verdict(&[member, hot], std::slice::from_ref(&class), &t);
+        let v = verdict(
+            &[member.clone(), hot(9000.0)],
+            std::slice::from_ref(&class),
+            &t,
+        );
         assert_eq!((v.level.as_str(), v.lock.as_deref()), ("lock", Some("hot")));
+        let v = verdict(&[member, hot(1200.0)], std::slice::from_ref(&class), &t);
+        assert_eq!(v.level, "class", "{}", v.text);
     }
 
     #[test]

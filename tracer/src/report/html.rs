@@ -652,7 +652,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
         if locks.len() > TABLE_LOCKS {
             let _ = write!(
                 o,
-                "<p class=\"note\">… and {} more locks, with less wait time (all of them are in the JSON report).</p>",
+                "<p class=\"note\">… and {} more locks, lower in decision or rate (all of them are in the JSON report).</p>",
                 locks.len() - TABLE_LOCKS
             );
         }

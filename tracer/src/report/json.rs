@@ -188,6 +188,11 @@ pub fn validate(r: &Report) -> Result<()> {
             || !(c.contentions_per_s.is_finite() && c.contentions_per_s >= 0.0)
             || c.wait.max_ns as f64 > span_ns
             || c.contentions as f64 > (r.duration_s + 1.0) * 1e9
+            || c.histogram
+                .iter()
+                .try_fold(0u64, |a, b| a.checked_add(b.count))
+                .is_none_or(|h| h > c.contentions)
+            || c.histogram.iter().any(|b| b.lo_ns >= b.hi_ns)
         {
             bail!("lock class {}: its counts do not add up", c.label);
         }
@@ -217,11 +222,32 @@ pub fn validate(r: &Report) -> Result<()> {
     // u64 with room to add (renderers add them up).
     let threads = r.threads.len().max(1) as f64;
     let room = (u64::MAX / 4) as f64;
-    let total_wait: f64 = r.locks.iter().map(|l| l.wait.total_ns as f64).sum();
-    let total_count: f64 = r.locks.iter().map(|l| l.contentions as f64).sum();
-    if total_wait > (span_ns * threads).min(room)
-        || total_count > ((r.duration_s + 1.0) * 1e9 * threads).min(room)
-    {
+    // The channels, the logical locks (a split of the same waits) and the
+    // classes (sums of logical locks) each.
+    let sums = |rows: &mut dyn Iterator<Item = (u64, u64)>| {
+        rows.fold((0f64, 0f64), |(w, c), (tw, tc)| {
+            (w + tw as f64, c + tc as f64)
+        })
+    };
+    let all = [
+        sums(&mut r.locks.iter().map(|l| (l.wait.total_ns, l.contentions))),
+        sums(
+            &mut r
+                .logical_locks
+                .iter()
+                .map(|l| (l.wait.total_ns, l.contentions)),
+        ),
+        sums(
+            &mut r
+                .lock_classes
+                .iter()
+                .map(|c| (c.wait.total_ns, c.contentions)),
+        ),
+    ];
+    if all.iter().any(|&(total_wait, total_count)| {
+        total_wait > (span_ns * threads).min(room)
+            || total_count > ((r.duration_s + 1.0) * 1e9 * threads).min(room)
+    }) {
         bail!(
             "its locks wait longer, or more often, than its {} thread(s) could in a {} s run",
             r.threads.len(),
@@ -233,6 +259,7 @@ pub fn validate(r: &Report) -> Result<()> {
     let counts = r
         .locks
         .iter()
+        .chain(&r.logical_locks)
         .flat_map(|l| [l.contentions, l.wakes.calls, l.wakes.woken])
         .chain(r.functions.iter().map(|f| f.calls))
         .chain(r.kernel_locks.iter().map(|k| k.contentions));

@@ -293,10 +293,11 @@ pub struct Lock {
     /// runtime, or generic (schema 1.5).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub implementation: String,
-    /// How the lock is identified: `word` (its futex word is the lock) or
+    /// How the lock is identified: `word` (its futex word is the lock),
     /// `call-site` (its waiters park on words of their own: the
-    /// implementation and the frame that called it). Logical locks only
-    /// (schema 1.5).
+    /// implementation and the frame that called it) or `implementation`
+    /// (parked, with no named caller: every such wait of the
+    /// implementation in the process). Logical locks only (schema 1.5).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub identity: String,
     /// A logical lock's wait channels (schema 1.5).
@@ -452,7 +453,7 @@ pub struct Frame {
     pub module: Option<String>,
     /// The address's offset in the module's file (schema 1.5): the same
     /// in every run, whatever the load address.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_offset: Option<u64>,
     pub file: Option<String>,
     pub line: Option<u32>,

@@ -395,15 +395,16 @@ pub fn sequencer_with_work(work: u32) -> PathBuf {
 }
 
 /// The rows the views draw by default (JSON): the logical locks that are
-/// locks (schema 1.5), or every wait channel of an older report.
+/// locks (schema 1.5), or the wait channels that are locks in an older
+/// report.
 pub fn view_rows(report: &serde_json::Value) -> Vec<&serde_json::Value> {
-    match report["logical_locks"].as_array() {
-        Some(rows) if !rows.is_empty() => rows
-            .iter()
-            .filter(|l| l["decision"].as_str() != Some("not_lock_contention"))
-            .collect(),
-        _ => report["locks"].as_array().unwrap().iter().collect(),
-    }
+    let rows = match report["logical_locks"].as_array() {
+        Some(rows) if !rows.is_empty() => rows,
+        _ => report["locks"].as_array().unwrap(),
+    };
+    rows.iter()
+        .filter(|l| l["decision"].as_str() != Some("not_lock_contention"))
+        .collect()
 }
 
 /// The sum of the drawn rows' wait times (JSON).
