@@ -100,6 +100,25 @@ fn open_limited(path: &Path, what: &str, max: u64) -> Result<File> {
     Ok(f)
 }
 
+/// A file a traced process wrote for tools (a JIT's perf map): read only
+/// if it is a regular file, not a link, owned by `owner` or root, and no
+/// larger than `max`. None otherwise (it is optional).
+pub fn read_untrusted(path: &Path, owner: Option<u32>, max: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.len() > max || !(m.uid() == 0 || Some(m.uid()) == owner) {
+        return None;
+    }
+    let mut s = String::new();
+    f.take(max).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
 /// A small text file (a thresholds file): regular, at most 1 MiB.
 pub fn read_text(path: &Path, what: &str) -> Result<String> {
     let mut f = open_limited(path, what, 1 << 20)?;

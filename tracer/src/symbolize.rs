@@ -30,6 +30,98 @@ struct ElfData {
 pub struct Symbols {
     blaze: Symbolizer,
     elves: HashMap<PathBuf, Option<ElfData>>,
+    perf_maps: HashMap<u32, PerfMap>,
+}
+
+/// A JIT's map of the code it generated (`/tmp/perf-PID.map`, the format
+/// perf reads: `START SIZE NAME` per line, hex): HotSpot writes one with
+/// `-XX:+DumpPerfMapAtExit` or `jcmd PID Compiler.perfmap`.
+#[derive(Default)]
+struct PerfMap {
+    /// Where it was read, as the tracer sees it, and as the target names it.
+    path: Option<(PathBuf, String)>,
+    /// Its size and modification time when read: re-read when they change.
+    stamp: Option<(u64, std::time::SystemTime)>,
+    /// (start, end, name), sorted by start.
+    entries: Vec<(u64, u64, String)>,
+}
+
+impl PerfMap {
+    /// The map's paths for a process: through its root (a container's
+    /// /tmp, under its own pid), then the host's /tmp.
+    fn candidates(p: &ProcessInfo) -> Vec<(PathBuf, String)> {
+        let mut v = Vec::new();
+        let ns = p.nspid.unwrap_or(p.pid);
+        let inside = format!("/tmp/perf-{ns}.map");
+        v.push((
+            PathBuf::from(format!("/proc/{}/root{inside}", p.pid)),
+            inside,
+        ));
+        let host = format!("/tmp/perf-{}.map", p.pid);
+        v.push((PathBuf::from(&host), host));
+        v
+    }
+
+    /// Reads (or re-reads, when it changed) the process's map.
+    fn refresh(&mut self, p: &ProcessInfo) {
+        for (path, name) in Self::candidates(p) {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let stamp = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+            if self.stamp == Some(stamp) && self.path.as_ref().is_some_and(|x| x.0 == path) {
+                return;
+            }
+            // Bounded: a map is a few MB for a large service.
+            let Some(text) = crate::input::read_untrusted(&path, p.uid, PERF_MAP_MAX) else {
+                continue;
+            };
+            self.entries = parse_perf_map(&text);
+            self.stamp = Some(stamp);
+            self.path = Some((path, name));
+            return;
+        }
+    }
+
+    fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
+        let i = self.entries.partition_point(|e| e.0 <= addr);
+        let (start, end, name) = self.entries.get(i.checked_sub(1)?)?;
+        (addr < *end).then(|| (name.as_str(), addr - start))
+    }
+}
+
+/// Perf maps larger than this are not read.
+const PERF_MAP_MAX: u64 = 256 << 20;
+
+/// `START SIZE NAME` lines (hex, with or without 0x); bad lines skipped.
+fn parse_perf_map(text: &str) -> Vec<(u64, u64, String)> {
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let mut v: Vec<(u64, u64, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            let start = hex(it.next()?)?;
+            let size = hex(it.next()?)?;
+            let name = it.next()?.trim();
+            (size > 0 && !name.is_empty())
+                .then(|| (start, start.saturating_add(size), java_name(name)))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    v
+}
+
+/// HotSpot names compiled methods `RET CLASS.METHOD(PARAMS)`: the return
+/// type is dropped (`void LockHot.cachePut()` → `LockHot.cachePut()`);
+/// other names (stubs, `Interpreter`) are kept.
+fn java_name(name: &str) -> String {
+    match name.split_once(' ') {
+        Some((ret, rest)) if rest.contains('(') && !ret.contains('(') => rest.to_string(),
+        _ => name.to_string(),
+    }
 }
 
 impl Default for Symbols {
@@ -43,6 +135,7 @@ impl Symbols {
         Self {
             blaze: Symbolizer::builder().enable_demangling(true).build(),
             elves: HashMap::new(),
+            perf_maps: HashMap::new(),
         }
     }
 
@@ -66,7 +159,15 @@ impl Symbols {
             addr: format!("{ip:#x}"),
             ..Default::default()
         };
-        let Some(map) = proc_.mapping(lookup) else {
+        let Some(map) = proc_.mapping(lookup).filter(|m| m.path.is_some()) else {
+            // Code in no file: a JIT's, named by its perf map if it has one.
+            let pm = self.perf_maps.entry(proc_.pid).or_default();
+            pm.refresh(proc_);
+            if let Some((name, off)) = pm.lookup(lookup) {
+                frame.symbol = Some(name.to_string());
+                frame.offset = Some(off + (ip - lookup));
+                frame.module = pm.path.as_ref().map(|p| p.1.clone());
+            }
             return frame;
         };
         let Some(path) = &map.path else {
@@ -224,6 +325,37 @@ mod tests {
         let frames = Symbols::new().stack(&me(), &[f]);
         let name = frames[0].symbol.clone().unwrap_or_default();
         assert!(name.contains("a_function_to_find"), "{name}");
+    }
+
+    #[test]
+    fn perf_map_lines_parse_and_java_names_lose_their_return_type() {
+        let map = parse_perf_map(
+            "0x7f0000001000 0x80 void LockHot.cachePut()\n\
+             7f0000002000 40 Interpreter\n\
+             garbage\n\
+             0x7f0000003000 0x0 empty\n",
+        );
+        assert_eq!(
+            map,
+            vec![
+                (
+                    0x7f0000001000,
+                    0x7f0000001080,
+                    "LockHot.cachePut()".to_string()
+                ),
+                (0x7f0000002000, 0x7f0000002040, "Interpreter".to_string()),
+            ]
+        );
+        let pm = PerfMap {
+            entries: map,
+            ..Default::default()
+        };
+        assert_eq!(
+            pm.lookup(0x7f0000001010),
+            Some(("LockHot.cachePut()", 0x10))
+        );
+        assert_eq!(pm.lookup(0x7f0000001080), None);
+        assert_eq!(pm.lookup(0x7f0000000fff), None);
     }
 
     #[test]

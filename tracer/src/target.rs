@@ -292,6 +292,12 @@ pub struct ProcessInfo {
     pub runtime: Option<&'static str>,
     /// The executable the runtime was read from.
     pub exe: Option<PathBuf>,
+    /// Its pid in its own pid namespace (a container's), which names its
+    /// perf map there (`/tmp/perf-NSPID.map`).
+    pub nspid: Option<u32>,
+    /// Its effective uid: files it writes for tools (a perf map) are read
+    /// only when it or root owns them.
+    pub uid: Option<u32>,
 }
 
 impl ProcessInfo {
@@ -315,6 +321,16 @@ impl ProcessInfo {
             if !maps.is_empty() {
                 self.maps = maps;
             }
+        }
+        if let Ok(status) = fs::read_to_string(format!("{base}/status"))
+            && let Some(line) = status.lines().find(|l| l.starts_with("NSpid:"))
+        {
+            self.nspid = line.split_whitespace().last().and_then(|p| p.parse().ok());
+        }
+        if let Ok(status) = fs::read_to_string(format!("{base}/status"))
+            && let Some(line) = status.lines().find(|l| l.starts_with("Uid:"))
+        {
+            self.uid = line.split_whitespace().nth(2).and_then(|u| u.parse().ok());
         }
         if let Ok(exe) = fs::read_link(format!("{base}/exe"))
             && self.exe.as_ref() != Some(&exe)

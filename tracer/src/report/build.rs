@@ -413,14 +413,23 @@ pub fn build(
         .filter(|l| l.identity == "implementation")
         .map(|l| l.label.as_str())
         .collect();
+    let java_named = logical.iter().any(|l| {
+        l.unwound_sites
+            .iter()
+            .any(|s| s.frames.iter().any(implementations::is_java))
+    });
+    let jvm = logical.iter().any(|l| l.implementation == "HotSpot");
     if !unnamed.is_empty() {
         limitations.push(format!(
-            "{} counts every wait of its kind whose caller is generated code without names (a JIT's output): several locks of that kind may be in one row. Java frames get names from a perf map (-XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit, or jcmd PID Compiler.perfmap); not read yet.",
+            "{} counts every wait of its kind whose caller is generated code without names (a JIT's output): several locks of that kind may be in one row.",
             unnamed.join(", ")
         ));
     }
+    if jvm && !java_named {
+        limitations.push(JAVA_NAMES.to_string());
+    }
     if logical.iter().any(|l| l.kind == "juc-park") {
-        limitations.push("java.util.concurrent parks (kind juc-park) are counted as lock waits, named by their call site: a ReentrantLock acquire and a Condition or queue wait park the same way and native frames cannot tell them apart (timed parks are events). Java frames would: a perf map and -XX:+PreserveFramePointer.".to_string());
+        limitations.push("java.util.concurrent parks (kind juc-park) whose Java frames are unnamed are counted as lock waits: a ReentrantLock acquire and a Condition or queue wait park the same way, and only Java frames tell them apart (timed parks are events).".to_string());
     }
     if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
@@ -683,10 +692,15 @@ fn top_sites(
         .collect()
 }
 
+/// How to get Java frames named (said once when a JVM's are not).
+pub const JAVA_NAMES: &str = "Java frames have no names: the JVM wrote no perf map (/tmp/perf-PID.map) the tracer could read when the report was built. Start the JVM with -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit (written when it exits), or run `jcmd PID Compiler.perfmap` before tracing ends; add -XX:+PreserveFramePointer so that stacks go on through compiled Java frames to the Java call site.";
+
 /// A call site's label: the frame's function (file:line), or what made a
 /// frame of generated code.
 fn call_site_label(frames: &[Frame], i: usize) -> String {
-    if implementations::is_generated(&frames[i]) {
+    if implementations::is_interpreter(&frames[i]) {
+        "[interpreted Java]".to_string()
+    } else if implementations::is_generated(&frames[i]) {
         implementations::generated_label(frames).to_string()
     } else {
         frame_label(&frames[i])

@@ -60,8 +60,98 @@ pub const IMPL: Impl = Impl {
         ),
         (Match::Prefix("os::PlatformMutex::lock"), Role::Internal),
         (Match::Prefix("JavaThread::sleep"), Role::Event(Kind::Wait)),
+        // Java frames (named by a perf map: `CLASS.METHOD(PARAMS)`). Above
+        // Unsafe_Park, the outermost of these before the caller says what
+        // the park was for.
+        (
+            Match::Contains("$ConditionObject.await"),
+            Role::Event(Kind::Condvar),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.locks.ReentrantReadWriteLock"),
+            Role::Parked(Kind::Rwlock, "ReentrantReadWriteLock"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.locks.ReentrantLock"),
+            Role::Parked(Kind::Mutex, "ReentrantLock"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.locks.StampedLock"),
+            Role::Parked(Kind::Rwlock, "StampedLock"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.Semaphore"),
+            Role::Parked(Kind::SemaphoreLock, "Semaphore"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.locks.AbstractQueuedSynchronizer.acquire("),
+            Role::Parked(Kind::Mutex, "j.u.c. lock"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.locks.AbstractQueuedSynchronizer.acquireShared"),
+            Role::Parked(Kind::Rwlock, "j.u.c. shared lock"),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.CountDownLatch"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.CyclicBarrier"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.Phaser"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.FutureTask"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.CompletableFuture"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.SynchronousQueue"),
+            Role::Event(Kind::Wait),
+        ),
+        (
+            Match::Prefix("java.util.concurrent.Exchanger"),
+            Role::Event(Kind::Wait),
+        ),
+        (Match::Prefix("java.util.concurrent.locks."), Role::Internal),
+        (
+            Match::Prefix("jdk.internal.misc.Unsafe.park"),
+            Role::Internal,
+        ),
+        (Match::Prefix("sun.misc.Unsafe.park"), Role::Internal),
+        (
+            Match::Prefix("java.lang.Object.wait"),
+            Role::Event(Kind::Wait),
+        ),
     ],
 };
+
+/// A frame named by a JIT's perf map (`/tmp/perf-PID.map`).
+pub fn is_java(f: &crate::report::model::Frame) -> bool {
+    f.module
+        .as_deref()
+        .is_some_and(|m| m.starts_with("/tmp/perf-") && m.ends_with(".map"))
+}
+
+/// A perf-map frame of the VM's own generated code (a stub, an adapter;
+/// not a Java method, whose names have parameters, nor the interpreter).
+pub fn is_vm_blob(f: &crate::report::model::Frame) -> bool {
+    is_java(f)
+        && f.symbol
+            .as_deref()
+            .is_some_and(|s| !s.contains('(') && s != "Interpreter")
+}
+
+/// The interpreter: a Java method it runs has no name in the perf map.
+pub fn is_interpreter(f: &crate::report::model::Frame) -> bool {
+    is_java(f) && f.symbol.as_deref() == Some("Interpreter")
+}
 
 /// A j.u.c. park that waited with a timeout (parkNanos / parkUntil) is a
 /// timed wait — a pool's idle worker, a timed condition — not a lock.
@@ -126,5 +216,101 @@ mod tests {
             "Unsafe_Park",
         ]);
         assert!(super::timed_park(&timed));
+    }
+
+    /// Native frames, then Java frames as a perf map names them.
+    fn java_stack(native: &[&str], java: &[&str]) -> Vec<crate::report::model::Frame> {
+        let mut v = super::super::tests::stack(native);
+        v.extend(java.iter().map(|n| crate::report::model::Frame {
+            addr: "0x7f00".into(),
+            symbol: Some(n.to_string()),
+            module: Some("/tmp/perf-42.map".into()),
+            ..Default::default()
+        }));
+        v
+    }
+
+    const PARK: &[&str] = &[
+        "__futex_abstimed_wait_common@libc",
+        "___pthread_cond_wait@libc",
+        "Parker::park(bool, long)",
+        "Unsafe_Park",
+    ];
+
+    #[test]
+    fn java_frames_name_the_lock_and_its_caller() {
+        use super::super::{Kind, classify};
+        let lock = java_stack(
+            PARK,
+            &[
+                "jdk.internal.misc.Unsafe.park(boolean, long)",
+                "java.util.concurrent.locks.LockSupport.park(java.lang.Object)",
+                "java.util.concurrent.locks.AbstractQueuedSynchronizer.acquire(java.util.concurrent.locks.AbstractQueuedSynchronizer$Node, int, boolean, boolean, boolean, long)",
+                "java.util.concurrent.locks.ReentrantLock$Sync.lock()",
+                "java.util.concurrent.locks.ReentrantLock.lock()",
+                "LockHot.cachePut()",
+                "Interpreter",
+            ],
+        );
+        let c = classify(&lock);
+        assert_eq!(c.role, Decided::Parked("ReentrantLock"));
+        assert_eq!(c.kind, Kind::Mutex);
+        assert_eq!(
+            c.caller.and_then(|i| lock[i].symbol.clone()).as_deref(),
+            Some("LockHot.cachePut()")
+        );
+        // With ReentrantLock.lock inlined into the caller: the AQS acquire.
+        let inlined = java_stack(
+            PARK,
+            &[
+                "java.util.concurrent.locks.AbstractQueuedSynchronizer.acquire(int)",
+                "LockHot.cachePut()",
+            ],
+        );
+        assert_eq!(classify(&inlined).role, Decided::Parked("j.u.c. lock"));
+        // A condition wait, and a queue's take through one, are no lock.
+        let cond = java_stack(
+            PARK,
+            &[
+                "java.util.concurrent.locks.LockSupport.park(java.lang.Object)",
+                "java.util.concurrent.locks.AbstractQueuedSynchronizer$ConditionObject.await()",
+                "java.util.concurrent.LinkedBlockingQueue.take()",
+            ],
+        );
+        let c = classify(&cond);
+        assert_eq!((c.role, c.kind), (Decided::Event, Kind::Condvar));
+        // A timed tryLock is a lock wait, not a timed park.
+        let try_lock = java_stack(
+            &[
+                "__futex_abstimed_wait_common@libc",
+                "___pthread_cond_timedwait64@libc",
+                "Parker::park(bool, long)",
+                "Unsafe_Park",
+            ],
+            &[
+                "java.util.concurrent.locks.ReentrantLock.tryLock(long, java.util.concurrent.TimeUnit)",
+                "Orders.post()",
+            ],
+        );
+        assert_eq!(classify(&try_lock).role, Decided::Parked("ReentrantLock"));
+        // A monitor entered from compiled code through the VM's stub.
+        let monitor = java_stack(
+            &[
+                "__futex_abstimed_wait_common@libc",
+                "___pthread_cond_wait@libc",
+                "os::PlatformEvent::park()",
+                "ObjectMonitor::EnterI(JavaThread*)",
+                "ObjectMonitor::enter(JavaThread*)",
+                "ObjectSynchronizer::enter(Handle, BasicLock*, JavaThread*)",
+                "SharedRuntime::complete_monitor_locking_C(oopDesc*, BasicLock*, JavaThread*)",
+            ],
+            &["_complete_monitor_locking_Java", "LockHot.ledgerPost()"],
+        );
+        let c = classify(&monitor);
+        assert_eq!(c.role, Decided::Parked("Java monitor"));
+        assert_eq!(
+            c.caller.and_then(|i| monitor[i].symbol.clone()).as_deref(),
+            Some("LockHot.ledgerPost()")
+        );
     }
 }

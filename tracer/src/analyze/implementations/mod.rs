@@ -29,6 +29,7 @@ mod abseil;
 mod glibc;
 mod go;
 mod hotspot;
+pub use hotspot::{is_interpreter, is_java};
 mod innodb;
 mod musl;
 mod parking_lot;
@@ -227,7 +228,7 @@ fn frame_role(f: &Frame) -> Option<(&'static Impl, Role)> {
 /// Frames that belong to a lock or wait implementation rather than to its
 /// caller.
 pub fn is_impl_frame(f: &Frame) -> bool {
-    libc_module(f) || frame_role(f).is_some_and(|(_, r)| r != Role::Api)
+    libc_module(f) || hotspot::is_vm_blob(f) || frame_role(f).is_some_and(|(_, r)| r != Role::Api)
 }
 
 /// A frame in no file: code generated at run time (a JIT's output, the
@@ -239,6 +240,11 @@ pub fn is_generated(f: &Frame) -> bool {
 /// What a generated call site is called: `[Java code]` in a JVM (its
 /// interpreter and JIT output), `[JIT code]` elsewhere.
 pub fn generated_label(frames: &[Frame]) -> &'static str {
+    if frames.iter().any(hotspot::is_java) {
+        // Named by a perf map, but this code was not in it (compiled after
+        // it was written, or freed).
+        return "[Java code not in the perf map]";
+    }
     let jvm = frames.iter().any(|f| {
         f.module
             .as_deref()
@@ -332,12 +338,44 @@ fn classify_frames(frames: &[Frame]) -> Classification {
             _ => None,
         })
     };
-    let parked = |i: usize, imp: &'static Impl, kind: Kind, label: &'static str| Classification {
-        role: Decided::Parked(label),
-        kind,
-        implementation: imp.name,
-        frame: name(i),
-        caller: api_caller_after(i + 1),
+    let parked = |i: usize, imp: &'static Impl, kind: Kind, label: &'static str| {
+        if kind == Kind::JucPark {
+            // Java frames above the park (a perf map names them): the
+            // outermost that knows, before the caller, says what it was.
+            let end = caller_after(i + 1).unwrap_or(frames.len());
+            let java = (i + 1..end).rev().find_map(|j| match roles[j] {
+                Some((imp, r @ (Role::Parked(..) | Role::Event(_)))) => Some((j, imp, r)),
+                _ => None,
+            });
+            match java {
+                Some((j, imp, Role::Parked(kind, label))) => {
+                    return Classification {
+                        role: Decided::Parked(label),
+                        kind,
+                        implementation: imp.name,
+                        frame: name(j),
+                        caller: api_caller_after(j + 1),
+                    };
+                }
+                Some((j, imp, Role::Event(kind))) => {
+                    return Classification {
+                        role: Decided::Event,
+                        kind,
+                        implementation: imp.name,
+                        frame: name(j),
+                        caller: caller_after(j + 1),
+                    };
+                }
+                _ => {}
+            }
+        }
+        Classification {
+            role: Decided::Parked(label),
+            kind,
+            implementation: imp.name,
+            frame: name(i),
+            caller: api_caller_after(i + 1),
+        }
     };
     // An event is named by its outermost event frame below the caller:
     // the API the program called (`Monitor::wait` over the

@@ -29,8 +29,10 @@ pub const IMPL: Impl = Impl {
             Role::Event(Kind::Wait),
         ),
         (
+            // The lock of a parking-lot hash bucket, taken inside lock and
+            // unlock: its waiters park on their own thread's word too.
             Match::Contains("parking_lot_core::word_lock::WordLock"),
-            Role::Word(Kind::Mutex),
+            Role::Parked(Kind::Mutex, "parking_lot bucket lock"),
         ),
         (
             Match::Contains("parking_lot_core::parking_lot::park"),
