@@ -698,6 +698,24 @@ const _: () = assert!(size_of::<ForkRecord>() == 16);
 /// size is, `SITES` asks for per-caller statistics.
 pub mod probe {
     pub const SITES: u64 = 1 << 40;
+    /// In an FN_SITES key's `ret_addr`: a stack site of Go's slow-path
+    /// entries (user addresses never have this bit). The low bits are the
+    /// caller's return address (read at entry: the kernel's frame-pointer
+    /// walk starts from the caller's frame and skips it), and the key's
+    /// `fn_id` carries the STACKS id + 1 in its high 16 bits (0: none).
+    pub const STACK_SITE: u64 = 1 << 63;
+
+    /// (function id, STACKS id or -1, caller's return address) of an
+    /// FN_SITES stack-site key, or None for an ordinary call site.
+    pub fn stack_site(key: &super::FnKey) -> Option<(u32, i32, u64)> {
+        (key.ret_addr & STACK_SITE != 0).then(|| {
+            (
+                key.fn_id & 0xffff,
+                (key.fn_id >> 16) as i32 - 1,
+                key.ret_addr & !STACK_SITE,
+            )
+        })
+    }
     /// The cookie's function id for the start-up calibration probe, which
     /// fires in the tracer itself.
     pub const CALIBRATION_FN: u32 = u32::MAX;

@@ -9,18 +9,20 @@
 //! Each hit costs a trap (≈20 µs on the development VM): the tracer
 //! calibrates that cost at start-up and reports hits × cost.
 
+use aya_ebpf::bindings::BPF_F_USER_STACK;
 use aya_ebpf::{
     helpers::{
         bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
     },
-    programs::{ProbeContext, RetProbeContext},
+    programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    FN_LATENCY, FN_SIZE, FnHistKey, FnKey, FnStart, FnStartKey, FnStats, counter, hist, probe,
+    FN_LATENCY, FN_SIZE, FnHistKey, FnKey, FnStart, FnStartKey, FnStats, NO_STACK, counter, hist,
+    probe,
 };
 
 use crate::maps::{
-    FN_HIST, FN_SITES, FN_START, FN_STATS, atomic_add, count, get_or_insert, is_target,
+    FN_HIST, FN_SITES, FN_START, FN_STATS, STACKS, atomic_add, count, get_or_insert, is_target,
 };
 
 struct Cookie {
@@ -142,6 +144,64 @@ pub extern "C" fn fn_return(ctx: *mut core::ffi::c_void) -> u32 {
     }
     0
 }
+
+/// Go's lock slow paths (`--go-mutex`): an entry-only probe (a uretprobe
+/// would rewrite a return address on a goroutine stack the Go runtime may
+/// move). Counts hits per (function, process) in FN_STATS and per user
+/// stack in FN_SITES (`ret_addr` holds the stack id: Go keeps frame
+/// pointers, so the kernel's walk is the whole stack).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "uprobe/go_lock_entry")]
+pub extern "C" fn go_lock_entry(ctx: *mut core::ffi::c_void) -> u32 {
+    let c = cookie(ctx);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !wanted(c.fn_id, tgid) {
+        return 0;
+    }
+    let pctx = ProbeContext::new(ctx);
+    let key = FnKey {
+        ret_addr: 0,
+        fn_id: c.fn_id,
+        tgid,
+    };
+    if let Some(s) = get_or_insert(&FN_STATS, &key, &FnStats::default(), counter::FN_MAP_FULL) {
+        // SAFETY: map value pointer, updated atomically.
+        unsafe {
+            atomic_add(&raw mut (*s).entries, 1);
+            atomic_add(&raw mut (*s).calls, 1);
+        }
+    }
+    let stack_id = match pctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
+        Ok(id) => id as i32,
+        Err(e) => {
+            count(if -(e as i64) == EEXIST {
+                counter::STACK_COLLISION
+            } else {
+                counter::STACK_ERROR
+            });
+            NO_STACK
+        }
+    };
+    // SAFETY: at a function's first instruction [sp] is the caller's
+    // return address; bpf_probe_read_user fails cleanly on a fault.
+    let caller = unsafe { bpf_probe_read_user((*pctx.regs).rsp as *const u64).unwrap_or(0) };
+    let site = FnKey {
+        ret_addr: probe::STACK_SITE | (caller & !probe::STACK_SITE),
+        fn_id: (c.fn_id & 0xffff) | (((stack_id + 1) as u32) << 16),
+        tgid,
+    };
+    if let Some(s) = get_or_insert(&FN_SITES, &site, &FnStats::default(), counter::FN_MAP_FULL) {
+        // SAFETY: as above.
+        unsafe {
+            atomic_add(&raw mut (*s).entries, 1);
+            atomic_add(&raw mut (*s).calls, 1);
+        }
+    }
+    0
+}
+
+/// bpf_get_stackid's error for a bucket already holding another stack.
+const EEXIST: i64 = 17;
 
 #[inline(always)]
 fn add(key: &FnKey, dur: u64, size: u64, site: bool) {

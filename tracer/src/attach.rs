@@ -226,6 +226,8 @@ pub struct LoadOptions {
 
 /// The function-probe programs (uprobe.rs), attached per function.
 pub const UPROBES: [&str; 2] = ["fn_entry", "fn_return"];
+/// The entry-only program for Go's lock slow paths.
+pub const GO_UPROBE: &str = "go_lock_entry";
 
 pub struct Probes {
     pub bpf: Ebpf,
@@ -309,7 +311,7 @@ impl Probes {
             if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with("_raw") {
                 continue;
             }
-            if UPROBES.contains(&name.as_str()) {
+            if UPROBES.contains(&name.as_str()) || name == GO_UPROBE {
                 let prog: &mut UProbe = bpf
                     .program_mut(&name)
                     .context("program vanished")?

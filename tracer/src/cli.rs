@@ -321,6 +321,13 @@ pub struct ContentionArgs {
     #[arg(long)]
     pub alloc: bool,
 
+    /// For a Go target, do not probe the entries of sync.Mutex's and
+    /// sync.RWMutex's slow paths (on by default: goroutines contend there,
+    /// never on a futex). Each entry costs one trap (≈5 µs here), only when
+    /// a lock is contended; --probe-budget bounds it.
+    #[arg(long)]
+    pub no_go_mutex: bool,
+
     /// Also count probed functions per call site (the caller's return
     /// address); --alloc always does.
     #[arg(long)]

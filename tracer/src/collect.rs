@@ -83,11 +83,22 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     }
 
     let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map("STACKS")?)?;
-    for (key, _) in snap.sites.iter().chain(&snap.wake_sites) {
-        if key.stack_id < 0 || snap.stacks.contains_key(&key.stack_id) {
+    let fn_stacks = snap
+        .fn_sites
+        .iter()
+        .filter_map(|(k, _)| tracer_common::probe::stack_site(k).map(|s| s.1));
+    let ids: Vec<i32> = snap
+        .sites
+        .iter()
+        .chain(&snap.wake_sites)
+        .map(|(k, _)| k.stack_id)
+        .chain(fn_stacks)
+        .collect();
+    for stack_id in ids {
+        if stack_id < 0 || snap.stacks.contains_key(&stack_id) {
             continue;
         }
-        match stacks.get(&(key.stack_id as u32), 0) {
+        match stacks.get(&(stack_id as u32), 0) {
             Ok(trace) => {
                 let ips = trace
                     .frames()
@@ -95,7 +106,7 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
                     .map(|f| f.ip)
                     .filter(|&ip| ip != 0)
                     .collect();
-                snap.stacks.insert(key.stack_id, ips);
+                snap.stacks.insert(stack_id, ips);
             }
             Err(_) => snap.read_errors += 1,
         }

@@ -536,6 +536,7 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
             })
             .collect(),
         per_call_ns: f.cost_ns,
+        go_per_call_ns: f.go_cost_ns,
         budget_pct,
         attached_s: f.on_time.as_secs_f64(),
         windows: f.windows,
@@ -549,7 +550,6 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
 struct FnSetup {
     probes: Option<FnProbes>,
     wanted: bool,
-    cost_ns: f64,
     roots: Vec<u32>,
 }
 
@@ -561,11 +561,12 @@ impl FnSetup {
         probes: &mut Probes,
         stop: &AtomicBool,
     ) -> Result<Self> {
-        let wanted = !args.uprobes.is_empty() || args.alloc;
+        // Asked for (--uprobe, --alloc), or Go's slow paths if the target
+        // turns out to be a Go program.
+        let wanted = !args.uprobes.is_empty() || args.alloc || !args.no_go_mutex;
         let mut me = Self {
             probes: None,
             wanted,
-            cost_ns: 0.0,
             roots: roots.to_vec(),
         };
         if !wanted {
@@ -573,20 +574,9 @@ impl FnSetup {
         }
         // A running target's functions resolve now, so a bad spec fails
         // before anything else happens.
-        let planned = if running {
-            Some(plan_in(args, roots[0], stop)?)
-        } else {
-            None
-        };
-        me.cost_ns = funcs::calibrate(probes)?;
-        say!(
-            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
-            report::text::human_ns(me.cost_ns as u64)
-        );
-        if let Some(planned) = planned {
-            me.probes = Some(start_fn_probes(
-                args, planned, &me.roots, me.cost_ns, probes,
-            )?);
+        if running {
+            let planned = plan_in(args, roots[0], stop)?;
+            me.probes = start_fn_probes(args, planned, &me.roots, probes)?;
         }
         Ok(me)
     }
@@ -602,13 +592,7 @@ impl FnSetup {
     ) -> Result<()> {
         if self.wanted && self.probes.is_none() {
             let planned = plan_in(args, pid, stop)?;
-            self.probes = Some(start_fn_probes(
-                args,
-                planned,
-                &self.roots,
-                self.cost_ns,
-                probes,
-            )?);
+            self.probes = start_fn_probes(args, planned, &self.roots, probes)?;
         }
         Ok(())
     }
@@ -681,25 +665,47 @@ fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<fun
     funcs::plan(args, &info, stop)
 }
 
-/// Attaches the planned function probes to the targets.
+/// Calibrates what a hit costs for the roles planned, then attaches the
+/// planned function probes to the targets. None when nothing is planned.
 fn start_fn_probes(
     args: &ContentionArgs,
     planned: Vec<funcs::Planned>,
     roots: &[u32],
-    cost_ns: f64,
     probes: &mut Probes,
-) -> Result<FnProbes> {
-    let names: Vec<&str> = planned.iter().map(|p| p.func.name.as_str()).collect();
-    say!(
-        "tracer: probing {} function(s) (entry + return): {}{}",
-        planned.len(),
-        names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
-        if names.len() > 8 { ", …" } else { "" }
-    );
+) -> Result<Option<FnProbes>> {
+    if planned.is_empty() {
+        return Ok(None);
+    }
+    let (go, pairs): (Vec<&funcs::Planned>, Vec<&funcs::Planned>) =
+        planned.iter().partition(|p| p.role == funcs::GO_ROLE);
+    let mut costs = (0.0, 0.0);
+    if !pairs.is_empty() {
+        costs.0 = funcs::calibrate(probes, "uprobe")?;
+        say!(
+            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
+            report::text::human_ns(costs.0 as u64)
+        );
+        let names: Vec<&str> = pairs.iter().map(|p| p.func.name.as_str()).collect();
+        say!(
+            "tracer: probing {} function(s) (entry + return): {}{}",
+            pairs.len(),
+            names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
+            if names.len() > 8 { ", …" } else { "" }
+        );
+    }
+    if !go.is_empty() {
+        costs.1 = funcs::calibrate(probes, funcs::GO_ROLE)?;
+        let names: Vec<&str> = go.iter().map(|p| p.func.name.as_str()).collect();
+        say!(
+            "tracer: a Go program: probing the entries of its lock slow paths ({}), ≈{} per contended entry (calibrated now; --no-go-mutex to skip)",
+            names.join(", "),
+            report::text::human_ns(costs.1 as u64)
+        );
+    }
     if let Some(b) = args.probe_budget {
         say!("tracer: probe budget {b}% of the target's CPU time: probes are duty-cycled");
     }
-    let mut f = FnProbes::new(planned, roots.to_vec(), cost_ns, args.probe_budget);
+    let mut f = FnProbes::new(planned, roots.to_vec(), costs, args.probe_budget);
     f.attach(probes)?;
-    Ok(f)
+    Ok(Some(f))
 }

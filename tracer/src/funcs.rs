@@ -44,6 +44,16 @@ impl Planned {
     }
 }
 
+/// The role of Go's lock slow-path probes (entry only).
+pub const GO_ROLE: &str = "go-mutex";
+
+/// Go's lock slow paths, probed at entry for a Go target: a contended
+/// `sync.Mutex.Lock` (and an RWMutex writer behind another) calls lockSlow;
+/// a goroutine that must sleep on a Mutex or an RWMutex (a reader behind a
+/// writer, a writer behind readers) calls runtime_SemacquireMutex. Fast
+/// paths are inlined atomics and never probed.
+pub const GO_SLOW_PATHS: &[&str] = &["sync.(*Mutex).lockSlow", "sync.runtime_SemacquireMutex"];
+
 /// More than this many functions is almost certainly a pattern too wide.
 const MAX_FUNCTIONS: usize = 256;
 
@@ -91,7 +101,8 @@ pub fn plan(
     stop: &AtomicBool,
 ) -> Result<Vec<Planned>> {
     let mut out: Vec<Planned> = Vec::new();
-    if args.uprobes.is_empty() && !args.alloc {
+    let go = target.runtime == Some("go") && !args.no_go_mutex;
+    if args.uprobes.is_empty() && !args.alloc && !go {
         return Ok(out);
     }
     if let Some(spec) = args.uprobes.iter().find(|s| s.len() > MAX_SPEC) {
@@ -169,6 +180,21 @@ pub fn plan(
         }
         for func in found {
             push(&mut out, func, "uprobe", probe::SIZE_NONE, args.fn_sites);
+        }
+    }
+    if go {
+        // The executable: Go links statically (sync is in it).
+        let exe = &bins[..1];
+        for name in GO_SLOW_PATHS {
+            if let Some(func) = r.find(exe, name).into_iter().find(|f| f.name == *name) {
+                push(&mut out, func, GO_ROLE, probe::SIZE_NONE, true);
+            }
+        }
+        if !out.iter().any(|p| p.role == GO_ROLE) {
+            log::warn!(
+                "pid {} is a Go program without the symbols of sync.Mutex's slow path (stripped?): goroutine-level contention is not measured",
+                target.pid
+            );
         }
     }
     if args.alloc {
@@ -262,9 +288,10 @@ pub extern "C" fn tracer_calibration_target(x: u64) -> u64 {
     std::hint::black_box(x).wrapping_add(1)
 }
 
-/// Measures what one probed call (entry + return) costs here: the same
-/// calls timed with and without the probes, median of 5 batches each.
-pub fn calibrate(probes: &mut Probes) -> Result<f64> {
+/// Measures what one probed call costs here, for each role's programs
+/// (entry + return for `--uprobe`; entry only for Go's slow paths): the
+/// same calls timed with and without the probes, median of 5 batches each.
+pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
     let me = ProcessInfo {
         pid: std::process::id(),
         maps: crate::target::parse_maps(
@@ -294,6 +321,7 @@ pub fn calibrate(probes: &mut Probes) -> Result<f64> {
     let cookie = u64::from(probe::CALIBRATION_FN);
     let links = attach_pair(
         probes,
+        programs(role),
         &func.host_path,
         func.offset,
         cookie,
@@ -312,16 +340,27 @@ pub fn calibrate(probes: &mut Probes) -> Result<f64> {
     Ok(cost)
 }
 
-/// Attaches the entry and return programs at one file offset.
+/// The programs a role's probes attach: entry and return, or (Go) the
+/// entry only.
+fn programs(role: &str) -> &'static [&'static str] {
+    if role == GO_ROLE {
+        &[crate::attach::GO_UPROBE]
+    } else {
+        &crate::attach::UPROBES
+    }
+}
+
+/// Attaches the given programs at one file offset.
 fn attach_pair(
     probes: &mut Probes,
+    names: &[&'static str],
     path: &std::path::Path,
     offset: u64,
     cookie: u64,
     scope: UProbeScope,
 ) -> Result<Vec<(&'static str, UProbeLinkId)>> {
     let mut links = Vec::new();
-    for name in crate::attach::UPROBES {
+    for &name in names {
         let prog: &mut UProbe = probes
             .bpf
             .program_mut(name)
@@ -359,6 +398,8 @@ pub struct FnProbes {
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Measured cost of one probed call (entry + return), ns.
     pub cost_ns: f64,
+    /// Measured cost of one entry-only hit (Go's slow paths), ns.
+    pub go_cost_ns: f64,
     budget: Option<f64>,
     /// Fraction of the run the probes should be attached.
     duty: f64,
@@ -368,7 +409,8 @@ pub struct FnProbes {
     off_for: Duration,
     pub on_time: Duration,
     pub windows: u64,
-    window_calls: u64,
+    /// Estimated probe cost so far (hits × their role's cost), ns.
+    window_calls: f64,
     window_cpu: u64,
     /// Target CPU time over the whole run, ns (the last reading while the
     /// targets lived).
@@ -383,13 +425,19 @@ const WINDOW: Duration = Duration::from_millis(250);
 const MIN_DUTY: f64 = 0.005;
 
 impl FnProbes {
-    pub fn new(planned: Vec<Planned>, pids: Vec<u32>, cost_ns: f64, budget: Option<f64>) -> Self {
+    pub fn new(
+        planned: Vec<Planned>,
+        pids: Vec<u32>,
+        (cost_ns, go_cost_ns): (f64, f64),
+        budget: Option<f64>,
+    ) -> Self {
         let cpu = cpu_ns(&pids);
         Self {
             planned,
             pids,
             links: Vec::new(),
             cost_ns,
+            go_cost_ns,
             budget,
             duty: 1.0,
             on_since: None,
@@ -397,7 +445,7 @@ impl FnProbes {
             off_for: Duration::ZERO,
             on_time: Duration::ZERO,
             windows: 0,
-            window_calls: 0,
+            window_calls: 0.0,
             window_cpu: 0,
             cpu_start: cpu,
             cpu_last: cpu,
@@ -415,6 +463,7 @@ impl FnProbes {
                 };
                 let links = attach_pair(
                     probes,
+                    programs(p.role),
                     &p.func.host_path,
                     p.func.offset,
                     p.cookie(),
@@ -451,8 +500,15 @@ impl FnProbes {
         self.off_since = Instant::now();
     }
 
-    /// Entry hits so far, all planned functions and targets.
-    fn calls(&self, probes: &Probes) -> u64 {
+    /// What the probes' hits so far cost, all planned functions and
+    /// targets: entry hits × their role's cost, ns.
+    fn calls(&self, probes: &Probes) -> f64 {
+        let go: std::collections::HashSet<u32> = self
+            .planned
+            .iter()
+            .filter(|p| p.role == GO_ROLE)
+            .map(|p| p.id)
+            .collect();
         probes
             .bpf
             .map("FN_STATS")
@@ -460,11 +516,18 @@ impl FnProbes {
             .map(|m| {
                 m.iter()
                     .flatten()
-                    .filter(|(k, _)| k.fn_id != probe::CALIBRATION_FN)
-                    .map(|(_, v)| v.entries)
+                    .filter(|(k, _)| k.fn_id != probe::CALIBRATION_FN && k.ret_addr == 0)
+                    .map(|(k, v)| {
+                        v.entries as f64
+                            * if go.contains(&k.fn_id) {
+                                self.go_cost_ns
+                            } else {
+                                self.cost_ns
+                            }
+                    })
                     .sum()
             })
-            .unwrap_or(0)
+            .unwrap_or(0.0)
     }
 
     /// Duty cycling, called from the run loop. After each attached window
@@ -482,13 +545,9 @@ impl FnProbes {
         };
         match self.on_since {
             Some(t) if t.elapsed() >= WINDOW => {
-                let calls = self.calls(probes).saturating_sub(self.window_calls);
+                let cost = (self.calls(probes) - self.window_calls).max(0.0);
                 let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
-                let share = if cpu > 0 {
-                    calls as f64 * self.cost_ns / cpu as f64
-                } else {
-                    0.0
-                };
+                let share = if cpu > 0 { cost / cpu as f64 } else { 0.0 };
                 self.duty = if share > 0.0 {
                     (budget / 100.0 / share).clamp(MIN_DUTY, 1.0)
                 } else {
@@ -499,7 +558,7 @@ impl FnProbes {
                     let window = t.elapsed();
                     self.off_for = window.mul_f64(1.0 / self.duty - 1.0);
                     log::debug!(
-                        "probe window: {calls} calls, {:.1}% of target CPU; duty {:.3}: detached for {} ms",
+                        "probe window: {cost:.0} ns of probe cost, {:.1}% of target CPU; duty {:.3}: detached for {} ms",
                         100.0 * share,
                         self.duty,
                         self.off_for.as_millis()

@@ -708,9 +708,7 @@ fn java_frames_from_a_perf_map_name_the_java_call_sites() {
     );
 }
 
-#[test]
-fn go_runtime_sleeps_are_never_the_verdicts_lock() {
-    let Some(_serial) = privileged() else { return };
+fn gomutex() -> PathBuf {
     let bin = tmp("gomutex");
     build(
         Command::new("go")
@@ -722,25 +720,167 @@ fn go_runtime_sleeps_are_never_the_verdicts_lock() {
             .env("GO111MODULE", "off"),
         "gomutex (golang-go)",
     );
+    bin
+}
+
+/// bpftrace, independently: entries of Go's two slow paths per caller
+/// (the return address at [sp]), named with addr2line.
+struct GoCounts {
+    bt: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+    bin: PathBuf,
+}
+
+impl GoCounts {
+    fn start(bin: &Path, pid: i32) -> Self {
+        let b = bin.display();
+        let script = format!(
+            "uprobe:{b}:\"sync.(*Mutex).lockSlow\" /pid == {pid}/ {{ @ls[*(uint64 *)reg(\"sp\")] = count(); }} \
+             uprobe:{b}:\"sync.runtime_SemacquireMutex\" /pid == {pid}/ {{ @sem[*(uint64 *)reg(\"sp\")] = count(); }}"
+        );
+        let mut bt = Command::new("bpftrace")
+            .arg("-e")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bpftrace");
+        let mut out = BufReader::new(bt.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+        Self {
+            bt,
+            out,
+            bin: bin.to_path_buf(),
+        }
+    }
+
+    /// (probe, caller function) → entries.
+    fn finish(mut self) -> std::collections::BTreeMap<(String, String), u64> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.bt.id() as i32, libc::SIGINT) };
+        let mut raw: Vec<(String, String, u64)> = Vec::new();
+        for l in self.out.lines() {
+            let l = l.unwrap();
+            // @ls[4788473]: 79615
+            let Some((key, n)) = l.split_once("]: ") else {
+                continue;
+            };
+            let Some((map, addr)) = key.trim_start_matches('@').split_once('[') else {
+                continue;
+            };
+            raw.push((map.to_string(), addr.to_string(), n.trim().parse().unwrap()));
+        }
+        let _ = self.bt.wait();
+        let addrs: Vec<String> = raw
+            .iter()
+            .map(|(_, a, _)| {
+                let v: u64 = if let Some(h) = a.strip_prefix("0x") {
+                    u64::from_str_radix(h, 16).unwrap()
+                } else {
+                    a.parse().unwrap()
+                };
+                // Inside the call instruction.
+                format!("{:#x}", v - 1)
+            })
+            .collect();
+        let names = output(
+            Command::new("addr2line")
+                .arg("-f")
+                .arg("-e")
+                .arg(&self.bin)
+                .args(&addrs),
+        );
+        let text = String::from_utf8_lossy(&names.stdout).to_string();
+        let funcs: Vec<&str> = text.lines().step_by(2).collect();
+        assert_eq!(funcs.len(), raw.len(), "addr2line: {text}");
+        let mut out = std::collections::BTreeMap::new();
+        for ((map, _, n), f) in raw.into_iter().zip(funcs) {
+            *out.entry((map, f.to_string())).or_insert(0) += n;
+        }
+        out
+    }
+}
+
+/// A Go program: its runtime's futex words never decide; its goroutines'
+/// contention on a sync.Mutex and an RWMutex is counted per call site by
+/// entry probes on the slow paths, exactly as bpftrace counts them.
+#[test]
+fn go_mutexes_are_counted_per_call_site_and_runtime_sleeps_never_decide() {
+    let Some(_serial) = privileged() else { return };
+    let bin = gomutex();
     let mut cmd = Command::new(&bin);
-    cmd.args(["8", "200000"]);
+    cmd.args(["8", "200000", "4"]);
     let mut work = Gated::start(cmd);
+    let counts = GoCounts::start(&bin, work.pid);
     let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "logical_go");
     work.go();
     let rest = work.finish(Duration::from_secs(60));
     let (text, report) = tracer.finish(Duration::from_secs(60));
+    let bt = counts.finish();
     assert_eq!(field(&rest, "acquisitions"), Some("1600000"));
     assert_eq!(report["targets"][0]["runtime"], "go");
-    assert!(
-        channel_waits(&report) > 0,
-        "the runtime's threads slept on futexes"
-    );
     for l in logical(&report) {
         assert_eq!(
             l["decision"], "not_lock_contention",
             "a runtime word decided: {l:#}"
         );
     }
+    let go = report["go_locks"].as_array().expect("go_locks");
+    let row = |label: &str| -> &Value {
+        go.iter()
+            .find(|g| g["label"].as_str().unwrap().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label}: {go:#?}"))
+    };
+    let bt_n = |probe: &str, caller: &str| {
+        bt.get(&(probe.to_string(), caller.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mutex = row("sync.Mutex @ main.bumpCounter");
+    assert_eq!(u(&mutex["hits"]), bt_n("ls", "main.bumpCounter"), "{bt:?}");
+    let read = row("sync.RWMutex (read) @ main.readTable");
+    assert_eq!(u(&read["hits"]), bt_n("sem", "main.readTable"), "{bt:?}");
+    let write = row("sync.RWMutex (write) @ main.writeTable");
+    assert_eq!(
+        u(&write["hits"]),
+        bt_n("ls", "sync.(*RWMutex).Lock") + bt_n("sem", "sync.(*RWMutex).Lock"),
+        "{bt:?}"
+    );
+    // Every entry of both probes, nothing lost: the probes' own count.
+    assert_eq!(
+        u(&report["probe_cost"]["calls"]),
+        bt.values().sum::<u64>(),
+        "{bt:?}"
+    );
+    for g in go {
+        assert!(u(&g["hits"]) > 1000, "contended: {g:#}");
+        assert_eq!(
+            g["decision"],
+            decision_for(g["contentions_per_s"].as_f64().unwrap())
+        );
+    }
+    assert_eq!(report["verdict"]["level"], "go");
+    assert_eq!(report["verdict"]["lock"], go[0]["label"]);
+    assert!(text.contains("GO LOCKS"), "{text}");
+
+    // Without the probes: no lock, and the verdict says why.
+    let mut cmd = Command::new(&bin);
+    cmd.args(["8", "200000"]);
+    let mut work = Gated::start(cmd);
+    let tracer = Tracer::start(
+        &["--pid", &work.pid.to_string(), "--no-go-mutex"],
+        "logical_go_off",
+    );
+    work.go();
+    work.finish(Duration::from_secs(60));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    assert!(
+        channel_waits(&report) > 0,
+        "the runtime's threads slept on futexes"
+    );
+    assert!(report["go_locks"].as_array().is_none_or(|g| g.is_empty()));
     assert!(
         report["verdict"]["lock"].is_null(),
         "{:#}",

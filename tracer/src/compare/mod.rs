@@ -309,13 +309,24 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             c.decision,
         );
     }
+    // Go locks (goroutine level): counted, never timed.
+    for g in &r.go_locks {
+        add(
+            format!("go {}", g.label),
+            g.contentions,
+            &Durations::default(),
+            &[],
+            g.decision,
+        );
+    }
     for (id, a) in locks {
         m.decisions.insert(id.clone(), a.decision);
         let mut put = |metric: &str, v: f64| {
             m.values.insert((id.clone(), metric.to_string()), v);
         };
         put("contentions_per_s", a.contentions as f64 / dur);
-        if a.contentions >= MIN_WAITS {
+        // (Go locks' waits are not timed.)
+        if a.contentions >= MIN_WAITS && !id.starts_with("go ") {
             let hist: Vec<Bucket> = a
                 .hist
                 .iter()

@@ -29,6 +29,8 @@ pub struct FnMeta {
     /// (id, name, binary, offset, role) of each probed function.
     pub planned: Vec<(u32, String, String, u64, String)>,
     pub per_call_ns: f64,
+    /// Cost of one entry-only hit (Go's slow paths).
+    pub go_per_call_ns: f64,
     pub budget_pct: Option<f64>,
     pub attached_s: f64,
     pub windows: u64,
@@ -391,7 +393,22 @@ pub fn build(
     }
 
     let thresholds = meta.thresholds;
+    let go_locks = match &meta.functions {
+        Some(fm) => go_locks(snap, procs, syms, fm, meta.duration_s, &thresholds),
+        None => Vec::new(),
+    };
+    let go_probed = meta
+        .functions
+        .as_ref()
+        .is_some_and(|fm| fm.planned.iter().any(|p| p.4 == crate::funcs::GO_ROLE));
     let mut verdict = verdict(&logical, &lock_classes, &thresholds);
+    super::decide::consider_go(
+        &mut verdict,
+        &go_locks,
+        &logical,
+        &lock_classes,
+        &thresholds,
+    );
     let go: Vec<String> = meta
         .targets
         .iter()
@@ -403,10 +420,23 @@ pub fn build(
             "pid {} is a Go program: goroutines contending a sync.Mutex or RWMutex park in the Go scheduler, not on a futex, so futex tracing does not see that contention; its futex waits are the Go runtime's own thread sleeps (kind go-runtime), never lock contention",
             go.join(", ")
         );
-        if verdict.lock.is_none() {
-            verdict.text = format!("no lock contention seen by futex tracing — {note}");
+        if go_probed {
+            if verdict.lock.is_none() {
+                verdict.text = format!(
+                    "lock-free not needed: no sync.Mutex or RWMutex slow path was entered (goroutine-level probes), and {note}"
+                );
+            }
+            limitations.push(format!(
+                "{note}. Its goroutine-level contention comes from entry probes on sync.(*Mutex).lockSlow and sync.runtime_SemacquireMutex (GO LOCKS): contended acquisitions per call site from frame-pointer stacks; wait time is not measured (no return probes on goroutine stacks); a call site is the function that locked, with inlined callers folded into it."
+            ));
+        } else {
+            if verdict.lock.is_none() {
+                verdict.text = format!("no lock contention seen by futex tracing — {note}");
+            }
+            limitations.push(format!(
+                "{note}. Goroutine-level probes were off (--no-go-mutex, or the binary has no symbols for sync's slow paths)."
+            ));
         }
-        limitations.push(format!("{note}."));
     }
     let unnamed: Vec<&str> = logical
         .iter()
@@ -457,6 +487,7 @@ pub fn build(
         threads,
         kernel_locks,
         functions,
+        go_locks,
         probe_cost,
         events,
         drops,
@@ -486,7 +517,18 @@ fn functions(
     let fraction = (fm.attached_s / duration_s.max(1e-9)).clamp(0.0, 1.0);
     let mut out = Vec::new();
     let mut total_calls = 0;
+    let mut go_calls = 0;
     for (id, name, binary, offset, role) in &fm.planned {
+        if role == crate::funcs::GO_ROLE {
+            // Go's slow paths are locks (go_locks), not functions timed.
+            go_calls += snap
+                .fn_stats
+                .iter()
+                .filter(|(k, _)| k.fn_id == *id)
+                .map(|(_, v)| v.entries)
+                .sum::<u64>();
+            continue;
+        }
         let mut st = tracer_common::FnStats::default();
         for (_, v) in snap.fn_stats.iter().filter(|(k, _)| k.fn_id == *id) {
             st.calls += v.calls;
@@ -553,11 +595,16 @@ fn functions(
             .cmp(&a.latency.total_ns)
             .then(b.calls.cmp(&a.calls))
     });
-    let overhead = (total_calls as f64 * fm.per_call_ns) as u64;
+    let overhead =
+        (total_calls as f64 * fm.per_call_ns + go_calls as f64 * fm.go_per_call_ns) as u64;
     let cost = ProbeCost {
         functions: fm.planned.len(),
-        per_call_ns: fm.per_call_ns,
-        calls: total_calls,
+        per_call_ns: if total_calls == 0 && go_calls > 0 {
+            fm.go_per_call_ns
+        } else {
+            fm.per_call_ns
+        },
+        calls: total_calls + go_calls,
         estimated_overhead_ns: overhead,
         target_cpu_ns: fm.target_cpu_ns,
         estimated_share: overhead as f64 / fm.target_cpu_ns.max(1) as f64,
@@ -570,6 +617,125 @@ fn functions(
 
 /// (tgid, return address) of a function call site.
 type FnKey2 = (u32, u64);
+
+/// Go locks from the slow-path entry probes: each hit's user stack (Go
+/// keeps frame pointers: the kernel's walk is whole) says which lock type
+/// and which call site. lockSlow hits are a Mutex's contended acquisitions;
+/// runtime_SemacquireMutex hits called from lockSlow are their sleeps, the
+/// others an RWMutex's (a writer behind readers from RWMutex.Lock, else a
+/// reader behind a writer: RLock is inlined).
+fn go_locks(
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+    syms: &mut Symbols,
+    fm: &FnMeta,
+    duration_s: f64,
+    t: &Thresholds,
+) -> Vec<GoLock> {
+    let fraction = (fm.attached_s / duration_s.max(1e-9)).clamp(0.0, 1.0);
+    let scale = 1.0 / fraction.max(1e-9);
+    let empty = ProcessInfo::default();
+    // (pid, type, call site) → (hits, sleeps, frames of the top stack, its hits)
+    let mut by: BTreeMap<(u32, String, String), (u64, u64, Vec<Frame>, u64)> = BTreeMap::new();
+    for (id, name, ..) in fm.planned.iter().filter(|p| p.4 == crate::funcs::GO_ROLE) {
+        let sem = name.ends_with("runtime_SemacquireMutex");
+        let sites = snap.fn_sites.iter().filter_map(|(k, v)| {
+            let (fn_id, stack_id, caller) = tracer_common::probe::stack_site(k)?;
+            (fn_id == *id).then_some((k, v, stack_id, caller))
+        });
+        for (k, v, stack_id, caller) in sites {
+            let p = procs.get(&k.tgid).unwrap_or(&empty);
+            // The entry, its caller (read at entry), then the kernel's walk
+            // from the caller's frame.
+            let mut ips: Vec<u64> = Vec::new();
+            if let Some(s) = snap.stacks.get(&stack_id).filter(|_| stack_id != NO_STACK) {
+                ips.extend(s.first());
+                if caller != 0 {
+                    ips.push(caller);
+                }
+                ips.extend(s.iter().skip(1));
+            }
+            let frames = syms.stack(p, &ips);
+            let sym = |f: &Frame| f.symbol.clone().unwrap_or_default();
+            let caller_is = |s: &str| frames.get(1).is_some_and(|f| sym(f) == s);
+            let rw_write = frames.iter().any(|f| sym(f) == "sync.(*RWMutex).Lock");
+            let (lock_type, sleep_only) = if sem && caller_is("sync.(*Mutex).lockSlow") {
+                (
+                    if rw_write {
+                        "sync.RWMutex (write)"
+                    } else {
+                        "sync.Mutex"
+                    },
+                    true,
+                )
+            } else if sem {
+                (
+                    if rw_write {
+                        "sync.RWMutex (write)"
+                    } else {
+                        "sync.RWMutex (read)"
+                    },
+                    false,
+                )
+            } else if rw_write {
+                ("sync.RWMutex (write)", false)
+            } else {
+                ("sync.Mutex", false)
+            };
+            let site = frames
+                .iter()
+                .skip(1)
+                .find(|f| {
+                    let s = sym(f);
+                    !(s.starts_with("sync.") || s.starts_with("runtime.") || s.is_empty())
+                })
+                .map(frame_label)
+                .unwrap_or_else(|| "[unknown caller]".to_string());
+            let e =
+                by.entry((k.tgid, lock_type.to_string(), site))
+                    .or_insert((0, 0, Vec::new(), 0));
+            if sleep_only {
+                e.1 += v.calls;
+            } else {
+                e.0 += v.calls;
+                if sem {
+                    e.1 += v.calls;
+                }
+                if v.calls > e.3 {
+                    e.2 = frames;
+                    e.3 = v.calls;
+                }
+            }
+        }
+    }
+    let mut out: Vec<GoLock> = by
+        .into_iter()
+        .filter(|(_, (hits, ..))| *hits > 0)
+        .map(|((pid, lock_type, site), (hits, sleeps, frames, _))| {
+            let contentions = (hits as f64 * scale).round() as u64;
+            let rate = contentions as f64 / duration_s.max(1e-9);
+            GoLock {
+                label: format!("{lock_type} @ {site}"),
+                lock_type,
+                pid,
+                call_site: site,
+                contentions,
+                contentions_per_s: rate,
+                semaphore: ((sleeps as f64 * scale).round() as u64).min(contentions),
+                hits,
+                decision: decide(rate, t),
+                frames,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.decision, b.contentions_per_s)
+            .partial_cmp(&(a.decision, a.contentions_per_s))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.label.cmp(&b.label))
+    });
+    out
+}
 
 /// Groups per-lock map entries by lock: (futex word, tgid, detail) → value
 /// becomes lock → [(detail, value)].

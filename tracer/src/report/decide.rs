@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Decision, Incomplete, Lock, LockClass, Thresholds, Verdict};
+use super::model::{Decision, GoLock, Incomplete, Lock, LockClass, Thresholds, Verdict};
 use super::text::{human_count, human_ns, human_rate};
 
 pub fn decide(rate: f64, t: &Thresholds) -> Decision {
@@ -115,6 +115,64 @@ pub fn verdict(locks: &[Lock], classes: &[LockClass], t: &Thresholds) -> Verdict
         incomplete: None,
         level: "lock".into(),
     }
+}
+
+/// A Go lock (goroutine level) is named instead of the verdict's lock or
+/// class when it decides more, or as much at a higher rate.
+pub fn consider_go(
+    v: &mut Verdict,
+    go: &[GoLock],
+    locks: &[Lock],
+    classes: &[LockClass],
+    t: &Thresholds,
+) {
+    let Some(g) = go.first() else { return };
+    let current = v.lock.as_ref().and_then(|label| {
+        locks
+            .iter()
+            .find(|l| &l.label == label)
+            .map(|l| l.contentions_per_s)
+            .or_else(|| {
+                classes
+                    .iter()
+                    .find(|c| &c.label == label)
+                    .map(|c| c.contentions_per_s)
+            })
+    });
+    if current.is_some_and(|rate| (g.decision, g.contentions_per_s) <= (v.decision, rate)) {
+        return;
+    }
+    let rate = human_rate(g.contentions_per_s);
+    let sema = if g.contentions > 0 {
+        100.0 * g.semaphore as f64 / g.contentions as f64
+    } else {
+        0.0
+    };
+    let text = match g.decision {
+        Decision::Recommended => format!(
+            "lock-free redesign RECOMMENDED for {}: {rate} contended acquisitions/s (over {}/s; {sema:.0}% went on to the runtime's semaphore, the rest won by spinning; goroutine level, wait time not measured)",
+            g.label,
+            human_rate(t.recommend_at)
+        ),
+        Decision::Consider => format!(
+            "CONSIDER a lock-free redesign for {}: {rate} contended acquisitions/s (between {}/s and {}/s; goroutine level, wait time not measured)",
+            g.label,
+            human_rate(t.consider_at),
+            human_rate(t.recommend_at)
+        ),
+        _ => format!(
+            "lock-free NOT needed: the busiest Go lock, {}, sees {rate} contended acquisitions/s (under {}/s)",
+            g.label,
+            human_rate(t.consider_at)
+        ),
+    };
+    *v = Verdict {
+        decision: g.decision,
+        lock: Some(g.label.clone()),
+        text,
+        incomplete: None,
+        level: "go".into(),
+    };
 }
 
 /// The verdict for a class: many locks of one type at one call site whose

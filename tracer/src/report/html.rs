@@ -242,6 +242,40 @@ fn lock_place(l: &Lock) -> String {
     }
 }
 
+fn go_locks_table(o: &mut String, r: &Report) {
+    if r.go_locks.is_empty() {
+        return;
+    }
+    o.push_str("<h2>Go locks</h2><p class=\"note\">Goroutine level: contended acquisitions of sync.Mutex and sync.RWMutex per call site, from entry probes on their slow paths (frame-pointer stacks); wait time is not measured.</p>");
+    let rows: Vec<Vec<String>> = r
+        .go_locks
+        .iter()
+        .map(|g| {
+            vec![
+                esc(&g.label),
+                human_rate(g.contentions_per_s),
+                human_count(g.contentions),
+                human_count(g.semaphore),
+                decision_badge(g.decision),
+                esc(&crate::report::text::stack_path(&g.frames)),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "go-locks",
+        &[
+            ("lock", "name"),
+            ("contentions/s", ""),
+            ("contentions", ""),
+            ("to the semaphore", ""),
+            ("decision", "l"),
+            ("stack", "mono"),
+        ],
+        &rows,
+    );
+}
+
 fn classes_table(o: &mut String, r: &Report) {
     if r.lock_classes.is_empty() {
         return;
@@ -618,6 +652,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
         esc(&r.verdict.text)
     );
 
+    go_locks_table(&mut o, r);
     classes_table(&mut o, r);
     o.push_str("<h2>Locks</h2>");
     let locks: Vec<&Lock> = r.view_rows(all_waits);
@@ -742,7 +777,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
 
     #[test]
     fn page_has_every_chart_and_no_outside_reference() {

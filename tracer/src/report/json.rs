@@ -269,6 +269,14 @@ pub fn validate(r: &Report) -> Result<()> {
             r.duration_s
         );
     }
+    for g in &r.go_locks {
+        if !(g.contentions_per_s.is_finite() && g.contentions_per_s >= 0.0)
+            || g.contentions as f64 > max_count
+            || g.semaphore > g.contentions
+        {
+            bail!("Go lock {}: its counts do not add up", g.label);
+        }
+    }
     for f in &r.functions {
         if !(f.calls_per_s.is_finite() && f.calls_per_s >= 0.0) {
             bail!("function {}: calls_per_s is {}", f.name, f.calls_per_s);
@@ -290,7 +298,9 @@ mod tests {
     use super::*;
 
     /// A real run at the current schema (1.5).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
+    /// Schema 1.5 (logical locks, before Go locks).
+    const FIXTURE_1_5: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
     /// A real run from schema 1.4 (before logical locks and classes).
     const FIXTURE_1_4: &str = include_str!("../../../tests/fixtures/report-v1.4.json");
     /// A real run from schema 1.3 (before verdict.incomplete).
@@ -398,6 +408,18 @@ mod tests {
         assert!(
             is_subset(&original, &again),
             "a 1.4 field changed when read by 1.5"
+        );
+    }
+
+    #[test]
+    fn schema_1_5_reads_unchanged() {
+        let report = parse(FIXTURE_1_5).expect("a 1.5 report parses");
+        assert!(report.go_locks.is_empty());
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_5).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.5 field changed when read by 1.6"
         );
     }
 

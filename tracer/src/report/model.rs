@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.5";
+pub const SCHEMA_VERSION: &str = "1.6";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -54,6 +54,11 @@ pub struct Report {
     /// (schema 1.2).
     #[serde(default)]
     pub functions: Vec<Function>,
+    /// Go locks at goroutine level, from entry probes on sync.Mutex's and
+    /// sync.RWMutex's slow paths, by decision then rate (schema 1.6; empty
+    /// without a Go target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go_locks: Vec<GoLock>,
     /// What the function probes cost and how much of the run they saw
     /// (schema 1.2; absent without function probes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +184,33 @@ pub struct Verdict {
 
 fn lock_level() -> String {
     "lock".to_string()
+}
+
+/// A Go lock type at one call site, from the slow-path entry probes
+/// (schema 1.6). Wait time is not measured (an entry probe only).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoLock {
+    /// `sync.Mutex @ main.bumpCounter (gomutex.go:40)`.
+    pub label: String,
+    /// `sync.Mutex`, `sync.RWMutex (write)`, `sync.RWMutex (read)`.
+    #[serde(rename = "type")]
+    pub lock_type: String,
+    pub pid: u32,
+    pub call_site: String,
+    /// Contended acquisitions: slow-path entries (a Mutex's lockSlow; an
+    /// RWMutex reader's or writer's sleep), estimated over the whole run
+    /// when the probes were duty-cycled.
+    pub contentions: u64,
+    pub contentions_per_s: f64,
+    /// Of those, the ones that went on to the runtime's semaphore
+    /// (runtime_SemacquireMutex: a sleep, unless a permit was already
+    /// there); the rest were won by spinning.
+    pub semaphore: u64,
+    /// Probe hits seen (before scaling).
+    pub hits: u64,
+    pub decision: Decision,
+    /// The most frequent stack (innermost first).
+    pub frames: Vec<Frame>,
 }
 
 /// Many locks of one type taken at one call site (schema 1.5).

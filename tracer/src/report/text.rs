@@ -69,7 +69,7 @@ pub fn clip(s: &str, width: usize) -> String {
 }
 
 /// "f ← g ← h": the first six named frames of a stack, innermost first.
-fn stack_path(frames: &[super::model::Frame]) -> String {
+pub fn stack_path(frames: &[super::model::Frame]) -> String {
     let path: Vec<&str> = frames
         .iter()
         .filter_map(|f| f.symbol.as_deref())
@@ -106,6 +106,9 @@ pub fn render(r: &Report, opts: Options) -> String {
     header(&mut o, r);
     let _ = writeln!(o, "VERDICT  {}", esc(&r.verdict.text));
     let _ = writeln!(o);
+    if !r.go_locks.is_empty() {
+        go_locks(&mut o, r, opts.top);
+    }
     locks(&mut o, r, opts);
     threads(&mut o, r, opts.top);
     sched(&mut o, r, opts.top);
@@ -620,6 +623,34 @@ fn tail(o: &mut String, r: &Report) {
 
 /// FUNCTIONS: probed functions' rates and latency, allocation sizes and
 /// callers, and what the probes cost.
+/// Go locks at goroutine level (slow-path entry probes).
+fn go_locks(o: &mut String, r: &Report, top: usize) {
+    let shown = r.go_locks.len().min(top);
+    let _ = writeln!(
+        o,
+        "GO LOCKS goroutine level, by decision, then rate ({shown} of {}): contended acquisitions from slow-path entry probes; wait time not measured",
+        r.go_locks.len()
+    );
+    let _ = writeln!(
+        o,
+        "  {:<52} {:>10} {:>9} {:>9}  {}",
+        "LOCK", "CONT", "CONT/S", "SEMA", "DECISION"
+    );
+    for g in r.go_locks.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {:<52} {:>10} {:>9} {:>9}  {}",
+            clip(&g.label, 52),
+            human_count(g.contentions),
+            human_rate(g.contentions_per_s),
+            human_count(g.semaphore),
+            decision_cell(g.decision)
+        );
+        let _ = writeln!(o, "        stack: {}", stack_path(&g.frames));
+    }
+    let _ = writeln!(o);
+}
+
 fn functions(o: &mut String, r: &Report, top: usize) {
     let shown = r.functions.len().min(top);
     let _ = writeln!(
