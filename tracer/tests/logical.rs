@@ -828,26 +828,33 @@ fn go_mutexes_are_counted_per_call_site_and_runtime_sleeps_never_decide() {
         );
     }
     let go = report["go_locks"].as_array().expect("go_locks");
-    let row = |label: &str| -> &Value {
+    let row = |label: &str| -> Option<&Value> {
         go.iter()
             .find(|g| g["label"].as_str().unwrap().starts_with(label))
-            .unwrap_or_else(|| panic!("no {label}: {go:#?}"))
     };
     let bt_n = |probe: &str, caller: &str| {
         bt.get(&(probe.to_string(), caller.to_string()))
             .copied()
             .unwrap_or(0)
     };
-    let mutex = row("sync.Mutex @ main.bumpCounter");
-    assert_eq!(u(&mutex["hits"]), bt_n("ls", "main.bumpCounter"), "{bt:?}");
-    let read = row("sync.RWMutex (read) @ main.readTable");
-    assert_eq!(u(&read["hits"]), bt_n("sem", "main.readTable"), "{bt:?}");
-    let write = row("sync.RWMutex (write) @ main.writeTable");
-    assert_eq!(
-        u(&write["hits"]),
-        bt_n("ls", "sync.(*RWMutex).Lock") + bt_n("sem", "sync.(*RWMutex).Lock"),
-        "{bt:?}"
-    );
+    // Each call site's count is bpftrace's count of the same entries from
+    // that caller (a row exists exactly when bpftrace saw some).
+    let hot = bt_n("ls", "main.bumpCounter");
+    assert!(hot > 1000, "the Mutex is contended: {bt:?}");
+    for (label, want) in [
+        ("sync.Mutex @ main.bumpCounter", hot),
+        (
+            "sync.RWMutex (read) @ main.readTable",
+            bt_n("sem", "main.readTable"),
+        ),
+        (
+            "sync.RWMutex (write) @ main.writeTable",
+            bt_n("ls", "sync.(*RWMutex).Lock") + bt_n("sem", "sync.(*RWMutex).Lock"),
+        ),
+    ] {
+        let got = row(label).map_or(0, |g| u(&g["hits"]));
+        assert_eq!(got, want, "{label}: bpftrace {bt:?}, report {go:#?}");
+    }
     // Every entry of both probes, nothing lost: the probes' own count.
     assert_eq!(
         u(&report["probe_cost"]["calls"]),
@@ -855,7 +862,6 @@ fn go_mutexes_are_counted_per_call_site_and_runtime_sleeps_never_decide() {
         "{bt:?}"
     );
     for g in go {
-        assert!(u(&g["hits"]) > 1000, "contended: {g:#}");
         assert_eq!(
             g["decision"],
             decision_for(g["contentions_per_s"].as_f64().unwrap())

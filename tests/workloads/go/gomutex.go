@@ -2,8 +2,9 @@
 // goroutines in the Go scheduler (runtime.semacquire1), never on a futex;
 // the futex words a Go program waits on are its runtime's own thread
 // sleeps. GOROUTINES goroutines each call bumpCounter ITERATIONS times (one
-// hot Mutex); with RW > 0, as many more goroutines read a table under an
-// RWMutex (readTable) while one in RW writes it (writeTable).
+// hot Mutex); then, with RW > 0, RW goroutines read a table under an
+// RWMutex (readTable) ITERATIONS times each while RW more write it
+// (writeTable) ITERATIONS/4 times each.
 // The program keeps its own mutex profile (SetMutexProfileFraction(1)).
 // Prints "pid=P", waits for a byte on stdin, runs, prints
 // "acquisitions=N reads=N writes=N", then the mutex profile's contention
@@ -89,6 +90,8 @@ func main() {
 			}
 		}()
 	}
+	// One phase after the other, so each lock is contended on 2 CPUs.
+	wg.Wait()
 	var r, w int64
 	for i := 0; i < rw; i++ {
 		wg.Add(2)

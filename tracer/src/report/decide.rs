@@ -150,7 +150,7 @@ pub fn consider_go(
     };
     let text = match g.decision {
         Decision::Recommended => format!(
-            "lock-free redesign RECOMMENDED for {}: {rate} contended acquisitions/s (over {}/s; {sema:.0}% went on to the runtime's semaphore, the rest won by spinning; goroutine level, wait time not measured)",
+            "lock-free redesign RECOMMENDED for {}: {rate} contended acquisitions/s (over {}/s; {sema:.0}% of them went on to the runtime's semaphore; goroutine level, wait time not measured)",
             g.label,
             human_rate(t.recommend_at)
         ),

@@ -4,8 +4,10 @@
 //! parked locks, named by their call site — the JIT-compiled frame that
 //! entered the monitor or called park (Java names come with a perf map).
 //! A j.u.c. park is a ReentrantLock acquire, or a Condition or queue wait:
-//! native frames cannot tell them apart, so its kind says so (`juc-park`);
-//! a timed park (parkNanos: pools, timed waits) is an event.
+//! native frames cannot tell them apart, so without Java names its kind
+//! says so (`juc-park`) and a timed park (parkNanos: pools, timed waits) is
+//! an event; with a perf map, the Java frames above the park decide
+//! (`ReentrantLock`, an AQS acquire, a Condition's await, a latch).
 //! `Object.wait` and the VM's own monitors waiting are events. Read in
 //! openjdk/jdk17u `objectMonitor.cpp`, `os_posix.cpp`.
 
