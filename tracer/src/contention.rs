@@ -551,6 +551,15 @@ struct FnSetup {
     probes: Option<FnProbes>,
     wanted: bool,
     roots: Vec<u32>,
+    /// Per-hit costs measured so far (entry + return, entry only).
+    costs: Costs,
+}
+
+/// What one probe hit costs, per kind of probe, once calibrated.
+#[derive(Default)]
+struct Costs {
+    pair: Option<f64>,
+    go: Option<f64>,
 }
 
 impl FnSetup {
@@ -568,6 +577,7 @@ impl FnSetup {
             probes: None,
             wanted,
             roots: roots.to_vec(),
+            costs: Costs::default(),
         };
         if !wanted {
             return Ok(me);
@@ -576,7 +586,20 @@ impl FnSetup {
         // before anything else happens.
         if running {
             let planned = plan_in(args, roots[0], stop)?;
-            me.probes = start_fn_probes(args, planned, &me.roots, probes)?;
+            me.probes = start_fn_probes(args, planned, &me.roots, &mut me.costs, probes)?;
+        } else {
+            // A launched command waits at the gate while the probes it
+            // will need are calibrated, so tracing starts with them
+            // attached and the calibration's calls do not compete with it.
+            if !args.uprobes.is_empty() || args.alloc {
+                me.costs.pair = Some(funcs::calibrate(probes, "uprobe")?);
+            }
+            let go = !args.no_go_mutex
+                && crate::target::which(&args.command[0])
+                    .is_some_and(|exe| crate::target::runtime_of(&exe) == Some("go"));
+            if go {
+                me.costs.go = Some(funcs::calibrate(probes, funcs::GO_ROLE)?);
+            }
         }
         Ok(me)
     }
@@ -592,7 +615,7 @@ impl FnSetup {
     ) -> Result<()> {
         if self.wanted && self.probes.is_none() {
             let planned = plan_in(args, pid, stop)?;
-            self.probes = start_fn_probes(args, planned, &self.roots, probes)?;
+            self.probes = start_fn_probes(args, planned, &self.roots, &mut self.costs, probes)?;
         }
         Ok(())
     }
@@ -665,12 +688,14 @@ fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<fun
     funcs::plan(args, &info, stop)
 }
 
-/// Calibrates what a hit costs for the roles planned, then attaches the
-/// planned function probes to the targets. None when nothing is planned.
+/// Calibrates what a hit costs for the roles planned (unless it was
+/// already), then attaches the planned function probes to the targets.
+/// None when nothing is planned.
 fn start_fn_probes(
     args: &ContentionArgs,
     planned: Vec<funcs::Planned>,
     roots: &[u32],
+    known: &mut Costs,
     probes: &mut Probes,
 ) -> Result<Option<FnProbes>> {
     if planned.is_empty() {
@@ -680,7 +705,10 @@ fn start_fn_probes(
         planned.iter().partition(|p| p.role == funcs::GO_ROLE);
     let mut costs = (0.0, 0.0);
     if !pairs.is_empty() {
-        costs.0 = funcs::calibrate(probes, "uprobe")?;
+        costs.0 = match known.pair {
+            Some(c) => c,
+            None => *known.pair.insert(funcs::calibrate(probes, "uprobe")?),
+        };
         say!(
             "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
             report::text::human_ns(costs.0 as u64)
@@ -694,7 +722,10 @@ fn start_fn_probes(
         );
     }
     if !go.is_empty() {
-        costs.1 = funcs::calibrate(probes, funcs::GO_ROLE)?;
+        costs.1 = match known.go {
+            Some(c) => c,
+            None => *known.go.insert(funcs::calibrate(probes, funcs::GO_ROLE)?),
+        };
         let names: Vec<&str> = go.iter().map(|p| p.func.name.as_str()).collect();
         say!(
             "tracer: a Go program: probing the entries of its lock slow paths ({}), ≈{} per contended entry (calibrated now; --no-go-mutex to skip)",

@@ -292,19 +292,18 @@ pub extern "C" fn tracer_calibration_target(x: u64) -> u64 {
 /// (entry + return for `--uprobe`; entry only for Go's slow paths): the
 /// same calls timed with and without the probes, median of 5 batches each.
 pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
-    let me = ProcessInfo {
-        pid: std::process::id(),
-        maps: crate::target::parse_maps(
-            &std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?,
-        ),
-        ..Default::default()
-    };
-    let bins = resolve::binaries(&me);
-    let func = Resolver::new(me.pid, vec![])
-        .find(&bins[..1.min(bins.len())], "tracer_calibration_target")
-        .into_iter()
-        .next()
-        .context("the calibration function is missing from the tracer's symbols")?;
+    // The function's file offset, from its address and our own mapping of
+    // the executable: no symbol table is read (a debug build's takes
+    // seconds, while a launched command waits at the gate).
+    let addr = tracer_calibration_target as *const () as u64;
+    let maps = crate::target::parse_maps(
+        &std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?,
+    );
+    let (path, offset) = maps
+        .iter()
+        .find(|m| m.exec && m.start <= addr && addr < m.end)
+        .and_then(|m| Some((m.path.clone()?, addr - m.start + m.offset)))
+        .context("the calibration function is not in a mapped file")?;
     const CALLS: u64 = 100;
     let batch = || {
         let t = Instant::now();
@@ -322,8 +321,8 @@ pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
     let links = attach_pair(
         probes,
         programs(role),
-        &func.host_path,
-        func.offset,
+        &path,
+        offset,
         cookie,
         UProbeScope::CallingProcess,
     )

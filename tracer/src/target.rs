@@ -362,6 +362,23 @@ impl ProcessInfo {
     }
 }
 
+/// The file `execvp` would run for `program`: itself when it names a
+/// path, else the first executable regular file of that name on PATH.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runnable = |p: &std::path::Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return runnable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| runnable(p))
+}
+
 /// The runtime an executable was built with, when it matters to futex
 /// tracing: `go` for a Go binary (its `.go.buildinfo` section, or its
 /// `.note.go.buildid`).
