@@ -708,6 +708,7 @@ fn uprobe_round(env: &Env, secs: f64) -> Result<BTreeMap<String, f64>> {
 /// RWMutex): wall time untraced, traced with the slow-path probes and
 /// traced without them, in a shuffled order; the probes' hits and cost.
 fn go_round(env: &Env, bin: &Path, round: usize, iters: u64) -> Result<BTreeMap<String, f64>> {
+    use std::io::{BufRead as _, Write as _};
     let args = ["8".to_string(), iters.to_string(), "4".to_string()];
     let json = env.tmp.join("go.json");
     let mut order = ["base", "probes", "no_probes"];
@@ -718,7 +719,7 @@ fn go_round(env: &Env, bin: &Path, round: usize, iters: u64) -> Result<BTreeMap<
             "base" => Command::new(bin),
             _ => {
                 let mut c = Command::new(&env.tracer);
-                c.args(["contention", "-q", "--json"]).arg(&json);
+                c.args(["contention", "--json"]).arg(&json);
                 if config == "no_probes" {
                     c.arg("--no-go-mutex");
                 }
@@ -727,23 +728,53 @@ fn go_round(env: &Env, bin: &Path, round: usize, iters: u64) -> Result<BTreeMap<
             }
         };
         cmd.args(&args);
-        let t = Instant::now();
-        let out = cmd
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write as _;
-                let _ = c.stdin.take().map(|mut i| i.write_all(b"x"));
-                c.wait_with_output()
-            })?;
-        let secs = t.elapsed().as_secs_f64();
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !text.contains("acquisitions=") {
-            bail!("gomutex under {config}: {text}");
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // The fixture works once it reads a byte on stdin: traced, only
+        // after the tracer says it is tracing (probes attached), so every
+        // contended acquisition is probed.
+        let stderr = child.stderr.take().context("stderr")?;
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let drain = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.starts_with("tracer: tracing") {
+                    let _ = ready_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        if config != "base" && ready.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let lines = drain.join().unwrap_or_default();
+            bail!(
+                "the tracer never started tracing gomutex: {}",
+                lines.join("\n")
+            );
         }
-        m.insert(format!("{config}_s"), secs);
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(b"x");
+        }
+        let out = child.wait_with_output()?;
+        let _ = drain.join();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let work_ns = text
+            .lines()
+            .find_map(|l| l.strip_prefix("work_ns="))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        let Some(work_ns) = work_ns else {
+            bail!("gomutex under {config}: {text}");
+        };
+        // The fixture's own time, so the tracer's start and report are not in it.
+        m.insert(format!("{config}_s"), work_ns / 1e9);
         if config == "probes" {
             let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
             let cost = &report["probe_cost"];
@@ -1057,7 +1088,7 @@ fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         o,
-        "\n{} interleaved round(s); wall time of the whole command (tracer start-up included). Only contended acquisitions hit a probe; a contended lock's waiters slowed by a trap can change its throughput either way, so the per-hit cost is the calibrated one.\n",
+        "\n{} interleaved round(s); each time is the fixture's own (from the byte on its stdin, sent once the tracer is tracing, to the end of its two phases), so the tracer's start-up and report are not in it. Only contended acquisitions hit a probe; a contended lock's waiters slowed by a trap can change its throughput either way, so the per-hit cost is the calibrated one.\n",
         r.go.len()
     );
 

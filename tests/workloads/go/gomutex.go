@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 var (
@@ -80,6 +81,7 @@ func main() {
 	if _, err := os.Stdin.Read(b); err != nil {
 		os.Exit(3)
 	}
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -121,6 +123,8 @@ func main() {
 	wg.Wait()
 	reads, writes = r, w
 	fmt.Printf("acquisitions=%d reads=%d writes=%d\n", counter, reads, writes)
+	// Its own time from the go on stdin to the end of both phases.
+	fmt.Printf("work_ns=%d\n", time.Since(start).Nanoseconds())
 	// The runtime's own count of contended unlocks, per main function.
 	var recs []runtime.BlockProfileRecord
 	for {
