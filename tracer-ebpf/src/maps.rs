@@ -144,9 +144,10 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 #[unsafe(no_mangle)]
 static mut TARGET_TGID: u32 = tracer_common::NO_TGID;
 
-/// Set by userspace when TARGET_TGID is the only target (one root, no
-/// following): the compare is then the whole filter (no hash lookup for any
-/// futex call on the system).
+/// Set by userspace when TARGET_TGID is the only target (one root): the
+/// compare is then the whole filter (no hash lookup for any futex call on
+/// the system), until the target forks a child that is followed
+/// ([`more_than_first`]).
 #[unsafe(no_mangle)]
 static mut ONLY_FIRST: u32 = 0;
 
@@ -225,6 +226,16 @@ pub fn is_target(tgid: u32) -> bool {
         return false;
     }
     TARGETS.get_ptr(tgid).is_some()
+}
+
+/// A second process joins the target set (a followed fork): from now on
+/// the filter looks it up. Stored before the child is added, in the
+/// parent's fork, so the child's first syscall sees it.
+#[inline(always)]
+pub fn more_than_first() {
+    // SAFETY: a plain store into the program's own .bss; readers use
+    // read_volatile and only ever see 0 or 1.
+    unsafe { core::ptr::write_volatile(&raw mut ONLY_FIRST, 0) };
 }
 
 /// A traced process is gone: it leaves the target set, so a process that

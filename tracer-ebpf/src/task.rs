@@ -10,7 +10,7 @@
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
 use tracer_common::{ForkRecord, counter, record, tp};
 
-use crate::maps::{EVENTS, TARGETS, count, follow_forks, is_target, read_ctx};
+use crate::maps::{EVENTS, TARGETS, count, follow_forks, is_target, more_than_first, read_ctx};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 
@@ -40,6 +40,7 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: as above.
     let child = unsafe { read_ctx::<i32>(ctx, tp::NEWTASK_PID) } as u32;
+    more_than_first();
     if TARGETS.insert(child, 1, 0).is_err() {
         count(counter::TARGETS_FULL);
         return Ok(());

@@ -212,8 +212,8 @@ pub struct LoadOptions {
     /// The first root process traced: the kernel checks it with a compare
     /// first.
     pub first_target: Option<u32>,
-    /// Whether it is the only root (then, without following, the compare
-    /// is the whole filter).
+    /// Whether it is the only root (then the compare is the whole filter
+    /// until it forks a followed child).
     pub single: bool,
     pub stack_every: u64,
     /// Unwind samples per second per (lock, thread); 0 = frame pointers only.
@@ -273,7 +273,8 @@ impl Probes {
             task.tgid
         );
         let first = first_target.unwrap_or(tracer_common::NO_TGID);
-        let only_first = u32::from(first_target.is_some() && single && !follow_forks);
+        // With following on, the fork hook turns it off when a child joins.
+        let only_first = u32::from(first_target.is_some() && single);
         let hist = max_locks.saturating_mul(tracer_common::limits::HIST_PER_LOCK);
         let mut bpf = EbpfLoader::new()
             .override_global("FOLLOW_FORKS", &follow, true)

@@ -297,9 +297,16 @@ pub struct ContentionArgs {
     #[arg(long, value_enum, default_value_t = Mode::Full)]
     pub mode: Mode,
 
-    /// With a command: do not follow the processes it forks.
+    /// Do not follow the processes the targets fork from now on (followed
+    /// by default, with --pid as with a command).
     #[arg(long)]
     pub no_follow: bool,
+
+    /// With --pid: also trace the target's descendants already running (a
+    /// server's forked workers). Without it, the report lists them as
+    /// untraced.
+    #[arg(long, requires = "pid")]
+    pub children: bool,
 
     /// True call sites: unwind this many sampled waits per second per
     /// (lock, thread), after its first 8, with the binaries' .eh_frame

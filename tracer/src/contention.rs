@@ -3,6 +3,7 @@
 //! target exit), stop what was launched, build and write the report.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -269,7 +270,8 @@ fn run_once(
     target::check_pids(&args.pid)?;
     let stop = stop_flag()?;
 
-    let follow = !args.command.is_empty() && !args.no_follow;
+    // Forks are followed with --pid too (a server forking its workers).
+    let follow = !args.no_follow;
     let mut launched = if args.command.is_empty() {
         None
     } else {
@@ -284,7 +286,7 @@ fn run_once(
         sched_only,
         follow_forks: follow,
         first_target: roots.first().copied(),
-        single: roots.len() == 1,
+        single: roots.len() == 1 && !args.children,
         stack_every: args.stack_every,
         unwind_rate: if sched_only { 0 } else { args.unwind_rate },
         max_locks: args.max_locks,
@@ -297,6 +299,13 @@ fn run_once(
                 Code::Target,
                 format!("pid {pid} exited before tracing began"),
             ));
+        }
+    }
+    if args.children {
+        for &root in &roots {
+            for (pid, _) in target::descendants(root) {
+                session.adopt(pid)?;
+            }
         }
     }
     let mut fns = FnSetup::new(args, &roots, launched.is_none(), &mut session.probes, &stop)?;
@@ -360,6 +369,8 @@ fn run_once(
         print_program_stats(&session.probes);
     }
     let all_targets = session.targets();
+    let untraced: BTreeMap<u32, Vec<u32>> =
+        roots.iter().map(|&r| (r, session.untraced(r))).collect();
     let Session { probes, procs, .. } = session;
     // Detach now, in the background: nothing below needs the kernel side,
     // and each tracepoint's unregistration waits for an RCU grace period
@@ -377,7 +388,7 @@ fn run_once(
 
     let meta = RunMeta {
         tracer_args: std::env::args().collect(),
-        targets: targets(&roots, &all_targets, &procs, launched.as_ref()),
+        targets: targets(&roots, &all_targets, &procs, &untraced, launched.as_ref()),
         start_time: humantime::format_rfc3339_seconds(start_time).to_string(),
         duration_s: duration.as_secs_f64(),
         load_attach_ms,
@@ -484,9 +495,16 @@ fn targets(
     roots: &[u32],
     all: &[u32],
     procs: &std::collections::BTreeMap<u32, ProcessInfo>,
+    untraced: &BTreeMap<u32, Vec<u32>>,
     launched: Option<&Launched>,
 ) -> Vec<model::Target> {
     let runtime = |pid: u32| procs.get(&pid).and_then(|p| p.runtime).map(String::from);
+    let program = |pid: u32| {
+        procs
+            .get(&pid)
+            .and_then(|p| p.exe.as_ref())
+            .map(|e| e.display().to_string())
+    };
     let command_line = |pid: u32| {
         procs
             .get(&pid)
@@ -506,6 +524,8 @@ fn targets(
             followed: false,
             exit: exit_of(pid),
             runtime: runtime(pid),
+            program: program(pid),
+            untraced_children: untraced.get(&pid).cloned().unwrap_or_default(),
         })
         .collect();
     for &pid in all.iter().filter(|p| !roots.contains(p)) {
@@ -515,6 +535,8 @@ fn targets(
             followed: true,
             exit: None,
             runtime: runtime(pid),
+            program: program(pid),
+            untraced_children: Vec::new(),
         });
     }
     out

@@ -34,6 +34,10 @@ pub struct Session {
     known: BTreeSet<u32>,
     /// Traced processes that are gone.
     exited: BTreeSet<u32>,
+    /// The roots (--pid, or the launched command).
+    roots: Vec<u32>,
+    /// Per root, its descendants seen running and not traced.
+    untraced: BTreeMap<u32, BTreeSet<u32>>,
     started: Instant,
     last_refresh: Option<Instant>,
 }
@@ -59,6 +63,8 @@ impl Session {
             procs: BTreeMap::new(),
             known: roots.iter().copied().collect(),
             exited: BTreeSet::new(),
+            roots: roots.to_vec(),
+            untraced: BTreeMap::new(),
             started: Instant::now(),
             last_refresh: None,
         })
@@ -96,11 +102,24 @@ impl Session {
                 // refresh, and its maps are what symbolizes its stacks.
                 self.known.insert(child);
                 self.refresh_one(child);
+                // Gone already: a fork runs its parent's program with its
+                // parent's argv until it execs or rewrites them.
+                let inherited = self
+                    .procs
+                    .get(&parent)
+                    .map(|p| (p.cmdline.clone(), p.exe.clone()));
+                if let (Some(c), Some((cmdline, exe))) = (self.procs.get_mut(&child), inherited)
+                    && c.cmdline.is_empty()
+                {
+                    c.cmdline = cmdline;
+                    c.exe = c.exe.take().or(exe);
+                }
             }
         }
     }
 
-    /// Re-reads /proc for every traced process still in the target set.
+    /// Re-reads /proc for every traced process still in the target set,
+    /// and notes the roots' descendants that are not in it.
     fn refresh(&mut self) {
         self.last_refresh = Some(Instant::now());
         self.known.extend(self.probes.targets());
@@ -108,6 +127,42 @@ impl Session {
         for pid in live {
             self.refresh_one(pid);
         }
+        // The kernel adds a followed child to the target set inside fork,
+        // before /proc lists it: a descendant still outside the set after
+        // /proc listed it is untraced.
+        let trees: Vec<(u32, Vec<(u32, u64)>)> = self
+            .roots
+            .iter()
+            .map(|&root| (root, crate::target::descendants(root)))
+            .collect();
+        let inside = self.probes.targets();
+        for (root, tree) in trees {
+            for (pid, _) in tree {
+                if !self.known.contains(&pid) && !inside.contains(&pid) {
+                    self.untraced.entry(root).or_default().insert(pid);
+                }
+            }
+        }
+    }
+
+    /// Traces a process that already runs (a root's existing child, for
+    /// --children): added to the kernel's target set and read from /proc.
+    pub fn adopt(&mut self, pid: u32) -> Result<()> {
+        self.probes.add_target(pid)?;
+        self.known.insert(pid);
+        if let Some(set) = self.untraced.values_mut().find(|s| s.contains(&pid)) {
+            set.remove(&pid);
+        }
+        self.refresh_one(pid);
+        Ok(())
+    }
+
+    /// Per root, its descendants that ran untraced (pids ascending).
+    pub fn untraced(&self, root: u32) -> Vec<u32> {
+        self.untraced
+            .get(&root)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// A process changed its memory maps (a launched command exec'd): read

@@ -651,6 +651,13 @@ pub fn render(r: &Report, all_waits: bool) -> String {
         esc(decision_text(r.verdict.decision)),
         esc(&r.verdict.text)
     );
+    for note in r.untraced_notes() {
+        let _ = write!(
+            o,
+            "<p class=\"untraced\"><b>Untraced:</b> {}</p>",
+            esc(&note)
+        );
+    }
 
     go_locks_table(&mut o, r);
     classes_table(&mut o, r);
@@ -777,7 +784,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
 
     #[test]
     fn page_has_every_chart_and_no_outside_reference() {

@@ -297,8 +297,10 @@ pub fn validate(r: &Report) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.5).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
+    /// A real run at the current schema (1.7).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    /// Schema 1.6 (Go locks, before targets' programs and untraced children).
+    const FIXTURE_1_6: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
     /// Schema 1.5 (logical locks, before Go locks).
     const FIXTURE_1_5: &str = include_str!("../../../tests/fixtures/report-v1.5.json");
     /// A real run from schema 1.4 (before logical locks and classes).
@@ -420,6 +422,26 @@ mod tests {
         assert!(
             is_subset(&original, &again),
             "a 1.5 field changed when read by 1.6"
+        );
+    }
+
+    #[test]
+    fn schema_1_6_reads_unchanged() {
+        let report = parse(FIXTURE_1_6).expect("a 1.6 report parses");
+        assert!(report.targets.iter().all(|t| t.program.is_none()));
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_6).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.6 field changed when read by 1.7"
+        );
+        // The current fixture names its program.
+        let now = parse(FIXTURE).unwrap();
+        assert!(
+            now.targets[0]
+                .program
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/sequencer"))
         );
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.6";
+pub const SCHEMA_VERSION: &str = "1.7";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -103,6 +103,15 @@ pub struct Target {
     /// by futex tracing (schema 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// Its executable (/proc/PID/exe) when it was last seen (schema 1.7);
+    /// `command_line` is its process title then (its current argv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// Descendants of this root that ran while it was traced but were not
+    /// (started before tracing without --children, or forked with
+    /// --no-follow), pids ascending (schema 1.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untraced_children: Vec<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -121,6 +130,31 @@ pub struct Thresholds {
 }
 
 impl Report {
+    /// One sentence per root whose descendants ran untraced: waits in
+    /// them are not in this report.
+    pub fn untraced_notes(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|t| !t.untraced_children.is_empty())
+            .map(|t| {
+                let n = t.untraced_children.len();
+                let pids: Vec<String> = t
+                    .untraced_children
+                    .iter()
+                    .take(8)
+                    .map(u32::to_string)
+                    .collect();
+                format!(
+                    "pid {} had {n} child process{} that were not traced ({}{}): their waits are not in this report; --children traces those already running, and forks are followed unless --no-follow",
+                    t.pid,
+                    if n == 1 { "" } else { "es" },
+                    pids.join(", "),
+                    if n > 8 { ", …" } else { "" }
+                )
+            })
+            .collect()
+    }
+
     /// The locks the views show: the logical locks, or for a report from
     /// before schema 1.5 its wait channels.
     pub fn lock_rows(&self) -> &[Lock] {

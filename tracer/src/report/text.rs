@@ -105,7 +105,11 @@ pub fn render(r: &Report, opts: Options) -> String {
     let mut o = String::new();
     header(&mut o, r);
     let _ = writeln!(o, "VERDICT  {}", esc(&r.verdict.text));
+    for note in r.untraced_notes() {
+        let _ = writeln!(o, "UNTRACED {}", esc(&note));
+    }
     let _ = writeln!(o);
+    processes(&mut o, r, opts.top);
     if !r.go_locks.is_empty() {
         go_locks(&mut o, r, opts.top);
     }
@@ -120,10 +124,57 @@ pub fn render(r: &Report, opts: Options) -> String {
     o
 }
 
+/// Every traced process with its program and title, when there are
+/// followed ones (a forking server's workers).
+fn processes(o: &mut String, r: &Report, top: usize) {
+    if !r.targets.iter().any(|t| t.followed) {
+        return;
+    }
+    let followed = r.targets.iter().filter(|t| t.followed).count();
+    let _ = writeln!(
+        o,
+        "PROCESSES {} traced ({} root{}, {followed} followed)",
+        r.targets.len(),
+        r.targets.len() - followed,
+        if r.targets.len() - followed == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    let _ = writeln!(o, "  {:>8}  {:<20}  TITLE", "PID", "PROGRAM");
+    let show = r.targets.len().min(top.max(1) * 2);
+    for t in &r.targets[..show] {
+        let program = t
+            .program
+            .as_deref()
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .unwrap_or("?");
+        let _ = writeln!(
+            o,
+            "  {:>8}  {:<20}  {}{}",
+            t.pid,
+            clip(program, 20),
+            clip(&t.command_line.join(" "), 70),
+            if t.followed { "" } else { "  (root)" }
+        );
+    }
+    if show < r.targets.len() {
+        let _ = writeln!(o, "  … {} more in the JSON", r.targets.len() - show);
+    }
+    let _ = writeln!(o);
+}
+
 fn header(o: &mut String, r: &Report) {
-    let targets: Vec<String> = r
-        .targets
-        .iter()
+    // The roots, and a few followed processes (PROCESSES lists them all).
+    let followed = r.targets.iter().filter(|t| t.followed).count();
+    let shown = r.targets.iter().filter(|t| !t.followed).chain(
+        r.targets
+            .iter()
+            .filter(|t| t.followed)
+            .take(if followed > 3 { 0 } else { 3 }),
+    );
+    let mut targets: Vec<String> = shown
         .map(|t| {
             let cmd = clip(&t.command_line.join(" "), 60);
             let follow = if t.followed { ", followed" } else { "" };
@@ -140,6 +191,9 @@ fn header(o: &mut String, r: &Report) {
             format!("pid {} ({cmd}{follow}{exit}{rt})", t.pid)
         })
         .collect();
+    if followed > 3 {
+        targets.push(format!("{followed} followed processes"));
+    }
     let _ = writeln!(
         o,
         "tracer contention: {}, traced {:.2} s",

@@ -1,0 +1,241 @@
+//! Process trees: a server that forks its workers, traced by --pid (forks
+//! followed), with --children (workers already running), and with
+//! --no-follow (the untraced children reported). Ground truth: bpftrace's
+//! count of each worker's futex waits on its mutex, by pid.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use serde_json::Value;
+
+/// bpftrace counting FUTEX_WAIT_PRIVATE calls on one address by pid, for
+/// the processes named `comm`.
+struct WaitsByPid {
+    bt: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl WaitsByPid {
+    fn start(comm: &str, addr: &str) -> Self {
+        let script = format!(
+            "tracepoint:syscalls:sys_enter_futex /comm == \"{comm}\" && args->op == 128 && args->uaddr == {addr}/ {{ @w[pid] = count(); }}"
+        );
+        let mut bt = Command::new("bpftrace")
+            .arg("-e")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bpftrace");
+        let mut out = BufReader::new(bt.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+        Self { bt, out }
+    }
+
+    fn finish(mut self) -> BTreeMap<u32, u64> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.bt.id() as i32, libc::SIGINT) };
+        let mut m = BTreeMap::new();
+        for l in self.out.lines().map_while(Result::ok) {
+            // @w[1234]: 5678
+            if let Some((k, n)) = l.strip_prefix("@w[").and_then(|r| r.split_once("]: ")) {
+                m.insert(k.parse().unwrap(), n.trim().parse().unwrap());
+            }
+        }
+        let _ = self.bt.wait();
+        m
+    }
+}
+
+/// The waits on `addr` the report counted in process `pid` (its wait
+/// channel there).
+fn waits_in(report: &Value, pid: u32, addr: &str) -> u64 {
+    report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["pid"].as_u64() == Some(u64::from(pid)) && l["address"] == addr)
+        .map(|l| l["contentions"].as_u64().unwrap())
+        .sum()
+}
+
+fn target<'a>(report: &'a Value, pid: u32) -> Option<&'a Value> {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["pid"].as_u64() == Some(u64::from(pid)))
+}
+
+fn workers_of(rest: &str) -> Vec<u32> {
+    rest.lines()
+        .filter_map(|l| field(l, "worker")?.parse().ok())
+        .collect()
+}
+
+/// --pid on a server that forks 3 workers after the tracer attached: every
+/// worker is followed and each one's waits equal bpftrace's; with
+/// --no-follow the workers are not traced and the report says so.
+#[test]
+fn a_server_forking_after_attach_is_followed_by_pid() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("forking_server");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["3", "2", "40000"]);
+    let mut work = Gated::start(cmd);
+    let addr = field(&work.first_line, "mutex").unwrap().to_string();
+    let bt = WaitsByPid::start("forking_server", &addr);
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "processes_follow");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let truth = bt.finish();
+    assert!(rest.contains("failed=0"), "{rest}");
+    let workers = workers_of(&rest);
+    assert_eq!(workers.len(), 3, "{rest}");
+    let mut contended = 0;
+    for &w in &workers {
+        let t = target(&report, w).unwrap_or_else(|| panic!("worker {w} not traced: {text}"));
+        assert_eq!(t["followed"], true);
+        let want = truth.get(&w).copied().unwrap_or(0);
+        assert_eq!(
+            waits_in(&report, w, &addr),
+            want,
+            "worker {w}: bpftrace {truth:?}"
+        );
+        contended += u64::from(want > 0);
+    }
+    assert!(
+        contended >= 2,
+        "the workers' mutexes were contended: {truth:?}"
+    );
+    assert!(
+        text.contains("PROCESSES 4 traced (1 root, 3 followed)"),
+        "{text}"
+    );
+    assert!(!text.contains("UNTRACED"), "{text}");
+
+    // --no-follow: the same server's workers are not traced, and the
+    // report names them.
+    let mut cmd = Command::new(&bin);
+    cmd.args(["3", "2", "20000"]);
+    let mut work = Gated::start(cmd);
+    let tracer = Tracer::start(
+        &["--pid", &work.pid.to_string(), "--no-follow"],
+        "processes_no_follow",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let workers = workers_of(&rest);
+    for &w in &workers {
+        assert!(target(&report, w).is_none(), "worker {w} traced");
+        assert_eq!(waits_in(&report, w, &addr), 0);
+    }
+    let root = target(&report, work_pid(&report)).unwrap();
+    let untraced: Vec<u32> = root["untraced_children"]
+        .as_array()
+        .expect("untraced_children")
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let mut sorted = workers.clone();
+    sorted.sort_unstable();
+    assert_eq!(untraced, sorted, "{text}");
+    assert!(
+        text.contains("UNTRACED pid ") && text.contains("3 child processes that were not traced"),
+        "{text}"
+    );
+}
+
+fn work_pid(report: &Value) -> u32 {
+    report["targets"][0]["pid"].as_u64().unwrap() as u32
+}
+
+/// A server whose workers were forked before the tracer started: without
+/// --children they are reported untraced; with it each worker's waits
+/// equal bpftrace's, and each shows its process title (its rewritten argv)
+/// and its program.
+#[test]
+fn children_takes_the_running_workers_with_their_titles() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("forking_server");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["3", "2", "40000", "prefork"]);
+    let mut work = Gated::start(cmd);
+    let addr = field(&work.first_line, "mutex").unwrap().to_string();
+    let workers: Vec<u32> = field(&work.line(), "workers")
+        .expect("workers=")
+        .split(',')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let pid = work.pid.to_string();
+
+    // The workers wait at their gate: a short run without --children.
+    let tracer = Tracer::start(&["--pid", &pid, "--duration", "300ms"], "processes_plain");
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let untraced: Vec<u32> = report["targets"][0]["untraced_children"]
+        .as_array()
+        .expect("untraced_children")
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(untraced, workers, "{text}");
+    assert!(text.contains("--children"), "{text}");
+
+    let bt = WaitsByPid::start("forking_server", &addr);
+    let tracer = Tracer::start(&["--pid", &pid, "--children"], "processes_children");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let truth = bt.finish();
+    assert!(rest.contains("failed=0"), "{rest}");
+    for (k, &w) in workers.iter().enumerate() {
+        let t = target(&report, w).unwrap_or_else(|| panic!("worker {w} not traced: {text}"));
+        assert_eq!(
+            t["command_line"].as_array().unwrap().concat_str(),
+            format!("forking_server: worker {k}"),
+            "{t:#}"
+        );
+        assert!(
+            t["program"].as_str().unwrap().ends_with("/forking_server"),
+            "{t:#}"
+        );
+        assert_eq!(
+            waits_in(&report, w, &addr),
+            truth.get(&w).copied().unwrap_or(0),
+            "worker {w}: bpftrace {truth:?}"
+        );
+    }
+    assert!(
+        truth.values().filter(|&&n| n > 0).count() >= 2,
+        "contended: {truth:?}"
+    );
+    assert!(
+        report["targets"][0]["untraced_children"].is_null(),
+        "{text}"
+    );
+    assert!(text.contains("forking_server: worker 0"), "{text}");
+}
+
+trait ConcatStr {
+    fn concat_str(&self) -> String;
+}
+
+impl ConcatStr for Vec<Value> {
+    fn concat_str(&self) -> String {
+        self.iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
