@@ -347,7 +347,8 @@ pub struct ContentionArgs {
     pub probe_budget: Option<f64>,
 
     /// Also look for separate debug files (symbols stripped from a binary)
-    /// under DIR/.build-id/; /usr/lib/debug is always searched.
+    /// under DIR/.build-id/, for --uprobe and for the stacks' frames;
+    /// /usr/lib/debug is always searched.
     #[arg(long, value_name = "DIR")]
     pub debug_dir: Vec<PathBuf>,
 

@@ -400,7 +400,12 @@ fn run_once(
         mode: args.mode.name().to_string(),
         max_locks: args.max_locks,
     };
-    let report = report::build::build(&snap, &procs, &mut Symbols::new(), meta);
+    let report = report::build::build(
+        &snap,
+        &procs,
+        &mut Symbols::with_debug_dirs(&args.debug_dir),
+        meta,
+    );
     log::debug!(
         "report built in {} ms ({} stacks)",
         t_report.elapsed().as_millis(),

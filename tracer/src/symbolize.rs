@@ -132,8 +132,20 @@ impl Default for Symbols {
 
 impl Symbols {
     pub fn new() -> Self {
+        Self::with_debug_dirs(&[])
+    }
+
+    /// Debug files are also looked for under each of `dirs` (and its
+    /// `.build-id/`), then /usr/lib/debug.
+    pub fn with_debug_dirs(dirs: &[std::path::PathBuf]) -> Self {
+        let mut b = Symbolizer::builder().enable_demangling(true);
+        if !dirs.is_empty() {
+            let mut all = dirs.to_vec();
+            all.push("/usr/lib/debug".into());
+            b = b.set_debug_dirs(Some(all));
+        }
         Self {
-            blaze: Symbolizer::builder().enable_demangling(true).build(),
+            blaze: b.build(),
             elves: HashMap::new(),
             perf_maps: HashMap::new(),
         }

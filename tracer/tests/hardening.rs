@@ -773,7 +773,11 @@ fn two_pids_show_no_phantom_thread_0() {
     };
     let (mut a, mut b) = (spawn(), spawn());
     let pids = format!("{},{}", a.id(), b.id());
-    let tracer = Tracer::start(&["--pid", &pids, "--duration", "1s"], "two_pids");
+    // Their sleeps are forks: not followed, so the threads are the shells'.
+    let tracer = Tracer::start(
+        &["--pid", &pids, "--duration", "1s", "--no-follow"],
+        "two_pids",
+    );
     let (_, report) = tracer.finish(Duration::from_secs(30));
     for c in [&mut a, &mut b] {
         let _ = c.kill();

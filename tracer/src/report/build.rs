@@ -464,6 +464,9 @@ pub fn build(
     if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
     }
+    let pids: Vec<u32> = meta.targets.iter().map(|t| t.pid).collect();
+    let modules = modules(&locks, &go_locks, &pids);
+    limitations.extend(modules.iter().filter_map(stripped_note));
     Report {
         schema_version: SCHEMA_VERSION.to_string(),
         tool: Tool {
@@ -500,8 +503,108 @@ pub fn build(
                 capacity: *capacity,
             })
             .collect(),
+        modules,
         limitations,
     }
+}
+
+/// The files the lock stacks' frames are in: distinct (module, file
+/// offset) frames and how many have no name; build ids read from the file
+/// (through a target's root, for containers).
+fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
+    let mut seen: BTreeMap<&str, BTreeMap<u64, bool>> = BTreeMap::new();
+    let stacks = locks
+        .iter()
+        .flat_map(|l| {
+            l.sites
+                .iter()
+                .chain(&l.unwound_sites)
+                .map(|s| &s.frames)
+                .chain(l.waker_sites.iter().map(|w| &w.frames))
+        })
+        .chain(go_locks.iter().map(|g| &g.frames));
+    for frames in stacks {
+        for f in frames {
+            if let (Some(m), Some(off)) = (f.module.as_deref(), f.file_offset) {
+                seen.entry(m).or_default().insert(off, f.symbol.is_some());
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(path, frames)| {
+            let file = pids
+                .iter()
+                .map(|&pid| crate::unwind::host_path(pid, std::path::Path::new(path)))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| path.into());
+            let (build_id, has_symtab, linked) = elf_identity(&file);
+            let unnamed = frames.values().filter(|named| !**named).count() as u64;
+            Module {
+                path: path.to_string(),
+                build_id,
+                frames: frames.len() as u64,
+                unnamed,
+                // Named frames mean symbols were found (a debug file).
+                stripped: !has_symtab && unnamed == frames.len() as u64,
+                debug_link: linked,
+            }
+        })
+        .collect()
+}
+
+/// An ELF's build id (hex), whether it has a symbol table, and whether it
+/// names a separate debug file (.gnu_debuglink).
+fn elf_identity(path: &std::path::Path) -> (Option<String>, bool, bool) {
+    use object::Object as _;
+    let Ok(f) = std::fs::File::open(path) else {
+        return (None, false, false);
+    };
+    // SAFETY: a read-only private mapping; a file truncated under us makes
+    // parsing fail or read zeros, never our memory.
+    let Ok(bytes) = (unsafe { memmap2::Mmap::map(&f) }) else {
+        return (None, false, false);
+    };
+    let Ok(elf) = object::File::parse(&*bytes) else {
+        return (None, false, false);
+    };
+    let id = elf
+        .build_id()
+        .ok()
+        .flatten()
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    (
+        id,
+        elf.section_by_name(".symtab").is_some(),
+        elf.section_by_name(".gnu_debuglink").is_some(),
+    )
+}
+
+/// What to do about a module whose frames have no names.
+fn stripped_note(m: &Module) -> Option<String> {
+    if m.unnamed == 0 {
+        return None;
+    }
+    let name = m.path.rsplit('/').next().unwrap_or(&m.path);
+    let how = match &m.build_id {
+        Some(id) if id.len() > 2 && m.debug_link => format!(
+            "install its debug symbols (build id {id}; on Debian its -dbgsym package, which puts them at /usr/lib/debug/.build-id/{}/{}.debug) or give the directory holding .build-id/{}/{}.debug with --debug-dir",
+            &id[..2],
+            &id[2..],
+            &id[..2],
+            &id[2..]
+        ),
+        Some(id) => format!(
+            "trace a build with symbols (build id {id}): it names no separate debug file (no .gnu_debuglink; `objcopy --add-gnu-debuglink` adds one)"
+        ),
+        None => "trace a build with symbols (it has no build id)".to_string(),
+    };
+    Some(format!(
+        "{} of {} frames in {}{} have no name: they are shown as {name}+0xOFFSET (a file offset, the same in every run: `addr2line -f -e FILE-WITH-SYMBOLS OFFSET` names them later). To name them, {how}.",
+        m.unnamed,
+        m.frames,
+        m.path,
+        if m.stripped { " (stripped)" } else { "" },
+    ))
 }
 
 /// Probed functions from FN_STATS / FN_SITES / FN_HIST, summed over the
@@ -874,12 +977,7 @@ fn call_site_label(frames: &[Frame], i: usize) -> String {
 }
 
 fn frame_label(f: &Frame) -> String {
-    let name = match (&f.symbol, &f.module, f.file_offset) {
-        (Some(s), _, _) => s.clone(),
-        // Unnamed (a stripped binary): module+offset, the same every run.
-        (None, Some(m), Some(off)) => format!("{}+{off:#x}", m.rsplit('/').next().unwrap_or(m)),
-        _ => f.addr.clone(),
-    };
+    let name = f.name();
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {
             format!(

@@ -17,7 +17,7 @@ use super::model::{Frame, Lock, Report, Site};
 /// A frame's name as one folded-stack field: no separator, whitespace or
 /// control character (a newline in a symbol would start a line of its own).
 fn name(f: &Frame) -> String {
-    field(f.symbol.as_deref().unwrap_or(&f.addr))
+    field(&f.name())
 }
 
 fn field(s: &str) -> String {

@@ -409,7 +409,7 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
                 .frames
                 .iter()
                 .take(6)
-                .map(|f| f.symbol.clone().unwrap_or_else(|| f.addr.clone()))
+                .map(crate::report::model::Frame::name)
                 .collect();
             vec![
                 esc(s.call_site.as_deref().unwrap_or("-")),

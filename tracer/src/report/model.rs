@@ -69,6 +69,10 @@ pub struct Report {
     /// threads are evicted as they exit), to size `--max-locks` (schema 1.4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<MapFill>,
+    /// Every file the lock stacks' frames are in, with its build id and
+    /// how many of those frames have no name (schema 1.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<Module>,
     /// What this run could not see.
     pub limitations: Vec<String>,
 }
@@ -523,6 +527,39 @@ pub struct Frame {
     pub file_offset: Option<u64>,
     pub file: Option<String>,
     pub line: Option<u32>,
+}
+
+/// A file code in the stacks came from (schema 1.7): what a saved run's
+/// `module+0xOFFSET` frames are resolved against later.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    pub path: String,
+    /// Its GNU build id, hex (what debuginfod and .build-id/ directories
+    /// are keyed by); None when it has none or could not be read.
+    pub build_id: Option<String>,
+    /// Distinct frames (module, file offset) of the lock stacks in it.
+    pub frames: u64,
+    /// Those without a name.
+    pub unnamed: u64,
+    /// It has no symbol table and no debug file was found for it.
+    pub stripped: bool,
+    /// It names a separate debug file (.gnu_debuglink), looked up by its
+    /// build id under /usr/lib/debug and --debug-dir.
+    #[serde(default)]
+    pub debug_link: bool,
+}
+
+impl Frame {
+    /// Its name in the views: the symbol, else (a stripped binary) the
+    /// module and file offset, the same in every run (`libfoo.so+0x1a2b`),
+    /// else its address.
+    pub fn name(&self) -> String {
+        match (&self.symbol, &self.module, self.file_offset) {
+            (Some(s), _, _) => s.clone(),
+            (None, Some(m), Some(off)) => format!("{}+{off:#x}", m.rsplit('/').next().unwrap_or(m)),
+            _ => self.addr.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -181,7 +181,7 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
     let mut location = |p: &mut proto::Profile, strings: &mut Strings, f: Option<&Frame>| {
         let (name, file, line, addr) = match f {
             Some(f) => (
-                f.symbol.clone().unwrap_or_else(|| f.addr.clone()),
+                f.name(),
                 f.file.clone().unwrap_or_default(),
                 f.line.unwrap_or(0),
                 addr_of(f),

@@ -68,13 +68,26 @@ pub fn clip(s: &str, width: usize) -> String {
     }
 }
 
-/// "f ← g ← h": the first six named frames of a stack, innermost first.
+/// "f ← g ← h": the first six frames of a stack, innermost first. A frame
+/// without a name is its module and file offset (`libfoo.so+0x1a2b`: the
+/// same in every run, resolvable later with addr2line), or `[unknown]`
+/// outside any file (a JIT's code without a perf map), a run of those once.
 pub fn stack_path(frames: &[super::model::Frame]) -> String {
-    let path: Vec<&str> = frames
-        .iter()
-        .filter_map(|f| f.symbol.as_deref())
-        .take(6)
-        .collect();
+    let mut path: Vec<String> = Vec::new();
+    for f in frames {
+        let name = if f.symbol.is_none() && (f.module.is_none() || f.file_offset.is_none()) {
+            "[unknown]".to_string()
+        } else {
+            f.name()
+        };
+        if name == "[unknown]" && path.last().is_some_and(|l| l == "[unknown]") {
+            continue;
+        }
+        path.push(name);
+        if path.len() == 6 {
+            break;
+        }
+    }
     if path.is_empty() {
         "(no stack)".to_string()
     } else {
