@@ -358,6 +358,17 @@ impl Probes {
         targets.insert(tgid, 1, 0).context("adding a target pid")
     }
 
+    /// Takes a process out of the target set (best effort).
+    pub fn remove_target(&mut self, tgid: u32) {
+        if let Some(Ok(mut targets)) = self
+            .bpf
+            .map_mut("TARGETS")
+            .map(HashMap::<_, u32, u32>::try_from)
+        {
+            let _ = targets.remove(&tgid);
+        }
+    }
+
     /// Tells the programs that the final read of the maps begins: exits
     /// leave their entries in place from now on.
     pub fn begin_harvest(&mut self) -> Result<()> {

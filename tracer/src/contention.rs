@@ -301,12 +301,11 @@ fn run_once(
             ));
         }
     }
-    if args.children {
-        for &root in &roots {
-            for (pid, _) in target::descendants(root) {
-                session.adopt(pid)?;
-            }
-        }
+    if args.children && !session.adopt_descendants() {
+        say!(
+            "tracer: the target set is full ({} processes): some of the target's children are not traced (UNTRACED in the report)",
+            tracer_common::limits::TARGETS
+        );
     }
     let mut fns = FnSetup::new(args, &roots, launched.is_none(), &mut session.probes, &stop)?;
     // Kept open while tracing: the kernel counts run time while any such

@@ -302,7 +302,14 @@ pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
     let (path, offset) = maps
         .iter()
         .find(|m| m.exec && m.start <= addr && addr < m.end)
-        .and_then(|m| Some((m.path.clone()?, addr - m.start + m.offset)))
+        .map(|m| {
+            // A binary replaced on disk since we started (a rebuild, an
+            // upgrade) is still reachable through its mapping.
+            let path = m.path.clone().unwrap_or_else(|| {
+                format!("/proc/self/map_files/{:x}-{:x}", m.start, m.end).into()
+            });
+            (path, addr - m.start + m.offset)
+        })
         .context("the calibration function is not in a mapped file")?;
     const CALLS: u64 = 100;
     let batch = || {

@@ -36,8 +36,8 @@ pub struct Session {
     exited: BTreeSet<u32>,
     /// The roots (--pid, or the launched command).
     roots: Vec<u32>,
-    /// Per root, its descendants seen running and not traced.
-    untraced: BTreeMap<u32, BTreeSet<u32>>,
+    /// Per root, its descendants seen in /proc (traced or not).
+    seen: BTreeMap<u32, BTreeSet<u32>>,
     started: Instant,
     last_refresh: Option<Instant>,
 }
@@ -64,7 +64,7 @@ impl Session {
             known: roots.iter().copied().collect(),
             exited: BTreeSet::new(),
             roots: roots.to_vec(),
-            untraced: BTreeMap::new(),
+            seen: BTreeMap::new(),
             started: Instant::now(),
             last_refresh: None,
         })
@@ -127,41 +127,54 @@ impl Session {
         for pid in live {
             self.refresh_one(pid);
         }
-        // The kernel adds a followed child to the target set inside fork,
-        // before /proc lists it: a descendant still outside the set after
-        // /proc listed it is untraced.
-        let trees: Vec<(u32, Vec<(u32, u64)>)> = self
-            .roots
-            .iter()
-            .map(|&root| (root, crate::target::descendants(root)))
-            .collect();
-        let inside = self.probes.targets();
-        for (root, tree) in trees {
-            for (pid, _) in tree {
-                if !self.known.contains(&pid) && !inside.contains(&pid) {
-                    self.untraced.entry(root).or_default().insert(pid);
-                }
+        // Every descendant seen (zombies too: they ran); which of them
+        // were traced is only known once the ring is drained at the end
+        // (a fork's record may still be on its way), so `untraced` is
+        // worked out then.
+        let tree = crate::target::process_tree();
+        for (root, pids) in crate::target::descendants_in(&tree, &self.roots) {
+            if !self.exited.contains(&root) {
+                self.seen.entry(root).or_default().extend(pids);
             }
         }
     }
 
-    /// Traces a process that already runs (a root's existing child, for
-    /// --children): added to the kernel's target set and read from /proc.
-    pub fn adopt(&mut self, pid: u32) -> Result<()> {
-        self.probes.add_target(pid)?;
-        self.known.insert(pid);
-        if let Some(set) = self.untraced.values_mut().find(|s| s.contains(&pid)) {
-            set.remove(&pid);
+    /// Traces the roots' descendants that already run (--children),
+    /// scanning again until a scan finds none new (a child may fork while
+    /// it is being adopted). False when the target set filled up first.
+    pub fn adopt_descendants(&mut self) -> bool {
+        for _ in 0..16 {
+            let tree = crate::target::process_tree();
+            let new: Vec<u32> = crate::target::descendants_in(&tree, &self.roots)
+                .into_values()
+                .flatten()
+                .filter(|p| !self.known.contains(p) && !tree.get(p).is_some_and(|t| t.1))
+                .collect();
+            if new.is_empty() {
+                return true;
+            }
+            for pid in new {
+                if self.probes.add_target(pid).is_err() {
+                    return false;
+                }
+                if !crate::preflight::alive(pid as i32) {
+                    // Gone meanwhile: its pid must not stay traced.
+                    self.probes.remove_target(pid);
+                    continue;
+                }
+                self.known.insert(pid);
+                self.refresh_one(pid);
+            }
         }
-        self.refresh_one(pid);
-        Ok(())
+        true
     }
 
-    /// Per root, its descendants that ran untraced (pids ascending).
+    /// Per root, its descendants seen while tracing that were never traced
+    /// (pids ascending). Meaningful after [`Session::harvest`].
     pub fn untraced(&self, root: u32) -> Vec<u32> {
-        self.untraced
+        self.seen
             .get(&root)
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.difference(&self.known).copied().collect())
             .unwrap_or_default()
     }
 

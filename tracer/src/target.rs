@@ -394,6 +394,61 @@ pub fn runtime_of(exe: &std::path::Path) -> Option<&'static str> {
         .then_some("go")
 }
 
+/// Every process's parent, from one pass over /proc: pid → (ppid,
+/// zombie). The tracer itself and its ancestors are left out (a root
+/// above the tracer, `--pid 1`, must not take the tracer for its child).
+pub fn process_tree() -> std::collections::HashMap<u32, (u32, bool)> {
+    let mut tree = std::collections::HashMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Ok(stat) = fs::read_to_string(e.path().join("stat"))
+                && let Some((state, ppid, _)) = stat_fields(&stat)
+                && state != 'X'
+            {
+                tree.insert(pid, (ppid, state == 'Z'));
+            }
+        }
+    }
+    let mut me = std::process::id();
+    while me > 1 {
+        match tree.remove(&me) {
+            Some((ppid, _)) => me = ppid,
+            None => break,
+        }
+    }
+    tree
+}
+
+/// The descendants of each root in a tree from [`process_tree`] (zombies
+/// included: they ran), without the roots themselves.
+pub fn descendants_in(
+    tree: &std::collections::HashMap<u32, (u32, bool)>,
+    roots: &[u32],
+) -> std::collections::BTreeMap<u32, std::collections::BTreeSet<u32>> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for (&pid, &(ppid, _)) in tree {
+        children.entry(ppid).or_default().push(pid);
+    }
+    roots
+        .iter()
+        .map(|&root| {
+            let mut out = std::collections::BTreeSet::new();
+            let mut todo = vec![root];
+            while let Some(p) = todo.pop() {
+                for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+                    if !roots.contains(&c) && out.insert(c) {
+                        todo.push(c);
+                    }
+                }
+            }
+            (root, out)
+        })
+        .collect()
+}
+
 /// Every live descendant of `root` (zombies excluded), from /proc, with
 /// its start time.
 pub fn descendants(root: u32) -> Vec<(u32, u64)> {
@@ -503,6 +558,25 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!pids().contains(&child.id()));
+    }
+
+    #[test]
+    fn a_tree_never_holds_the_tracer_nor_its_ancestors() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = process_tree();
+        let me = std::process::id();
+        assert!(!tree.contains_key(&me));
+        // Our child is there, a root of its own; pid 1's descendants hold
+        // neither us nor it (its parent, us, is cut off).
+        let of_child = descendants_in(&tree, &[child.id()]);
+        assert!(of_child[&child.id()].is_empty());
+        let of_init = descendants_in(&tree, &[1]);
+        assert!(!of_init[&1].contains(&me) && !of_init[&1].contains(&child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

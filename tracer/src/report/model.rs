@@ -149,11 +149,18 @@ impl Report {
                     .map(u32::to_string)
                     .collect();
                 format!(
-                    "pid {} had {n} child process{} that were not traced ({}{}): their waits are not in this report; --children traces those already running, and forks are followed unless --no-follow",
+                    "pid {} had {n} descendant process{} that were not traced ({}{}): their waits are not in this report; {}",
                     t.pid,
                     if n == 1 { "" } else { "es" },
                     pids.join(", "),
-                    if n > 8 { ", …" } else { "" }
+                    if n > 8 { ", …" } else { "" },
+                    if self.tracer_args.iter().any(|a| a == "--no-follow") {
+                        "without --no-follow, the processes it forks are followed"
+                    } else if self.tracer_args.iter().any(|a| a == "--") {
+                        "they were not followed (the target set was full, or they came from a process outside it)"
+                    } else {
+                        "--children traces those already running when tracing starts"
+                    }
                 )
             })
             .collect()
