@@ -505,19 +505,9 @@ fn java_run(dir: &Path, only: &str, tag: &str, jvm: &[&str]) -> (Value, u64, u64
     let pid = work.pid;
     // bpftrace, independently: futex waits (WAIT_BITSET_PRIVATE, which
     // pthread_cond_wait uses) by the j.u.c. threads.
-    let mut bt = Command::new("bpftrace")
-        .arg("-e")
-        .arg(format!(
-            "tracepoint:syscalls:sys_enter_futex /pid == {pid} && (args->op == 137 || args->op == 393) && strncmp(comm, \"cache-\", 6) == 0/ {{ @n = count(); }}"
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bpftrace");
-    let mut bt_out = BufReader::new(bt.stdout.take().unwrap());
-    let mut line = String::new();
-    bt_out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+    let bt = Bpftrace::start(&format!(
+        "tracepoint:syscalls:sys_enter_futex /pid == {pid} && (args->op == 137 || args->op == 393) && strncmp(comm, \"cache-\", 6) == 0/ {{ @n = count(); }}"
+    ));
     let tracer = Tracer::start(&["--pid", &pid.to_string()], tag);
     work.go();
     let done = work.line();
@@ -537,17 +527,11 @@ fn java_run(dir: &Path, only: &str, tag: &str, jvm: &[&str]) -> (Value, u64, u64
     drop(work.child.stdin.take());
     work.finish(Duration::from_secs(60));
     let (_, report) = tracer.finish(Duration::from_secs(60));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(bt.id() as i32, libc::SIGINT) };
-    let mut rest = String::new();
-    for l in bt_out.lines() {
-        rest.push_str(&(l.unwrap() + "\n"));
-    }
-    let _ = bt.wait();
-    let juc: u64 = rest
-        .lines()
-        .find_map(|l| l.strip_prefix("@n: "))
-        .map_or(0, |n| n.trim().parse().unwrap());
+    let juc: u64 = bt
+        .finish()
+        .into_iter()
+        .find(|(map, _, _)| map == "n")
+        .map_or(0, |(_, _, n)| n);
     (report, parks, juc)
 }
 
@@ -726,8 +710,7 @@ fn gomutex() -> PathBuf {
 /// bpftrace, independently: entries of Go's two slow paths per caller
 /// (the return address at [sp]), named with addr2line.
 struct GoCounts {
-    bt: std::process::Child,
-    out: BufReader<std::process::ChildStdout>,
+    bt: Bpftrace,
     bin: PathBuf,
 }
 
@@ -738,41 +721,16 @@ impl GoCounts {
             "uprobe:{b}:\"sync.(*Mutex).lockSlow\" /pid == {pid}/ {{ @ls[*(uint64 *)reg(\"sp\")] = count(); }} \
              uprobe:{b}:\"sync.runtime_SemacquireMutex\" /pid == {pid}/ {{ @sem[*(uint64 *)reg(\"sp\")] = count(); }}"
         );
-        let mut bt = Command::new("bpftrace")
-            .arg("-e")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bpftrace");
-        let mut out = BufReader::new(bt.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
         Self {
-            bt,
-            out,
+            bt: Bpftrace::start(&script),
             bin: bin.to_path_buf(),
         }
     }
 
     /// (probe, caller function) → entries.
-    fn finish(mut self) -> std::collections::BTreeMap<(String, String), u64> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.bt.id() as i32, libc::SIGINT) };
-        let mut raw: Vec<(String, String, u64)> = Vec::new();
-        for l in self.out.lines() {
-            let l = l.unwrap();
-            // @ls[4788473]: 79615
-            let Some((key, n)) = l.split_once("]: ") else {
-                continue;
-            };
-            let Some((map, addr)) = key.trim_start_matches('@').split_once('[') else {
-                continue;
-            };
-            raw.push((map.to_string(), addr.to_string(), n.trim().parse().unwrap()));
-        }
-        let _ = self.bt.wait();
+    fn finish(self) -> std::collections::BTreeMap<(String, String), u64> {
+        // @ls[4788473]: 79615
+        let raw = self.bt.finish();
         let addrs: Vec<String> = raw
             .iter()
             .map(|(_, a, _)| {

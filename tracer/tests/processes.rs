@@ -5,54 +5,28 @@
 
 mod common;
 
-use std::{
-    collections::BTreeMap,
-    io::{BufRead as _, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use common::*;
 use serde_json::Value;
 
 /// bpftrace counting FUTEX_WAIT_PRIVATE calls on one address by pid, for
 /// the processes named `comm`.
-struct WaitsByPid {
-    bt: Child,
-    out: BufReader<std::process::ChildStdout>,
-}
+struct WaitsByPid(Bpftrace);
 
 impl WaitsByPid {
     fn start(comm: &str, addr: &str) -> Self {
-        let script = format!(
+        Self(Bpftrace::start(&format!(
             "tracepoint:syscalls:sys_enter_futex /comm == \"{comm}\" && args->op == 128 && args->uaddr == {addr}/ {{ @w[pid] = count(); }}"
-        );
-        let mut bt = Command::new("bpftrace")
-            .arg("-e")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bpftrace");
-        let mut out = BufReader::new(bt.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
-        Self { bt, out }
+        )))
     }
 
-    fn finish(mut self) -> BTreeMap<u32, u64> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.bt.id() as i32, libc::SIGINT) };
-        let mut m = BTreeMap::new();
-        for l in self.out.lines().map_while(Result::ok) {
-            // @w[1234]: 5678
-            if let Some((k, n)) = l.strip_prefix("@w[").and_then(|r| r.split_once("]: ")) {
-                m.insert(k.parse().unwrap(), n.trim().parse().unwrap());
-            }
-        }
-        let _ = self.bt.wait();
-        m
+    fn finish(self) -> BTreeMap<u32, u64> {
+        self.0
+            .finish()
+            .into_iter()
+            .map(|(_, pid, n)| (pid.parse().unwrap(), n))
+            .collect()
     }
 }
 

@@ -421,3 +421,48 @@ pub fn folded_total(text: &str) -> u64 {
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
         .sum()
 }
+
+/// bpftrace running a script, as independent ground truth: started past
+/// its "Attaching" line, ended with SIGINT, its maps read back.
+pub struct Bpftrace {
+    bt: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Bpftrace {
+    pub fn start(script: &str) -> Self {
+        let mut bt = Command::new("bpftrace")
+            .arg("-e")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bpftrace");
+        let mut out = BufReader::new(bt.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("Attaching"), "bpftrace: {line}");
+        Self { bt, out }
+    }
+
+    /// Every map entry printed at exit: (map, key, count), the key empty
+    /// for a map without one (`@n: 5`, `@w[1234]: 56`).
+    pub fn finish(mut self) -> Vec<(String, String, u64)> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.bt.id() as i32, libc::SIGINT) };
+        let mut out = Vec::new();
+        for l in (&mut self.out).lines().map_while(Result::ok) {
+            let Some((head, n)) = l.strip_prefix('@').and_then(|r| r.rsplit_once(": ")) else {
+                continue;
+            };
+            let Ok(n) = n.trim().parse() else { continue };
+            let (map, key) = match head.split_once('[') {
+                Some((m, k)) => (m, k.trim_end_matches(']')),
+                None => (head, ""),
+            };
+            out.push((map.to_string(), key.to_string(), n));
+        }
+        let _ = self.bt.wait();
+        out
+    }
+}
