@@ -19,6 +19,8 @@ pub mod tp {
     pub const SYSCALL_ARG0: usize = 16;
     /// `syscalls:sys_enter_*`: second syscall argument.
     pub const SYSCALL_ARG1: usize = 24;
+    /// `syscalls:sys_enter_*`: fourth syscall argument.
+    pub const SYSCALL_ARG3: usize = 40;
     /// `syscalls:sys_exit_*`: `long ret`.
     pub const SYSCALL_RET: usize = 16;
     /// `task:task_newtask`: `pid_t pid` (the new task's id).
@@ -55,6 +57,11 @@ pub mod futex_op {
     pub const SYS_FUTEX_WAIT: u32 = 0x1000;
     pub const SYS_FUTEX_WAITV: u32 = 0x1001;
     pub const SYS_FUTEX_WAKE: u32 = 0x1002;
+    /// Or'ed into a recorded op: the call was not private (no
+    /// FUTEX_PRIVATE_FLAG, no FUTEX2_PRIVATE), so the kernel keys the word
+    /// by its mapping when the mapping is shared: processes that map the
+    /// same memory wait on the same futex.
+    pub const SHARED: u32 = 1 << 30;
 }
 
 /// What a futex call in flight is, as stored in its start record. Each
@@ -397,8 +404,14 @@ pub const OPS_FUTEX2: u32 = 1 << 31;
 /// `futex_op::SYS_*` pseudo-op).
 #[inline(always)]
 pub fn op_bit(op: u32) -> u32 {
-    if op < 31 { 1 << op } else { OPS_FUTEX2 }
+    let cmd = op & !futex_op::SHARED;
+    let bit = if cmd < 30 { 1 << cmd } else { OPS_FUTEX2 };
+    bit | (op & futex_op::SHARED)
 }
+
+/// [`LockThreadStats::ops`] bit: some call on the word was not private
+/// (same bit as [`futex_op::SHARED`]).
+pub const OPS_SHARED: u32 = futex_op::SHARED;
 
 /// Per (lock, histogram bucket): a sparse histogram, memory proportional to
 /// the buckets actually used.

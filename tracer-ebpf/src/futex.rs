@@ -45,12 +45,13 @@ const WAITV_SIZE: u64 = 24;
 pub extern "C" fn sys_enter_futex(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(ctx);
     // SAFETY: constant, aligned offsets inside the sys_enter record.
-    let (uaddr, op) = unsafe {
+    let (uaddr, raw) = unsafe {
         (
             read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0),
-            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG1) as u32 & futex_op::CMD_MASK,
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG1) as u32,
         )
     };
+    let op = raw & futex_op::CMD_MASK;
     let k = match op {
         futex_op::WAIT
         | futex_op::WAIT_BITSET
@@ -66,8 +67,19 @@ pub extern "C" fn sys_enter_futex(ctx: *mut core::ffi::c_void) -> u32 {
         | futex_op::UNLOCK_PI => kind::WAKE,
         _ => kind::OTHER,
     };
-    enter(uaddr, 0, op, k);
+    enter(uaddr, 0, op | shared(raw), k);
     1
+}
+
+/// [`futex_op::SHARED`] when the call's flags lack FUTEX_PRIVATE_FLAG
+/// (futex(2)) or FUTEX2_PRIVATE (futex2: the same bit, 128).
+#[inline(always)]
+fn shared(flags: u32) -> u32 {
+    if flags & futex_op::PRIVATE_FLAG == 0 {
+        futex_op::SHARED
+    } else {
+        0
+    }
 }
 
 /// `futex_wait(uaddr, val, mask, flags, timeout, clockid)` (Linux 6.7+).
@@ -76,8 +88,18 @@ pub extern "C" fn sys_enter_futex(ctx: *mut core::ffi::c_void) -> u32 {
 pub extern "C" fn sys_enter_futex_wait(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(ctx);
     // SAFETY: constant, aligned offset inside the sys_enter record.
-    let uaddr = unsafe { read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0) };
-    enter(uaddr, 0, futex_op::SYS_FUTEX_WAIT, kind::WAIT);
+    let (uaddr, flags) = unsafe {
+        (
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0),
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG3) as u32,
+        )
+    };
+    enter(
+        uaddr,
+        0,
+        futex_op::SYS_FUTEX_WAIT | shared(flags),
+        kind::WAIT,
+    );
     1
 }
 
@@ -103,8 +125,18 @@ pub extern "C" fn sys_enter_futex_waitv(ctx: *mut core::ffi::c_void) -> u32 {
 pub extern "C" fn sys_enter_futex_wake(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(ctx);
     // SAFETY: constant, aligned offset inside the sys_enter record.
-    let uaddr = unsafe { read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0) };
-    enter(uaddr, 0, futex_op::SYS_FUTEX_WAKE, kind::WAKE);
+    let (uaddr, flags) = unsafe {
+        (
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG0),
+            read_ctx::<u64>(&ctx, tp::SYSCALL_ARG3) as u32,
+        )
+    };
+    enter(
+        uaddr,
+        0,
+        futex_op::SYS_FUTEX_WAKE | shared(flags),
+        kind::WAKE,
+    );
     1
 }
 
@@ -197,8 +229,10 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
                 0
             };
             let at = start.uaddr + idx * WAITV_SIZE + WAITV_UADDR;
-            // SAFETY: bpf_probe_read_user checks the user address and fails
-            // cleanly on a fault.
+            // SAFETY (both reads): bpf_probe_read_user checks the user
+            // address and fails cleanly on a fault. A fault reads as private.
+            let flags = unsafe { bpf_probe_read_user((at + 8) as *const u32) }
+                .unwrap_or(futex_op::PRIVATE_FLAG);
             match unsafe { bpf_probe_read_user(at as *const u64) } {
                 Ok(uaddr) => wait(
                     ctx,
@@ -208,7 +242,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
                     ret,
                     now.saturating_sub(start.ts_ns),
                     now,
-                    start.op,
+                    start.op | shared(flags),
                 ),
                 Err(_) => count(counter::WAITV_READ),
             }
@@ -268,7 +302,7 @@ fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, op: 
     // FUTEX_UNLOCK_PI returns 0, not a count: it is only called with a
     // waiter queued (the uncontended unlock is a compare-and-swap in
     // userspace), and hands the lock to that one waiter.
-    let woken = if op == futex_op::UNLOCK_PI {
+    let woken = if op & !futex_op::SHARED == futex_op::UNLOCK_PI {
         u64::from(ret == 0)
     } else if ret > 0 {
         ret as u64

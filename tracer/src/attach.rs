@@ -110,6 +110,7 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ("syscalls/sys_enter_futex", "op", tp::SYSCALL_ARG1),
     ("syscalls/sys_exit_futex", "ret", tp::SYSCALL_RET),
     ("syscalls/sys_enter_futex_wait", "uaddr", tp::SYSCALL_ARG0),
+    ("syscalls/sys_enter_futex_wait", "flags", tp::SYSCALL_ARG3),
     ("syscalls/sys_exit_futex_wait", "ret", tp::SYSCALL_RET),
     (
         "syscalls/sys_enter_futex_waitv",
@@ -123,6 +124,7 @@ const LAYOUT: &[(&str, &str, usize)] = &[
     ),
     ("syscalls/sys_exit_futex_waitv", "ret", tp::SYSCALL_RET),
     ("syscalls/sys_enter_futex_wake", "uaddr", tp::SYSCALL_ARG0),
+    ("syscalls/sys_enter_futex_wake", "flags", tp::SYSCALL_ARG3),
     ("syscalls/sys_exit_futex_wake", "ret", tp::SYSCALL_RET),
     ("lock/contention_begin", "lock_addr", tp::LOCK_ADDR),
     ("lock/contention_begin", "flags", tp::LOCK_FLAGS),

@@ -567,6 +567,16 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
         attached_s: f.on_time.as_secs_f64(),
         windows: f.windows,
         target_cpu_ns: f.cpu_total,
+        detached: f
+            .detached
+            .iter()
+            .map(|d| crate::report::build::DetachedFn {
+                id: d.id,
+                attached_s: d.attached.as_secs_f64(),
+                share: d.share,
+                calls_per_s: d.calls_per_s,
+            })
+            .collect(),
     }
 }
 

@@ -397,11 +397,30 @@ fn detach(probes: &mut Probes, links: Vec<(&'static str, UProbeLinkId)>) {
     }
 }
 
+/// A probed function detached for the rest of the run: its probes alone
+/// cost more than the budget whenever they were attached.
+#[derive(Clone, Debug)]
+pub struct Detached {
+    pub id: u32,
+    /// Time it was attached, until its entry probe's detach returned (its
+    /// calls are counted until then; a detach takes ≈110 ms).
+    pub attached: Duration,
+    /// Share of the targets' CPU its probes cost in its last window.
+    pub share: f64,
+    /// Its call rate in that window.
+    pub calls_per_s: f64,
+}
+
 /// Attach state and the duty cycle.
 pub struct FnProbes {
     pub planned: Vec<Planned>,
     pids: Vec<u32>,
-    links: Vec<(&'static str, UProbeLinkId)>,
+    /// (function id, program, link) per attached probe.
+    links: Vec<(u32, &'static str, UProbeLinkId)>,
+    /// Functions too hot to probe within the budget (never attached again).
+    pub detached: Vec<Detached>,
+    /// Per function at the window's start: (probe cost so far ns, entries).
+    window_by_fn: std::collections::HashMap<u32, (f64, u64)>,
     /// Measured cost of one probed call (entry + return), ns.
     pub cost_ns: f64,
     /// Measured cost of one entry-only hit (Go's slow paths), ns.
@@ -415,8 +434,6 @@ pub struct FnProbes {
     off_for: Duration,
     pub on_time: Duration,
     pub windows: u64,
-    /// Estimated probe cost so far (hits × their role's cost), ns.
-    window_calls: f64,
     window_cpu: u64,
     /// Target CPU time over the whole run, ns (the last reading while the
     /// targets lived).
@@ -427,6 +444,15 @@ pub struct FnProbes {
 
 /// Length of an attached window used to measure what the probes cost.
 const WINDOW: Duration = Duration::from_millis(250);
+/// A function whose probes alone cost more than HOT_FACTOR × the budget
+/// while attached is detached for the rest of the run: duty cycling it
+/// would slow the target by more than that in every window. Below, it is
+/// duty cycled (attached at least 1/HOT_FACTOR of the time).
+const HOT_FACTOR: f64 = 4.0;
+/// From this far into a window (once the targets ran EARLY_CPU_NS in it),
+/// a function that hot is detached without waiting for the window's end.
+const EARLY: Duration = Duration::from_millis(40);
+const EARLY_CPU_NS: u64 = 2_000_000;
 /// Never attach for less than this share of the run.
 const MIN_DUTY: f64 = 0.005;
 
@@ -442,6 +468,8 @@ impl FnProbes {
             planned,
             pids,
             links: Vec::new(),
+            detached: Vec::new(),
+            window_by_fn: std::collections::HashMap::new(),
             cost_ns,
             go_cost_ns,
             budget,
@@ -451,7 +479,6 @@ impl FnProbes {
             off_for: Duration::ZERO,
             on_time: Duration::ZERO,
             windows: 0,
-            window_calls: 0.0,
             window_cpu: 0,
             cpu_start: cpu,
             cpu_last: cpu,
@@ -463,6 +490,9 @@ impl FnProbes {
     /// target process.
     pub fn attach(&mut self, probes: &mut Probes) -> Result<()> {
         for p in &self.planned {
+            if self.detached.iter().any(|d| d.id == p.id) {
+                continue;
+            }
             for &pid in &self.pids {
                 let Some(pid) = NonZeroU32::new(pid) else {
                     continue;
@@ -485,12 +515,13 @@ impl FnProbes {
                         ),
                     )
                 })?;
-                self.links.extend(links);
+                self.links
+                    .extend(links.into_iter().map(|(name, l)| (p.id, name, l)));
             }
         }
         log::debug!("function probes attached");
         self.on_since = Some(Instant::now());
-        self.window_calls = self.calls(probes);
+        self.window_by_fn = self.by_fn(probes);
         self.window_cpu = cpu_ns(&self.pids);
         self.windows += 1;
         Ok(())
@@ -498,7 +529,8 @@ impl FnProbes {
 
     pub fn detach(&mut self, probes: &mut Probes) {
         let t = Instant::now();
-        detach(probes, std::mem::take(&mut self.links));
+        let links = std::mem::take(&mut self.links);
+        detach(probes, links.into_iter().map(|(_, n, l)| (n, l)).collect());
         log::debug!("function probes detached in {} ms", t.elapsed().as_millis());
         if let Some(t) = self.on_since.take() {
             self.on_time += t.elapsed();
@@ -506,34 +538,110 @@ impl FnProbes {
         self.off_since = Instant::now();
     }
 
-    /// What the probes' hits so far cost, all planned functions and
-    /// targets: entry hits × their role's cost, ns.
-    fn calls(&self, probes: &Probes) -> f64 {
+    /// Per function: (what its hits so far cost ns, entry hits).
+    fn by_fn(&self, probes: &Probes) -> std::collections::HashMap<u32, (f64, u64)> {
         let go: std::collections::HashSet<u32> = self
             .planned
             .iter()
             .filter(|p| p.role == GO_ROLE)
             .map(|p| p.id)
             .collect();
-        probes
+        let mut out = std::collections::HashMap::new();
+        if let Some(m) = probes
             .bpf
             .map("FN_STATS")
             .and_then(|m| HashMap::<_, FnKey, FnStats>::try_from(m).ok())
-            .map(|m| {
-                m.iter()
-                    .flatten()
-                    .filter(|(k, _)| k.fn_id != probe::CALIBRATION_FN && k.ret_addr == 0)
-                    .map(|(k, v)| {
-                        v.entries as f64
-                            * if go.contains(&k.fn_id) {
-                                self.go_cost_ns
-                            } else {
-                                self.cost_ns
-                            }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0.0)
+        {
+            for (k, v) in m
+                .iter()
+                .flatten()
+                .filter(|(k, _)| k.fn_id != probe::CALIBRATION_FN && k.ret_addr == 0)
+            {
+                let each = if go.contains(&k.fn_id) {
+                    self.go_cost_ns
+                } else {
+                    self.cost_ns
+                };
+                let e: &mut (f64, u64) = out.entry(k.fn_id).or_default();
+                e.0 += v.entries as f64 * each;
+                e.1 += v.entries;
+            }
+        }
+        out
+    }
+
+    /// In or after a window: the functions whose probes alone cost more
+    /// than `over` percent of the targets' CPU in it are detached for the
+    /// rest of the run; returns the window's cost of those that stay.
+    fn drop_hot(
+        &mut self,
+        probes: &mut Probes,
+        over: f64,
+        budget: f64,
+        cpu: u64,
+        window: Duration,
+    ) -> f64 {
+        let now = self.by_fn(probes);
+        let mut kept = 0.0;
+        let mut hot = Vec::new();
+        for (&id, &(cost, n)) in &now {
+            if self.detached.iter().any(|d| d.id == id) {
+                continue;
+            }
+            let (c0, n0) = self.window_by_fn.get(&id).copied().unwrap_or_default();
+            let cost = (cost - c0).max(0.0);
+            // Hits × calibrated cost can exceed the CPU time measured (the
+            // calibration is an estimate): never more than all of it.
+            let share = (cost / cpu.max(1) as f64).min(1.0);
+            if share > over / 100.0 {
+                hot.push(Detached {
+                    id,
+                    attached: self.on_time + window,
+                    share,
+                    calls_per_s: n.saturating_sub(n0) as f64 / window.as_secs_f64().max(1e-9),
+                });
+            } else {
+                kept += cost;
+            }
+        }
+        if !hot.is_empty() {
+            let (mut gone, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.links)
+                .into_iter()
+                .partition(|(id, _, _)| hot.iter().any(|d| d.id == *id));
+            self.links = stay;
+            // Entry probes first: a function's calls are counted until its
+            // entry probe is detached (each detach waits ≈110 ms, and the
+            // probes not yet detached go on firing meanwhile).
+            gone.sort_by_key(|(id, name, _)| (*name == crate::attach::UPROBES[1], *id));
+            for (id, name, link) in gone {
+                detach(probes, vec![(name, link)]);
+                if name != crate::attach::UPROBES[1]
+                    && let Some(d) = hot.iter_mut().find(|d| d.id == id)
+                {
+                    d.attached = self.on_time + self.on_since.map_or(window, |t| t.elapsed());
+                }
+            }
+            for d in &hot {
+                log::debug!(
+                    "function {} detached: {:.0} calls/s cost {:.1}% of the targets' CPU, over {over}% (budget {budget}%)",
+                    d.id,
+                    d.calls_per_s,
+                    100.0 * d.share
+                );
+            }
+            self.detached.extend(hot);
+            if self.all_detached() {
+                // Nothing left to probe: the window ends here, for good.
+                self.detach(probes);
+            }
+        }
+        kept
+    }
+
+    fn all_detached(&self) -> bool {
+        self.planned
+            .iter()
+            .all(|p| self.detached.iter().any(|d| d.id == p.id))
     }
 
     /// Duty cycling, called from the run loop. After each attached window
@@ -550,10 +658,21 @@ impl FnProbes {
             return Ok(());
         };
         match self.on_since {
-            Some(t) if t.elapsed() >= WINDOW => {
-                let cost = (self.calls(probes) - self.window_calls).max(0.0);
+            // Early in a window, a function far over the budget is detached
+            // at once: every millisecond attached costs the target.
+            Some(t) if t.elapsed() >= EARLY && t.elapsed() < WINDOW => {
                 let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
-                let share = if cpu > 0 { cost / cpu as f64 } else { 0.0 };
+                if cpu >= EARLY_CPU_NS {
+                    self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed());
+                }
+            }
+            Some(t) if t.elapsed() >= WINDOW => {
+                let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
+                let cost = self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed());
+                if self.on_since.is_none() {
+                    return Ok(());
+                }
+                let share = cost / cpu.max(1) as f64;
                 self.duty = if share > 0.0 {
                     (budget / 100.0 / share).clamp(MIN_DUTY, 1.0)
                 } else {
@@ -572,11 +691,11 @@ impl FnProbes {
                 } else {
                     self.on_time += t.elapsed();
                     self.on_since = Some(Instant::now());
-                    self.window_calls = self.calls(probes);
+                    self.window_by_fn = self.by_fn(probes);
                     self.window_cpu = cpu_ns(&self.pids);
                 }
             }
-            None if self.off_since.elapsed() >= self.off_for => {
+            None if self.off_since.elapsed() >= self.off_for && !self.all_detached() => {
                 self.attach(probes)?;
             }
             _ => {}

@@ -103,16 +103,29 @@ impl Session {
                 self.known.insert(child);
                 self.refresh_one(child);
                 // Gone already: a fork runs its parent's program with its
-                // parent's argv until it execs or rewrites them.
-                let inherited = self
-                    .procs
-                    .get(&parent)
-                    .map(|p| (p.cmdline.clone(), p.exe.clone()));
-                if let (Some(c), Some((cmdline, exe))) = (self.procs.get_mut(&child), inherited)
-                    && c.cmdline.is_empty()
+                // parent's argv and memory (its maps symbolize its stacks and
+                // name its shared memory) until it execs or rewrites them.
+                let inherited = self.procs.get(&parent).map(|p| {
+                    (
+                        p.cmdline.clone(),
+                        p.exe.clone(),
+                        p.maps.clone(),
+                        p.threads.get(&parent).cloned(),
+                    )
+                });
+                if let (Some(c), Some((cmdline, exe, maps, name))) =
+                    (self.procs.get_mut(&child), inherited)
                 {
-                    c.cmdline = cmdline;
-                    c.exe = c.exe.take().or(exe);
+                    if c.cmdline.is_empty() {
+                        c.cmdline = cmdline;
+                        c.exe = c.exe.take().or(exe);
+                    }
+                    if c.maps.is_empty() {
+                        c.maps = maps;
+                    }
+                    if let Some(name) = name {
+                        c.threads.entry(child).or_insert(name);
+                    }
                 }
             }
         }

@@ -256,6 +256,32 @@ pub struct Mapping {
     /// File path for file-backed mappings; None for anonymous ones and
     /// pseudo-files ([heap], [stack], [vdso]).
     pub path: Option<PathBuf>,
+    /// MAP_SHARED (`s` in the permissions): processes mapping the same
+    /// object share its memory, and the kernel keys a non-private futex in
+    /// it by the object and offset, not by the address.
+    pub shared: bool,
+    /// The mapped object: device (`major << 20 | minor`, as the kernel's
+    /// `dev_t`) and inode; 0 for anonymous private memory.
+    pub dev: u64,
+    pub inode: u64,
+    /// The pathname column as printed (`/dev/zero (deleted)` for shared
+    /// anonymous memory, `/SYSV…` for SysV segments), empty when none.
+    pub name: String,
+}
+
+impl Mapping {
+    /// The shared object and offset a futex word at `addr` in this mapping
+    /// is keyed by: (dev, inode, offset in the object).
+    pub fn shared_key(&self, addr: u64) -> Option<(u64, u64, u64)> {
+        (self.shared && self.inode != 0 && (self.start..self.end).contains(&addr))
+            .then(|| (self.dev, self.inode, self.offset + (addr - self.start)))
+    }
+}
+
+/// `fd:01` (hex major:minor) as a kernel `dev_t`.
+fn parse_dev(s: &str) -> Option<u64> {
+    let (maj, min) = s.split_once(':')?;
+    Some(u64::from_str_radix(maj, 16).ok()? << 20 | u64::from_str_radix(min, 16).ok()?)
 }
 
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
@@ -263,18 +289,22 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
         .filter_map(|line| {
             let mut f = line.split_whitespace();
             let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
-            let _dev = f.next()?;
-            let _inode = f.next()?;
-            let path: String = f.collect::<Vec<_>>().join(" ");
+            let dev = parse_dev(f.next()?)?;
+            let inode: u64 = f.next()?.parse().ok()?;
+            let name: String = f.collect::<Vec<_>>().join(" ");
             let (s, e) = range.split_once('-')?;
-            let path = (path.starts_with('/') && !path.ends_with("(deleted)"))
-                .then(|| PathBuf::from(path));
+            let path = (name.starts_with('/') && !name.ends_with("(deleted)"))
+                .then(|| PathBuf::from(&name));
             Some(Mapping {
                 start: u64::from_str_radix(s, 16).ok()?,
                 end: u64::from_str_radix(e, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
                 exec: perms.as_bytes().get(2) == Some(&b'x'),
                 path,
+                shared: perms.as_bytes().get(3) == Some(&b's'),
+                dev,
+                inode,
+                name,
             })
         })
         .collect()
@@ -540,6 +570,22 @@ mod tests {
         );
         assert_eq!(maps[2].path, None);
         assert_eq!(maps[4].path, None);
+    }
+
+    #[test]
+    fn a_shared_mapping_keys_a_word_by_object_and_offset() {
+        let text = "\
+7f0000000000-7f0000004000 rw-s 00002000 00:01 4711 /dev/zero (deleted)
+7f0000004000-7f0000005000 rw-p 00000000 00:00 0
+";
+        let maps = parse_maps(text);
+        assert!(maps[0].shared && !maps[1].shared);
+        assert_eq!(maps[0].dev, 1);
+        assert_eq!(maps[0].name, "/dev/zero (deleted)");
+        assert_eq!(maps[0].shared_key(0x7f0000000040), Some((1, 4711, 0x2040)));
+        assert_eq!(maps[0].shared_key(0x7f0000004000), None);
+        assert_eq!(maps[1].shared_key(0x7f0000004000), None);
+        assert_eq!(parse_dev("fe:01"), Some(0xfe << 20 | 1));
     }
 
     #[test]

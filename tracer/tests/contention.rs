@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::{collections::BTreeMap, process::Command, time::Duration};
 
 use common::*;
 
@@ -451,6 +451,98 @@ fn kernel_lock_contention_matches_perf() {
     );
     assert!(text.contains("KERNEL LOCKS"), "{text}");
     assert_no_drops(&report);
+}
+
+/// One kernel lock contended by several processes (a directory's inode
+/// rwsem, its files created and unlinked by forked workers) is one row,
+/// split per process; each process's part equals bpftrace's count of its
+/// lock:contention_begin events on that address.
+#[test]
+fn a_kernel_lock_contended_by_many_processes_is_one_row_split_per_process() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("dir_storm");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dir_storm.d");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.arg(&dir).args(["4", "20000"]);
+    let mut work = Gated::start(cmd);
+    let bt = Bpftrace::start(
+        "tracepoint:lock:contention_begin /comm == \"dir_storm\"/ { @k[(uint64)args->lock_addr, pid] = count(); }",
+    );
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "dir_storm");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let truth: BTreeMap<(u64, u32), u64> = bt
+        .finish()
+        .into_iter()
+        .filter_map(|(_, key, n)| {
+            let (a, p) = key.split_once(',')?;
+            let a = a.trim();
+            // bpftrace prints the address as a signed integer.
+            let addr = match a.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok()?,
+                None => a.parse::<i64>().ok()? as u64,
+            };
+            Some(((addr, p.trim().parse().ok()?), n))
+        })
+        .collect();
+    assert!(rest.contains("failed=0"), "{rest}");
+    let rows = report["kernel_locks"].as_array().unwrap();
+    let mut ids: Vec<(String, String)> = rows
+        .iter()
+        .map(|k| {
+            (
+                k["address"].as_str().unwrap().to_string(),
+                k["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "one row per kernel lock: {text}");
+    let hot = &rows[0];
+    let addr = u64::from_str_radix(
+        hot["address"].as_str().unwrap().trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let procs = hot["processes"].as_array().expect("processes");
+    assert!(
+        procs.len() >= 2,
+        "the directory's lock is contended by several workers: {text}"
+    );
+    for p in procs {
+        let pid = p["pid"].as_u64().unwrap() as u32;
+        // This process's waits on the address, every kind.
+        let traced: u64 = rows
+            .iter()
+            .filter(|k| k["address"] == hot["address"])
+            .flat_map(|k| k["processes"].as_array().unwrap())
+            .filter(|q| q["pid"] == p["pid"])
+            .map(|q| q["contentions"].as_u64().unwrap())
+            .sum();
+        let want = truth.get(&(addr, pid)).copied().unwrap_or(0);
+        // As in kernel_lock_contention_matches_perf: within 1% (+10).
+        let slack = want / 100 + 10;
+        assert!(
+            traced + slack >= want && traced <= want + slack,
+            "pid {pid}: tracer {traced} vs bpftrace {want} on {addr:#x}"
+        );
+    }
+    assert_eq!(
+        hot["contentions"].as_u64().unwrap(),
+        procs
+            .iter()
+            .map(|p| p["contentions"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    assert!(
+        text.contains("PROCESSES") && text.contains(&format!("{}: pid ", procs.len())),
+        "{text}"
+    );
 }
 
 #[test]

@@ -217,3 +217,106 @@ impl ConcatStr for Vec<Value> {
             .join(" ")
     }
 }
+
+/// Forked workers contending one process-shared mutex in shared memory:
+/// one lock row (its word keyed by the mapping, as the kernel keys it)
+/// whose waits are the sum of each worker's, whose wakes are the waiters
+/// woken, with a per-process split equal to bpftrace's per pid.
+#[test]
+fn a_mutex_in_shared_memory_is_one_lock_across_processes() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("shared_mutex");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["3", "30000"]);
+    let mut work = Gated::start(cmd);
+    let addr = field(&work.first_line, "mutex").unwrap().to_string();
+    // Not private: op 0 is FUTEX_WAIT, 1 FUTEX_WAKE (what a pshared glibc
+    // mutex uses); the woken waiters are the wake calls' return values.
+    let bt = Bpftrace::start(&format!(
+        "tracepoint:syscalls:sys_enter_futex /comm == \"shared_mutex\" && args->uaddr == {addr}/ {{ if (args->op == 0) {{ @w[pid] = count(); }} if (args->op == 1) {{ @in[tid] = 1; }} }}
+         tracepoint:syscalls:sys_exit_futex /@in[tid]/ {{ @woken[pid] = sum(args->ret); delete(@in[tid]); }}"
+    ));
+    let tracer = Tracer::start(&["--pid", &work.pid.to_string()], "processes_shared");
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let truth = bt.finish();
+    assert!(rest.contains("failed=0"), "{rest}");
+    assert_eq!(field(&rest, "count"), field(&rest, "expected"), "{rest}");
+    let of = |map: &str| -> BTreeMap<u32, u64> {
+        truth
+            .iter()
+            .filter(|(m, _, _)| m == map)
+            .map(|(_, pid, n)| (pid.parse().unwrap(), *n))
+            .collect()
+    };
+    let (waits, woken) = (of("w"), of("woken"));
+    let total: u64 = waits.values().sum();
+    assert!(
+        waits.values().filter(|&&n| n > 0).count() >= 2,
+        "contended by at least two workers: {truth:?}"
+    );
+    let rows: Vec<&Value> = report["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| !l["shared"].is_null())
+        .collect();
+    assert_eq!(rows.len(), 1, "one shared lock: {text}");
+    let l = rows[0];
+    assert_eq!(
+        l["contentions"].as_u64().unwrap(),
+        total,
+        "{truth:?}\n{text}"
+    );
+    assert_eq!(
+        l["wakes"]["woken"].as_u64().unwrap(),
+        woken.values().sum::<u64>(),
+        "{truth:?}"
+    );
+    assert_eq!(
+        l["wakes"]["woken"], l["outcomes"]["slept"],
+        "every waiter that slept was woken by a wake counted on the row"
+    );
+    let shared = &l["shared"];
+    assert!(
+        shared["object"].as_str().unwrap().starts_with("/dev/zero"),
+        "{shared:#}"
+    );
+    for p in shared["processes"].as_array().unwrap() {
+        let pid = p["pid"].as_u64().unwrap() as u32;
+        assert_eq!(p["address"], addr.as_str());
+        assert_eq!(
+            p["contentions"].as_u64().unwrap(),
+            waits.get(&pid).copied().unwrap_or(0),
+            "pid {pid}: {truth:?}"
+        );
+        assert_eq!(
+            p["woken"].as_u64().unwrap(),
+            woken.get(&pid).copied().unwrap_or(0),
+            "pid {pid}: {truth:?}"
+        );
+    }
+    let listed: Vec<u32> = shared["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap() as u32)
+        .collect();
+    for pid in waits.keys().chain(woken.keys()) {
+        assert!(listed.contains(pid), "pid {pid} missing: {shared:#}");
+    }
+    assert!(
+        text.contains("shared by ") && text.contains("per process: pid "),
+        "{text}"
+    );
+    // No process has a row of its own for the word.
+    assert!(
+        report["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| !(l["shared"].is_null() && l["address"] == addr.as_str())),
+        "{text}"
+    );
+}

@@ -434,6 +434,8 @@ fn word_label(l: &Lock, p: &Part) -> String {
     };
     match &p.call_site {
         Some(c) => format!("{what}@{c}"),
+        // A shared word's label names its object and offset.
+        None if l.shared.is_some() => l.label.clone(),
         None => l.address.clone(),
     }
 }
@@ -539,6 +541,7 @@ fn gather(
         for th in &c.threads {
             let e = threads.entry(th.tid).or_insert_with(|| LockThread {
                 tid: th.tid,
+                pid: th.pid,
                 name: th.name.clone(),
                 ..Default::default()
             });
@@ -598,8 +601,7 @@ fn gather(
     waker_sites.sort_by(|a, b| b.wakes.cmp(&a.wakes));
     waker_sites.truncate(SITES_PER_LOCK);
     l.waker_sites = waker_sites;
-    let mut sites = a.sites;
-    sites.sort_by(|x, y| y.count.cmp(&x.count).then(y.wait_ns.cmp(&x.wait_ns)));
+    let mut sites = same_frames_merged(a.sites);
     sites.truncate(SITES_PER_LOCK);
     if a.part.unwind == "eh_frame" {
         l.unwound_sites = sites;
@@ -615,6 +617,7 @@ fn gather(
             l.identity = "word".into();
             l.address = first.address.clone();
             l.symbol = first.symbol.clone();
+            l.shared = first.shared.clone();
             l.label = word_label(first, &a.part);
         }
         LockId::Parked(_, _, label, site) => {
@@ -635,6 +638,29 @@ fn gather(
         Decision::NotLockContention
     };
     l
+}
+
+/// Sites with the same frames are one site (a lock in shared memory has
+/// the same stacks in every process): counts and threads add up. Largest
+/// first.
+pub fn same_frames_merged(list: Vec<Site>) -> Vec<Site> {
+    let mut out: Vec<Site> = Vec::new();
+    for site in list {
+        match out
+            .iter_mut()
+            .find(|o| o.frames == site.frames && o.unwind == site.unwind && !o.frames.is_empty())
+        {
+            Some(o) => {
+                o.count += site.count;
+                o.wait_ns += site.wait_ns;
+                o.samples += site.samples;
+                o.threads.extend(site.threads);
+            }
+            None => out.push(site),
+        }
+    }
+    out.sort_by(|x, y| y.count.cmp(&x.count).then(y.wait_ns.cmp(&x.wait_ns)));
+    out
 }
 
 fn to_buckets(h: BTreeMap<(u64, u64), u64>) -> Vec<Bucket> {

@@ -340,7 +340,7 @@ fn thresholds_config_overrides_one_metric() {
 mod fuzz {
     use proptest::prelude::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.8.json");
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(192))]

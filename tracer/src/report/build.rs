@@ -35,6 +35,17 @@ pub struct FnMeta {
     pub attached_s: f64,
     pub windows: u64,
     pub target_cpu_ns: u64,
+    /// Functions detached early: too hot for the budget.
+    pub detached: Vec<DetachedFn>,
+}
+
+/// A probed function detached early (see `funcs::Detached`).
+#[derive(Clone, Debug, Default)]
+pub struct DetachedFn {
+    pub id: u32,
+    pub attached_s: f64,
+    pub share: f64,
+    pub calls_per_s: f64,
 }
 
 /// Everything about the run that is not in the maps.
@@ -70,24 +81,31 @@ pub fn build(
     let thread_name =
         |pid: u32, tid: u32| proc_of(pid).threads.get(&tid).cloned().unwrap_or_default();
 
+    // Futex words in shared memory used as shared futexes are one lock
+    // across processes, as the kernel keys them: by mapped object and
+    // offset. Each key maps to its lock's first (lowest pid) key.
+    let shared = shared_words(snap, procs);
+    let canon = |k: LockKey| shared.get(&k).map_or(k, |(c, _)| *c);
+    let mut members: BTreeMap<LockKey, Vec<LockKey>> = BTreeMap::new();
+
     // Per lock: fold the per-(lock, thread) entries.
     let mut locks: BTreeMap<LockKey, Lock> = BTreeMap::new();
     let mut ops: HashMap<LockKey, u32> = HashMap::new();
     for (k, s) in &snap.lock_threads {
-        *ops.entry(LockKey {
-            uaddr: k.uaddr,
-            tgid: k.tgid,
-            _pad: 0,
-        })
-        .or_default() |= s.ops;
-        let key = LockKey {
+        let own = LockKey {
             uaddr: k.uaddr,
             tgid: k.tgid,
             _pad: 0,
         };
+        let key = canon(own);
+        *ops.entry(key).or_default() |= s.ops;
+        let m = members.entry(key).or_default();
+        if !m.contains(&own) {
+            m.push(own);
+        }
         let lock = locks.entry(key).or_insert_with(|| Lock {
-            address: format!("{:#x}", k.uaddr),
-            pid: k.tgid,
+            address: format!("{:#x}", key.uaddr),
+            pid: key.tgid,
             ..Default::default()
         });
         let waits: u64 = s.outcomes.iter().sum();
@@ -104,6 +122,7 @@ pub fn build(
         lock.wakes.woken += s.woken;
         lock.threads.push(LockThread {
             tid: k.tid,
+            pid: k.tgid,
             name: thread_name(k.tgid, k.tid),
             contentions: waits,
             wait_ns: s.wait_ns,
@@ -130,8 +149,12 @@ pub fn build(
             .or_default()
             .push((bucket, *c));
     }
-    let mut latency = |kind: u32, id: u64, tgid: u32| -> Latency {
-        let histogram = buckets(runq.remove(&(kind, id, tgid)).unwrap_or_default());
+    let mut latency = |kind: u32, keys: &[LockKey]| -> Latency {
+        let pairs = keys
+            .iter()
+            .flat_map(|k| runq.remove(&(kind, k.uaddr, k.tgid)).unwrap_or_default())
+            .collect();
+        let histogram = buckets(pairs);
         let max = histogram.last().map_or(0, |b| b.hi_ns);
         Latency {
             count: histogram.iter().map(|b| b.count).sum(),
@@ -149,16 +172,24 @@ pub fn build(
         .collect();
     for (key, lock) in locks.iter_mut() {
         let p = proc_of(key.tgid);
-        lock.sched = lock_sched.get(key).map(|s| LockSleeps {
-            sleeps: s.sleeps,
-            blocked_ns: s.blocked_ns,
-            runnable_ns: s.runnable_ns,
-            runnable_share: s.runnable_ns as f64 / (s.blocked_ns + s.runnable_ns).max(1) as f64,
-            wakeup_latency: latency(tracer_common::RUNQ_LOCK, key.uaddr, key.tgid),
-        });
+        let keys = members.remove(key).unwrap_or_else(|| vec![*key]);
+        let sched: Vec<_> = keys.iter().filter_map(|k| lock_sched.get(k)).collect();
+        if !sched.is_empty() {
+            let (sleeps, blocked_ns, runnable_ns) = sched.iter().fold((0, 0, 0), |a, s| {
+                (a.0 + s.sleeps, a.1 + s.blocked_ns, a.2 + s.runnable_ns)
+            });
+            lock.sched = Some(LockSleeps {
+                sleeps,
+                blocked_ns,
+                runnable_ns,
+                runnable_share: runnable_ns as f64 / (blocked_ns + runnable_ns).max(1) as f64,
+                wakeup_latency: latency(tracer_common::RUNQ_LOCK, &keys),
+            });
+        }
         lock.contentions_per_s = lock.contentions as f64 / duration;
         lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
-        lock.histogram = buckets(hist.remove(key).unwrap_or_default());
+        let pairs = keys.iter().flat_map(|k| hist.remove(k).unwrap_or_default());
+        lock.histogram = buckets(pairs.collect());
         lock.wait = durations(
             lock.wait.total_ns,
             lock.contentions,
@@ -170,10 +201,25 @@ pub fn build(
         lock.threads
             .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
-        let top = |list: Option<Vec<(i32, SiteStats)>>, syms: &mut Symbols| {
-            top_sites(list.unwrap_or_default(), &snap.stacks, syms, p)
-        };
-        for (s, unwind, frames) in top(sites.remove(key), syms) {
+        // Stacks are symbolized in the process that took them.
+        let mut waits = Vec::new();
+        let mut wakes = Vec::new();
+        for k in &keys {
+            let pk = proc_of(k.tgid);
+            waits.extend(top_sites(
+                sites.remove(k).unwrap_or_default(),
+                &snap.stacks,
+                syms,
+                pk,
+            ));
+            wakes.extend(top_sites(
+                wake_sites.remove(k).unwrap_or_default(),
+                &snap.stacks,
+                syms,
+                pk,
+            ));
+        }
+        for (s, unwind, frames) in merge_sites(waits) {
             lock.sites.push(Site {
                 count: s.count,
                 wait_ns: s.wait_ns,
@@ -184,7 +230,7 @@ pub fn build(
                 threads: Vec::new(),
             });
         }
-        for (s, unwind, frames) in top(wake_sites.remove(key), syms) {
+        for (s, unwind, frames) in merge_sites(wakes) {
             lock.waker_sites.push(WakerSite {
                 wakes: s.count,
                 woken: s.wait_ns,
@@ -193,9 +239,21 @@ pub fn build(
                 frames,
             });
         }
-        lock.symbol = syms.data(p, key.uaddr);
-        lock.label = lock.symbol.clone().unwrap_or_else(|| lock.address.clone());
-        let parts = unwound_parts(lock, snap.unwound.get(&(key.uaddr, key.tgid)), syms, p);
+        match shared.get(key) {
+            Some((_, word)) => {
+                lock.shared = Some(shared_word(word, &keys, &lock.threads));
+                lock.label = shared_label(word);
+            }
+            None => {
+                lock.symbol = syms.data(p, key.uaddr);
+                lock.label = lock.symbol.clone().unwrap_or_else(|| lock.address.clone());
+            }
+        }
+        let stacks: Vec<_> = keys
+            .iter()
+            .map(|k| (snap.unwound.get(&(k.uaddr, k.tgid)), proc_of(k.tgid)))
+            .collect();
+        let parts = unwound_parts(lock, &stacks, syms);
         channels.push(Channel {
             ops: ops.get(key).copied().unwrap_or(0),
             program: p.exe.as_ref().map(|e| e.display().to_string()),
@@ -218,11 +276,12 @@ pub fn build(
     let mut threads: BTreeMap<(u32, u32), (Thread, u64)> = BTreeMap::new();
     for lock in &locks {
         for lt in &lock.threads {
-            let (t, top_wait) = threads.entry((lock.pid, lt.tid)).or_insert_with(|| {
+            let pid = if lt.pid != 0 { lt.pid } else { lock.pid };
+            let (t, top_wait) = threads.entry((pid, lt.tid)).or_insert_with(|| {
                 (
                     Thread {
                         tid: lt.tid,
-                        pid: lock.pid,
+                        pid,
                         name: lt.name.clone(),
                         ..Default::default()
                     },
@@ -274,7 +333,14 @@ pub fn build(
             involuntary_switches: s.involuntary,
             wakeups: s.wakeups,
             other_sleep: other_sleep.remove(tid).unwrap_or_default(),
-            wakeup_latency: latency(tracer_common::RUNQ_THREAD, u64::from(*tid), s.tgid),
+            wakeup_latency: latency(
+                tracer_common::RUNQ_THREAD,
+                &[LockKey {
+                    uaddr: u64::from(*tid),
+                    tgid: s.tgid,
+                    _pad: 0,
+                }],
+            ),
         });
     }
     let mut threads: Vec<Thread> = threads
@@ -287,18 +353,35 @@ pub fn build(
     threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
     let kallsyms = crate::kallsyms::Kallsyms::load();
-    let mut kernel_locks: Vec<KernelLock> = snap
-        .klocks
-        .iter()
-        .map(|(k, v)| KernelLock {
-            address: format!("{:#x}", k.addr),
+    // One row per kernel lock (address and type), with each process's part:
+    // a lock in the kernel is the same lock whoever contends it.
+    let mut klocks: BTreeMap<(u64, u32), KernelLock> = BTreeMap::new();
+    for (k, v) in &snap.klocks {
+        let l = klocks
+            .entry((k.addr, k.flags))
+            .or_insert_with(|| KernelLock {
+                address: format!("{:#x}", k.addr),
+                symbol: kallsyms.name(k.addr),
+                kind: crate::kallsyms::lock_kind(k.flags),
+                ..Default::default()
+            });
+        l.contentions += v.count;
+        l.total_ns += v.total_ns;
+        l.max_ns = l.max_ns.max(v.max_ns);
+        l.processes.push(KernelLockShare {
             pid: k.tgid,
-            symbol: kallsyms.name(k.addr),
-            kind: crate::kallsyms::lock_kind(k.flags),
             contentions: v.count,
             total_ns: v.total_ns,
-            avg_ns: v.total_ns / v.count.max(1),
-            max_ns: v.max_ns,
+        });
+    }
+    let mut kernel_locks: Vec<KernelLock> = klocks
+        .into_values()
+        .map(|mut l| {
+            l.avg_ns = l.total_ns / l.contentions.max(1);
+            l.processes
+                .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.pid.cmp(&b.pid)));
+            l.pid = l.processes.first().map_or(0, |p| p.pid);
+            l
         })
         .collect();
     kernel_locks.sort_by(|a, b| {
@@ -464,6 +547,25 @@ pub fn build(
     if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
     }
+    // Probes that cost more than allowed slowed what was measured: the
+    // verdict says so, and names the functions detached for it.
+    if let Some(w) = probe_cost
+        .as_ref()
+        .and_then(super::decide::probe_cost_warning)
+    {
+        verdict.text.push_str(&format!(" · PROBES {w}"));
+    }
+    let detached: Vec<&str> = functions
+        .iter()
+        .filter(|f| f.detached_early.is_some())
+        .map(|f| f.name.as_str())
+        .collect();
+    if !detached.is_empty() {
+        verdict.text.push_str(&format!(
+            " · detached early, too hot to probe within the budget: {}",
+            detached.join(", ")
+        ));
+    }
     let pids: Vec<u32> = meta.targets.iter().map(|t| t.pid).collect();
     let modules = modules(&locks, &go_locks, &pids);
     limitations.extend(modules.iter().filter_map(stripped_note));
@@ -622,6 +724,15 @@ fn functions(
     let mut total_calls = 0;
     let mut go_calls = 0;
     for (id, name, binary, offset, role) in &fm.planned {
+        let early = fm.detached.iter().find(|d| d.id == *id);
+        // A function detached early was attached only until then.
+        let (attached, fraction) = match early {
+            Some(d) => (
+                d.attached_s.max(1e-9),
+                (d.attached_s / duration_s.max(1e-9)).clamp(0.0, 1.0),
+            ),
+            None => (attached, fraction),
+        };
         if role == crate::funcs::GO_ROLE {
             // Go's slow paths are locks (go_locks), not functions timed.
             go_calls += snap
@@ -682,6 +793,11 @@ fn functions(
             calls_per_s: st.calls as f64 / attached,
             calls_estimated: (st.calls as f64 / fraction.max(1e-9)).round() as u64,
             latency: durations(st.total_ns, st.calls, st.max_ns, &histogram),
+            detached_early: early.map(|d| DetachedEarly {
+                after_s: d.attached_s,
+                share: d.share,
+                calls_per_s: d.calls_per_s,
+            }),
             histogram,
             bytes: is_alloc.then_some(st.bytes),
             size_histogram: if is_alloc {
@@ -714,6 +830,9 @@ fn functions(
         budget_pct: fm.budget_pct,
         attached_fraction: fraction,
         windows: fm.windows,
+        over_budget: fm
+            .budget_pct
+            .is_some_and(|b| 100.0 * overhead as f64 / fm.target_cpu_ns.max(1) as f64 > b),
     };
     (out, cost)
 }
@@ -865,9 +984,8 @@ fn by_lock<K, V: Copy, D>(
 /// its waits grouped by what the stacks say they are.
 fn unwound_parts(
     lock: &mut Lock,
-    stacks: Option<&Vec<Unwound>>,
+    stacks: &[(Option<&Vec<Unwound>>, &ProcessInfo)],
     syms: &mut Symbols,
-    p: &ProcessInfo,
 ) -> Vec<Part> {
     let mut parts: BTreeMap<(Decided, Kind, &'static str, Option<String>), Part> = BTreeMap::new();
     let mut add = |c: &implementations::Classification, frames: &[Frame], site: Site, unwind| {
@@ -889,9 +1007,14 @@ fn unwound_parts(
         e.wait_ns += site.wait_ns;
         e.sites.push(site);
     };
-    match stacks.filter(|s| !s.is_empty()) {
+    let unwound: Vec<(&Unwound, &ProcessInfo)> = stacks
+        .iter()
+        .flat_map(|(s, p)| s.into_iter().flat_map(|s| s.iter()).map(|u| (u, *p)))
+        .collect();
+    match (!unwound.is_empty()).then_some(unwound) {
         Some(stacks) => {
-            for (i, u) in stacks.iter().enumerate() {
+            let mut listed = Vec::new();
+            for (u, p) in stacks {
                 let frames = syms.stack(p, &u.frames);
                 let c = implementations::classify(&frames);
                 let site = Site {
@@ -903,11 +1026,11 @@ fn unwound_parts(
                     frames: frames.clone(),
                     threads: site_threads(&u.threads),
                 };
-                if i < SITES_PER_LOCK {
-                    lock.unwound_sites.push(site.clone());
-                }
+                listed.push(site.clone());
                 add(&c, &frames, site, "eh_frame");
             }
+            lock.unwound_sites = locks::same_frames_merged(listed);
+            lock.unwound_sites.truncate(SITES_PER_LOCK);
         }
         None => {
             for site in lock.sites.clone() {
@@ -921,6 +1044,140 @@ fn unwound_parts(
         }
     }
     parts.into_values().collect()
+}
+
+/// Sites of one lock taken in several processes: the same frames are one
+/// site (their counts add), largest first, the first `SITES_PER_LOCK`.
+fn merge_sites(list: Vec<(SiteStats, String, Vec<Frame>)>) -> Vec<(SiteStats, String, Vec<Frame>)> {
+    let mut out: Vec<(SiteStats, String, Vec<Frame>)> = Vec::new();
+    for (s, unwind, frames) in list {
+        match out
+            .iter_mut()
+            .find(|o| o.1 == unwind && o.2 == frames && !frames.is_empty())
+        {
+            Some(o) => {
+                o.0.count += s.count;
+                o.0.wait_ns += s.wait_ns;
+                o.0.samples += s.samples;
+            }
+            None => out.push((s, unwind, frames)),
+        }
+    }
+    out.sort_by(|a, b| {
+        b.0.count
+            .cmp(&a.0.count)
+            .then(b.0.wait_ns.cmp(&a.0.wait_ns))
+    });
+    out.truncate(SITES_PER_LOCK);
+    out
+}
+
+/// A shared-memory word, as the kernel keys it.
+#[derive(Clone, Debug)]
+struct Word {
+    object: String,
+    dev: u64,
+    inode: u64,
+    offset: u64,
+}
+
+/// The channels that are one shared futex: each key whose calls were not
+/// private and whose word lies in a shared mapping of its process, with
+/// the key the lock is shown under (the process that waited most on it,
+/// then the lowest pid) and the word.
+fn shared_words(
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+) -> HashMap<LockKey, (LockKey, Word)> {
+    // Per key: whether some call was shared, and its waits.
+    let mut per_key: BTreeMap<LockKey, (bool, u64)> = BTreeMap::new();
+    for (k, s) in &snap.lock_threads {
+        let e = per_key
+            .entry(LockKey {
+                uaddr: k.uaddr,
+                tgid: k.tgid,
+                _pad: 0,
+            })
+            .or_default();
+        e.0 |= s.ops & tracer_common::OPS_SHARED != 0;
+        e.1 += s.outcomes.iter().sum::<u64>();
+    }
+    let mut by_word: BTreeMap<(u64, u64, u64), (Vec<(LockKey, u64)>, String)> = BTreeMap::new();
+    for (key, (shared, waits)) in per_key {
+        if !shared {
+            continue;
+        }
+        let Some((m, id)) = procs.get(&key.tgid).and_then(|p| {
+            p.maps
+                .iter()
+                .find_map(|m| m.shared_key(key.uaddr).map(|id| (m, id)))
+        }) else {
+            continue;
+        };
+        let e = by_word
+            .entry(id)
+            .or_insert_with(|| (Vec::new(), m.name.clone()));
+        e.0.push((key, waits));
+    }
+    let mut out = HashMap::new();
+    for ((dev, inode, offset), (keys, object)) in by_word {
+        let first = keys
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.tgid.cmp(&a.0.tgid)))
+            .map(|k| k.0)
+            .expect("a word has a key");
+        let word = Word {
+            object,
+            dev,
+            inode,
+            offset,
+        };
+        for (k, _) in keys {
+            out.insert(k, (first, word.clone()));
+        }
+    }
+    out
+}
+
+/// The report's name for a shared word: its object and offset.
+fn shared_label(w: &Word) -> String {
+    let object = w.object.trim_end_matches(" (deleted)");
+    let object = match object {
+        "/dev/zero" | "" => "shared memory".to_string(),
+        o if o.starts_with("/SYSV") => format!("SysV shm {}", &o[1..]),
+        o => o.to_string(),
+    };
+    format!("{object}+{:#x}", w.offset)
+}
+
+/// The per-process split of a shared lock.
+fn shared_word(w: &Word, keys: &[LockKey], threads: &[LockThread]) -> SharedWord {
+    let mut processes: Vec<ProcessShare> = keys
+        .iter()
+        .map(|k| {
+            let mine = threads.iter().filter(|t| t.pid == k.tgid);
+            let mut p = ProcessShare {
+                pid: k.tgid,
+                address: format!("{:#x}", k.uaddr),
+                ..Default::default()
+            };
+            for t in mine {
+                p.contentions += t.contentions;
+                p.wait_ns += t.wait_ns;
+                p.wake_calls += t.wake_calls;
+                p.woken += t.woken;
+            }
+            p
+        })
+        .collect();
+    processes.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.pid.cmp(&b.pid)));
+    SharedWord {
+        object: w.object.clone(),
+        dev: format!("{:02x}:{:02x}", w.dev >> 20, w.dev & 0xfffff),
+        inode: w.inode,
+        offset: w.offset,
+        processes,
+    }
 }
 
 fn site_threads(t: &BTreeMap<u32, (u64, u64)>) -> Vec<SiteThread> {

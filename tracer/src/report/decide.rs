@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Decision, GoLock, Incomplete, Lock, LockClass, Thresholds, Verdict};
+use super::model::{Decision, GoLock, Incomplete, Lock, LockClass, ProbeCost, Thresholds, Verdict};
 use super::text::{human_count, human_ns, human_rate};
 
 pub fn decide(rate: f64, t: &Thresholds) -> Decision {
@@ -317,6 +317,26 @@ pub fn mark_incomplete(v: &mut Verdict, inc: Incomplete) {
     v.incomplete = Some(inc);
 }
 
+/// Above this estimated share of the targets' CPU, probes run without a
+/// budget get a warning (they slowed what they measured).
+const UNBUDGETED_WARN: f64 = 0.10;
+
+/// What the report says when the function probes cost more than allowed:
+/// over --probe-budget (the budget did not hold), or over 10% with no
+/// budget. Shown on the PROBE COST line and in the verdict.
+pub fn probe_cost_warning(c: &ProbeCost) -> Option<String> {
+    let share = 100.0 * c.estimated_share;
+    match c.budget_pct {
+        Some(b) if c.over_budget => Some(format!(
+            "OVER BUDGET: the probes cost ≈{share:.1}% of the targets' CPU, over the {b:.1}% budget, so the target ran slower while probed"
+        )),
+        None if c.estimated_share > UNBUDGETED_WARN => Some(format!(
+            "the probes cost ≈{share:.0}% of the targets' CPU and slowed the target while probed: --probe-budget 5% bounds it"
+        )),
+        _ => None,
+    }
+}
+
 /// Sleeps needed before the run-queue share of a lock's waits is trusted.
 const MIN_SLEEPS: u64 = 10;
 
@@ -474,6 +494,28 @@ mod tests {
         assert_eq!(decide(9.0, &t), Decision::NotNeeded);
         assert_eq!(decide(10.0, &t), Decision::Consider);
         assert_eq!(decide(21.0, &t), Decision::Recommended);
+    }
+
+    #[test]
+    fn probe_cost_over_budget_or_unbounded_is_said() {
+        let mut c = ProbeCost {
+            estimated_share: 0.53,
+            budget_pct: Some(5.0),
+            over_budget: true,
+            ..Default::default()
+        };
+        let w = probe_cost_warning(&c).unwrap();
+        assert!(
+            w.contains("OVER BUDGET") && w.contains("53.0%") && w.contains("5.0%"),
+            "{w}"
+        );
+        c.over_budget = false;
+        c.estimated_share = 0.04;
+        assert_eq!(probe_cost_warning(&c), None);
+        c.budget_pct = None;
+        assert_eq!(probe_cost_warning(&c), None);
+        c.estimated_share = 0.2;
+        assert!(probe_cost_warning(&c).unwrap().contains("--probe-budget"));
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub fn speedscope(r: &Report, all_waits: bool) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.8.json");
 
     #[test]
     fn folded_total_equals_the_reports_total_wait() {

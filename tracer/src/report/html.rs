@@ -326,12 +326,24 @@ fn classes_table(o: &mut String, r: &Report) {
 fn lock_detail(o: &mut String, i: usize, l: &Lock) {
     let _ = write!(
         o,
-        "<h3>{} {}</h3><p class=\"note\">{} at {} (pid {}) · {} waits ({} slept, {} EAGAIN) · {} wake calls{}</p><div class=\"grid\"><div class=\"cell\">",
+        "<h3>{} {}</h3><p class=\"note\">{} at {} ({}) · {} waits ({} slept, {} EAGAIN) · {} wake calls{}</p><div class=\"grid\"><div class=\"cell\">",
         esc(&l.label),
         decision_badge(l.decision),
         esc(&kind_cell(l)),
         esc(&lock_place(l)),
-        l.pid,
+        match &l.shared {
+            Some(w) => format!(
+                "shared memory {} offset {:#x}, by {}",
+                esc(w.object.trim_end_matches(" (deleted)")),
+                w.offset,
+                w.processes
+                    .iter()
+                    .map(|p| format!("pid {} {} waits {} wakes", p.pid, human_count(p.contentions), human_count(p.woken)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!("pid {}", l.pid),
+        },
         human_count(l.contentions),
         human_count(l.outcomes.slept),
         human_count(l.outcomes.eagain),
@@ -728,6 +740,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
                     human_ns(k.total_ns),
                     human_ns(k.avg_ns),
                     human_ns(k.max_ns),
+                    esc(&super::text::kernel_lock_processes(k)),
                 ]
             })
             .collect();
@@ -741,6 +754,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
                 ("total", ""),
                 ("avg", ""),
                 ("max", ""),
+                ("processes", "l"),
             ],
             &rows,
         );
@@ -784,7 +798,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.8.json");
 
     #[test]
     fn page_has_every_chart_and_no_outside_reference() {

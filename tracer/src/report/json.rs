@@ -297,8 +297,11 @@ pub fn validate(r: &Report) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A real run at the current schema (1.7).
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    /// A real run at the current schema (1.8).
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.8.json");
+    /// Schema 1.7 (before shared-memory locks, per-process kernel locks and
+    /// functions detached early).
+    const FIXTURE_1_7: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
     /// Schema 1.6 (Go locks, before targets' programs and untraced children).
     const FIXTURE_1_6: &str = include_str!("../../../tests/fixtures/report-v1.6.json");
     /// Schema 1.5 (logical locks, before Go locks).
@@ -423,6 +426,29 @@ mod tests {
             is_subset(&original, &again),
             "a 1.5 field changed when read by 1.6"
         );
+    }
+
+    #[test]
+    fn schema_1_7_reads_unchanged() {
+        let report = parse(FIXTURE_1_7).expect("a 1.7 report parses");
+        assert!(report.locks.iter().all(|l| l.shared.is_none()));
+        assert!(report.kernel_locks.iter().all(|k| k.processes.is_empty()));
+        let again = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(FIXTURE_1_7).unwrap();
+        assert!(
+            is_subset(&original, &again),
+            "a 1.7 field changed when read by 1.8"
+        );
+        // The current fixture's threads name their process, and its
+        // allocator probes were too hot for its 5% budget.
+        let now = parse(FIXTURE).unwrap();
+        assert!(
+            now.locks[0]
+                .threads
+                .iter()
+                .all(|t| t.pid == now.locks[0].pid)
+        );
+        assert!(now.functions.iter().any(|f| f.detached_early.is_some()));
     }
 
     #[test]

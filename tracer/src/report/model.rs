@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Major.minor. Readers refuse a newer major; minors only add fields.
-pub const SCHEMA_VERSION: &str = "1.7";
+pub const SCHEMA_VERSION: &str = "1.8";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -388,6 +388,40 @@ pub struct Lock {
     /// `lock_pi`, `wake`, …; schema 1.5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub futex_ops: Vec<String>,
+    /// The word is in memory shared between processes and was used as a
+    /// shared futex: every process's waits and wakes on it are this one
+    /// lock (schema 1.8). `pid` and `address` are those of its first
+    /// process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedWord>,
+}
+
+/// A futex word in a shared mapping, named as the kernel keys it: the
+/// mapped object and the word's offset in it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SharedWord {
+    /// The object as /proc/PID/maps prints it (`/dev/zero (deleted)` is
+    /// shared anonymous memory, `/SYSV…` a SysV segment, else a file).
+    pub object: String,
+    /// Its device (`major:minor`, hex) and inode.
+    pub dev: String,
+    pub inode: u64,
+    /// The word's offset in the object.
+    pub offset: u64,
+    /// Each process that waited on or woke the word, most wait first.
+    pub processes: Vec<ProcessShare>,
+}
+
+/// One process's part in a shared lock.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessShare {
+    pub pid: u32,
+    /// The word's address in this process.
+    pub address: String,
+    pub contentions: u64,
+    pub wait_ns: u64,
+    pub wake_calls: u64,
+    pub woken: u64,
 }
 
 /// What a lock's sleeping waits were made of: blocked until the wakeup, then
@@ -447,6 +481,9 @@ pub struct Wakes {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockThread {
     pub tid: u32,
+    /// Its process (schema 1.8; before, the lock's).
+    #[serde(default)]
+    pub pid: u32,
     pub name: String,
     pub contentions: u64,
     pub wait_ns: u64,
@@ -470,6 +507,19 @@ pub struct KernelLock {
     pub total_ns: u64,
     pub avg_ns: u64,
     pub max_ns: u64,
+    /// Each traced process that contended it, most wait first (schema 1.8:
+    /// one row per lock, `pid` the first of these; before, one row per
+    /// process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<KernelLockShare>,
+}
+
+/// One process's part in a kernel lock's contention.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelLockShare {
+    pub pid: u32,
+    pub contentions: u64,
+    pub total_ns: u64,
 }
 
 /// One histogram bucket: `count` waits lasted `lo_ns <= t < hi_ns`.
@@ -650,6 +700,22 @@ pub struct Function {
     /// Per caller (return address), by calls, largest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<FnSite>,
+    /// Detached before the end: its probes alone cost more than
+    /// --probe-budget while attached (schema 1.8). Its counts are from the
+    /// time it was attached; `calls_estimated` extrapolates its rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached_early: Option<DetachedEarly>,
+}
+
+/// Why and when a probed function was detached early.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetachedEarly {
+    /// Seconds it was attached.
+    pub after_s: f64,
+    /// Share of the targets' CPU its probes cost in its last window.
+    pub share: f64,
+    /// Its call rate then.
+    pub calls_per_s: f64,
 }
 
 /// Calls of a probed function from one call site.
@@ -686,4 +752,9 @@ pub struct ProbeCost {
     pub attached_fraction: f64,
     /// Attach windows (1 without a budget).
     pub windows: u64,
+    /// estimated_share is over budget_pct: the budget did not hold (the
+    /// run was too short for the duty cycle, or the probes were slower
+    /// than calibrated); schema 1.8.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_budget: bool,
 }

@@ -285,7 +285,7 @@ mod tests {
 
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.7.json");
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/report-v1.8.json");
 
     fn decode(bytes: &[u8]) -> proto::Profile {
         let mut raw = Vec::new();

@@ -421,13 +421,58 @@ fn lock_detail(o: &mut String, l: &Lock) {
             .filter(|_| !l.channels.is_empty())
             .map(|c| format!(" · one of {}", clip(c, 60)))
             .unwrap_or_default();
+    let pid = match &l.shared {
+        Some(w) => format!(
+            "shared by {} processes ({} inode {} offset {:#x}, as the kernel keys it)",
+            w.processes.len(),
+            esc(w.object.trim_end_matches(" (deleted)")),
+            w.inode,
+            w.offset
+        ),
+        None => {
+            // A lock in shared memory whose waiters park on words of their
+            // own: its waiters and wakers are in several processes.
+            let pids: std::collections::BTreeSet<u32> = l
+                .threads
+                .iter()
+                .map(|t| t.pid)
+                .filter(|&p| p != 0)
+                .collect();
+            if pids.len() > 1 {
+                format!("in {} processes", pids.len())
+            } else {
+                format!("in pid {}", l.pid)
+            }
+        }
+    };
     let _ = writeln!(
         o,
-        "      {kind} {at} in pid {} · wakes: {} calls woke {}{other}{class}",
-        l.pid,
+        "      {kind} {at} {pid} · wakes: {} calls woke {}{other}{class}",
         human_count(l.wakes.calls),
         human_count(l.wakes.woken)
     );
+    if let Some(w) = &l.shared {
+        let parts: Vec<String> = w
+            .processes
+            .iter()
+            .take(6)
+            .map(|p| {
+                format!(
+                    "pid {} {} waits, {} wakes",
+                    p.pid,
+                    human_count(p.contentions),
+                    human_count(p.woken)
+                )
+            })
+            .collect();
+        let more = w.processes.len().saturating_sub(6);
+        let more = if more > 0 {
+            format!(" · {more} more")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(o, "      per process: {}{more}", parts.join(" · "));
+    }
     if let Some(s) = &l.sched {
         let note = if super::decide::cpu_bound_note(l).is_some() {
             " → woken waiters wait for a CPU, not the lock"
@@ -624,6 +669,30 @@ fn sched(o: &mut String, r: &Report, top: usize) {
     }
 }
 
+/// "pid 12" for one process; "3: pid 12 71%, pid 14 20%, …" for several
+/// (share of the lock's wait time).
+pub fn kernel_lock_processes(k: &super::model::KernelLock) -> String {
+    match k.processes.as_slice() {
+        [] => format!("pid {}", k.pid),
+        [one] => format!("pid {}", one.pid),
+        many => {
+            let parts: Vec<String> = many
+                .iter()
+                .take(3)
+                .map(|p| {
+                    format!(
+                        "pid {} {:.0}%",
+                        p.pid,
+                        100.0 * p.total_ns as f64 / k.total_ns.max(1) as f64
+                    )
+                })
+                .collect();
+            let more = if many.len() > 3 { ", …" } else { "" };
+            format!("{}: {}{more}", many.len(), parts.join(", "))
+        }
+    }
+}
+
 fn kernel_locks(o: &mut String, r: &Report, top: usize) {
     if !r.kernel_locks.is_empty() {
         let shown = r.kernel_locks.len().min(top);
@@ -634,20 +703,21 @@ fn kernel_locks(o: &mut String, r: &Report, top: usize) {
         );
         let _ = writeln!(
             o,
-            "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}",
+            "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}  PROCESSES",
             "LOCK", "KIND", "CONT", "TOTAL", "AVG", "MAX"
         );
         for k in r.kernel_locks.iter().take(top) {
             let name = k.symbol.clone().unwrap_or_else(|| k.address.clone());
             let _ = writeln!(
                 o,
-                "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}",
+                "  {:<36} {:<11} {:>9} {:>9} {:>9} {:>9}  {}",
                 clip(&name, 36),
                 k.kind,
                 human_count(k.contentions),
                 human_ns(k.total_ns),
                 human_ns(k.avg_ns),
-                human_ns(k.max_ns)
+                human_ns(k.max_ns),
+                kernel_lock_processes(k)
             );
         }
         let _ = writeln!(o);
@@ -744,6 +814,20 @@ fn functions(o: &mut String, r: &Report, top: usize) {
             human_ns(l.p99_ns),
             human_ns(l.max_ns)
         );
+        if let Some(d) = &f.detached_early {
+            let _ = writeln!(
+                o,
+                "      DETACHED after {:.2} s attached: {} calls/s, its probes alone cost {:.0}% of the targets' CPU (over the {:.1}% budget); counts are from then, ≈{} over the run at that rate",
+                d.after_s,
+                human_rate(d.calls_per_s),
+                100.0 * d.share,
+                r.probe_cost
+                    .as_ref()
+                    .and_then(|c| c.budget_pct)
+                    .unwrap_or(0.0),
+                human_count(f.calls_estimated)
+            );
+        }
         if let Some(bytes) = f.bytes
             && f.calls > 0
         {
@@ -788,11 +872,18 @@ fn functions(o: &mut String, r: &Report, top: usize) {
         };
         let _ = writeln!(
             o,
-            "  PROBE COST ≈{} per call (calibrated) × {} calls ≈ {} = {:.1}% of the targets' CPU time{duty}",
+            "  PROBE COST ≈{} per call (calibrated) × {} calls ≈ {} = {:.1}% of the targets' CPU time{duty}{}",
             human_ns(c.per_call_ns as u64),
             human_count(c.calls),
             human_ns(c.estimated_overhead_ns),
-            100.0 * c.estimated_share
+            100.0 * c.estimated_share,
+            match super::decide::probe_cost_warning(c) {
+                Some(w) if c.over_budget => format!(
+                    " · {w} (measuring takes a window attached, and each probe's detach ≈110 ms while the others still fire: the run was too short for that, or the probes cost more than calibrated)"
+                ),
+                Some(w) => format!(" · {w}"),
+                None => String::new(),
+            }
         );
     }
     let _ = writeln!(o);
