@@ -83,6 +83,11 @@ pub struct ReportArgs {
     /// otherwise locks only).
     #[arg(long)]
     pub all_waits: bool,
+    /// One row per process for a lock every process of a program has its
+    /// own copy of (forked workers); otherwise one row per program, decided
+    /// on its busiest process.
+    #[arg(long)]
+    pub per_process: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +278,12 @@ pub struct ContentionArgs {
     /// line).
     #[arg(long)]
     pub all_waits: bool,
+
+    /// One row per process for a lock every process of a program has its
+    /// own copy of (forked workers); otherwise one row per program, decided
+    /// on its busiest process.
+    #[arg(long)]
+    pub per_process: bool,
 
     /// Capacity of the kernel's per-(lock, thread) map (the histogram and
     /// run-queue maps get 4× as many entries). A run that fills it loses

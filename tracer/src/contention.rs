@@ -416,6 +416,7 @@ fn run_once(
             report::text::Options {
                 top: args.top,
                 all_waits: args.all_waits,
+                per_process: args.per_process,
             },
         )
     });

@@ -42,6 +42,7 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
             report::text::Options {
                 top: args.top,
                 all_waits: args.all_waits,
+                per_process: args.per_process,
             },
         ))
         .into_owned()

@@ -97,6 +97,52 @@ fn a_server_forking_after_attach_is_followed_by_pid() {
         "{text}"
     );
     assert!(!text.contains("UNTRACED"), "{text}");
+    // Each worker's own mutex, one program: one group, its waits the sum
+    // of bpftrace's, decided on its busiest worker; --per-process lists
+    // each worker's row, told apart by pid.
+    let groups = report["lock_groups"].as_array().expect("lock_groups");
+    assert_eq!(groups.len(), 1, "{text}");
+    let g = &groups[0];
+    let want: Vec<u32> = workers
+        .iter()
+        .copied()
+        .filter(|w| truth.get(w).copied().unwrap_or(0) > 0)
+        .collect();
+    let mut pids: Vec<u32> = g["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as u32)
+        .collect();
+    pids.sort_unstable();
+    let mut sorted = want.clone();
+    sorted.sort_unstable();
+    assert_eq!(pids, sorted, "{g:#}");
+    assert_eq!(
+        g["contentions"].as_u64().unwrap(),
+        want.iter().map(|w| truth[w]).sum::<u64>()
+    );
+    let busiest = *want
+        .iter()
+        .max_by_key(|w| (truth[*w], std::cmp::Reverse(**w)))
+        .unwrap();
+    assert_eq!(g["busiest_pid"].as_u64(), Some(u64::from(busiest)), "{g:#}");
+    assert!(
+        text.contains(&format!("worker_mu ×{} processes", want.len()))
+            && text.contains("--per-process"),
+        "{text}"
+    );
+    let json = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("processes_follow.json");
+    let out = Command::new(tracer_bin())
+        .args(["report", "--per-process"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let per = String::from_utf8_lossy(&out.stdout);
+    for w in &want {
+        assert!(per.contains(&format!("worker_mu [pid {w}]")), "{per}");
+    }
 
     // --no-follow: the same server's workers are not traced, and the
     // report names them (each is seen in /proc: it works for a while, and

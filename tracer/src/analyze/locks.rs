@@ -21,8 +21,8 @@ use crate::report::{
     decide::decide,
     hist::durations,
     model::{
-        Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockSleeps, LockThread, Site,
-        Thresholds, WakerSite,
+        Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockGroup, LockSleeps,
+        LockThread, Site, Thresholds, WakerSite,
     },
 };
 
@@ -401,13 +401,18 @@ fn infer_from_frame_pointers(channels: &mut [Channel]) {
 /// get their address appended so every row is distinguishable.
 pub fn disambiguate_labels(locks: &mut [Lock]) {
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut at: HashMap<(String, String), usize> = HashMap::new();
     for l in locks.iter() {
         *seen.entry(l.label.clone()).or_default() += 1;
+        *at.entry((l.label.clone(), l.address.clone())).or_default() += 1;
     }
     for l in locks.iter_mut() {
         if seen.get(&l.label).copied().unwrap_or(0) > 1 && l.label != l.address {
-            // A parked lock has no address: its process tells it apart.
-            let tag = if l.address.is_empty() {
+            // A parked lock has no address, and forked processes have
+            // their locks at one address: the process tells them apart.
+            let tag = if l.address.is_empty()
+                || at.get(&(l.label.clone(), l.address.clone())).copied() > Some(1)
+            {
                 format!("pid {}", l.pid)
             } else {
                 l.address.clone()
@@ -415,6 +420,89 @@ pub fn disambiguate_labels(locks: &mut [Lock]) {
             l.label = format!("{} [{tag}]", l.label);
         }
     }
+}
+
+/// The label without the tag `disambiguate_labels` appended.
+fn base_label(label: &str) -> &str {
+    match label.rfind(" [") {
+        Some(i) if label.ends_with(']') => &label[..i],
+        _ => label,
+    }
+}
+
+/// Locks of one program at one place in several processes (each a
+/// process's own lock: forked workers): one group each, decided on its
+/// busiest member. Locks in shared memory are one lock already and are
+/// not grouped.
+pub fn program_groups(
+    logical: &[Lock],
+    program_of: impl Fn(u32) -> Option<String>,
+    duration_s: f64,
+) -> Vec<LockGroup> {
+    let mut by: BTreeMap<(String, String, String, String), Vec<&Lock>> = BTreeMap::new();
+    for l in logical {
+        let one_process = l.threads.iter().all(|t| t.pid == 0 || t.pid == l.pid);
+        if l.decision == Decision::NotLockContention || l.shared.is_some() || !one_process {
+            continue;
+        }
+        let Some(program) = program_of(l.pid) else {
+            continue;
+        };
+        by.entry((
+            program,
+            base_label(&l.label).to_string(),
+            l.kind.clone(),
+            l.implementation.clone(),
+        ))
+        .or_default()
+        .push(l);
+    }
+    let mut out = Vec::new();
+    for ((program, base, kind, _), mut members) in by {
+        let pids: BTreeSet<u32> = members.iter().map(|l| l.pid).collect();
+        if pids.len() < 2 {
+            continue;
+        }
+        members.sort_by(|a, b| b.contentions.cmp(&a.contentions).then(a.pid.cmp(&b.pid)));
+        let busiest = members[0];
+        let mut g = LockGroup {
+            label: format!("{base} ×{} processes", pids.len()),
+            program,
+            kind,
+            decision: busiest.decision,
+            busiest: busiest.label.clone(),
+            busiest_pid: busiest.pid,
+            busiest_per_s: busiest.contentions_per_s,
+            ..Default::default()
+        };
+        let mut hist: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for l in &members {
+            g.members.push(l.label.clone());
+            g.pids.push(l.pid);
+            g.contentions += l.contentions;
+            g.outcomes.slept += l.outcomes.slept;
+            g.outcomes.eagain += l.outcomes.eagain;
+            g.outcomes.timed_out += l.outcomes.timed_out;
+            g.outcomes.interrupted += l.outcomes.interrupted;
+            g.outcomes.error += l.outcomes.error;
+            g.wait.total_ns += l.wait.total_ns;
+            g.wait.max_ns = g.wait.max_ns.max(l.wait.max_ns);
+            g.threads += l.threads.iter().filter(|t| t.contentions > 0).count();
+            for b in &l.histogram {
+                *hist.entry((b.lo_ns, b.hi_ns)).or_default() += b.count;
+            }
+        }
+        g.contentions_per_s = g.contentions as f64 / duration_s.max(1e-9);
+        let histogram = to_buckets(hist);
+        g.wait = durations(g.wait.total_ns, g.contentions, g.wait.max_ns, &histogram);
+        out.push(g);
+    }
+    out.sort_by(|a, b| {
+        (b.decision, b.busiest_per_s)
+            .partial_cmp(&(a.decision, a.busiest_per_s))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    out
 }
 
 fn parse_addr(a: &str) -> u64 {

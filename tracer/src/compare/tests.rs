@@ -391,7 +391,7 @@ mod fuzz {
                 }
             }
             if let Ok(r) = crate::report::json::parse(&out) {
-                let _ = crate::report::text::render(&r, crate::report::text::Options { top: 10, all_waits: true });
+                let _ = crate::report::text::render(&r, crate::report::text::Options { top: 10, all_waits: true, per_process: false });
                 let _ = crate::report::html::render(&r, true);
                 let _ = crate::report::folded::render(&r, true);
                 let _ = crate::report::pprof::render(&r, true);

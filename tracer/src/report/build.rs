@@ -484,7 +484,30 @@ pub fn build(
         .functions
         .as_ref()
         .is_some_and(|fm| fm.planned.iter().any(|p| p.4 == crate::funcs::GO_ROLE));
+    let lock_groups = locks::program_groups(
+        &logical,
+        |pid| {
+            meta.targets
+                .iter()
+                .find(|t| t.pid == pid)
+                .and_then(|t| t.program.clone())
+        },
+        meta.duration_s,
+    );
     let mut verdict = verdict(&logical, &lock_classes, &thresholds);
+    // The verdict's lock may be one process's copy of a lock every worker
+    // has: say so, and that it is decided on its own rate.
+    if let Some(g) = lock_groups
+        .iter()
+        .find(|g| verdict.lock.as_deref() == Some(g.busiest.as_str()))
+    {
+        verdict.text.push_str(&format!(
+            " · the busiest of {} processes of {} with this lock, each its own ({}/s in all)",
+            g.pids.len(),
+            g.program.rsplit('/').next().unwrap_or(&g.program),
+            super::text::human_rate(g.contentions_per_s)
+        ));
+    }
     super::decide::consider_go(
         &mut verdict,
         &go_locks,
@@ -589,6 +612,7 @@ pub fn build(
         locks,
         logical_locks: logical,
         lock_classes,
+        lock_groups,
         threads,
         kernel_locks,
         functions,

@@ -710,6 +710,34 @@ pub fn render(r: &Report, all_waits: bool) -> String {
                 locks.len() - TABLE_LOCKS
             );
         }
+        if !r.lock_groups.is_empty() {
+            o.push_str("<h3>One lock in many processes</h3><p class=\"note\">Each process of these programs has its own copy of the lock (forked workers): the rows above are per process; each group is decided on its busiest process, not on the sum.</p>");
+            let rows: Vec<Vec<String>> = r
+                .lock_groups
+                .iter()
+                .map(|g| {
+                    vec![
+                        esc(&g.label),
+                        esc(g.program.rsplit('/').next().unwrap_or(&g.program)),
+                        human_rate(g.contentions_per_s),
+                        format!("pid {} at {}/s", g.busiest_pid, human_rate(g.busiest_per_s)),
+                        decision_badge(g.decision),
+                    ]
+                })
+                .collect();
+            table(
+                &mut o,
+                "lock-groups",
+                &[
+                    ("lock", "name"),
+                    ("program", "l"),
+                    ("contentions/s, all", ""),
+                    ("busiest", "l"),
+                    ("decision", "l"),
+                ],
+                &rows,
+            );
+        }
         o.push_str("<h2>Wait times</h2><p class=\"note\">Per lock: how long each futex wait lasted, with p50, p95 and p99 marked; the threads that waited and the call sites they waited from.</p>");
         for (i, l) in locks.iter().take(8).enumerate() {
             lock_detail(&mut o, i, l);

@@ -44,6 +44,10 @@ pub struct Report {
     /// page latches), by decision then rate (schema 1.5).
     #[serde(default)]
     pub lock_classes: Vec<LockClass>,
+    /// Locks of one program in several processes, one row each in the
+    /// text and HTML views (schema 1.8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lock_groups: Vec<LockGroup>,
     /// Sorted by time waiting, largest first.
     pub threads: Vec<Thread>,
     /// Kernel locks the traced threads contended (lock:contention_*), by
@@ -282,6 +286,33 @@ pub struct LockClass {
     pub decision: Decision,
     /// The member with the most contentions, and its rate.
     pub busiest: String,
+    pub busiest_per_s: f64,
+}
+
+/// One lock of one program in several processes (forked workers each
+/// with their own copy): the same code, so one row, but each process's
+/// lock is contended alone, so it is decided on its busiest process, not
+/// on the sum (schema 1.8).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockGroup {
+    /// `worker_mu ×4 processes`.
+    pub label: String,
+    /// The program (its executable).
+    pub program: String,
+    pub kind: String,
+    /// The members' labels (logical locks), busiest first, and their pids.
+    pub members: Vec<String>,
+    pub pids: Vec<u32>,
+    /// Sums over the members.
+    pub contentions: u64,
+    pub contentions_per_s: f64,
+    pub outcomes: Outcomes,
+    pub wait: Durations,
+    pub threads: usize,
+    /// The busiest member's decision.
+    pub decision: Decision,
+    pub busiest: String,
+    pub busiest_pid: u32,
     pub busiest_per_s: f64,
 }
 

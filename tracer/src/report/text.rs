@@ -112,6 +112,9 @@ pub struct Options {
     /// Also list the condition, event and runtime waits that are not locks
     /// (otherwise summed up in one line).
     pub all_waits: bool,
+    /// One row per process for locks every process of a program has
+    /// (otherwise one row per program).
+    pub per_process: bool,
 }
 
 pub fn render(r: &Report, opts: Options) -> String {
@@ -324,6 +327,18 @@ fn locks(o: &mut String, r: &Report, opts: Options) {
     } else {
         "by decision, then rate"
     };
+    // Locks of one program in several processes: one row per group, at
+    // its busiest member's place.
+    let groups: Vec<&super::model::LockGroup> = if opts.per_process {
+        Vec::new()
+    } else {
+        r.lock_groups.iter().collect()
+    };
+    let group_of = |label: &str| groups.iter().find(|g| g.members.iter().any(|m| m == label));
+    let locks: Vec<&Lock> = locks
+        .into_iter()
+        .filter(|l| group_of(&l.label).is_none_or(|g| g.busiest == l.label))
+        .collect();
     let shown = locks.len().min(opts.top);
     let _ = writeln!(o, "LOCKS {order} ({shown} of {})", locks.len());
     if locks.is_empty() {
@@ -332,7 +347,10 @@ fn locks(o: &mut String, r: &Report, opts: Options) {
         lock_header(o);
     }
     for l in locks.iter().take(opts.top) {
-        lock_detail(o, l);
+        match group_of(&l.label) {
+            Some(g) => group_detail(o, g, l),
+            None => lock_detail(o, l),
+        }
     }
     let _ = writeln!(o);
     if waits.is_empty() {
@@ -386,6 +404,42 @@ fn lock_detail(o: &mut String, l: &Lock) {
         l.threads.iter().filter(|t| t.contentions > 0).count(),
         l.decision,
     );
+    lock_lines(o, l);
+}
+
+/// A group's row (one lock of one program in several processes), what it
+/// is, and its busiest member's lines.
+fn group_detail(o: &mut String, g: &super::model::LockGroup, busiest: &Lock) {
+    lock_row(
+        o,
+        &g.label,
+        g.contentions,
+        g.contentions_per_s,
+        &g.outcomes,
+        &g.wait,
+        g.threads,
+        g.decision,
+    );
+    let each: Vec<String> = g.pids.iter().take(6).map(|p| p.to_string()).collect();
+    let more = g.pids.len().saturating_sub(6);
+    let _ = writeln!(
+        o,
+        "      one lock per process of {} (pids {}{}): decided on the busiest, pid {} at {}/s, not on the sum (--per-process lists each)",
+        esc(g.program.rsplit('/').next().unwrap_or(&g.program)),
+        each.join(", "),
+        if more > 0 {
+            format!(", +{more} more")
+        } else {
+            String::new()
+        },
+        g.busiest_pid,
+        human_rate(g.busiest_per_s)
+    );
+    lock_lines(o, busiest);
+}
+
+/// The lines under a lock's row.
+fn lock_lines(o: &mut String, l: &Lock) {
     let other = l.outcomes.timed_out + l.outcomes.interrupted + l.outcomes.error;
     let other = if other > 0 {
         format!(
@@ -917,6 +971,7 @@ mod tests {
             Options {
                 top: 10,
                 all_waits: true,
+                per_process: false,
             },
         );
         assert!(text.contains("DROPS    missing_start 0"), "{text}");
