@@ -88,6 +88,12 @@ pub struct ReportArgs {
     /// on its busiest process.
     #[arg(long)]
     pub per_process: bool,
+    /// Name the run's unnamed (`module+0xOFFSET`) frames from separate
+    /// debug files under DIR (by build id in DIR/.build-id/, by debug-link
+    /// name, or an unstripped copy by file name); /usr/lib/debug is always
+    /// searched. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub debug_dir: Vec<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,7 +35,39 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
         Some(p) => output::Out::prepare(p, "output")?,
         None => output::Out::Stdout,
     };
-    let r = input::load_report(&args.run)?;
+    let mut r = input::load_report(&args.run)?;
+    if !args.debug_dir.is_empty() {
+        for d in &args.debug_dir {
+            if !d.is_dir() {
+                return Err(exit::fail(
+                    exit::Code::Usage,
+                    format!("--debug-dir {}: not a directory", d.display()),
+                ));
+            }
+        }
+        let n = report::resymbolize::resymbolize(&mut r, &args.debug_dir)?;
+        if n.unnamed == 0 {
+            eprintln!("tracer: the run has no unnamed frames: nothing to name");
+        } else {
+            eprintln!(
+                "tracer: named {} of {} unnamed frames{}",
+                n.named,
+                n.unnamed,
+                if n.files.is_empty() {
+                    " (no debug file under --debug-dir or /usr/lib/debug matches their modules' build ids)".to_string()
+                } else {
+                    format!(
+                        " from {}",
+                        n.files
+                            .values()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+        }
+    }
     let bytes: Vec<u8> = match args.format {
         cli::ReportFormat::Text => ui::esc_text(&report::text::render(
             &r,

@@ -12,6 +12,17 @@ use serde_json::Value;
 
 const FUTEX_WAIT_PRIVATE: u32 = 128;
 
+/// Distinct (module, file offset) frames.
+fn distinct(frames: &[&Value]) -> usize {
+    let mut v: Vec<(String, u64)> = frames
+        .iter()
+        .map(|f| (f["module"].to_string(), f["file_offset"].as_u64().unwrap()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v.len()
+}
+
 #[test]
 fn stripped_frames_are_module_offsets_that_addr2line_resolves() {
     let Some(_serial) = privileged() else { return };
@@ -42,6 +53,7 @@ fn stripped_frames_are_module_offsets_that_addr2line_resolves() {
     std::fs::rename(&debug, &away).unwrap();
     let mut run = PerfRun::start(&bin, &["4", "300000"], FUTEX_WAIT_PRIVATE, "stripped_heap");
     let mutex = run.mutex();
+    let mutex_first = mutex.clone();
     let tracer = Tracer::start(&["--pid", &run.work.pid.to_string()], "stripped_heap");
     run.work.go();
     let (_, perf) = run.finish();
@@ -138,6 +150,63 @@ fn stripped_frames_are_module_offsets_that_addr2line_resolves() {
     let sub = dir.join(".build-id").join(&id[..2]);
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::rename(&away, sub.join(format!("{}.debug", &id[2..]))).unwrap();
+
+    // The saved run, named offline: `tracer report --debug-dir DIR`.
+    let saved = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stripped_heap.json");
+    let named = output(
+        Command::new(tracer_bin())
+            .args(["report", "--format", "json", "--debug-dir"])
+            .arg(&dir)
+            .arg(&saved),
+    );
+    let err = String::from_utf8_lossy(&named.stderr);
+    let again: Value = serde_json::from_slice(&named.stdout).expect("report JSON");
+    let lock = lock_at(&again, &mutex_first);
+    let call_site = lock["call_site"].as_str().unwrap_or_default();
+    assert!(call_site.starts_with("take_heap_lock ("), "{lock:#}\n{err}");
+    let frames: Vec<&Value> = lock["unwound_sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["frames"].as_array().unwrap())
+        .filter(|f| {
+            f["module"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("/heap_mutex.stripped"))
+        })
+        .collect();
+    // Each named as addr2line named its offset on the unstripped copy.
+    for f in &frames {
+        let off = format!("{:#x}", f["file_offset"].as_u64().unwrap() - 1);
+        let i = offsets.iter().position(|o| *o == off);
+        if let Some(i) = i {
+            assert_eq!(f["symbol"].as_str(), Some(funcs[i].as_str()), "{f}");
+        } else {
+            assert!(f["symbol"].is_string(), "{f}");
+        }
+    }
+    // Every unnamed frame of the run was named (those of this lock among
+    // them).
+    let counts: Vec<usize> = err
+        .split_once("named ")
+        .and_then(|(_, r)| r.split_once(" unnamed"))
+        .map(|(n, _)| n.split(" of ").filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default();
+    assert!(
+        counts.len() == 2 && counts[0] == counts[1] && counts[0] >= distinct(&frames),
+        "{err}"
+    );
+    let text = output(
+        Command::new(tracer_bin())
+            .args(["report", "--debug-dir"])
+            .arg(&dir)
+            .arg(&saved),
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("lock@take_heap_lock") && !text.contains("(stripped) have no name"),
+        "{text}"
+    );
     let mut run = PerfRun::start(&bin, &["4", "300000"], FUTEX_WAIT_PRIVATE, "stripped_named");
     let mutex = run.mutex();
     let tracer = Tracer::start(

@@ -663,50 +663,73 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
                 .map(|&pid| crate::unwind::host_path(pid, std::path::Path::new(path)))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| path.into());
-            let (build_id, has_symtab, linked) = elf_identity(&file);
+            let id = elf_identity(&file);
             let unnamed = frames.values().filter(|named| !**named).count() as u64;
             Module {
                 path: path.to_string(),
-                build_id,
+                build_id: id.build_id,
                 frames: frames.len() as u64,
                 unnamed,
                 // Named frames mean symbols were found (a debug file).
-                stripped: !has_symtab && unnamed == frames.len() as u64,
-                debug_link: linked,
+                stripped: !id.symtab && unnamed == frames.len() as u64,
+                debug_link: id.debug_link.is_some(),
+                debug_link_name: id.debug_link,
+                segments: id.segments,
             }
         })
         .collect()
 }
 
-/// An ELF's build id (hex), whether it has a symbol table, and whether it
-/// names a separate debug file (.gnu_debuglink).
-fn elf_identity(path: &std::path::Path) -> (Option<String>, bool, bool) {
-    use object::Object as _;
+/// What identifies an ELF file and its debug file.
+#[derive(Default)]
+pub struct ElfIdentity {
+    /// GNU build id, hex.
+    pub build_id: Option<String>,
+    /// It has a symbol table.
+    pub symtab: bool,
+    /// The file name its .gnu_debuglink names.
+    pub debug_link: Option<String>,
+    /// PT_LOAD segments: [file offset, vaddr, file size].
+    pub segments: Vec<[u64; 3]>,
+}
+
+pub fn elf_identity(path: &std::path::Path) -> ElfIdentity {
+    use object::{Object as _, ObjectSegment as _};
     let Ok(f) = std::fs::File::open(path) else {
-        return (None, false, false);
+        return ElfIdentity::default();
     };
     // SAFETY: a read-only private mapping; a file truncated under us makes
     // parsing fail or read zeros, never our memory.
     let Ok(bytes) = (unsafe { memmap2::Mmap::map(&f) }) else {
-        return (None, false, false);
+        return ElfIdentity::default();
     };
     let Ok(elf) = object::File::parse(&*bytes) else {
-        return (None, false, false);
+        return ElfIdentity::default();
     };
-    let id = elf
-        .build_id()
-        .ok()
-        .flatten()
-        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>());
-    (
-        id,
-        elf.section_by_name(".symtab").is_some(),
-        elf.section_by_name(".gnu_debuglink").is_some(),
-    )
+    ElfIdentity {
+        build_id: elf
+            .build_id()
+            .ok()
+            .flatten()
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        symtab: elf.section_by_name(".symtab").is_some(),
+        debug_link: elf
+            .gnu_debuglink()
+            .ok()
+            .flatten()
+            .map(|(name, _)| String::from_utf8_lossy(name).into_owned()),
+        segments: elf
+            .segments()
+            .filter_map(|s| {
+                let (off, size) = s.file_range();
+                (size > 0).then_some([off, s.address(), size])
+            })
+            .collect(),
+    }
 }
 
 /// What to do about a module whose frames have no names.
-fn stripped_note(m: &Module) -> Option<String> {
+pub fn stripped_note(m: &Module) -> Option<String> {
     if m.unnamed == 0 {
         return None;
     }
@@ -1257,7 +1280,7 @@ fn call_site_label(frames: &[Frame], i: usize) -> String {
     }
 }
 
-fn frame_label(f: &Frame) -> String {
+pub fn frame_label(f: &Frame) -> String {
     let name = f.name();
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {

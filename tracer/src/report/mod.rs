@@ -9,4 +9,5 @@ pub mod html;
 pub mod json;
 pub mod model;
 pub mod pprof;
+pub mod resymbolize;
 pub mod text;

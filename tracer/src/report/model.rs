@@ -635,6 +635,14 @@ pub struct Module {
     /// build id under /usr/lib/debug and --debug-dir.
     #[serde(default)]
     pub debug_link: bool,
+    /// The debug file's name in its .gnu_debuglink (schema 1.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_link_name: Option<String>,
+    /// Its loadable segments, `[file offset, virtual address, file size]`
+    /// (schema 1.8): what turns a frame's file offset into the address a
+    /// separate debug file is keyed by (`tracer report --debug-dir`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<[u64; 3]>,
 }
 
 impl Frame {

@@ -28,6 +28,8 @@ pub mod proto {
         pub sample_type: Vec<ValueType>,
         #[prost(message, repeated, tag = "2")]
         pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub mapping: Vec<Mapping>,
         #[prost(message, repeated, tag = "4")]
         pub location: Vec<Location>,
         #[prost(message, repeated, tag = "5")]
@@ -77,10 +79,37 @@ pub mod proto {
         pub num: i64,
     }
 
+    /// A module as one process mapped it: `memory_start` is where its file
+    /// offset `file_offset` was, so pprof turns an address back into the
+    /// file offset a symbol file is looked up by.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Mapping {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub memory_start: u64,
+        #[prost(uint64, tag = "3")]
+        pub memory_limit: u64,
+        #[prost(uint64, tag = "4")]
+        pub file_offset: u64,
+        #[prost(int64, tag = "5")]
+        pub filename: i64,
+        #[prost(int64, tag = "6")]
+        pub build_id: i64,
+        #[prost(bool, tag = "7")]
+        pub has_functions: bool,
+        #[prost(bool, tag = "8")]
+        pub has_filenames: bool,
+        #[prost(bool, tag = "9")]
+        pub has_line_numbers: bool,
+    }
+
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Location {
         #[prost(uint64, tag = "1")]
         pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub mapping_id: u64,
         #[prost(uint64, tag = "3")]
         pub address: u64,
         #[prost(message, repeated, tag = "4")]
@@ -175,6 +204,41 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
         p.comment.push(strings.id(&c));
     }
 
+    // Mappings: one per (module, load bias) — a module at one place in
+    // one or more processes — with its build id.
+    let build_ids: HashMap<&str, &str> = r
+        .modules
+        .iter()
+        .filter_map(|m| Some((m.path.as_str(), m.build_id.as_deref()?)))
+        .collect();
+    let mut mappings: HashMap<(String, u64), usize> = HashMap::new();
+    let mut mapping = |p: &mut proto::Profile, strings: &mut Strings, f: &Frame| -> u64 {
+        let (Some(module), Some(off)) = (&f.module, f.file_offset) else {
+            return 0;
+        };
+        let addr = addr_of(f);
+        let Some(bias) = addr.checked_sub(off) else {
+            return 0;
+        };
+        let i = *mappings.entry((module.clone(), bias)).or_insert_with(|| {
+            p.mapping.push(proto::Mapping {
+                id: p.mapping.len() as u64 + 1,
+                memory_start: bias,
+                memory_limit: addr + 1,
+                file_offset: 0,
+                filename: strings.id(module),
+                build_id: strings.id(build_ids.get(module.as_str()).copied().unwrap_or("")),
+                ..Default::default()
+            });
+            p.mapping.len() - 1
+        });
+        let m = &mut p.mapping[i];
+        m.memory_limit = m.memory_limit.max(addr + 1);
+        m.has_functions |= f.symbol.is_some();
+        m.has_filenames |= f.file.is_some();
+        m.has_line_numbers |= f.line.is_some();
+        m.id
+    };
     // Locations and functions, one per distinct frame.
     let mut functions: HashMap<(String, String), u64> = HashMap::new();
     let mut locations: HashMap<(String, String, u32), u64> = HashMap::new();
@@ -205,8 +269,10 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
                 id
             });
         let id = p.location.len() as u64 + 1;
+        let mapping_id = f.map_or(0, |f| mapping(p, strings, f));
         p.location.push(proto::Location {
             id,
+            mapping_id,
             address: addr,
             line: vec![proto::Line {
                 function_id: fid,
@@ -366,6 +432,51 @@ mod tests {
         let worker = stack.iter().position(|f| f == "sequencer_worker").unwrap();
         assert!(assign < worker, "{stack:?}");
         assert!(p.duration_nanos > 0 && p.time_nanos > 0);
+    }
+
+    /// Every location in a file has a mapping naming the file and its
+    /// build id, whose start turns the location's address back into the
+    /// frame's file offset (what pprof symbolizes by).
+    #[test]
+    fn locations_carry_mappings_with_build_ids() {
+        let r = crate::report::json::parse(FIXTURE).unwrap();
+        let p = decode(&render(&r, false));
+        assert!(!p.mapping.is_empty());
+        let frames: Vec<&Frame> = r
+            .locks
+            .iter()
+            .chain(&r.logical_locks)
+            .flat_map(|l| l.unwound_sites.iter().chain(&l.sites))
+            .flat_map(|s| &s.frames)
+            .filter(|f| f.file_offset.is_some())
+            .collect();
+        let mut checked = 0;
+        for loc in p.location.iter().filter(|l| l.mapping_id > 0) {
+            let f = frames
+                .iter()
+                .find(|f| addr_of(f) == loc.address)
+                .expect("a frame per mapped location");
+            let m = &p.mapping[loc.mapping_id as usize - 1];
+            assert_eq!(
+                &p.string_table[m.filename as usize],
+                f.module.as_ref().unwrap()
+            );
+            assert_eq!(
+                loc.address - m.memory_start + m.file_offset,
+                f.file_offset.unwrap()
+            );
+            let module = r
+                .modules
+                .iter()
+                .find(|x| Some(&x.path) == f.module.as_ref())
+                .unwrap();
+            assert_eq!(
+                Some(p.string_table[m.build_id as usize].as_str()).filter(|s| !s.is_empty()),
+                module.build_id.as_deref()
+            );
+            checked += 1;
+        }
+        assert!(checked > 3, "{checked} locations in files");
     }
 
     #[test]
