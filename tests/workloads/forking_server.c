@@ -1,7 +1,8 @@
 // A server that forks its workers, as PostgreSQL's postmaster or a
 // preforking web server does. Each worker sets its process title (it
 // rewrites its argv in place, as PostgreSQL does), then runs THREADS
-// threads that contend one mutex of its own for ITERS rounds each.
+// threads that contend one mutex of its own for ITERS rounds each (each
+// round calls worker_round() once).
 //
 //   forking_server WORKERS THREADS ITERS [prefork]
 //
@@ -24,9 +25,14 @@ static pthread_mutex_t worker_mu = PTHREAD_MUTEX_INITIALIZER;
 static volatile unsigned long worker_count;
 static long iters;
 
+// One call per round (ITERS per thread): a function to probe whose calls
+// the arguments say exactly.
+__attribute__((noinline)) void worker_round(void) { __asm__ volatile(""); }
+
 static void *worker_thread(void *arg) {
     (void)arg;
     for (long i = 0; i < iters; i++) {
+        worker_round();
         pthread_mutex_lock(&worker_mu);
         for (int k = 0; k < 50; k++)
             worker_count++;

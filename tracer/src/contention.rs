@@ -308,6 +308,11 @@ fn run_once(
         );
     }
     let mut fns = FnSetup::new(args, &roots, launched.is_none(), &mut session.probes, &stop)?;
+    // The children taken (--children) get the probes before tracing
+    // starts, as the roots do.
+    if let Some(f) = fns.probes.as_mut() {
+        f.follow(&session.targets(), &mut session.probes);
+    }
     // Kept open while tracing: the kernel counts run time while any such
     // fd is open.
     let _stats_fd = if args.program_stats {
@@ -442,6 +447,7 @@ fn trace(
     let reason = loop {
         session.tick();
         if let Some(f) = fns.as_mut() {
+            f.follow(&session.targets(), &mut session.probes);
             f.tick(&mut session.probes)?;
         }
         if let Some(p) = progress.as_mut() {

@@ -439,6 +439,12 @@ pub struct FnProbes {
     /// targets lived).
     cpu_start: u64,
     cpu_last: u64,
+    /// Per process, (its CPU time when it joined, the most read since):
+    /// an exited one keeps its last reading.
+    cpu_seen: std::collections::HashMap<u32, (u64, u64)>,
+    /// The first `roots` pids are the roots: failing to attach to one is
+    /// an error, to a follower that is gone not.
+    roots: usize,
     pub cpu_total: u64,
 }
 
@@ -463,9 +469,16 @@ impl FnProbes {
         (cost_ns, go_cost_ns): (f64, f64),
         budget: Option<f64>,
     ) -> Self {
-        let cpu = cpu_ns(&pids);
+        let cpu_seen: std::collections::HashMap<u32, (u64, u64)> = pids
+            .iter()
+            .map(|&p| {
+                let c = cpu_ns(&[p]);
+                (p, (c, c))
+            })
+            .collect();
         Self {
             planned,
+            roots: pids.len(),
             pids,
             links: Vec::new(),
             detached: Vec::new(),
@@ -480,8 +493,9 @@ impl FnProbes {
             on_time: Duration::ZERO,
             windows: 0,
             window_cpu: 0,
-            cpu_start: cpu,
-            cpu_last: cpu,
+            cpu_start: 0,
+            cpu_last: 0,
+            cpu_seen,
             cpu_total: 0,
         }
     }
@@ -489,42 +503,90 @@ impl FnProbes {
     /// Attaches entry and return probes of every planned function, per
     /// target process.
     pub fn attach(&mut self, probes: &mut Probes) -> Result<()> {
-        for p in &self.planned {
-            if self.detached.iter().any(|d| d.id == p.id) {
-                continue;
-            }
-            for &pid in &self.pids {
-                let Some(pid) = NonZeroU32::new(pid) else {
-                    continue;
-                };
-                let links = attach_pair(
-                    probes,
-                    programs(p.role),
-                    &p.func.host_path,
-                    p.func.offset,
-                    p.cookie(),
-                    UProbeScope::OneProcess(pid),
-                )
-                .map_err(|e| {
-                    fail(
-                        Code::Load,
-                        format!(
-                            "attaching a uprobe to {} in {} failed: {e}",
-                            p.func.name,
-                            p.func.binary.display()
-                        ),
-                    )
-                })?;
-                self.links
-                    .extend(links.into_iter().map(|(name, l)| (p.id, name, l)));
+        for (i, pid) in self.pids.clone().into_iter().enumerate() {
+            match self.attach_to(probes, pid) {
+                Err(e) if i < self.roots => return Err(e),
+                Err(e) => log::debug!("function probes in pid {pid}: {e:#}"),
+                Ok(()) => {}
             }
         }
         log::debug!("function probes attached");
         self.on_since = Some(Instant::now());
         self.window_by_fn = self.by_fn(probes);
-        self.window_cpu = cpu_ns(&self.pids);
+        self.window_cpu = self.cpu_now();
         self.windows += 1;
         Ok(())
+    }
+
+    /// The targets' CPU time since each joined: its latest reading, the
+    /// last one for those gone.
+    fn cpu_now(&mut self) -> u64 {
+        for &pid in &self.pids {
+            let now = cpu_ns(&[pid]);
+            let e = self.cpu_seen.entry(pid).or_insert((now, now));
+            e.1 = e.1.max(now);
+        }
+        self.cpu_seen
+            .values()
+            .map(|(base, last)| last.saturating_sub(*base))
+            .sum()
+    }
+
+    /// Every planned function's probes (those not detached for good) in
+    /// one process.
+    fn attach_to(&mut self, probes: &mut Probes, pid: u32) -> Result<()> {
+        let Some(nz) = NonZeroU32::new(pid) else {
+            return Ok(());
+        };
+        for p in &self.planned {
+            if self.detached.iter().any(|d| d.id == p.id) {
+                continue;
+            }
+            let links = attach_pair(
+                probes,
+                programs(p.role),
+                &p.func.host_path,
+                p.func.offset,
+                p.cookie(),
+                UProbeScope::OneProcess(nz),
+            )
+            .map_err(|e| {
+                fail(
+                    Code::Load,
+                    format!(
+                        "attaching a uprobe to {} in {} failed: {e}",
+                        p.func.name,
+                        p.func.binary.display()
+                    ),
+                )
+            })?;
+            self.links
+                .extend(links.into_iter().map(|(name, l)| (p.id, name, l)));
+        }
+        Ok(())
+    }
+
+    /// Processes that joined the target set (forks followed, --children)
+    /// get the probes too: at once if they are attached now, else with the
+    /// next window. A fork's calls before that (≤ one loop turn) are not
+    /// counted.
+    pub fn follow(&mut self, targets: &[u32], probes: &mut Probes) {
+        for &pid in targets {
+            if self.pids.contains(&pid) {
+                continue;
+            }
+            self.pids.push(pid);
+            // Its CPU time counts from now (a fork's first milliseconds
+            // are lost to this; an adopted child's past is not counted).
+            let c = cpu_ns(&[pid]);
+            self.cpu_seen.entry(pid).or_insert((c, c));
+            if self.on_since.is_some()
+                && let Err(e) = self.attach_to(probes, pid)
+            {
+                // Gone already, most likely: its calls were never made.
+                log::debug!("function probes in pid {pid}: {e:#}");
+            }
+        }
     }
 
     pub fn detach(&mut self, probes: &mut Probes) {
@@ -653,7 +715,7 @@ impl FnProbes {
     /// development VM), so cycles are long and the budget holds over runs
     /// much longer than one cycle; the report shows the share achieved.
     pub fn tick(&mut self, probes: &mut Probes) -> Result<()> {
-        self.cpu_last = self.cpu_last.max(cpu_ns(&self.pids));
+        self.cpu_last = self.cpu_last.max(self.cpu_now());
         let Some(budget) = self.budget else {
             return Ok(());
         };
@@ -661,13 +723,13 @@ impl FnProbes {
             // Early in a window, a function far over the budget is detached
             // at once: every millisecond attached costs the target.
             Some(t) if t.elapsed() >= EARLY && t.elapsed() < WINDOW => {
-                let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
+                let cpu = self.cpu_now().saturating_sub(self.window_cpu);
                 if cpu >= EARLY_CPU_NS {
                     self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed());
                 }
             }
             Some(t) if t.elapsed() >= WINDOW => {
-                let cpu = cpu_ns(&self.pids).saturating_sub(self.window_cpu);
+                let cpu = self.cpu_now().saturating_sub(self.window_cpu);
                 let cost = self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed());
                 if self.on_since.is_none() {
                     return Ok(());
@@ -692,7 +754,7 @@ impl FnProbes {
                     self.on_time += t.elapsed();
                     self.on_since = Some(Instant::now());
                     self.window_by_fn = self.by_fn(probes);
-                    self.window_cpu = cpu_ns(&self.pids);
+                    self.window_cpu = self.cpu_now();
                 }
             }
             None if self.off_since.elapsed() >= self.off_for && !self.all_detached() => {
@@ -706,7 +768,7 @@ impl FnProbes {
     /// Ends the run: detaches and records the target's CPU time.
     pub fn finish(&mut self, probes: &mut Probes) {
         self.detach(probes);
-        self.cpu_last = self.cpu_last.max(cpu_ns(&self.pids));
+        self.cpu_last = self.cpu_last.max(self.cpu_now());
         self.cpu_total = self.cpu_last.saturating_sub(self.cpu_start);
     }
 }

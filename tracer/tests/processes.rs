@@ -366,3 +366,38 @@ fn a_mutex_in_shared_memory_is_one_lock_across_processes() {
         "{text}"
     );
 }
+
+/// Function probes reach the processes traced with --children: each of
+/// a preforked server's workers calls worker_round() THREADS × ITERS
+/// times, and the probes count every call (the workers wait at their gate
+/// while the tracer attaches).
+#[test]
+fn function_probes_reach_the_children() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("forking_server");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["3", "2", "3000", "prefork"]);
+    let mut work = Gated::start(cmd);
+    let _workers = work.line();
+    let tracer = Tracer::start(
+        &[
+            "--pid",
+            &work.pid.to_string(),
+            "--children",
+            "--uprobe",
+            "worker_round",
+        ],
+        "processes_probes",
+    );
+    work.go();
+    let rest = work.finish(Duration::from_secs(120));
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    assert!(rest.contains("failed=0"), "{rest}");
+    let f = report["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "worker_round")
+        .unwrap_or_else(|| panic!("worker_round not probed: {text}"));
+    assert_eq!(f["calls"].as_u64(), Some(3 * 2 * 3000), "{f:#}");
+}
