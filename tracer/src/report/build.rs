@@ -462,7 +462,10 @@ pub fn build(
             super::text::human_ns(c.estimated_overhead_ns),
             super::text::human_ns(c.target_cpu_ns),
             100.0 * c.estimated_share,
-            if c.attached_fraction < 0.999 {
+            if c.attached_fraction < 0.999
+                && (functions.is_empty()
+                    || !functions.iter().all(|f| f.detached_early.is_some()))
+            {
                 format!(
                     "; attached {:.0}% of the run to stay within the {:.1}% budget, so call counts are scaled by {:.2}",
                     100.0 * c.attached_fraction,
@@ -837,8 +840,13 @@ fn functions(
             offset: *offset,
             role: role.clone(),
             calls: st.calls,
-            calls_per_s: st.calls as f64 / attached,
-            calls_estimated: (st.calls as f64 / fraction.max(1e-9)).round() as u64,
+            // A function detached early: the rate measured in its window
+            // (its hits may go on while it is detached), extrapolated.
+            calls_per_s: early.map_or(st.calls as f64 / attached, |d| d.calls_per_s),
+            calls_estimated: match early {
+                Some(d) => ((d.calls_per_s * duration_s).round() as u64).max(st.calls),
+                None => (st.calls as f64 / fraction.max(1e-9)).round() as u64,
+            },
             latency: durations(st.total_ns, st.calls, st.max_ns, &histogram),
             detached_early: early.map(|d| DetachedEarly {
                 after_s: d.attached_s,

@@ -723,9 +723,11 @@ pub struct Function {
     pub role: String,
     /// Calls seen while the probes were attached (entry and return both).
     pub calls: u64,
-    /// Calls per second of attached time.
+    /// Calls per second of attached time (detached early: the rate in its
+    /// last window).
     pub calls_per_s: f64,
-    /// `calls` scaled to the whole run (÷ attached fraction).
+    /// `calls` scaled to the whole run (÷ attached fraction; detached
+    /// early: that rate × the run).
     pub calls_estimated: u64,
     pub latency: Durations,
     /// Latency histogram (`lo_ns`/`hi_ns` are nanoseconds).

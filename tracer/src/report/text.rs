@@ -871,7 +871,7 @@ fn functions(o: &mut String, r: &Report, top: usize) {
         if let Some(d) = &f.detached_early {
             let _ = writeln!(
                 o,
-                "      DETACHED after {:.2} s attached: {} calls/s, its probes alone cost {:.0}% of the targets' CPU (over the {:.1}% budget); counts are from then, ≈{} over the run at that rate",
+                "      DETACHED after {:.2} s: {} calls/s while probed, its probes alone cost {:.0}% of the targets' CPU (over the {:.1}% budget); counts are from then, ≈{} over the run at that rate",
                 d.after_s,
                 human_rate(d.calls_per_s),
                 100.0 * d.share,
@@ -913,7 +913,11 @@ fn functions(o: &mut String, r: &Report, top: usize) {
         }
     }
     if let Some(c) = &r.probe_cost {
-        let duty = if c.attached_fraction < 0.999 {
+        // Every function detached early: its own line says what its counts
+        // are; there was no duty cycle to scale by.
+        let all_detached =
+            !r.functions.is_empty() && r.functions.iter().all(|f| f.detached_early.is_some());
+        let duty = if c.attached_fraction < 0.999 && !all_detached {
             format!(
                 " · attached {:.0}% of the run ({} windows, budget {:.1}%): counts ×{:.2} estimate the whole run",
                 100.0 * c.attached_fraction,
