@@ -81,6 +81,10 @@ pub struct Report {
     pub limitations: Vec<String>,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
 fn none_str() -> String {
     "none".to_string()
 }
@@ -512,8 +516,8 @@ pub struct Wakes {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockThread {
     pub tid: u32,
-    /// Its process (schema 1.8; before, the lock's).
-    #[serde(default)]
+    /// Its process (schema 1.8; absent in older reports: the lock's).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub pid: u32,
     pub name: String,
     pub contentions: u64,
