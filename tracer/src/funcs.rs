@@ -505,7 +505,8 @@ impl FnProbes {
     pub fn attach(&mut self, probes: &mut Probes) -> Result<()> {
         for (i, pid) in self.pids.clone().into_iter().enumerate() {
             match self.attach_to(probes, pid) {
-                Err(e) if i < self.roots => return Err(e),
+                // A root that has exited (of several) ends nothing.
+                Err(e) if i < self.roots && crate::preflight::alive(pid as i32) => return Err(e),
                 Err(e) => log::debug!("function probes in pid {pid}: {e:#}"),
                 Ok(()) => {}
             }
@@ -730,7 +731,18 @@ impl FnProbes {
             }
             Some(t) if t.elapsed() >= WINDOW => {
                 let cpu = self.cpu_now().saturating_sub(self.window_cpu);
-                let cost = self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed());
+                // Too little target CPU in the window to judge a function
+                // hot for good: its cost only sets the duty.
+                let cost = if cpu >= EARLY_CPU_NS {
+                    self.drop_hot(probes, budget * HOT_FACTOR, budget, cpu, t.elapsed())
+                } else {
+                    let now = self.by_fn(probes);
+                    now.iter()
+                        .map(|(id, (c, _))| {
+                            (c - self.window_by_fn.get(id).map_or(0.0, |w| w.0)).max(0.0)
+                        })
+                        .sum()
+                };
                 if self.on_since.is_none() {
                     return Ok(());
                 }

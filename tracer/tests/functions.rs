@@ -278,7 +278,8 @@ fn a_function_too_hot_for_the_budget_is_detached_early() {
             "5%",
             "--",
             bin,
-            "3",
+            // 6 s: measuring and detaching cost ≈170 ms probed, ≈3%.
+            "6",
         ],
         "too_hot",
     );
@@ -308,5 +309,42 @@ fn a_function_too_hot_for_the_budget_is_detached_early() {
         text.contains("DETACHED after")
             && text.contains("too hot to probe within the budget: hot_step"),
         "{text}"
+    );
+}
+
+/// A budget no run can hold (0.01%: measuring alone costs more) is said
+/// to be over, on the PROBE COST line and in the verdict, with the share
+/// the probes' hits and their calibrated cost give.
+#[test]
+fn a_budget_that_does_not_hold_is_said() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("hot_fn");
+    let bin = bin.to_str().unwrap();
+    let tracer = Tracer::start(
+        &[
+            "--uprobe",
+            "hot_step",
+            "--probe-budget",
+            "0.01%",
+            "--",
+            bin,
+            "2",
+        ],
+        "over_budget",
+    );
+    let (text, report) = tracer.finish(Duration::from_secs(60));
+    let cost = &report["probe_cost"];
+    assert_eq!(cost["over_budget"], true, "{cost:#}");
+    let share = cost["estimated_share"].as_f64().unwrap();
+    let want =
+        cost["estimated_overhead_ns"].as_f64().unwrap() / cost["target_cpu_ns"].as_f64().unwrap();
+    assert!((share - want).abs() < 1e-9 && share > 0.0001, "{cost:#}");
+    let verdict = text.lines().find(|l| l.starts_with("VERDICT")).unwrap();
+    let line = text.lines().find(|l| l.contains("PROBE COST")).unwrap();
+    assert!(
+        verdict.contains("OVER BUDGET")
+            && line.contains("OVER BUDGET")
+            && line.contains("0.01% budget"),
+        "{verdict}\n{line}"
     );
 }

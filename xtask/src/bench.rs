@@ -1043,7 +1043,7 @@ fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(
         o,
-        "\n{} run(s) of {} s. A hit costs a trap; the budget duty-cycles the probes, and detaching (≈110 ms per uprobe, an SRCU grace period each) is counted as attached time, so short runs overshoot and long ones converge on the budget.\n",
+        "\n{} run(s) of {} s. A hit costs a trap; hot_step's probes alone cost far over 4× the budget, so it is detached for good within its first window (from 40 ms in; detaching ≈110 ms per uprobe, an SRCU grace period each, counted as attached time); functions between the budget and 4× it are duty-cycled.\n",
         r.uprobe.len(),
         r.sizes.uprobe_secs
     );

@@ -460,7 +460,9 @@ pub fn program_groups(
     let mut out = Vec::new();
     for ((program, base, kind, _), mut members) in by {
         let pids: BTreeSet<u32> = members.iter().map(|l| l.pid).collect();
-        if pids.len() < 2 {
+        // One copy per process, in two processes at least: a process with
+        // two such locks keeps its rows (they are different locks).
+        if pids.len() < 2 || pids.len() != members.len() {
             continue;
         }
         members.sort_by(|a, b| b.contentions.cmp(&a.contentions).then(a.pid.cmp(&b.pid)));
@@ -742,7 +744,15 @@ pub fn same_frames_merged(list: Vec<Site>) -> Vec<Site> {
                 o.count += site.count;
                 o.wait_ns += site.wait_ns;
                 o.samples += site.samples;
-                o.threads.extend(site.threads);
+                for t in site.threads {
+                    match o.threads.iter_mut().find(|x| x.tid == t.tid) {
+                        Some(x) => {
+                            x.count += t.count;
+                            x.wait_ns += t.wait_ns;
+                        }
+                        None => o.threads.push(t),
+                    }
+                }
             }
             None => out.push(site),
         }

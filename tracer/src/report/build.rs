@@ -83,7 +83,7 @@ pub fn build(
 
     // Futex words in shared memory used as shared futexes are one lock
     // across processes, as the kernel keys them: by mapped object and
-    // offset. Each key maps to its lock's first (lowest pid) key.
+    // offset. Each key maps to the key its lock is shown under.
     let shared = shared_words(snap, procs);
     let canon = |k: LockKey| shared.get(&k).map_or(k, |(c, _)| *c);
     let mut members: BTreeMap<LockKey, Vec<LockKey>> = BTreeMap::new();
@@ -355,24 +355,32 @@ pub fn build(
     let kallsyms = crate::kallsyms::Kallsyms::load();
     // One row per kernel lock (address and type), with each process's part:
     // a lock in the kernel is the same lock whoever contends it.
-    let mut klocks: BTreeMap<(u64, u32), KernelLock> = BTreeMap::new();
+    // Keyed by kind, not flags: a mutex that spins, then sleeps, is one.
+    let mut klocks: BTreeMap<(u64, String), KernelLock> = BTreeMap::new();
     for (k, v) in &snap.klocks {
+        let kind = crate::kallsyms::lock_kind(k.flags);
         let l = klocks
-            .entry((k.addr, k.flags))
+            .entry((k.addr, kind.clone()))
             .or_insert_with(|| KernelLock {
                 address: format!("{:#x}", k.addr),
                 symbol: kallsyms.name(k.addr),
-                kind: crate::kallsyms::lock_kind(k.flags),
+                kind,
                 ..Default::default()
             });
         l.contentions += v.count;
         l.total_ns += v.total_ns;
         l.max_ns = l.max_ns.max(v.max_ns);
-        l.processes.push(KernelLockShare {
-            pid: k.tgid,
-            contentions: v.count,
-            total_ns: v.total_ns,
-        });
+        match l.processes.iter_mut().find(|p| p.pid == k.tgid) {
+            Some(p) => {
+                p.contentions += v.count;
+                p.total_ns += v.total_ns;
+            }
+            None => l.processes.push(KernelLockShare {
+                pid: k.tgid,
+                contentions: v.count,
+                total_ns: v.total_ns,
+            }),
+        }
     }
     let mut kernel_locks: Vec<KernelLock> = klocks
         .into_values()
@@ -467,9 +475,9 @@ pub fn build(
                     || !functions.iter().all(|f| f.detached_early.is_some()))
             {
                 format!(
-                    "; attached {:.0}% of the run to stay within the {:.1}% budget, so call counts are scaled by {:.2}",
+                    "; attached {:.0}% of the run to stay within the {}% budget, so call counts are scaled by {:.2}",
                     100.0 * c.attached_fraction,
-                    c.budget_pct.unwrap_or(100.0),
+                    super::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
                     1.0 / c.attached_fraction.max(1e-9)
                 )
             } else {
@@ -843,6 +851,8 @@ fn functions(
             // A function detached early: the rate measured in its window
             // (its hits may go on while it is detached), extrapolated.
             calls_per_s: early.map_or(st.calls as f64 / attached, |d| d.calls_per_s),
+            // (detached early: a lower bound, the probes slowed the calls
+            // they counted)
             calls_estimated: match early {
                 Some(d) => ((d.calls_per_s * duration_s).round() as u64).max(st.calls),
                 None => (st.calls as f64 / fraction.max(1e-9)).round() as u64,
@@ -1139,7 +1149,7 @@ struct Word {
 /// The channels that are one shared futex: each key whose calls were not
 /// private and whose word lies in a shared mapping of its process, with
 /// the key the lock is shown under (the process that waited most on it,
-/// then the lowest pid) and the word.
+/// then the lowest pid), and the word.
 fn shared_words(
     snap: &Snapshot,
     procs: &BTreeMap<u32, ProcessInfo>,
@@ -1207,8 +1217,12 @@ fn shared_label(w: &Word) -> String {
 
 /// The per-process split of a shared lock.
 fn shared_word(w: &Word, keys: &[LockKey], threads: &[LockThread]) -> SharedWord {
+    // One entry per process (a process may map the object twice: its
+    // first address is shown, its threads counted once).
+    let mut seen = std::collections::BTreeSet::new();
     let mut processes: Vec<ProcessShare> = keys
         .iter()
+        .filter(|k| seen.insert(k.tgid))
         .map(|k| {
             let mine = threads.iter().filter(|t| t.pid == k.tgid);
             let mut p = ProcessShare {

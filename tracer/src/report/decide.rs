@@ -317,6 +317,15 @@ pub fn mark_incomplete(v: &mut Verdict, inc: Incomplete) {
     v.incomplete = Some(inc);
 }
 
+/// A budget as the user wrote it: `5.0`, `0.01`.
+pub fn budget_str(b: f64) -> String {
+    if b >= 0.1 {
+        format!("{b:.1}")
+    } else {
+        format!("{b}")
+    }
+}
+
 /// Above this estimated share of the targets' CPU, probes run without a
 /// budget get a warning (they slowed what they measured).
 const UNBUDGETED_WARN: f64 = 0.10;
@@ -328,7 +337,8 @@ pub fn probe_cost_warning(c: &ProbeCost) -> Option<String> {
     let share = 100.0 * c.estimated_share;
     match c.budget_pct {
         Some(b) if c.over_budget => Some(format!(
-            "OVER BUDGET: the probes cost ≈{share:.1}% of the targets' CPU, over the {b:.1}% budget, so the target ran slower while probed"
+            "OVER BUDGET: the probes cost ≈{share:.1}% of the targets' CPU, over the {}% budget, so the target ran slower while probed",
+            budget_str(b)
         )),
         None if c.estimated_share > UNBUDGETED_WARN => Some(format!(
             "the probes cost ≈{share:.0}% of the targets' CPU and slowed the target while probed: --probe-budget 5% bounds it"

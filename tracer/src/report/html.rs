@@ -338,7 +338,7 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
                 w.offset,
                 w.processes
                     .iter()
-                    .map(|p| format!("pid {} {} waits {} wakes", p.pid, human_count(p.contentions), human_count(p.woken)))
+                    .map(|p| format!("pid {} {} waits, woke {}", p.pid, human_count(p.contentions), human_count(p.woken)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

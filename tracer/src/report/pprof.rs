@@ -224,7 +224,7 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
             p.mapping.push(proto::Mapping {
                 id: p.mapping.len() as u64 + 1,
                 memory_start: bias,
-                memory_limit: addr + 1,
+                memory_limit: addr.saturating_add(1),
                 file_offset: 0,
                 filename: strings.id(module),
                 build_id: strings.id(build_ids.get(module.as_str()).copied().unwrap_or("")),
@@ -233,7 +233,7 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
             p.mapping.len() - 1
         });
         let m = &mut p.mapping[i];
-        m.memory_limit = m.memory_limit.max(addr + 1);
+        m.memory_limit = m.memory_limit.max(addr.saturating_add(1));
         m.has_functions |= f.symbol.is_some();
         m.has_filenames |= f.file.is_some();
         m.has_line_numbers |= f.line.is_some();

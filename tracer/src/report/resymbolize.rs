@@ -39,7 +39,12 @@ fn debug_file(m: &Module, dirs: &[PathBuf]) -> Option<PathBuf> {
     all.push("/usr/lib/debug".into());
     let mut candidates = Vec::new();
     for d in &all {
-        if let Some(id) = m.build_id.as_deref().filter(|id| id.len() > 2) {
+        // A build id from the JSON is used only if it is hex.
+        if let Some(id) = m
+            .build_id
+            .as_deref()
+            .filter(|id| id.len() > 2 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             candidates.push(
                 d.join(".build-id")
                     .join(&id[..2])
@@ -67,8 +72,8 @@ fn debug_file(m: &Module, dirs: &[PathBuf]) -> Option<PathBuf> {
 fn vaddr(m: &Module, file_offset: u64) -> Option<u64> {
     m.segments
         .iter()
-        .find(|[off, _, size]| *off <= file_offset && file_offset < off + size)
-        .map(|[off, va, _]| va + (file_offset - off))
+        .find(|[off, _, size]| *off <= file_offset && file_offset < off.saturating_add(*size))
+        .and_then(|[off, va, _]| va.checked_add(file_offset - off))
 }
 
 /// Names every unnamed frame it can, in place.

@@ -512,7 +512,7 @@ fn lock_lines(o: &mut String, l: &Lock) {
             .take(6)
             .map(|p| {
                 format!(
-                    "pid {} {} waits, {} wakes",
+                    "pid {} {} waits, woke {}",
                     p.pid,
                     human_count(p.contentions),
                     human_count(p.woken)
@@ -871,14 +871,16 @@ fn functions(o: &mut String, r: &Report, top: usize) {
         if let Some(d) = &f.detached_early {
             let _ = writeln!(
                 o,
-                "      DETACHED after {:.2} s: {} calls/s while probed, its probes alone cost {:.0}% of the targets' CPU (over the {:.1}% budget); counts are from then, ≈{} over the run at that rate",
+                "      DETACHED after {:.2} s: {} calls/s while probed, its probes alone cost {:.0}% of the targets' CPU (over the {}% budget); counts are from then, at least {} over the run at that rate (the probes slowed it)",
                 d.after_s,
                 human_rate(d.calls_per_s),
                 100.0 * d.share,
-                r.probe_cost
-                    .as_ref()
-                    .and_then(|c| c.budget_pct)
-                    .unwrap_or(0.0),
+                super::decide::budget_str(
+                    r.probe_cost
+                        .as_ref()
+                        .and_then(|c| c.budget_pct)
+                        .unwrap_or(0.0)
+                ),
                 human_count(f.calls_estimated)
             );
         }
@@ -919,10 +921,10 @@ fn functions(o: &mut String, r: &Report, top: usize) {
             !r.functions.is_empty() && r.functions.iter().all(|f| f.detached_early.is_some());
         let duty = if c.attached_fraction < 0.999 && !all_detached {
             format!(
-                " · attached {:.0}% of the run ({} windows, budget {:.1}%): counts ×{:.2} estimate the whole run",
+                " · attached {:.0}% of the run ({} windows, budget {}%): counts ×{:.2} estimate the whole run",
                 100.0 * c.attached_fraction,
                 c.windows,
-                c.budget_pct.unwrap_or(100.0),
+                super::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
                 1.0 / c.attached_fraction.max(1e-9)
             )
         } else {
