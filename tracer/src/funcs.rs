@@ -439,6 +439,8 @@ pub struct FnProbes {
     /// targets lived).
     cpu_start: u64,
     cpu_last: u64,
+    /// When `cpu_last` was last brought up to date.
+    cpu_read: Instant,
     /// Per process, (its CPU time when it joined, the most read since):
     /// an exited one keeps its last reading.
     cpu_seen: std::collections::HashMap<u32, (u64, u64)>,
@@ -459,6 +461,8 @@ const HOT_FACTOR: f64 = 4.0;
 /// a function that hot is detached without waiting for the window's end.
 const EARLY: Duration = Duration::from_millis(40);
 const EARLY_CPU_NS: u64 = 2_000_000;
+/// How often the targets' CPU time is read between windows.
+const CPU_EVERY: Duration = Duration::from_millis(200);
 /// Never attach for less than this share of the run.
 const MIN_DUTY: f64 = 0.005;
 
@@ -495,6 +499,7 @@ impl FnProbes {
             window_cpu: 0,
             cpu_start: 0,
             cpu_last: 0,
+            cpu_read: Instant::now(),
             cpu_seen,
             cpu_total: 0,
         }
@@ -716,7 +721,12 @@ impl FnProbes {
     /// development VM), so cycles are long and the budget holds over runs
     /// much longer than one cycle; the report shows the share achieved.
     pub fn tick(&mut self, probes: &mut Probes) -> Result<()> {
-        self.cpu_last = self.cpu_last.max(self.cpu_now());
+        // The targets' CPU, kept while they live: read every 200 ms, not
+        // every loop turn (one /proc pass per process and thread).
+        if self.cpu_read.elapsed() >= CPU_EVERY {
+            self.cpu_read = Instant::now();
+            self.cpu_last = self.cpu_last.max(self.cpu_now());
+        }
         let Some(budget) = self.budget else {
             return Ok(());
         };

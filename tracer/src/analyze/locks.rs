@@ -482,11 +482,7 @@ pub fn program_groups(
             g.members.push(l.label.clone());
             g.pids.push(l.pid);
             g.contentions += l.contentions;
-            g.outcomes.slept += l.outcomes.slept;
-            g.outcomes.eagain += l.outcomes.eagain;
-            g.outcomes.timed_out += l.outcomes.timed_out;
-            g.outcomes.interrupted += l.outcomes.interrupted;
-            g.outcomes.error += l.outcomes.error;
+            g.outcomes.add(&l.outcomes);
             g.wait.total_ns += l.wait.total_ns;
             g.wait.max_ns = g.wait.max_ns.max(l.wait.max_ns);
             g.threads += l.threads.iter().filter(|t| t.contentions > 0).count();
@@ -846,12 +842,7 @@ fn classes(logical: &mut [Lock], duration: f64, t: &Thresholds) -> Vec<LockClass
         for &i in &members {
             let l = &mut logical[i];
             c.contentions += l.contentions;
-            let (a, b) = (&mut c.outcomes, &l.outcomes);
-            a.slept += b.slept;
-            a.eagain += b.eagain;
-            a.timed_out += b.timed_out;
-            a.interrupted += b.interrupted;
-            a.error += b.error;
+            c.outcomes.add(&l.outcomes);
             c.wait.total_ns += l.wait.total_ns;
             c.wait.max_ns = c.wait.max_ns.max(l.wait.max_ns);
             for b in &l.histogram {

@@ -515,7 +515,7 @@ pub fn build(
         verdict.text.push_str(&format!(
             " · the busiest of {} processes of {} with this lock, each its own ({}/s in all)",
             g.pids.len(),
-            g.program.rsplit('/').next().unwrap_or(&g.program),
+            g.program_name(),
             super::text::human_rate(g.contentions_per_s)
         ));
     }

@@ -718,7 +718,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
                 .map(|g| {
                     vec![
                         esc(&g.label),
-                        esc(g.program.rsplit('/').next().unwrap_or(&g.program)),
+                        esc(g.program_name()),
                         human_rate(g.contentions_per_s),
                         format!("pid {} at {}/s", g.busiest_pid, human_rate(g.busiest_per_s)),
                         decision_badge(g.decision),

@@ -320,6 +320,13 @@ pub struct LockGroup {
     pub busiest_per_s: f64,
 }
 
+impl LockGroup {
+    /// The program's file name (`forking_server`).
+    pub fn program_name(&self) -> &str {
+        self.program.rsplit('/').next().unwrap_or(&self.program)
+    }
+}
+
 /// A wait channel's part in a logical lock (schema 1.5).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChannelShare {
@@ -492,6 +499,17 @@ pub struct Outcomes {
     pub timed_out: u64,
     pub interrupted: u64,
     pub error: u64,
+}
+
+impl Outcomes {
+    /// Adds another lock's outcomes (a class's or a group's sums).
+    pub fn add(&mut self, o: &Outcomes) {
+        self.slept += o.slept;
+        self.eagain += o.eagain;
+        self.timed_out += o.timed_out;
+        self.interrupted += o.interrupted;
+        self.error += o.error;
+    }
 }
 
 /// A distribution of durations: a lock's waits, a function's calls.

@@ -425,7 +425,7 @@ fn group_detail(o: &mut String, g: &super::model::LockGroup, busiest: &Lock) {
     let _ = writeln!(
         o,
         "      one lock per process of {} (pids {}{}): decided on the busiest, pid {} at {}/s, not on the sum (--per-process lists each)",
-        esc(g.program.rsplit('/').next().unwrap_or(&g.program)),
+        esc(g.program_name()),
         each.join(", "),
         if more > 0 {
             format!(", +{more} more")
