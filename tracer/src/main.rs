@@ -2,29 +2,17 @@
 //! lock-free redesign is worth it. See README.md and docs/.
 
 mod analyze;
-mod attach;
-mod baseline;
 mod cli;
-mod collect;
+mod cmd;
 mod compare;
-mod contention;
 mod exit;
-mod funcs;
 mod input;
-mod kallsyms;
+mod kernel;
 mod output;
-mod preflight;
 mod progress;
 mod report;
-mod resolve;
-mod retire;
-mod ring;
-mod session;
-mod symbolize;
-mod syscalls;
 mod target;
 mod ui;
-mod unwind;
 
 use clap::Parser as _;
 
@@ -146,9 +134,9 @@ fn main() {
     output::set_mode(cli.file_mode);
     input::set_max(cli.max_input_size);
     let result = match &cli.command {
-        cli::Command::Contention(args) => contention::run(args, cli.verbose),
+        cli::Command::Contention(args) => cmd::contention::run(args, cli.verbose),
         cli::Command::Compare(args) => compare::run(args),
-        cli::Command::Baseline(cmd) => baseline::run(cmd).map(|()| exit::Code::Ok),
+        cli::Command::Baseline(cmd) => cmd::baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();

@@ -13,11 +13,11 @@ use std::{
 use tracer_common::{LockThreadKey, LockThreadStats, counter};
 
 use crate::{
-    attach::Probes,
-    collect,
-    report::text::{human_count, human_ns, human_rate},
-    symbolize::Symbols,
-    target::ProcessInfo,
+    kernel::attach::Probes,
+    kernel::collect,
+    report::units::{human_count, human_ns, human_rate},
+    target::process::ProcessInfo,
+    target::symbolize::Symbols,
 };
 
 const EVERY: Duration = Duration::from_secs(1);

@@ -17,13 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tracer_common::futex_op;
 
 use super::implementations::{Decided, Kind};
-use crate::report::{
-    decide::decide,
-    hist::durations,
-    model::{
-        Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockGroup, LockSleeps,
-        LockThread, Site, Thresholds, WakerSite,
-    },
+use crate::analyze::{decide::decide, hist::durations};
+use crate::report::model::{
+    Bucket, ChannelShare, Decision, Latency, Lock, LockClass, LockGroup, LockSleeps, LockThread,
+    Site, Thresholds, WakerSite,
 };
 
 /// Sites kept per lock (every site counts; the report lists these).
@@ -678,8 +675,8 @@ fn gather(
             sleeps.runnable_ns as f64 / (sleeps.blocked_ns + sleeps.runnable_ns).max(1) as f64;
         sleeps.wakeup_latency = Latency {
             count: histogram.iter().map(|b| b.count).sum(),
-            p50_ns: crate::report::hist::percentile(&histogram, 50.0, max),
-            p99_ns: crate::report::hist::percentile(&histogram, 99.0, max),
+            p50_ns: crate::analyze::hist::percentile(&histogram, 50.0, max),
+            p99_ns: crate::analyze::hist::percentile(&histogram, 99.0, max),
             histogram,
         };
         l.sched = Some(sleeps);

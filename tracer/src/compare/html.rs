@@ -11,7 +11,7 @@ use crate::report::{
     chart::{self, Bar, esc},
     html::{decision_badge, decision_key, decision_text, page, program, rate_chart, table},
     model::Lock,
-    text::{human_ns, human_rate},
+    units::{human_ns, human_rate},
 };
 
 pub fn severity_color(s: Severity) -> &'static str {

@@ -19,12 +19,10 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    analyze::hist::durations,
     exit::{Code, fail},
     output::Out,
-    report::{
-        hist::durations,
-        model::{Bucket, Decision, Durations, Report},
-    },
+    report::model::{Bucket, Decision, Durations, Report},
 };
 use stats::{Summary, mann_whitney_p, summarize};
 
@@ -406,7 +404,7 @@ pub fn incomplete_of(r: &Report) -> Option<crate::report::model::Incomplete> {
     r.verdict
         .incomplete
         .clone()
-        .or_else(|| crate::report::decide::assess(&r.drops, &r.mode, None))
+        .or_else(|| crate::analyze::decide::assess(&r.drops, &r.mode, None))
 }
 
 /// The comparison of one metric of one entity.
@@ -811,8 +809,8 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
     let mut base = args.base.clone();
     let mut current = args.current.clone();
     if let Some(name) = &args.baseline {
-        base.push(crate::baseline::path_of(
-            &crate::baseline::dir(args.baseline_dir.as_deref()),
+        base.push(crate::cmd::baseline::path_of(
+            &crate::cmd::baseline::dir(args.baseline_dir.as_deref()),
             name,
         )?);
     }

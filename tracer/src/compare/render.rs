@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Comparison, MetricChange, Severity, severity_name};
-use crate::report::text::{clip, human_ns, human_rate};
+use crate::report::units::{clip, human_ns, human_rate};
 
 /// A metric's value in its unit (ns, share of time, or a rate); also used
 /// by `tracer contention --repeat`.

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{model::Bucket, text::clip};
+use super::{model::Bucket, units::clip};
 
 const WIDTH: f64 = 760.0;
 const LABEL_W: f64 = 250.0;
@@ -360,7 +360,7 @@ pub fn stacked(id: &str, rows: &[(String, Vec<f64>)], parts: &[(&str, &str)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::text::human_ns;
+    use crate::report::units::human_ns;
 
     #[test]
     fn log_scale_spans_whole_decades_and_clamps() {

@@ -11,7 +11,7 @@ use super::{
     chart::{self, Bar, esc},
     folded,
     model::{Decision, Durations, Lock, Report},
-    text::{human_count, human_ns, human_rate},
+    units::{human_count, human_ns, human_rate},
 };
 
 pub const STYLE: &str = r#"

@@ -1,13 +1,12 @@
-//! The contention decision report: model, decisions, renderers.
+//! The contention decision report: its model and its views (text, JSON,
+//! HTML, pprof, folded), and naming a saved run's frames offline.
 
-pub mod build;
 pub mod chart;
-pub mod decide;
 pub mod folded;
-pub mod hist;
 pub mod html;
 pub mod json;
 pub mod model;
 pub mod pprof;
 pub mod resymbolize;
 pub mod text;
+pub mod units;

@@ -14,10 +14,8 @@ use std::{
 use blazesym::symbolize::{Input, Symbolized, Symbolizer, source::Elf, source::Source};
 use serde_json::Value;
 
-use super::{
-    build::{elf_identity, frame_label, stripped_note},
-    model::{Frame, Module, Report},
-};
+use super::model::{Frame, Module, Report};
+use crate::analyze::build::{elf_identity, frame_label, stripped_note};
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -6,67 +6,8 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use super::model::{Decision, Lock, Report};
+use super::units::{clip, human_count, human_ns, human_rate};
 use crate::ui::esc;
-
-/// 812ns, 68.2µs, 4.21ms, 1.05s.
-pub fn human_ns(ns: u64) -> String {
-    let v = ns as f64;
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{}µs", sig3(v / 1e3))
-    } else if ns < 1_000_000_000 {
-        format!("{}ms", sig3(v / 1e6))
-    } else {
-        format!("{}s", sig3(v / 1e9))
-    }
-}
-
-/// Three significant digits, without trailing noise.
-fn sig3(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// 12,345 or 0.20 (rates under 10 keep two decimals).
-pub fn human_rate(r: f64) -> String {
-    if r < 10.0 {
-        format!("{r:.2}")
-    } else {
-        human_count(r.round() as u64)
-    }
-}
-
-/// 61725 → 61,725.
-pub fn human_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `s` cut to `width` characters, the last one an ellipsis when cut, with
-/// its control characters escaped (text from the target lands here).
-pub fn clip(s: &str, width: usize) -> String {
-    let s = &*crate::ui::esc(s);
-    if s.chars().count() <= width {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(width - 1).collect();
-        t.push('…');
-        t
-    }
-}
 
 /// "f ← g ← h": the first six frames of a stack, innermost first. A frame
 /// without a name is its module and file offset (`libfoo.so+0x1a2b`: the
@@ -528,7 +469,7 @@ fn lock_lines(o: &mut String, l: &Lock) {
         let _ = writeln!(o, "      per process: {}{more}", parts.join(" · "));
     }
     if let Some(s) = &l.sched {
-        let note = if super::decide::cpu_bound_note(l).is_some() {
+        let note = if crate::analyze::decide::cpu_bound_note(l).is_some() {
             " → woken waiters wait for a CPU, not the lock"
         } else {
             ""
@@ -875,7 +816,7 @@ fn functions(o: &mut String, r: &Report, top: usize) {
                 d.after_s,
                 human_rate(d.calls_per_s),
                 100.0 * d.share,
-                super::decide::budget_str(
+                crate::analyze::decide::budget_str(
                     r.probe_cost
                         .as_ref()
                         .and_then(|c| c.budget_pct)
@@ -887,8 +828,8 @@ fn functions(o: &mut String, r: &Report, top: usize) {
         if let Some(bytes) = f.bytes
             && f.calls > 0
         {
-            let p50 = super::hist::percentile(&f.size_histogram, 50.0, u64::MAX);
-            let p99 = super::hist::percentile(&f.size_histogram, 99.0, u64::MAX);
+            let p50 = crate::analyze::hist::percentile(&f.size_histogram, 50.0, u64::MAX);
+            let p99 = crate::analyze::hist::percentile(&f.size_histogram, 99.0, u64::MAX);
             let _ = writeln!(
                 o,
                 "      sizes: {} bytes requested, avg {}, p50 {} B, p99 {} B",
@@ -924,7 +865,7 @@ fn functions(o: &mut String, r: &Report, top: usize) {
                 " · attached {:.0}% of the run ({} windows, budget {}%): counts ×{:.2} estimate the whole run",
                 100.0 * c.attached_fraction,
                 c.windows,
-                super::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
+                crate::analyze::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
                 1.0 / c.attached_fraction.max(1e-9)
             )
         } else {
@@ -937,7 +878,7 @@ fn functions(o: &mut String, r: &Report, top: usize) {
             human_count(c.calls),
             human_ns(c.estimated_overhead_ns),
             100.0 * c.estimated_share,
-            match super::decide::probe_cost_warning(c) {
+            match crate::analyze::decide::probe_cost_warning(c) {
                 Some(w) if c.over_budget => format!(
                     " · {w} (measuring takes a window attached, and each probe's detach ≈110 ms while the others still fire: the run was too short for that, or the probes cost more than calibrated)"
                 ),

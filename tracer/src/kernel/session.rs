@@ -12,10 +12,10 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    attach::{LoadOptions, Probes},
-    collect::{self, Snapshot},
-    ring::{Event, RingReader},
-    target::ProcessInfo,
+    kernel::attach::{LoadOptions, Probes},
+    kernel::collect::{self, Snapshot},
+    kernel::ring::{Event, RingReader},
+    target::process::ProcessInfo,
 };
 
 /// /proc is re-read this often at first (to catch a short-lived command's
@@ -144,8 +144,8 @@ impl Session {
         // were traced is only known once the ring is drained at the end
         // (a fork's record may still be on its way), so `untraced` is
         // worked out then.
-        let tree = crate::target::process_tree();
-        for (root, pids) in crate::target::descendants_in(&tree, &self.roots) {
+        let tree = crate::target::process::process_tree();
+        for (root, pids) in crate::target::process::descendants_in(&tree, &self.roots) {
             if !self.exited.contains(&root) {
                 self.seen.entry(root).or_default().extend(pids);
             }
@@ -157,8 +157,8 @@ impl Session {
     /// it is being adopted). False when the target set filled up first.
     pub fn adopt_descendants(&mut self) -> bool {
         for _ in 0..16 {
-            let tree = crate::target::process_tree();
-            let new: Vec<u32> = crate::target::descendants_in(&tree, &self.roots)
+            let tree = crate::target::process::process_tree();
+            let new: Vec<u32> = crate::target::process::descendants_in(&tree, &self.roots)
                 .into_values()
                 .flatten()
                 .filter(|p| !self.known.contains(p) && !tree.get(p).is_some_and(|t| t.1))
@@ -170,7 +170,7 @@ impl Session {
                 if self.probes.add_target(pid).is_err() {
                     return false;
                 }
-                if !crate::preflight::alive(pid as i32) {
+                if !crate::kernel::preflight::alive(pid as i32) {
                     // Gone meanwhile: its pid must not stay traced.
                     self.probes.remove_target(pid);
                     continue;

@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     exit::{Code, fail},
-    preflight,
+    kernel::preflight,
 };
 
 /// A launched command waiting at the gate: it has forked but not exec'd.
@@ -366,7 +366,7 @@ impl ProcessInfo {
             && self.exe.as_ref() != Some(&exe)
         {
             // Read through the process's root (containers), once per exec.
-            self.runtime = runtime_of(&crate::unwind::host_path(self.pid, &exe));
+            self.runtime = runtime_of(&crate::target::unwind::host_path(self.pid, &exe));
             self.exe = Some(exe);
         }
         if let Ok(dir) = fs::read_dir(format!("{base}/task")) {
@@ -384,7 +384,7 @@ impl ProcessInfo {
     /// This process's file as seen from the tracer (through
     /// /proc/PID/root while the process lives, so containers work).
     pub fn host_path(&self, path: &std::path::Path) -> std::path::PathBuf {
-        crate::unwind::host_path(self.pid, path)
+        crate::target::unwind::host_path(self.pid, path)
     }
 
     pub fn mapping(&self, addr: u64) -> Option<&Mapping> {

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Decision, GoLock, Incomplete, Lock, LockClass, ProbeCost, Thresholds, Verdict};
-use super::text::{human_count, human_ns, human_rate};
+use crate::report::model::{
+    Decision, GoLock, Incomplete, Lock, LockClass, ProbeCost, Thresholds, Verdict,
+};
+use crate::report::units::{human_count, human_ns, human_rate};
 
 pub fn decide(rate: f64, t: &Thresholds) -> Decision {
     if rate > t.recommend_at {
@@ -371,7 +373,7 @@ mod tests {
 
     #[test]
     fn runnable_waiters_make_it_a_cpu_problem() {
-        use super::super::model::LockSleeps;
+        use crate::report::model::LockSleeps;
         let t = Thresholds::default();
         let mut lock = Lock {
             label: "seq_mu".into(),
@@ -535,7 +537,7 @@ mod tests {
             label: label.into(),
             contentions_per_s: rate,
             decision: decide(rate, &t),
-            wait: super::super::model::Durations {
+            wait: crate::report::model::Durations {
                 total_ns: wait,
                 ..Default::default()
             },

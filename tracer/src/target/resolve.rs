@@ -12,7 +12,7 @@ use std::{
 
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use crate::{symbolize::demangle, target::ProcessInfo};
+use crate::{target::process::ProcessInfo, target::symbolize::demangle};
 
 /// One probe-able function.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl Resolver {
     pub fn find(&mut self, binaries: &[PathBuf], pattern: &str) -> Vec<Func> {
         let mut out: Vec<Func> = Vec::new();
         for bin in binaries {
-            let host = crate::unwind::host_path(self.pid, bin);
+            let host = crate::target::unwind::host_path(self.pid, bin);
             let Some(tab) = self.symtab(&host) else {
                 continue;
             };
@@ -143,7 +143,7 @@ impl Resolver {
         let want = pattern.replace(['*', '?'], "");
         let mut all: Vec<(usize, String)> = Vec::new();
         for bin in binaries {
-            let host = crate::unwind::host_path(self.pid, bin);
+            let host = crate::target::unwind::host_path(self.pid, bin);
             if let Some(tab) = self.symtab(&host) {
                 for (name, _, _) in &tab.funcs {
                     let bare = name.split('(').next().unwrap_or(name);
@@ -292,10 +292,12 @@ mod tests {
     #[test]
     fn own_function_resolves_to_its_file_offset() {
         // Referenced, so the linker keeps it in the test binary.
-        std::hint::black_box(crate::funcs::tracer_calibration_target(1));
+        std::hint::black_box(crate::kernel::uprobes::tracer_calibration_target(1));
         let me = ProcessInfo {
             pid: std::process::id(),
-            maps: crate::target::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap()),
+            maps: crate::target::process::parse_maps(
+                &std::fs::read_to_string("/proc/self/maps").unwrap(),
+            ),
             ..Default::default()
         };
         let bins = binaries(&me);

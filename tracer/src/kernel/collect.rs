@@ -14,7 +14,7 @@ use tracer_common::{
     counter, sched_state,
 };
 
-use crate::attach::Probes;
+use crate::kernel::attach::Probes;
 
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -43,8 +43,8 @@ pub struct Snapshot {
     pub read_errors: u64,
     /// Sampled waits unwound with .eh_frame (from the ring buffer, not a
     /// map: filled in by the caller).
-    pub unwound: crate::unwind::UnwoundByLock,
-    pub unwind_stats: crate::unwind::UnwindStats,
+    pub unwound: crate::target::unwind::UnwoundByLock,
+    pub unwind_stats: crate::target::unwind::UnwindStats,
     /// Probed functions: per (function, process), per call site, and
     /// latency/size histograms.
     pub fn_stats: Vec<(FnKey, FnStats)>,

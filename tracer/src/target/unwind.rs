@@ -21,7 +21,7 @@ use framehop::{
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
 use tracer_common::{UNWIND_HEADER, UNWIND_STACK, UnwindSample};
 
-use crate::target::ProcessInfo;
+use crate::target::process::ProcessInfo;
 
 /// Frames kept per unwound stack.
 const MAX_FRAMES: usize = 64;
@@ -343,7 +343,7 @@ impl Header {
 /// executable mappings.
 fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
     let mut unwinder = UnwinderX86_64::new();
-    let mut files: BTreeMap<&Path, Vec<&crate::target::Mapping>> = BTreeMap::new();
+    let mut files: BTreeMap<&Path, Vec<&crate::target::process::Mapping>> = BTreeMap::new();
     for m in &info.maps {
         if let Some(p) = &m.path {
             files.entry(p.as_path()).or_default().push(m);
@@ -366,7 +366,7 @@ fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
 fn module(
     file: &Path,
     name: &Path,
-    exec: &crate::target::Mapping,
+    exec: &crate::target::process::Mapping,
     avma: Range<u64>,
 ) -> Option<Module<Vec<u8>>> {
     // Through the process's root while it lives (containers); a process

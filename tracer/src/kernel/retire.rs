@@ -28,7 +28,7 @@ use tracer_common::{
     ThreadExit, ThreadSched,
 };
 
-use crate::{attach::Probes, collect::Snapshot};
+use crate::{kernel::attach::Probes, kernel::collect::Snapshot};
 
 /// Sweeps never take more than 1/SWEEP_BUDGET of a CPU: one that cost 2 ms
 /// spaces the next ones 40 ms apart (and at least MIN_GAP).

@@ -15,22 +15,19 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    attach::{LoadOptions, Probes},
+    analyze::build::{FnMeta, RunMeta},
     cli::{ContentionArgs, Mode},
     exit::{Code, fail},
-    funcs::{self, FnProbes},
+    kernel::attach::{LoadOptions, Probes},
+    kernel::preflight,
+    kernel::session::Session,
+    kernel::uprobes::{self, FnProbes},
     output::Out,
-    preflight,
     progress::Progress,
-    report::{
-        self,
-        build::{FnMeta, RunMeta},
-        model,
-    },
+    report::{self, model},
     say,
-    session::Session,
-    symbolize::Symbols,
-    target::{self, Launched, ProcessInfo},
+    target::process::{self, Launched, ProcessInfo},
+    target::symbolize::Symbols,
     ui,
 };
 
@@ -267,7 +264,7 @@ fn run_once(
     print_report: bool,
 ) -> Result<model::Report> {
     preflight::privileges()?;
-    target::check_pids(&args.pid)?;
+    process::check_pids(&args.pid)?;
     let stop = stop_flag()?;
 
     // Forks are followed with --pid too (a server forking its workers).
@@ -332,7 +329,7 @@ fn run_once(
     if let Some(l) = launched.as_mut() {
         l.release()?;
         // Its maps are the tracer's until it execs and libc is mapped.
-        target::wait_exec(l.pid as u32, Duration::from_millis(500));
+        process::wait_exec(l.pid as u32, Duration::from_millis(500));
         session.watch(l.pid as u32);
         fns.after_exec(args, l.pid as u32, &mut session.probes, &stop)?;
     }
@@ -404,7 +401,7 @@ fn run_once(
         mode: args.mode.name().to_string(),
         max_locks: args.max_locks,
     };
-    let report = report::build::build(
+    let report = crate::analyze::build::build(
         &snap,
         &procs,
         &mut Symbols::with_debug_dirs(&args.debug_dir),
@@ -577,7 +574,7 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
         detached: f
             .detached
             .iter()
-            .map(|d| crate::report::build::DetachedFn {
+            .map(|d| crate::analyze::build::DetachedFn {
                 id: d.id,
                 attached_s: d.attached.as_secs_f64(),
                 share: d.share,
@@ -635,13 +632,13 @@ impl FnSetup {
             // will need are calibrated, so tracing starts with them
             // attached and the calibration's calls do not compete with it.
             if !args.uprobes.is_empty() || args.alloc {
-                me.costs.pair = Some(funcs::calibrate(probes, "uprobe")?);
+                me.costs.pair = Some(uprobes::calibrate(probes, "uprobe")?);
             }
             let go = !args.no_go_mutex
-                && crate::target::which(&args.command[0])
-                    .is_some_and(|exe| crate::target::runtime_of(&exe) == Some("go"));
+                && crate::target::process::which(&args.command[0])
+                    .is_some_and(|exe| crate::target::process::runtime_of(&exe) == Some("go"));
             if go {
-                me.costs.go = Some(funcs::calibrate(probes, funcs::GO_ROLE)?);
+                me.costs.go = Some(uprobes::calibrate(probes, uprobes::GO_ROLE)?);
             }
         }
         Ok(me)
@@ -722,13 +719,13 @@ fn log_own_cost() {
 }
 
 /// Resolves --uprobe and --alloc in a target's binaries.
-fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<funcs::Planned>> {
+fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<uprobes::Planned>> {
     let mut info = ProcessInfo {
         pid,
         ..Default::default()
     };
     info.refresh();
-    funcs::plan(args, &info, stop)
+    uprobes::plan(args, &info, stop)
 }
 
 /// Calibrates what a hit costs for the roles planned (unless it was
@@ -736,7 +733,7 @@ fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<fun
 /// None when nothing is planned.
 fn start_fn_probes(
     args: &ContentionArgs,
-    planned: Vec<funcs::Planned>,
+    planned: Vec<uprobes::Planned>,
     roots: &[u32],
     known: &mut Costs,
     probes: &mut Probes,
@@ -744,17 +741,17 @@ fn start_fn_probes(
     if planned.is_empty() {
         return Ok(None);
     }
-    let (go, pairs): (Vec<&funcs::Planned>, Vec<&funcs::Planned>) =
-        planned.iter().partition(|p| p.role == funcs::GO_ROLE);
+    let (go, pairs): (Vec<&uprobes::Planned>, Vec<&uprobes::Planned>) =
+        planned.iter().partition(|p| p.role == uprobes::GO_ROLE);
     let mut costs = (0.0, 0.0);
     if !pairs.is_empty() {
         costs.0 = match known.pair {
             Some(c) => c,
-            None => *known.pair.insert(funcs::calibrate(probes, "uprobe")?),
+            None => *known.pair.insert(uprobes::calibrate(probes, "uprobe")?),
         };
         say!(
             "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
-            report::text::human_ns(costs.0 as u64)
+            report::units::human_ns(costs.0 as u64)
         );
         let names: Vec<&str> = pairs.iter().map(|p| p.func.name.as_str()).collect();
         say!(
@@ -767,13 +764,15 @@ fn start_fn_probes(
     if !go.is_empty() {
         costs.1 = match known.go {
             Some(c) => c,
-            None => *known.go.insert(funcs::calibrate(probes, funcs::GO_ROLE)?),
+            None => *known
+                .go
+                .insert(uprobes::calibrate(probes, uprobes::GO_ROLE)?),
         };
         let names: Vec<&str> = go.iter().map(|p| p.func.name.as_str()).collect();
         say!(
             "tracer: a Go program: probing the entries of its lock slow paths ({}), ≈{} per contended entry (calibrated now; --no-go-mutex to skip)",
             names.join(", "),
-            report::text::human_ns(costs.1 as u64)
+            report::units::human_ns(costs.1 as u64)
         );
     }
     if let Some(b) = args.probe_budget {

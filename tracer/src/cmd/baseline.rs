@@ -12,7 +12,7 @@ use crate::{
     cli::BaselineCommand,
     compare,
     exit::{Code, fail},
-    report::text::human_rate,
+    report::units::human_rate,
     ui::esc,
 };
 

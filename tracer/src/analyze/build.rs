@@ -7,17 +7,17 @@ use tracer_common::{LockKey, NO_STACK, STACK_ALL_FIRST, SiteStats, counter, outc
 use super::{
     decide::{decide, verdict},
     hist::{buckets, durations, percentile},
-    model::*,
 };
+use crate::report::model::*;
 use crate::{
     analyze::{
         implementations::{self, Decided, Kind},
         locks::{self, Channel, Part},
     },
-    collect::Snapshot,
-    symbolize::Symbols,
-    target::ProcessInfo,
-    unwind::Unwound,
+    kernel::collect::Snapshot,
+    target::process::ProcessInfo,
+    target::symbolize::Symbols,
+    target::unwind::Unwound,
 };
 
 /// Sites symbolized per lock (all are counted; JSON lists these).
@@ -302,7 +302,7 @@ pub fn build(
     let mut other_sleep: HashMap<u32, Vec<SyscallTime>> = HashMap::new();
     for (k, v) in &snap.syscall_sleep {
         other_sleep.entry(k.tid).or_default().push(SyscallTime {
-            syscall: crate::syscalls::name(k.nr),
+            syscall: crate::target::syscalls::name(k.nr),
             sleeps: v.sleeps,
             sleep_ns: v.sleep_ns,
         });
@@ -352,13 +352,13 @@ pub fn build(
         .collect();
     threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
 
-    let kallsyms = crate::kallsyms::Kallsyms::load();
+    let kallsyms = crate::target::kallsyms::Kallsyms::load();
     // One row per kernel lock (address and type), with each process's part:
     // a lock in the kernel is the same lock whoever contends it.
     // Keyed by kind, not flags: a mutex that spins, then sleeps, is one.
     let mut klocks: BTreeMap<(u64, String), KernelLock> = BTreeMap::new();
     for (k, v) in &snap.klocks {
-        let kind = crate::kallsyms::lock_kind(k.flags);
+        let kind = crate::target::kallsyms::lock_kind(k.flags);
         let l = klocks
             .entry((k.addr, kind.clone()))
             .or_insert_with(|| KernelLock {
@@ -465,10 +465,10 @@ pub fn build(
     if let Some(c) = &probe_cost {
         limitations.push(format!(
             "Function probes cost ≈{} per call here (entry + return, measured at start-up): {} calls ≈ {} of the targets' {} on-CPU time ({:.1}%){}.",
-            super::text::human_ns(c.per_call_ns as u64),
+            crate::report::units::human_ns(c.per_call_ns as u64),
             c.calls,
-            super::text::human_ns(c.estimated_overhead_ns),
-            super::text::human_ns(c.target_cpu_ns),
+            crate::report::units::human_ns(c.estimated_overhead_ns),
+            crate::report::units::human_ns(c.target_cpu_ns),
             100.0 * c.estimated_share,
             if c.attached_fraction < 0.999
                 && (functions.is_empty()
@@ -491,10 +491,11 @@ pub fn build(
         Some(fm) => go_locks(snap, procs, syms, fm, meta.duration_s, &thresholds),
         None => Vec::new(),
     };
-    let go_probed = meta
-        .functions
-        .as_ref()
-        .is_some_and(|fm| fm.planned.iter().any(|p| p.4 == crate::funcs::GO_ROLE));
+    let go_probed = meta.functions.as_ref().is_some_and(|fm| {
+        fm.planned
+            .iter()
+            .any(|p| p.4 == crate::kernel::uprobes::GO_ROLE)
+    });
     let lock_groups = locks::program_groups(
         &logical,
         |pid| {
@@ -516,7 +517,7 @@ pub fn build(
             " · the busiest of {} processes of {} with this lock, each its own ({}/s in all)",
             g.pids.len(),
             g.program_name(),
-            super::text::human_rate(g.contentions_per_s)
+            crate::report::units::human_rate(g.contentions_per_s)
         ));
     }
     super::decide::consider_go(
@@ -671,7 +672,7 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
         .map(|(path, frames)| {
             let file = pids
                 .iter()
-                .map(|&pid| crate::unwind::host_path(pid, std::path::Path::new(path)))
+                .map(|&pid| crate::target::unwind::host_path(pid, std::path::Path::new(path)))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| path.into());
             let id = elf_identity(&file);
@@ -791,7 +792,7 @@ fn functions(
             ),
             None => (attached, fraction),
         };
-        if role == crate::funcs::GO_ROLE {
+        if role == crate::kernel::uprobes::GO_ROLE {
             // Go's slow paths are locks (go_locks), not functions timed.
             go_calls += snap
                 .fn_stats
@@ -924,7 +925,11 @@ fn go_locks(
     let empty = ProcessInfo::default();
     // (pid, type, call site) → (hits, sleeps, frames of the top stack, its hits)
     let mut by: BTreeMap<(u32, String, String), (u64, u64, Vec<Frame>, u64)> = BTreeMap::new();
-    for (id, name, ..) in fm.planned.iter().filter(|p| p.4 == crate::funcs::GO_ROLE) {
+    for (id, name, ..) in fm
+        .planned
+        .iter()
+        .filter(|p| p.4 == crate::kernel::uprobes::GO_ROLE)
+    {
         let sem = name.ends_with("runtime_SemacquireMutex");
         let sites = snap.fn_sites.iter().filter_map(|(k, v)| {
             let (fn_id, stack_id, caller) = tracer_common::probe::stack_site(k)?;

@@ -18,11 +18,11 @@ use aya::{
 use tracer_common::{FnKey, FnStats, probe};
 
 use crate::{
-    attach::Probes,
     cli::ContentionArgs,
     exit::{Code, fail},
-    resolve::{self, Func, Resolver},
-    target::ProcessInfo,
+    kernel::attach::Probes,
+    target::process::ProcessInfo,
+    target::resolve::{self, Func, Resolver},
 };
 
 /// One function to probe.
@@ -296,7 +296,7 @@ pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
     // the executable: no symbol table is read (a debug build's takes
     // seconds, while a launched command waits at the gate).
     let addr = tracer_calibration_target as *const () as u64;
-    let maps = crate::target::parse_maps(
+    let maps = crate::target::process::parse_maps(
         &std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?,
     );
     let (path, offset) = maps
@@ -350,9 +350,9 @@ pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
 /// entry only.
 fn programs(role: &str) -> &'static [&'static str] {
     if role == GO_ROLE {
-        &[crate::attach::GO_UPROBE]
+        &[crate::kernel::attach::GO_UPROBE]
     } else {
-        &crate::attach::UPROBES
+        &crate::kernel::attach::UPROBES
     }
 }
 
@@ -511,7 +511,9 @@ impl FnProbes {
         for (i, pid) in self.pids.clone().into_iter().enumerate() {
             match self.attach_to(probes, pid) {
                 // A root that has exited (of several) ends nothing.
-                Err(e) if i < self.roots && crate::preflight::alive(pid as i32) => return Err(e),
+                Err(e) if i < self.roots && crate::kernel::preflight::alive(pid as i32) => {
+                    return Err(e);
+                }
                 Err(e) => log::debug!("function probes in pid {pid}: {e:#}"),
                 Ok(()) => {}
             }
@@ -680,10 +682,10 @@ impl FnProbes {
             // Entry probes first: a function's calls are counted until its
             // entry probe is detached (each detach waits ≈110 ms, and the
             // probes not yet detached go on firing meanwhile).
-            gone.sort_by_key(|(id, name, _)| (*name == crate::attach::UPROBES[1], *id));
+            gone.sort_by_key(|(id, name, _)| (*name == crate::kernel::attach::UPROBES[1], *id));
             for (id, name, link) in gone {
                 detach(probes, vec![(name, link)]);
-                if name != crate::attach::UPROBES[1]
+                if name != crate::kernel::attach::UPROBES[1]
                     && let Some(d) = hot.iter_mut().find(|d| d.id == id)
                 {
                     d.attached = self.on_time + self.on_since.map_or(window, |t| t.elapsed());

@@ -15,7 +15,7 @@ use blazesym::symbolize::{
 };
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use crate::{report::model::Frame, target::ProcessInfo};
+use crate::{report::model::Frame, target::process::ProcessInfo};
 
 const PAGE: u64 = 4096;
 

@@ -1,6 +1,6 @@
 //! Percentiles from the kernel's log-linear histogram buckets.
 
-use super::model::{Bucket, Durations};
+use crate::report::model::{Bucket, Durations};
 
 /// The p-th percentile (0 < p ≤ 100) of the values in `buckets` (sorted by
 /// `lo_ns`), by nearest rank, interpolated linearly inside its bucket and

@@ -21,9 +21,9 @@ use aya::maps::{MapData, RingBuf};
 use tracer_common::{ForkRecord, ProcessGone, ThreadExit, record};
 
 use crate::{
-    attach::Probes,
-    retire::{Janitor, Retired},
-    unwind::Unwinding,
+    kernel::attach::Probes,
+    kernel::retire::{Janitor, Retired},
+    target::unwind::Unwinding,
 };
 
 /// What the main loop hears from the kernel.

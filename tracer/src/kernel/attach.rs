@@ -14,7 +14,7 @@ use tracer_common::tp;
 
 use crate::{
     exit::{Code, fail},
-    preflight,
+    kernel::preflight,
 };
 
 /// The kernel programs, built by build.rs from `tracer-ebpf`.
