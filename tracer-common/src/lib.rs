@@ -8,6 +8,92 @@
 
 use core::mem::size_of;
 
+/// Names of the kernel object's programs, maps and load-time globals, as
+/// userspace looks them up. The kernel side declares each by its Rust name
+/// (`#[map]` statics, `#[no_mangle]` functions and globals); a unit test in
+/// the loader checks every name here exists in the built object, and every
+/// program in the object is listed here.
+pub mod names {
+    /// Programs: the futex syscalls' entries and the shared exit.
+    pub const SYS_ENTER_FUTEX: &str = "sys_enter_futex";
+    pub const SYS_ENTER_FUTEX_WAIT: &str = "sys_enter_futex_wait";
+    pub const SYS_ENTER_FUTEX_WAITV: &str = "sys_enter_futex_waitv";
+    pub const SYS_ENTER_FUTEX_WAKE: &str = "sys_enter_futex_wake";
+    pub const SYS_EXIT_FUTEX: &str = "sys_exit_futex";
+    /// Programs: kernel lock contention.
+    pub const CONTENTION_BEGIN: &str = "contention_begin";
+    pub const CONTENTION_END: &str = "contention_end";
+    /// Programs: forks and process exits.
+    pub const TASK_NEWTASK: &str = "task_newtask";
+    pub const SCHED_PROCESS_FREE: &str = "sched_process_free";
+    /// Programs: the scheduler hooks, as tp_btf and their raw_tp fallbacks
+    /// (the same name with `RAW_SUFFIX`).
+    pub const SCHED_SWITCH: &str = "sched_switch";
+    pub const SCHED_WAKEUP: &str = "sched_wakeup";
+    pub const SCHED_WAKEUP_NEW: &str = "sched_wakeup_new";
+    pub const SCHED_HOOKS: [&str; 3] = [SCHED_SWITCH, SCHED_WAKEUP, SCHED_WAKEUP_NEW];
+    pub const RAW_SUFFIX: &str = "_raw";
+    /// Programs: function probes (entry, return) and Go's lock entry.
+    pub const FN_ENTRY: &str = "fn_entry";
+    pub const FN_RETURN: &str = "fn_return";
+    pub const GO_LOCK_ENTRY: &str = "go_lock_entry";
+
+    /// Every program the object holds.
+    pub const PROGRAMS: [&str; 18] = [
+        SYS_ENTER_FUTEX,
+        SYS_ENTER_FUTEX_WAIT,
+        SYS_ENTER_FUTEX_WAITV,
+        SYS_ENTER_FUTEX_WAKE,
+        SYS_EXIT_FUTEX,
+        CONTENTION_BEGIN,
+        CONTENTION_END,
+        TASK_NEWTASK,
+        SCHED_PROCESS_FREE,
+        SCHED_SWITCH,
+        SCHED_WAKEUP,
+        SCHED_WAKEUP_NEW,
+        "sched_switch_raw",
+        "sched_wakeup_raw",
+        "sched_wakeup_new_raw",
+        FN_ENTRY,
+        FN_RETURN,
+        GO_LOCK_ENTRY,
+    ];
+
+    /// Maps.
+    pub const TARGETS: &str = "TARGETS";
+    pub const CONTROL: &str = "CONTROL";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const STACKS: &str = "STACKS";
+    pub const LOCK_THREADS: &str = "LOCK_THREADS";
+    pub const LOCK_HIST: &str = "LOCK_HIST";
+    pub const LOCK_SITES: &str = "LOCK_SITES";
+    pub const WAKE_SITES: &str = "WAKE_SITES";
+    pub const LOCK_SCHED: &str = "LOCK_SCHED";
+    pub const THREAD_SCHED: &str = "THREAD_SCHED";
+    pub const SYSCALL_SLEEP: &str = "SYSCALL_SLEEP";
+    pub const RUNQ_HIST: &str = "RUNQ_HIST";
+    pub const KLOCKS: &str = "KLOCKS";
+    pub const FN_START: &str = "FN_START";
+    pub const FN_STATS: &str = "FN_STATS";
+    pub const FN_SITES: &str = "FN_SITES";
+    pub const FN_HIST: &str = "FN_HIST";
+
+    /// Load-time globals.
+    pub const TARGET_TGID: &str = "TARGET_TGID";
+    pub const ONLY_FIRST: &str = "ONLY_FIRST";
+    pub const FOLLOW_FORKS: &str = "FOLLOW_FORKS";
+    pub const STACK_EVERY: &str = "STACK_EVERY";
+    pub const UNWIND_RATE: &str = "UNWIND_RATE";
+    pub const SCHED_ONLY: &str = "SCHED_ONLY";
+    pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+
+    /// The kernel keeps the first 15 bytes of a program's name (bpftool
+    /// and /proc/PID/fdinfo show those).
+    pub const KERNEL_NAME_LEN: usize = 15;
+}
+
 /// Tracepoint record offsets we read directly from the context, as the
 /// kernel's `format` files describe them. They have been stable since syscall
 /// tracepoints were introduced (common header 8 bytes, `__syscall_nr` at 8,

@@ -9,6 +9,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
+use tracer_common::names;
 
 use tracer_common::{LockThreadKey, LockThreadStats, counter};
 
@@ -173,7 +174,7 @@ pub fn totals(probes: &Probes) -> Totals {
     let mut errors = 0;
     let entries: Vec<(LockThreadKey, LockThreadStats)> = probes
         .bpf
-        .map("LOCK_THREADS")
+        .map(names::LOCK_THREADS)
         .and_then(|m| collect::read_all(m, &mut errors).ok())
         .unwrap_or_default();
     let mut per_lock: HashMap<(u64, u32), (u64, u64)> = HashMap::new();

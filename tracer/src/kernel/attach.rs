@@ -3,6 +3,7 @@
 //! detaches when `Probes` is dropped or the process dies, however it dies.
 
 use std::time::{Duration, Instant};
+use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -31,73 +32,73 @@ struct HookSpec {
 
 const HOOKS: &[HookSpec] = &[
     HookSpec {
-        program: "sys_enter_futex",
+        program: names::SYS_ENTER_FUTEX,
         event: "syscalls/sys_enter_futex",
         required: true,
         why: "futex(2) waits and wakes",
     },
     HookSpec {
-        program: "sys_exit_futex",
+        program: names::SYS_EXIT_FUTEX,
         event: "syscalls/sys_exit_futex",
         required: true,
         why: "futex(2) waits and wakes",
     },
     HookSpec {
-        program: "sys_enter_futex_wait",
+        program: names::SYS_ENTER_FUTEX_WAIT,
         event: "syscalls/sys_enter_futex_wait",
         required: false,
         why: "futex_wait(2), Linux 6.7+",
     },
     HookSpec {
-        program: "sys_exit_futex",
+        program: names::SYS_EXIT_FUTEX,
         event: "syscalls/sys_exit_futex_wait",
         required: false,
         why: "futex_wait(2), Linux 6.7+",
     },
     HookSpec {
-        program: "sys_enter_futex_waitv",
+        program: names::SYS_ENTER_FUTEX_WAITV,
         event: "syscalls/sys_enter_futex_waitv",
         required: false,
         why: "futex_waitv(2), Linux 5.16+",
     },
     HookSpec {
-        program: "sys_exit_futex",
+        program: names::SYS_EXIT_FUTEX,
         event: "syscalls/sys_exit_futex_waitv",
         required: false,
         why: "futex_waitv(2), Linux 5.16+",
     },
     HookSpec {
-        program: "sys_enter_futex_wake",
+        program: names::SYS_ENTER_FUTEX_WAKE,
         event: "syscalls/sys_enter_futex_wake",
         required: false,
         why: "futex_wake(2), Linux 6.7+",
     },
     HookSpec {
-        program: "sys_exit_futex",
+        program: names::SYS_EXIT_FUTEX,
         event: "syscalls/sys_exit_futex_wake",
         required: false,
         why: "futex_wake(2), Linux 6.7+",
     },
     HookSpec {
-        program: "contention_begin",
+        program: names::CONTENTION_BEGIN,
         event: "lock/contention_begin",
         required: false,
         why: "kernel-lock contention",
     },
     HookSpec {
-        program: "contention_end",
+        program: names::CONTENTION_END,
         event: "lock/contention_end",
         required: false,
         why: "kernel-lock contention",
     },
     HookSpec {
-        program: "task_newtask",
+        program: names::TASK_NEWTASK,
         event: "task/task_newtask",
         required: false,
         why: "following forked children",
     },
     HookSpec {
-        program: "sched_process_free",
+        program: names::SCHED_PROCESS_FREE,
         event: "sched/sched_process_free",
         required: false,
         why: "processes that are gone leave the target set",
@@ -135,7 +136,7 @@ const LAYOUT: &[(&str, &str, usize)] = &[
 ];
 
 /// Scheduler hooks, BTF-typed tracepoints named after their kernel event.
-const SCHED_HOOKS: [&str; 3] = ["sched_switch", "sched_wakeup", "sched_wakeup_new"];
+use names::SCHED_HOOKS;
 
 /// Kernel struct offsets the programs need, read from BTF (Rust eBPF has no
 /// CO-RE).
@@ -227,9 +228,9 @@ pub struct LoadOptions {
 }
 
 /// The function-probe programs (uprobe.rs), attached per function.
-pub const UPROBES: [&str; 2] = ["fn_entry", "fn_return"];
+pub const UPROBES: [&str; 2] = [names::FN_ENTRY, names::FN_RETURN];
 /// The entry-only program for Go's lock slow paths.
-pub const GO_UPROBE: &str = "go_lock_entry";
+pub const GO_UPROBE: &str = names::GO_LOCK_ENTRY;
 
 pub struct Probes {
     pub bpf: Ebpf,
@@ -279,19 +280,19 @@ impl Probes {
         let only_first = u32::from(first_target.is_some() && single);
         let hist = max_locks.saturating_mul(tracer_common::limits::HIST_PER_LOCK);
         let mut bpf = EbpfLoader::new()
-            .override_global("FOLLOW_FORKS", &follow, true)
-            .override_global("STACK_EVERY", &stack_every, true)
-            .override_global("TARGET_TGID", &first, true)
-            .override_global("ONLY_FIRST", &only_first, true)
-            .override_global("TASK_PID_OFFSET", &task.pid, true)
-            .override_global("SCHED_ONLY", &u32::from(sched_only), true)
-            .override_global("UNWIND_RATE", &unwind_rate, true)
-            .map_max_entries("LOCK_THREADS", max_locks)
-            .map_max_entries("LOCK_SCHED", max_locks)
-            .map_max_entries("LOCK_SITES", max_locks)
-            .map_max_entries("WAKE_SITES", max_locks)
-            .map_max_entries("LOCK_HIST", hist)
-            .map_max_entries("RUNQ_HIST", hist)
+            .override_global(names::FOLLOW_FORKS, &follow, true)
+            .override_global(names::STACK_EVERY, &stack_every, true)
+            .override_global(names::TARGET_TGID, &first, true)
+            .override_global(names::ONLY_FIRST, &only_first, true)
+            .override_global(names::TASK_PID_OFFSET, &task.pid, true)
+            .override_global(names::SCHED_ONLY, &u32::from(sched_only), true)
+            .override_global(names::UNWIND_RATE, &unwind_rate, true)
+            .map_max_entries(names::LOCK_THREADS, max_locks)
+            .map_max_entries(names::LOCK_SCHED, max_locks)
+            .map_max_entries(names::LOCK_SITES, max_locks)
+            .map_max_entries(names::WAKE_SITES, max_locks)
+            .map_max_entries(names::LOCK_HIST, hist)
+            .map_max_entries(names::RUNQ_HIST, hist)
             .load(OBJECT)
             .map_err(|e| {
                 fail(
@@ -311,7 +312,7 @@ impl Probes {
         let t_load = Instant::now();
         for name in names {
             // Scheduler hooks are loaded below, one flavour each.
-            if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with("_raw") {
+            if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with(names::RAW_SUFFIX) {
                 continue;
             }
             if UPROBES.contains(&name.as_str()) || name == GO_UPROBE {
@@ -355,8 +356,11 @@ impl Probes {
 
     /// Adds a process to the target set.
     pub fn add_target(&mut self, tgid: u32) -> Result<()> {
-        let mut targets: HashMap<_, u32, u32> =
-            HashMap::try_from(self.bpf.map_mut("TARGETS").context("TARGETS map missing")?)?;
+        let mut targets: HashMap<_, u32, u32> = HashMap::try_from(
+            self.bpf
+                .map_mut(names::TARGETS)
+                .context("TARGETS map missing")?,
+        )?;
         targets.insert(tgid, 1, 0).context("adding a target pid")
     }
 
@@ -364,7 +368,7 @@ impl Probes {
     pub fn remove_target(&mut self, tgid: u32) {
         if let Some(Ok(mut targets)) = self
             .bpf
-            .map_mut("TARGETS")
+            .map_mut(names::TARGETS)
             .map(HashMap::<_, u32, u32>::try_from)
         {
             let _ = targets.remove(&tgid);
@@ -375,7 +379,9 @@ impl Probes {
     /// leave their entries in place from now on.
     pub fn begin_harvest(&mut self) -> Result<()> {
         let mut control: aya::maps::Array<_, u32> = aya::maps::Array::try_from(
-            self.bpf.map_mut("CONTROL").context("CONTROL map missing")?,
+            self.bpf
+                .map_mut(names::CONTROL)
+                .context("CONTROL map missing")?,
         )?;
         control
             .set(tracer_common::CONTROL_HARVESTING, 1, 0)
@@ -386,7 +392,7 @@ impl Probes {
     /// (processes that exited have left it).
     pub fn targets(&self) -> Vec<u32> {
         self.bpf
-            .map("TARGETS")
+            .map(names::TARGETS)
             .and_then(|m| HashMap::<_, u32, u32>::try_from(m).ok())
             .map(|t| t.keys().flatten().collect())
             .unwrap_or_default()
@@ -399,7 +405,7 @@ impl Probes {
         let tracefs = self.tracefs;
         for spec in HOOKS {
             let name = spec.event.replace('/', ":");
-            if spec.program == "task_newtask" && !follow_forks {
+            if spec.program == names::TASK_NEWTASK && !follow_forks {
                 continue;
             }
             if sched_only && spec.event.starts_with("syscalls/") {
@@ -467,7 +473,7 @@ impl Probes {
             } else {
                 let prog: &mut RawTracePoint = self
                     .bpf
-                    .program_mut(&format!("{name}_raw"))
+                    .program_mut(&format!("{name}{}", names::RAW_SUFFIX))
                     .context("program missing from the object")?
                     .try_into()?;
                 prog.attach(name).map(drop)
@@ -512,7 +518,7 @@ fn load_sched_hooks(bpf: &mut Ebpf, btf: &Btf, verbose: bool) -> Result<&'static
         }
     }
     for name in SCHED_HOOKS {
-        let raw = format!("{name}_raw");
+        let raw = format!("{name}{}", names::RAW_SUFFIX);
         let prog: &mut RawTracePoint = bpf
             .program_mut(&raw)
             .context("program vanished")?
@@ -548,4 +554,76 @@ fn load_error(name: &str, e: ProgramError, verbose: bool) -> anyhow::Error {
         );
     }
     fail(Code::Load, format!("loading program {name} failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::*;
+
+    /// The names userspace looks up (tracer_common::names) are the names
+    /// the kernel object declares, and every program in it is known.
+    #[test]
+    fn names_match_the_object() {
+        let obj = object::File::parse(OBJECT).expect("the embedded object parses");
+        let section_of = |sym: &object::Symbol| {
+            sym.section_index()
+                .and_then(|i| obj.section_by_index(i).ok())
+                .and_then(|s| s.name().ok().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let mut programs = Vec::new();
+        let mut others = Vec::new();
+        for sym in obj.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            let section = section_of(&sym);
+            // Programs live in sections named for their hook; helpers the
+            // compiler emitted (memcpy, …) live in .text.
+            if sym.kind() == object::SymbolKind::Text && sym.is_global() && section != ".text" {
+                programs.push(name.to_string());
+            } else if !section.is_empty() {
+                others.push(name.to_string());
+            }
+        }
+        programs.sort();
+        let mut want: Vec<String> = names::PROGRAMS.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(
+            programs, want,
+            "the object's programs are tracer_common::names::PROGRAMS"
+        );
+        for n in [
+            names::TARGETS,
+            names::CONTROL,
+            names::COUNTERS,
+            names::EVENTS,
+            names::STACKS,
+            names::LOCK_THREADS,
+            names::LOCK_HIST,
+            names::LOCK_SITES,
+            names::WAKE_SITES,
+            names::LOCK_SCHED,
+            names::THREAD_SCHED,
+            names::SYSCALL_SLEEP,
+            names::RUNQ_HIST,
+            names::KLOCKS,
+            names::FN_START,
+            names::FN_STATS,
+            names::FN_SITES,
+            names::FN_HIST,
+            names::TARGET_TGID,
+            names::ONLY_FIRST,
+            names::FOLLOW_FORKS,
+            names::STACK_EVERY,
+            names::UNWIND_RATE,
+            names::SCHED_ONLY,
+            names::TASK_PID_OFFSET,
+        ] {
+            assert!(
+                others.iter().any(|o| o == n),
+                "{n} is not in the object: {others:?}"
+            );
+        }
+    }
 }

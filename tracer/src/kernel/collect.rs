@@ -2,6 +2,7 @@
 //! the maps: the report is built from a `Snapshot`.
 
 use std::collections::BTreeMap;
+use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -65,24 +66,24 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     let map = |name: &str| bpf.map(name).with_context(|| format!("map {name} missing"));
     let errors = &mut snap.read_errors;
 
-    snap.lock_threads = read_all(map("LOCK_THREADS")?, errors)?;
-    snap.hist = read_all(map("LOCK_HIST")?, errors)?;
-    snap.sites = read_all(map("LOCK_SITES")?, errors)?;
-    snap.wake_sites = read_all(map("WAKE_SITES")?, errors)?;
-    snap.lock_sched = read_all(map("LOCK_SCHED")?, errors)?;
-    snap.syscall_sleep = read_all(map("SYSCALL_SLEEP")?, errors)?;
-    snap.klocks = read_all(map("KLOCKS")?, errors)?;
-    snap.runq = read_all(map("RUNQ_HIST")?, errors)?;
-    snap.fn_stats = read_all(map("FN_STATS")?, errors)?;
-    snap.fn_sites = read_all(map("FN_SITES")?, errors)?;
-    snap.fn_hist = read_all(map("FN_HIST")?, errors)?;
+    snap.lock_threads = read_all(map(names::LOCK_THREADS)?, errors)?;
+    snap.hist = read_all(map(names::LOCK_HIST)?, errors)?;
+    snap.sites = read_all(map(names::LOCK_SITES)?, errors)?;
+    snap.wake_sites = read_all(map(names::WAKE_SITES)?, errors)?;
+    snap.lock_sched = read_all(map(names::LOCK_SCHED)?, errors)?;
+    snap.syscall_sleep = read_all(map(names::SYSCALL_SLEEP)?, errors)?;
+    snap.klocks = read_all(map(names::KLOCKS)?, errors)?;
+    snap.runq = read_all(map(names::RUNQ_HIST)?, errors)?;
+    snap.fn_stats = read_all(map(names::FN_STATS)?, errors)?;
+    snap.fn_sites = read_all(map(names::FN_SITES)?, errors)?;
+    snap.fn_hist = read_all(map(names::FN_HIST)?, errors)?;
     let now = monotonic_ns();
-    snap.sched = read_all::<u32, ThreadSched>(map("THREAD_SCHED")?, errors)?;
+    snap.sched = read_all::<u32, ThreadSched>(map(names::THREAD_SCHED)?, errors)?;
     for (_, t) in &mut snap.sched {
         close_open_interval(t, now);
     }
 
-    let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map("STACKS")?)?;
+    let stacks: StackTraceMap<&MapData> = StackTraceMap::try_from(map(names::STACKS)?)?;
     let fn_stacks = snap
         .fn_sites
         .iter()
@@ -113,15 +114,15 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
     }
     snap.counters = counters(probes)?;
     let live = [
-        ("LOCK_THREADS", snap.lock_threads.len()),
-        ("LOCK_HIST", snap.hist.len()),
-        ("LOCK_SITES", snap.sites.len()),
-        ("WAKE_SITES", snap.wake_sites.len()),
-        ("LOCK_SCHED", snap.lock_sched.len()),
-        ("THREAD_SCHED", snap.sched.len()),
-        ("SYSCALL_SLEEP", snap.syscall_sleep.len()),
-        ("RUNQ_HIST", snap.runq.len()),
-        ("KLOCKS", snap.klocks.len()),
+        (names::LOCK_THREADS, snap.lock_threads.len()),
+        (names::LOCK_HIST, snap.hist.len()),
+        (names::LOCK_SITES, snap.sites.len()),
+        (names::WAKE_SITES, snap.wake_sites.len()),
+        (names::LOCK_SCHED, snap.lock_sched.len()),
+        (names::THREAD_SCHED, snap.sched.len()),
+        (names::SYSCALL_SLEEP, snap.syscall_sleep.len()),
+        (names::RUNQ_HIST, snap.runq.len()),
+        (names::KLOCKS, snap.klocks.len()),
     ];
     for (name, entries) in live {
         let capacity = match bpf.map(name) {
@@ -136,7 +137,10 @@ pub fn snapshot(probes: &Probes) -> Result<Snapshot> {
 
 /// The counters, summed over CPUs, indexed by `tracer_common::counter`.
 pub fn counters(probes: &Probes) -> Result<[u64; counter::COUNT as usize]> {
-    let map = probes.bpf.map("COUNTERS").context("map COUNTERS missing")?;
+    let map = probes
+        .bpf
+        .map(names::COUNTERS)
+        .context("map COUNTERS missing")?;
     let per_cpu: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
     let mut out = [0; counter::COUNT as usize];
     for (i, slot) in out.iter_mut().enumerate() {

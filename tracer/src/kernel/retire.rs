@@ -17,6 +17,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -93,11 +94,11 @@ fn handle(probes: &Probes, name: &str) -> Result<Map> {
 impl Janitor {
     pub fn new(probes: &Probes, waits: Arc<AtomicU64>) -> Result<Self> {
         Ok(Self {
-            lock_threads: handle(probes, "LOCK_THREADS")?,
-            thread_sched: handle(probes, "THREAD_SCHED")?,
-            syscall_sleep: handle(probes, "SYSCALL_SLEEP")?,
-            runq: handle(probes, "RUNQ_HIST")?,
-            fn_start: handle(probes, "FN_START")?,
+            lock_threads: handle(probes, names::LOCK_THREADS)?,
+            thread_sched: handle(probes, names::THREAD_SCHED)?,
+            syscall_sleep: handle(probes, names::SYSCALL_SLEEP)?,
+            runq: handle(probes, names::RUNQ_HIST)?,
+            fn_start: handle(probes, names::FN_START)?,
             fn_ids: Vec::new(),
             retired: Retired::default(),
             pending: HashMap::new(),

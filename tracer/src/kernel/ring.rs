@@ -15,6 +15,7 @@ use std::{
     thread::JoinHandle,
     time::Duration,
 };
+use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
@@ -67,7 +68,7 @@ impl RingReader {
         let janitor = Janitor::new(probes, Arc::clone(&retired_waits))?;
         let map = probes
             .bpf
-            .take_map("EVENTS")
+            .take_map(names::EVENTS)
             .context("EVENTS map missing")?;
         let ring = RingBuf::try_from(map).context("EVENTS is not a ring buffer")?;
         let stop = Arc::new(AtomicBool::new(false));

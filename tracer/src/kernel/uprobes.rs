@@ -9,6 +9,7 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
+use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -619,7 +620,7 @@ impl FnProbes {
         let mut out = std::collections::HashMap::new();
         if let Some(m) = probes
             .bpf
-            .map("FN_STATS")
+            .map(names::FN_STATS)
             .and_then(|m| HashMap::<_, FnKey, FnStats>::try_from(m).ok())
         {
             for (k, v) in m
