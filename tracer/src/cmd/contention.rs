@@ -3,13 +3,12 @@
 //! target exit), stop what was launched, build and write the report.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -18,16 +17,16 @@ use crate::{
     analyze::build::{FnMeta, RunMeta},
     cli::{ContentionArgs, Mode},
     exit::{Code, fail},
-    kernel::attach::{LoadOptions, Probes},
-    kernel::preflight,
-    kernel::session::Session,
-    kernel::uprobes::{self, FnProbes},
+    kernel::{
+        functions::FnOptions,
+        session::{Harvest, Options as SessionOptions, Session, Targets, Until},
+        uprobes::FnProbes,
+    },
     output::Out,
     progress::Progress,
     report::{self, model},
     say,
-    target::process::{self, Launched, ProcessInfo},
-    target::symbolize::Symbols,
+    target::{process::Launched, symbolize::Symbols},
     ui,
 };
 
@@ -256,6 +255,7 @@ fn repeat_table(reports: &[model::Report]) -> String {
     o
 }
 
+/// One tracing session and its report: trace, harvest, build, write.
 fn run_once(
     args: &ContentionArgs,
     verbose: bool,
@@ -263,154 +263,38 @@ fn run_once(
     out: &Outputs,
     print_report: bool,
 ) -> Result<model::Report> {
-    preflight::privileges()?;
-    process::check_pids(&args.pid)?;
     let stop = stop_flag()?;
-
-    // Forks are followed with --pid too (a server forking its workers).
-    let follow = !args.no_follow;
-    let mut launched = if args.command.is_empty() {
-        None
-    } else {
-        Some(Launched::spawn(&args.command, out.text_to_stderr())?)
-    };
-    let roots: Vec<u32> = match &launched {
-        Some(l) => vec![l.pid as u32],
-        None => args.pid.iter().map(|&p| p as u32).collect(),
-    };
-    let sched_only = args.mode == Mode::Sched;
-    let opts = LoadOptions {
-        sched_only,
-        follow_forks: follow,
-        first_target: roots.first().copied(),
-        single: roots.len() == 1 && !args.children,
-        stack_every: args.stack_every,
-        unwind_rate: if sched_only { 0 } else { args.unwind_rate },
-        max_locks: args.max_locks,
-        verbose,
-    };
-    let mut session = Session::start(&opts, &roots, sched_only, follow)?;
-    for &pid in &args.pid {
-        if !preflight::alive(pid) {
-            return Err(fail(
-                Code::Target,
-                format!("pid {pid} exited before tracing began"),
-            ));
-        }
-    }
-    if args.children && !session.adopt_descendants() {
-        say!(
-            "tracer: the target set is full ({} processes): some of the target's children are not traced (UNTRACED in the report)",
-            tracer_common::limits::TARGETS
-        );
-    }
-    let mut fns = FnSetup::new(args, &roots, launched.is_none(), &mut session.probes, &stop)?;
-    // The children taken (--children) get the probes before tracing
-    // starts, as the roots do.
-    if let Some(f) = fns.probes.as_mut() {
-        f.follow(&session.targets(), &mut session.probes);
-    }
-    // Kept open while tracing: the kernel counts run time while any such
-    // fd is open.
-    let _stats_fd = if args.program_stats {
-        Some(
-            aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
-                fail(
-                    Code::Environment,
-                    format!("the kernel refused BPF run-time statistics: {e}"),
-                )
-            })?,
-        )
-    } else {
-        None
-    };
-    let start_time = SystemTime::now();
-    let t0 = Instant::now();
-    if let Some(l) = launched.as_mut() {
-        l.release()?;
-        // Its maps are the tracer's until it execs and libc is mapped.
-        process::wait_exec(l.pid as u32, Duration::from_millis(500));
-        session.watch(l.pid as u32);
-        fns.after_exec(args, l.pid as u32, &mut session.probes, &stop)?;
-    }
-    session.set_fn_ids(fns.ids());
+    let mut session = Session::start(session_options(args, verbose), targets_of(args, out), &stop)?;
+    session.begin(&stop)?;
     say!(
         "tracer: tracing {} {} ({} ms to load and attach)",
-        describe(args, launched.as_ref()),
+        describe(args, session.launched()),
         until(args.duration),
         session.probes.load_attach.as_millis()
     );
-
-    let reason = trace(
-        args,
-        &mut session,
-        &mut fns.probes,
-        launched.as_mut(),
-        &stop,
-        t0,
-    )?;
-    let duration = t0.elapsed();
-    let t_report = Instant::now();
-    if let Some(f) = fns.probes.as_mut() {
-        f.finish(&mut session.probes);
-    }
-    let snap = session.harvest()?;
-    let hooks: Vec<model::Hook> = session
-        .probes
-        .hooks
-        .iter()
-        .map(|h| model::Hook {
-            name: h.name.clone(),
-            attached: h.attached,
-            note: h.note.clone(),
-        })
-        .collect();
-    let load_attach_ms = session.probes.load_attach.as_secs_f64() * 1e3;
-    if args.program_stats {
-        print_program_stats(&session.probes);
-    }
-    let all_targets = session.targets();
-    let untraced: BTreeMap<u32, Vec<u32>> =
-        roots.iter().map(|&r| (r, session.untraced(r))).collect();
-    let Session { probes, procs, .. } = session;
-    // Detach now, in the background: nothing below needs the kernel side,
-    // and each tracepoint's unregistration waits for an RCU grace period
-    // (≈ 70 ms each here), so the report is built meanwhile. Joined before
-    // returning: nothing is left attached when the tracer exits.
-    let detach = std::thread::spawn(move || {
-        let t = Instant::now();
-        drop(probes);
-        log::debug!("detached in {} ms", t.elapsed().as_millis());
-    });
-    if let Some(l) = launched.as_mut() {
-        l.terminate();
-    }
-    log::info!("stopped: {reason}");
-
-    let meta = RunMeta {
-        tracer_args: std::env::args().collect(),
-        targets: targets(&roots, &all_targets, &procs, &untraced, launched.as_ref()),
-        start_time: humantime::format_rfc3339_seconds(start_time).to_string(),
-        duration_s: duration.as_secs_f64(),
-        load_attach_ms,
-        hooks,
-        thresholds,
-        stack_every: args.stack_every,
-        unwind_rate: args.unwind_rate,
-        functions: fns.probes.as_ref().map(|f| fn_meta(f, args.probe_budget)),
-        mode: args.mode.name().to_string(),
-        max_locks: args.max_locks,
+    let mut progress = Progress::new(args.quiet);
+    let until = Until {
+        duration: args.duration,
+        stop: &stop,
     };
+    let end = session.trace(&until, |s| {
+        if let Some(p) = progress.as_mut() {
+            p.tick(&s.probes, &s.procs, s.retired_waits(), s.elapsed());
+        }
+    })?;
+    let t_report = Instant::now();
+    let harvest = session.harvest()?;
+    log::info!("stopped: {}", end.as_str());
     let report = crate::analyze::build::build(
-        &snap,
-        &procs,
+        &harvest.snap,
+        &harvest.procs,
         &mut Symbols::with_debug_dirs(&args.debug_dir),
-        meta,
+        run_meta(args, thresholds, &harvest),
     );
     log::debug!(
         "report built in {} ms ({} stacks)",
         t_report.elapsed().as_millis(),
-        snap.stacks.len()
+        harvest.snap.stacks.len()
     );
     let text = print_report.then(|| {
         report::text::render(
@@ -423,54 +307,71 @@ fn run_once(
         )
     });
     let written = out.write(&report, text);
-    detach
-        .join()
-        .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))?;
+    harvest.detach.join()?;
     log_own_cost();
     written.map(|()| report)
 }
 
-/// The tracing loop: drives time only (the event ring has its own reader);
-/// returns why it ended.
-fn trace(
-    args: &ContentionArgs,
-    session: &mut Session,
-    fns: &mut Option<FnProbes>,
-    mut launched: Option<&mut Launched>,
-    stop: &AtomicBool,
-    t0: Instant,
-) -> Result<&'static str> {
-    let mut progress = Progress::new(args.quiet);
-    let reason = loop {
-        session.tick();
-        if let Some(f) = fns.as_mut() {
-            f.follow(&session.targets(), &mut session.probes);
-            f.tick(&mut session.probes)?;
+/// The session's options, from the command line.
+fn session_options(args: &ContentionArgs, verbose: bool) -> SessionOptions {
+    SessionOptions {
+        sched_only: args.mode == Mode::Sched,
+        // Forks are followed with --pid too (a server forking its workers).
+        follow_forks: !args.no_follow,
+        children: args.children,
+        stack_every: args.stack_every,
+        unwind_rate: args.unwind_rate,
+        max_locks: args.max_locks,
+        verbose,
+        functions: FnOptions {
+            uprobes: args.uprobes.clone(),
+            alloc: args.alloc,
+            go_mutex: !args.no_go_mutex,
+            fn_sites: args.fn_sites,
+            allow_hot_probes: args.allow_hot_probes,
+            debug_dirs: args.debug_dir.clone(),
+            probe_budget: args.probe_budget,
+        },
+        program_stats: args.program_stats,
+    }
+}
+
+/// The pids given, or the command to launch.
+fn targets_of(args: &ContentionArgs, out: &Outputs) -> Targets {
+    if args.command.is_empty() {
+        Targets::Pids(args.pid.clone())
+    } else {
+        Targets::Command {
+            argv: args.command.clone(),
+            stdout_to_stderr: out.text_to_stderr(),
         }
-        if let Some(p) = progress.as_mut() {
-            p.tick(
-                &session.probes,
-                &session.procs,
-                session.retired_waits(),
-                t0.elapsed(),
-            );
-        }
-        if stop.load(Ordering::Relaxed) {
-            break "interrupted";
-        }
-        if args.duration.is_some_and(|d| t0.elapsed() >= d) {
-            break "duration reached";
-        }
-        let gone = match launched.as_deref_mut() {
-            Some(l) => !l.running(),
-            None => args.pid.iter().all(|&p| !preflight::alive(p)),
-        };
-        if gone {
-            break "target exited";
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok(reason)
+    }
+}
+
+/// What the report says about the run itself.
+fn run_meta(args: &ContentionArgs, thresholds: model::Thresholds, h: &Harvest) -> RunMeta {
+    RunMeta {
+        tracer_args: std::env::args().collect(),
+        targets: targets(h),
+        start_time: humantime::format_rfc3339_seconds(h.start_time).to_string(),
+        duration_s: h.duration.as_secs_f64(),
+        load_attach_ms: h.load_attach.as_secs_f64() * 1e3,
+        hooks: h
+            .hooks
+            .iter()
+            .map(|k| model::Hook {
+                name: k.name.clone(),
+                attached: k.attached,
+                note: k.note.clone(),
+            })
+            .collect(),
+        thresholds,
+        stack_every: args.stack_every,
+        unwind_rate: args.unwind_rate,
+        functions: h.functions.as_ref().map(|f| fn_meta(f, args.probe_budget)),
+        mode: args.mode.name().to_string(),
+        max_locks: args.max_locks,
+    }
 }
 
 /// "`cmd` (pid N)" or "pid N,M" for the tracing line.
@@ -499,13 +400,9 @@ fn until(duration: Option<Duration>) -> String {
 }
 
 /// The report's targets: the roots, then every followed process.
-fn targets(
-    roots: &[u32],
-    all: &[u32],
-    procs: &std::collections::BTreeMap<u32, ProcessInfo>,
-    untraced: &BTreeMap<u32, Vec<u32>>,
-    launched: Option<&Launched>,
-) -> Vec<model::Target> {
+fn targets(h: &Harvest) -> Vec<model::Target> {
+    let (roots, all, procs, untraced) = (&h.roots, &h.all_targets, &h.procs, &h.untraced);
+    let launched = h.launched.as_ref();
     let runtime = |pid: u32| procs.get(&pid).and_then(|p| p.runtime).map(String::from);
     let program = |pid: u32| {
         procs
@@ -561,7 +458,7 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
                     p.func.name.clone(),
                     p.func.binary.display().to_string(),
                     p.func.offset,
-                    p.role.to_string(),
+                    p.role.name().to_string(),
                 )
             })
             .collect(),
@@ -581,114 +478,6 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
                 calls_per_s: d.calls_per_s,
             })
             .collect(),
-    }
-}
-
-/// The function probes (--uprobe, --alloc): planned and calibrated before
-/// tracing, attached at once for a running target and after exec for a
-/// launched command.
-struct FnSetup {
-    probes: Option<FnProbes>,
-    wanted: bool,
-    roots: Vec<u32>,
-    /// Per-hit costs measured so far (entry + return, entry only).
-    costs: Costs,
-}
-
-/// What one probe hit costs, per kind of probe, once calibrated.
-#[derive(Default)]
-struct Costs {
-    pair: Option<f64>,
-    go: Option<f64>,
-}
-
-impl FnSetup {
-    fn new(
-        args: &ContentionArgs,
-        roots: &[u32],
-        running: bool,
-        probes: &mut Probes,
-        stop: &AtomicBool,
-    ) -> Result<Self> {
-        // Asked for (--uprobe, --alloc), or Go's slow paths if the target
-        // turns out to be a Go program.
-        let wanted = !args.uprobes.is_empty() || args.alloc || !args.no_go_mutex;
-        let mut me = Self {
-            probes: None,
-            wanted,
-            roots: roots.to_vec(),
-            costs: Costs::default(),
-        };
-        if !wanted {
-            return Ok(me);
-        }
-        // A running target's functions resolve now, so a bad spec fails
-        // before anything else happens.
-        if running {
-            let planned = plan_in(args, roots[0], stop)?;
-            me.probes = start_fn_probes(args, planned, &me.roots, &mut me.costs, probes)?;
-        } else {
-            // A launched command waits at the gate while the probes it
-            // will need are calibrated, so tracing starts with them
-            // attached and the calibration's calls do not compete with it.
-            if !args.uprobes.is_empty() || args.alloc {
-                me.costs.pair = Some(uprobes::calibrate(probes, "uprobe")?);
-            }
-            let go = !args.no_go_mutex
-                && crate::target::process::which(&args.command[0])
-                    .is_some_and(|exe| crate::target::process::runtime_of(&exe) == Some("go"));
-            if go {
-                me.costs.go = Some(uprobes::calibrate(probes, uprobes::GO_ROLE)?);
-            }
-        }
-        Ok(me)
-    }
-
-    /// Functions resolve in a launched command's own binaries: after exec,
-    /// once the dynamic loader has mapped libc.
-    fn after_exec(
-        &mut self,
-        args: &ContentionArgs,
-        pid: u32,
-        probes: &mut Probes,
-        stop: &AtomicBool,
-    ) -> Result<()> {
-        if self.wanted && self.probes.is_none() {
-            let planned = plan_in(args, pid, stop)?;
-            self.probes = start_fn_probes(args, planned, &self.roots, &mut self.costs, probes)?;
-        }
-        Ok(())
-    }
-
-    fn ids(&self) -> Vec<u32> {
-        self.probes
-            .as_ref()
-            .map(|f| f.planned.iter().map(|p| p.id).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Each attached program's runs and average run time (BPF_ENABLE_STATS).
-fn print_program_stats(probes: &Probes) {
-    let mut rows: Vec<(String, u64, f64)> = probes
-        .bpf
-        .programs()
-        .filter_map(|(name, p)| {
-            let info = p.info().ok()?;
-            let runs = info.run_count();
-            (runs > 0).then(|| {
-                (
-                    name.to_string(),
-                    runs,
-                    info.run_time().as_nanos() as f64 / runs as f64,
-                )
-            })
-        })
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-    say!("tracer: program stats (BPF_ENABLE_STATS): PROGRAM RUNS NS/RUN");
-    for (name, runs, ns) in rows {
-        say!("tracer:   {name:<24} {runs:>12} {ns:>8.0}");
     }
 }
 
@@ -716,69 +505,4 @@ fn log_own_cost() {
         secs(ru.ru_utime) + secs(ru.ru_stime),
         hwm_kb / 1024.0
     );
-}
-
-/// Resolves --uprobe and --alloc in a target's binaries.
-fn plan_in(args: &ContentionArgs, pid: u32, stop: &AtomicBool) -> Result<Vec<uprobes::Planned>> {
-    let mut info = ProcessInfo {
-        pid,
-        ..Default::default()
-    };
-    info.refresh();
-    uprobes::plan(args, &info, stop)
-}
-
-/// Calibrates what a hit costs for the roles planned (unless it was
-/// already), then attaches the planned function probes to the targets.
-/// None when nothing is planned.
-fn start_fn_probes(
-    args: &ContentionArgs,
-    planned: Vec<uprobes::Planned>,
-    roots: &[u32],
-    known: &mut Costs,
-    probes: &mut Probes,
-) -> Result<Option<FnProbes>> {
-    if planned.is_empty() {
-        return Ok(None);
-    }
-    let (go, pairs): (Vec<&uprobes::Planned>, Vec<&uprobes::Planned>) =
-        planned.iter().partition(|p| p.role == uprobes::GO_ROLE);
-    let mut costs = (0.0, 0.0);
-    if !pairs.is_empty() {
-        costs.0 = match known.pair {
-            Some(c) => c,
-            None => *known.pair.insert(uprobes::calibrate(probes, "uprobe")?),
-        };
-        say!(
-            "tracer: a probed function call (entry + return) costs ≈{} here (calibrated now)",
-            report::units::human_ns(costs.0 as u64)
-        );
-        let names: Vec<&str> = pairs.iter().map(|p| p.func.name.as_str()).collect();
-        say!(
-            "tracer: probing {} function(s) (entry + return): {}{}",
-            pairs.len(),
-            names.iter().take(8).copied().collect::<Vec<_>>().join(", "),
-            if names.len() > 8 { ", …" } else { "" }
-        );
-    }
-    if !go.is_empty() {
-        costs.1 = match known.go {
-            Some(c) => c,
-            None => *known
-                .go
-                .insert(uprobes::calibrate(probes, uprobes::GO_ROLE)?),
-        };
-        let names: Vec<&str> = go.iter().map(|p| p.func.name.as_str()).collect();
-        say!(
-            "tracer: a Go program: probing the entries of its lock slow paths ({}), ≈{} per contended entry (calibrated now; --no-go-mutex to skip)",
-            names.join(", "),
-            report::units::human_ns(costs.1 as u64)
-        );
-    }
-    if let Some(b) = args.probe_budget {
-        say!("tracer: probe budget {b}% of the target's CPU time: probes are duty-cycled");
-    }
-    let mut f = FnProbes::new(planned, roots.to_vec(), costs, args.probe_budget);
-    f.attach(probes)?;
-    Ok(Some(f))
 }

@@ -1,11 +1,13 @@
 //! Everything that touches the kernel: checks before loading (`preflight`),
-//! loading and attaching the programs (`attach`), the function probes and
-//! their cost (`uprobes`), the event ring's reader (`ring`), exited threads
+//! loading and attaching the programs (`attach`), the function probes
+//! (`functions`: when they are planned and attached; `uprobes`: probing
+//! and their cost), the event ring's reader (`ring`), exited threads
 //! leaving the maps (`retire`), reading the maps into a snapshot
 //! (`collect`), and the tracing lifecycle that drives them (`session`).
 
 pub mod attach;
 pub mod collect;
+pub mod functions;
 pub mod preflight;
 pub mod retire;
 pub mod ring;

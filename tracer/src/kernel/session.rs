@@ -1,21 +1,37 @@
-//! One tracing session: load and attach the programs for the given root
-//! processes, keep the event ring drained (its own thread) and the maps
-//! clear of exited threads while tracing, then harvest one snapshot and
-//! detach. `tracer contention` (once or `--repeat`ed) drives it; the loop
-//! that decides when tracing ends is the caller's.
+//! One tracing session, in phases: resolve the targets (the given pids, or
+//! a command launched and held at a gate) → load and attach the programs
+//! and the function probes → trace (a loop that only drives time: the
+//! event ring has its own reader, exited threads leave the maps on its
+//! thread) → harvest one snapshot → detach (in the background, joined
+//! before the tracer exits).
+//!
+//! `tracer contention` runs one session per report (`--repeat` runs
+//! several). The phases are separate calls so that other modes reuse them:
+//! a continuous mode calls [`Session::trace`] for each period; a sampling
+//! mode adds its programs as the function probes are added here (a part
+//! with its own attach, tick and finish, driven by the same loop).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
+    sync::atomic::{AtomicBool, Ordering},
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
 
 use crate::{
-    kernel::attach::{LoadOptions, Probes},
-    kernel::collect::{self, Snapshot},
-    kernel::ring::{Event, RingReader},
-    target::process::ProcessInfo,
+    exit::{Code, fail},
+    kernel::{
+        attach::{HookState, LoadOptions, Probes},
+        collect::{self, Snapshot},
+        functions::{FnOptions, Functions},
+        preflight,
+        ring::{Event, RingReader},
+        uprobes::FnProbes,
+    },
+    say,
+    target::process::{self, Launched, ProcessInfo},
 };
 
 /// /proc is re-read this often at first (to catch a short-lived command's
@@ -23,6 +39,99 @@ use crate::{
 const FAST_REFRESH: Duration = Duration::from_millis(50);
 const SLOW_REFRESH: Duration = Duration::from_secs(1);
 const FAST_PERIOD: Duration = Duration::from_secs(1);
+
+/// What to trace.
+pub enum Targets {
+    /// Running processes (`--pid`).
+    Pids(Vec<i32>),
+    /// A command to launch (`-- CMD`), held at a gate until the probes are
+    /// attached; its stdout goes to stderr when stdout carries a report.
+    Command {
+        argv: Vec<String>,
+        stdout_to_stderr: bool,
+    },
+}
+
+/// How to trace, independent of the command line.
+pub struct Options {
+    pub sched_only: bool,
+    /// Trace the children the targets fork.
+    pub follow_forks: bool,
+    /// Also trace the children that already run (`--children`).
+    pub children: bool,
+    pub stack_every: u64,
+    /// Unwind samples per second per (lock, thread).
+    pub unwind_rate: u64,
+    pub max_locks: u32,
+    pub verbose: bool,
+    pub functions: FnOptions,
+    /// Keep BPF run-time statistics on and print them at the end.
+    pub program_stats: bool,
+}
+
+/// Why tracing ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Interrupted,
+    Duration,
+    TargetExited,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Interrupted => "interrupted",
+            End::Duration => "duration reached",
+            End::TargetExited => "target exited",
+        }
+    }
+}
+
+/// When [`Session::trace`] returns: at the duration (since tracing began),
+/// at `stop` (a signal), or when the targets are gone.
+pub struct Until<'a> {
+    pub duration: Option<Duration>,
+    pub stop: &'a AtomicBool,
+}
+
+/// How often the tracing loop turns.
+const TICK: Duration = Duration::from_millis(20);
+
+/// What a session measured, once harvested; the kernel side is being
+/// detached meanwhile (join [`Harvest::detach`] before exiting).
+pub struct Harvest {
+    pub snap: Snapshot,
+    /// What /proc said about every process traced.
+    pub procs: BTreeMap<u32, ProcessInfo>,
+    pub hooks: Vec<HookState>,
+    pub load_attach: Duration,
+    /// The roots, then every process traced.
+    pub roots: Vec<u32>,
+    pub all_targets: Vec<u32>,
+    /// Per root, its descendants that were never traced.
+    pub untraced: BTreeMap<u32, Vec<u32>>,
+    /// The launched command, stopped.
+    pub launched: Option<Launched>,
+    pub functions: Option<FnProbes>,
+    /// Wall-clock start and length of the traced window.
+    pub start_time: SystemTime,
+    pub duration: Duration,
+    pub detach: Detach,
+}
+
+/// The kernel side being detached on its own thread: each tracepoint's
+/// unregistration waits for an RCU grace period (≈ 70 ms each here), so the
+/// report is built meanwhile.
+pub struct Detach(JoinHandle<()>);
+
+impl Detach {
+    /// Waits until nothing is left attached.
+    pub fn join(self) -> Result<()> {
+        self.0
+            .join()
+            .map_err(|_| fail(Code::Internal, "detaching the probes panicked"))
+    }
+}
 
 pub struct Session {
     pub probes: Probes,
@@ -36,43 +145,221 @@ pub struct Session {
     exited: BTreeSet<u32>,
     /// The roots (--pid, or the launched command).
     roots: Vec<u32>,
+    /// The pids given (--pid): tracing ends when all are gone.
+    given: Vec<i32>,
+    launched: Option<Launched>,
+    functions: Functions,
+    /// Kept open while tracing: the kernel counts run time while any such
+    /// fd is open.
+    stats_fd: Option<std::os::fd::OwnedFd>,
+    program_stats: bool,
     /// Per root, its descendants seen in /proc (traced or not).
     seen: BTreeMap<u32, BTreeSet<u32>>,
     started: Instant,
     last_refresh: Option<Instant>,
+    /// When tracing began ([`Session::begin`]).
+    t0: Instant,
+    start_time: SystemTime,
 }
 
 impl Session {
-    /// Loads the programs, starts reading the event ring, adds the roots
-    /// and attaches every hook.
-    pub fn start(
-        opts: &LoadOptions,
-        roots: &[u32],
-        sched_only: bool,
-        follow: bool,
-    ) -> Result<Self> {
-        let mut probes = Probes::load(opts)?;
-        let ring = RingReader::start(&mut probes, roots)?;
-        for &pid in roots {
+    /// Resolves the targets, loads the programs, starts reading the event
+    /// ring, adds the roots, attaches every hook and the function probes.
+    /// A launched command still waits at its gate: [`Session::begin`]
+    /// releases it.
+    pub fn start(opts: Options, targets: Targets, stop: &AtomicBool) -> Result<Self> {
+        preflight::privileges()?;
+        let (launched, given) = match targets {
+            Targets::Pids(pids) => {
+                process::check_pids(&pids)?;
+                (None, pids)
+            }
+            Targets::Command {
+                argv,
+                stdout_to_stderr,
+            } => (Some(Launched::spawn(&argv, stdout_to_stderr)?), Vec::new()),
+        };
+        let roots: Vec<u32> = match &launched {
+            Some(l) => vec![l.pid as u32],
+            None => given.iter().map(|&p| p as u32).collect(),
+        };
+        let load = LoadOptions {
+            sched_only: opts.sched_only,
+            follow_forks: opts.follow_forks,
+            first_target: roots.first().copied(),
+            single: roots.len() == 1 && !opts.children,
+            stack_every: opts.stack_every,
+            unwind_rate: if opts.sched_only { 0 } else { opts.unwind_rate },
+            max_locks: opts.max_locks,
+            verbose: opts.verbose,
+        };
+        let mut probes = Probes::load(&load)?;
+        let ring = RingReader::start(&mut probes, &roots)?;
+        for &pid in &roots {
             probes.add_target(pid)?;
         }
-        probes.attach(sched_only, follow)?;
-        Ok(Self {
+        probes.attach(opts.sched_only, opts.follow_forks)?;
+        if let Some(&pid) = given.iter().find(|&&p| !preflight::alive(p)) {
+            return Err(fail(
+                Code::Target,
+                format!("pid {pid} exited before tracing began"),
+            ));
+        }
+        let now = Instant::now();
+        let mut me = Self {
             probes,
             ring: Some(ring),
             procs: BTreeMap::new(),
             known: roots.iter().copied().collect(),
             exited: BTreeSet::new(),
-            roots: roots.to_vec(),
+            roots,
+            given,
+            launched,
+            functions: Functions::none(),
+            stats_fd: None,
+            program_stats: opts.program_stats,
             seen: BTreeMap::new(),
-            started: Instant::now(),
+            started: now,
             last_refresh: None,
+            t0: now,
+            start_time: SystemTime::now(),
+        };
+        if opts.children && !me.adopt_descendants() {
+            say!(
+                "tracer: the target set is full ({} processes): some of the target's children are not traced (UNTRACED in the report)",
+                tracer_common::limits::TARGETS
+            );
+        }
+        me.functions = Functions::new(
+            opts.functions,
+            &me.roots,
+            me.launched.as_ref().map(|l| l.program()),
+            &mut me.probes,
+            stop,
+        )?;
+        // The children taken (--children) get the probes before tracing
+        // starts, as the roots do.
+        let targets = me.targets();
+        me.functions.follow(&targets, &mut me.probes);
+        if me.program_stats {
+            me.stats_fd = Some(
+                aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
+                    fail(
+                        Code::Environment,
+                        format!("the kernel refused BPF run-time statistics: {e}"),
+                    )
+                })?,
+            );
+        }
+        Ok(me)
+    }
+
+    /// Tracing begins: a launched command is released from its gate, and
+    /// once it has exec'd its maps are read and its functions probed.
+    pub fn begin(&mut self, stop: &AtomicBool) -> Result<()> {
+        self.start_time = SystemTime::now();
+        self.t0 = Instant::now();
+        if let Some(pid) = self.launched.as_ref().map(|l| l.pid as u32) {
+            if let Some(l) = self.launched.as_mut() {
+                l.release()?;
+            }
+            // Its maps are the tracer's until it execs and libc is mapped.
+            process::wait_exec(pid, Duration::from_millis(500));
+            self.watch(pid);
+            self.functions.after_exec(pid, &mut self.probes, stop)?;
+        }
+        self.set_fn_ids(self.functions.ids());
+        Ok(())
+    }
+
+    /// The launched command, if any.
+    pub fn launched(&self) -> Option<&Launched> {
+        self.launched.as_ref()
+    }
+
+    /// Time since tracing began.
+    pub fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    /// The tracing loop: drives time only, calling `each` once a turn (the
+    /// progress line); returns why it ended. Can be called again with a
+    /// later duration (a continuous mode's next period).
+    pub fn trace(&mut self, until: &Until, mut each: impl FnMut(&Session)) -> Result<End> {
+        loop {
+            self.tick();
+            let targets = self.targets();
+            self.functions.follow(&targets, &mut self.probes);
+            self.functions.tick(&mut self.probes)?;
+            each(self);
+            if until.stop.load(Ordering::Relaxed) {
+                return Ok(End::Interrupted);
+            }
+            if until.duration.is_some_and(|d| self.t0.elapsed() >= d) {
+                return Ok(End::Duration);
+            }
+            let gone = match self.launched.as_mut() {
+                Some(l) => !l.running(),
+                None => self.given.iter().all(|&p| !preflight::alive(p)),
+            };
+            if gone {
+                return Ok(End::TargetExited);
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    /// Ends the session: the function probes' last window, one snapshot of
+    /// the maps and the ring, then the kernel side detached in the
+    /// background and the launched command stopped.
+    pub fn harvest(mut self) -> Result<Harvest> {
+        let duration = self.t0.elapsed();
+        self.functions.finish(&mut self.probes);
+        let snap = self.snapshot()?;
+        if self.program_stats {
+            print_program_stats(&self.probes);
+        }
+        drop(self.stats_fd.take());
+        let all_targets = self.targets();
+        let untraced = self.roots.iter().map(|&r| (r, self.untraced(r))).collect();
+        let Session {
+            probes,
+            procs,
+            roots,
+            mut launched,
+            functions,
+            start_time,
+            ..
+        } = self;
+        let hooks = probes.hooks.clone();
+        let load_attach = probes.load_attach;
+        let detach = Detach(std::thread::spawn(move || {
+            let t = Instant::now();
+            drop(probes);
+            log::debug!("detached in {} ms", t.elapsed().as_millis());
+        }));
+        if let Some(l) = launched.as_mut() {
+            l.terminate();
+        }
+        Ok(Harvest {
+            snap,
+            procs,
+            hooks,
+            load_attach,
+            roots,
+            all_targets,
+            untraced,
+            launched,
+            functions: functions.probes,
+            start_time,
+            duration,
+            detach,
         })
     }
 
     /// One turn of the tracing loop: kernel events (forks, process exits)
     /// and /proc. Exited threads are evicted on the ring's thread.
-    pub fn tick(&mut self) {
+    fn tick(&mut self) {
         let events: Vec<Event> = self
             .ring
             .as_ref()
@@ -144,8 +431,8 @@ impl Session {
         // were traced is only known once the ring is drained at the end
         // (a fork's record may still be on its way), so `untraced` is
         // worked out then.
-        let tree = crate::target::process::process_tree();
-        for (root, pids) in crate::target::process::descendants_in(&tree, &self.roots) {
+        let tree = process::process_tree();
+        for (root, pids) in process::descendants_in(&tree, &self.roots) {
             if !self.exited.contains(&root) {
                 self.seen.entry(root).or_default().extend(pids);
             }
@@ -155,10 +442,10 @@ impl Session {
     /// Traces the roots' descendants that already run (--children),
     /// scanning again until a scan finds none new (a child may fork while
     /// it is being adopted). False when the target set filled up first.
-    pub fn adopt_descendants(&mut self) -> bool {
+    fn adopt_descendants(&mut self) -> bool {
         for _ in 0..16 {
-            let tree = crate::target::process::process_tree();
-            let new: Vec<u32> = crate::target::process::descendants_in(&tree, &self.roots)
+            let tree = process::process_tree();
+            let new: Vec<u32> = process::descendants_in(&tree, &self.roots)
                 .into_values()
                 .flatten()
                 .filter(|p| !self.known.contains(p) && !tree.get(p).is_some_and(|t| t.1))
@@ -170,7 +457,7 @@ impl Session {
                 if self.probes.add_target(pid).is_err() {
                     return false;
                 }
-                if !crate::kernel::preflight::alive(pid as i32) {
+                if !preflight::alive(pid as i32) {
                     // Gone meanwhile: its pid must not stay traced.
                     self.probes.remove_target(pid);
                     continue;
@@ -183,8 +470,8 @@ impl Session {
     }
 
     /// Per root, its descendants seen while tracing that were never traced
-    /// (pids ascending). Meaningful after [`Session::harvest`].
-    pub fn untraced(&self, root: u32) -> Vec<u32> {
+    /// (pids ascending). Meaningful once the ring is drained.
+    fn untraced(&self, root: u32) -> Vec<u32> {
         self.seen
             .get(&root)
             .map(|s| s.difference(&self.known).copied().collect())
@@ -193,7 +480,7 @@ impl Session {
 
     /// A process changed its memory maps (a launched command exec'd): read
     /// them again now, for unwinding and symbolizing.
-    pub fn watch(&mut self, pid: u32) {
+    fn watch(&mut self, pid: u32) {
         if let Some(r) = &self.ring {
             r.watch(pid);
         }
@@ -208,7 +495,7 @@ impl Session {
 
     /// The probed functions: their calls in flight are evicted with their
     /// threads.
-    pub fn set_fn_ids(&self, ids: Vec<u32>) {
+    fn set_fn_ids(&self, ids: Vec<u32>) {
         if let Some(r) = &self.ring {
             r.set_fn_ids(ids);
         }
@@ -221,7 +508,7 @@ impl Session {
 
     /// The run's data: the maps as they are now, the entries moved out of
     /// them, and every unwound sample (the ring is drained to its end).
-    pub fn harvest(&mut self) -> Result<Snapshot> {
+    fn snapshot(&mut self) -> Result<Snapshot> {
         self.refresh();
         // From here on exits leave their entries in the maps, and after the
         // pause nothing else moves them: each entry is counted once, live
@@ -264,5 +551,29 @@ impl Session {
                 ..Default::default()
             })
             .refresh();
+    }
+}
+
+/// Each attached program's runs and average run time (BPF_ENABLE_STATS).
+fn print_program_stats(probes: &Probes) {
+    let mut rows: Vec<(String, u64, f64)> = probes
+        .bpf
+        .programs()
+        .filter_map(|(name, p)| {
+            let info = p.info().ok()?;
+            let runs = info.run_count();
+            (runs > 0).then(|| {
+                (
+                    name.to_string(),
+                    runs,
+                    info.run_time().as_nanos() as f64 / runs as f64,
+                )
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    say!("tracer: program stats (BPF_ENABLE_STATS): PROGRAM RUNS NS/RUN");
+    for (name, runs, ns) in rows {
+        say!("tracer:   {name:<24} {runs:>12} {ns:>8.0}");
     }
 }

@@ -19,9 +19,9 @@ use aya::{
 use tracer_common::{FnKey, FnStats, probe};
 
 use crate::{
-    cli::ContentionArgs,
     exit::{Code, fail},
     kernel::attach::Probes,
+    kernel::functions::FnOptions,
     target::process::ProcessInfo,
     target::resolve::{self, Func, Resolver},
 };
@@ -31,8 +31,7 @@ use crate::{
 pub struct Planned {
     pub id: u32,
     pub func: Func,
-    /// "uprobe" (from --uprobe) or "alloc".
-    pub role: &'static str,
+    pub role: Role,
     pub size_arg: u32,
     pub sites: bool,
 }
@@ -45,7 +44,29 @@ impl Planned {
     }
 }
 
-/// The role of Go's lock slow-path probes (entry only).
+/// Why a function is probed, which decides its programs and its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `--uprobe`: entry and return.
+    Uprobe,
+    /// `--alloc`: entry and return, with the size argument.
+    Alloc,
+    /// Go's lock slow paths: entry only.
+    GoMutex,
+}
+
+impl Role {
+    /// The name in the report (`functions[].role`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Uprobe => "uprobe",
+            Role::Alloc => "alloc",
+            Role::GoMutex => GO_ROLE,
+        }
+    }
+}
+
+/// The report's name of Go's lock slow-path probes.
 pub const GO_ROLE: &str = "go-mutex";
 
 /// Go's lock slow paths, probed at entry for a Go target: a contended
@@ -96,13 +117,9 @@ pub const MAX_SPEC: usize = 512;
 
 /// Resolves `--uprobe` specs and `--alloc` in the first target's binaries.
 /// Checks `stop` between specs, so Ctrl-C is never ignored meanwhile.
-pub fn plan(
-    args: &ContentionArgs,
-    target: &ProcessInfo,
-    stop: &AtomicBool,
-) -> Result<Vec<Planned>> {
+pub fn plan(args: &FnOptions, target: &ProcessInfo, stop: &AtomicBool) -> Result<Vec<Planned>> {
     let mut out: Vec<Planned> = Vec::new();
-    let go = target.runtime == Some("go") && !args.no_go_mutex;
+    let go = target.runtime == Some("go") && args.go_mutex;
     if args.uprobes.is_empty() && !args.alloc && !go {
         return Ok(out);
     }
@@ -122,76 +139,24 @@ pub fn plan(
             format!("pid {} has no mapped executable to probe", target.pid),
         ));
     }
-    let mut dirs: Vec<PathBuf> = args.debug_dir.clone();
+    let mut dirs: Vec<PathBuf> = args.debug_dirs.clone();
     dirs.push(PathBuf::from("/usr/lib/debug"));
     let mut r = Resolver::new(target.pid, dirs);
     for spec in &args.uprobes {
         if stop.load(Ordering::Relaxed) {
             return Err(fail(Code::Internal, "interrupted before tracing began"));
         }
-        let (bin, pat) = resolve::split_spec(spec);
-        let within: Vec<PathBuf> = match bin {
-            None => bins.clone(),
-            Some(b) => bins
-                .iter()
-                .filter(|p| {
-                    p.as_os_str() == b
-                        || p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with(b))
-                })
-                .cloned()
-                .collect(),
-        };
-        if within.is_empty() {
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "--uprobe {spec}: pid {} maps no binary named {}; it maps {}",
-                    target.pid,
-                    bin.unwrap_or(""),
-                    list(bins.iter().map(|p| p.display().to_string()), 6)
-                ),
-            ));
-        }
-        let found = r.find(&within, pat);
-        if found.is_empty() {
-            let near = r.closest(&within, pat, 5);
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "--uprobe {spec}: no function matches in pid {}'s binaries; closest: {}",
-                    target.pid,
-                    list(near.into_iter(), 5)
-                ),
-            ));
-        }
-        if !args.allow_hot_probes
-            && let Some(f) = found
-                .iter()
-                .find(|f| HOT.iter().any(|h| resolve::glob(h, &f.name)))
-        {
-            return Err(fail(
-                Code::Usage,
-                format!(
-                    "--uprobe {spec} matches {}, a lock fast path: a uprobe traps on every call (≈20 µs each on some VMs), and the futex hooks already see its contended path; pass --allow-hot-probes to probe it anyway",
-                    f.name
-                ),
-            ));
-        }
-        for func in found {
-            push(&mut out, func, "uprobe", probe::SIZE_NONE, args.fn_sites);
-        }
+        plan_spec(args, spec, target, &bins, &mut r, &mut out)?;
     }
     if go {
         // The executable: Go links statically (sync is in it).
         let exe = &bins[..1];
         for name in GO_SLOW_PATHS {
             if let Some(func) = r.find(exe, name).into_iter().find(|f| f.name == *name) {
-                push(&mut out, func, GO_ROLE, probe::SIZE_NONE, true);
+                push(&mut out, func, Role::GoMutex, probe::SIZE_NONE, true);
             }
         }
-        if !out.iter().any(|p| p.role == GO_ROLE) {
+        if !out.iter().any(|p| p.role == Role::GoMutex) {
             log::warn!(
                 "pid {} is a Go program without the symbols of sync.Mutex's slow path (stripped?): goroutine-level contention is not measured",
                 target.pid
@@ -214,7 +179,7 @@ pub fn plan(
                 .into_iter()
                 .find(|f| f.name == *name)
             {
-                push(&mut out, func, "alloc", *size_arg, true);
+                push(&mut out, func, Role::Alloc, *size_arg, true);
             }
         }
     }
@@ -230,7 +195,74 @@ pub fn plan(
     Ok(out)
 }
 
-fn push(out: &mut Vec<Planned>, func: Func, role: &'static str, size_arg: u32, sites: bool) {
+/// One `--uprobe` spec: the functions it matches in the binaries it names
+/// (all of the target's when it names none), or the sentence saying why
+/// none or a lock fast path.
+fn plan_spec(
+    args: &FnOptions,
+    spec: &str,
+    target: &ProcessInfo,
+    bins: &[PathBuf],
+    r: &mut Resolver,
+    out: &mut Vec<Planned>,
+) -> Result<()> {
+    let (bin, pat) = resolve::split_spec(spec);
+    let within: Vec<PathBuf> = match bin {
+        None => bins.to_vec(),
+        Some(b) => bins
+            .iter()
+            .filter(|p| {
+                p.as_os_str() == b
+                    || p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(b))
+            })
+            .cloned()
+            .collect(),
+    };
+    if within.is_empty() {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--uprobe {spec}: pid {} maps no binary named {}; it maps {}",
+                target.pid,
+                bin.unwrap_or(""),
+                list(bins.iter().map(|p| p.display().to_string()), 6)
+            ),
+        ));
+    }
+    let found = r.find(&within, pat);
+    if found.is_empty() {
+        let near = r.closest(&within, pat, 5);
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--uprobe {spec}: no function matches in pid {}'s binaries; closest: {}",
+                target.pid,
+                list(near.into_iter(), 5)
+            ),
+        ));
+    }
+    if !args.allow_hot_probes
+        && let Some(f) = found
+            .iter()
+            .find(|f| HOT.iter().any(|h| resolve::glob(h, &f.name)))
+    {
+        return Err(fail(
+            Code::Usage,
+            format!(
+                "--uprobe {spec} matches {}, a lock fast path: a uprobe traps on every call (≈20 µs each on some VMs), and the futex hooks already see its contended path; pass --allow-hot-probes to probe it anyway",
+                f.name
+            ),
+        ));
+    }
+    for func in found {
+        push(out, func, Role::Uprobe, probe::SIZE_NONE, args.fn_sites);
+    }
+    Ok(())
+}
+
+fn push(out: &mut Vec<Planned>, func: Func, role: Role, size_arg: u32, sites: bool) {
     if out
         .iter()
         .any(|p| p.func.binary == func.binary && p.func.offset == func.offset)
@@ -292,7 +324,7 @@ pub extern "C" fn tracer_calibration_target(x: u64) -> u64 {
 /// Measures what one probed call costs here, for each role's programs
 /// (entry + return for `--uprobe`; entry only for Go's slow paths): the
 /// same calls timed with and without the probes, median of 5 batches each.
-pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
+pub fn calibrate(probes: &mut Probes, role: Role) -> Result<f64> {
     // The function's file offset, from its address and our own mapping of
     // the executable: no symbol table is read (a debug build's takes
     // seconds, while a launched command waits at the gate).
@@ -349,8 +381,8 @@ pub fn calibrate(probes: &mut Probes, role: &str) -> Result<f64> {
 
 /// The programs a role's probes attach: entry and return, or (Go) the
 /// entry only.
-fn programs(role: &str) -> &'static [&'static str] {
-    if role == GO_ROLE {
+fn programs(role: Role) -> &'static [&'static str] {
+    if role == Role::GoMutex {
         &[crate::kernel::attach::GO_UPROBE]
     } else {
         &crate::kernel::attach::UPROBES
@@ -614,7 +646,7 @@ impl FnProbes {
         let go: std::collections::HashSet<u32> = self
             .planned
             .iter()
-            .filter(|p| p.role == GO_ROLE)
+            .filter(|p| p.role == Role::GoMutex)
             .map(|p| p.id)
             .collect();
         let mut out = std::collections::HashMap::new();

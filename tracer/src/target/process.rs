@@ -30,6 +30,11 @@ pub struct Launched {
 }
 
 impl Launched {
+    /// The program it runs (argv[0], as given).
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
     /// Forks a child that waits for [`Launched::release`] before exec'ing
     /// `argv`. The child keeps our stdio, environment and privileges (as
     /// `perf record -- CMD` does); with `stdout_to_stderr` its stdout is our
