@@ -672,7 +672,7 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
         .map(|(path, frames)| {
             let file = pids
                 .iter()
-                .map(|&pid| crate::target::unwind::host_path(pid, std::path::Path::new(path)))
+                .map(|&pid| crate::target::process::host_path(pid, std::path::Path::new(path)))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| path.into());
             let id = elf_identity(&file);
@@ -1321,15 +1321,11 @@ pub fn frame_label(f: &Frame) -> String {
 }
 
 pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    crate::target::proc::os_release().unwrap_or_default()
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    crate::target::proc::hostname().unwrap_or_default()
 }
 
 #[cfg(test)]

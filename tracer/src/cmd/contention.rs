@@ -492,14 +492,9 @@ fn log_own_cost() {
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     // VmHWM, not ru_maxrss: exec carries the parent's peak into ru_maxrss.
-    let hwm_kb = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .unwrap_or(ru.ru_maxrss as f64);
+    let hwm_kb = crate::target::proc::own_status()
+        .and_then(|s| s.vmhwm_kb)
+        .map_or(ru.ru_maxrss as f64, |kb| kb as f64);
     log::debug!(
         "own cost: cpu {:.3} s, peak rss {:.1} MB",
         secs(ru.ru_utime) + secs(ru.ru_stime),

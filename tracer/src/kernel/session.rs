@@ -199,7 +199,7 @@ impl Session {
             probes.add_target(pid)?;
         }
         probes.attach(opts.sched_only, opts.follow_forks)?;
-        if let Some(&pid) = given.iter().find(|&&p| !preflight::alive(p)) {
+        if let Some(&pid) = given.iter().find(|&&p| !process::alive(p)) {
             return Err(fail(
                 Code::Target,
                 format!("pid {pid} exited before tracing began"),
@@ -300,7 +300,7 @@ impl Session {
             }
             let gone = match self.launched.as_mut() {
                 Some(l) => !l.running(),
-                None => self.given.iter().all(|&p| !preflight::alive(p)),
+                None => self.given.iter().all(|&p| !process::alive(p)),
             };
             if gone {
                 return Ok(End::TargetExited);
@@ -457,7 +457,7 @@ impl Session {
                 if self.probes.add_target(pid).is_err() {
                     return false;
                 }
-                if !preflight::alive(pid as i32) {
+                if !process::alive(pid as i32) {
                     // Gone meanwhile: its pid must not stay traced.
                     self.probes.remove_target(pid);
                     continue;

@@ -330,7 +330,7 @@ pub fn calibrate(probes: &mut Probes, role: Role) -> Result<f64> {
     // seconds, while a launched command waits at the gate).
     let addr = tracer_calibration_target as *const () as u64;
     let maps = crate::target::process::parse_maps(
-        &std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?,
+        &crate::target::proc::own_maps_text().context("reading /proc/self/maps")?,
     );
     let (path, offset) = maps
         .iter()
@@ -544,7 +544,7 @@ impl FnProbes {
         for (i, pid) in self.pids.clone().into_iter().enumerate() {
             match self.attach_to(probes, pid) {
                 // A root that has exited (of several) ends nothing.
-                Err(e) if i < self.roots && crate::kernel::preflight::alive(pid as i32) => {
+                Err(e) if i < self.roots && crate::target::process::alive(pid as i32) => {
                     return Err(e);
                 }
                 Err(e) => log::debug!("function probes in pid {pid}: {e:#}"),
@@ -831,42 +831,16 @@ impl FnProbes {
 }
 
 /// CPU time (user + system, all threads, exited ones included) of the given
-/// processes from /proc/PID/stat, ns; a process that is gone counts 0.
+/// processes, ns: the finer of /proc/PID/stat's clock ticks and the live
+/// threads' schedstat (exited threads are missing there, which the coarser
+/// stat keeps); a process that is gone counts 0.
 fn cpu_ns(pids: &[u32]) -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|s| {
-            // Fields after the parenthesized command: state is field 3,
-            // utime 14 and stime 15.
-            let rest = s.get(s.rfind(')')? + 2..)?;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .map(|ticks| ticks * 1_000_000_000 / hz)
-        .sum::<u64>()
-        .max(schedstat_ns(pids))
-}
-
-/// On-CPU time of the live threads (schedstat, ns resolution; exited
-/// threads are missing, which the coarser /proc/PID/stat keeps).
-fn schedstat_ns(pids: &[u32]) -> u64 {
-    let mut total = 0;
-    for pid in pids {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for e in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat"))
-                && let Some(ns) = s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            {
-                total += ns;
-            }
-        }
-    }
-    total
+    use crate::target::proc;
+    let hz = proc::ticks_per_second();
+    let ticks: u64 = pids
+        .iter()
+        .filter_map(|&pid| proc::stat(pid))
+        .map(|s| (s.utime + s.stime) * 1_000_000_000 / hz)
+        .sum();
+    ticks.max(pids.iter().map(|&pid| proc::threads_cpu_ns(pid)).sum())
 }

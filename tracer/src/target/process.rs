@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     exit::{Code, fail},
-    kernel::preflight,
+    target::proc,
 };
 
 /// A launched command waiting at the gate: it has forked but not exec'd.
@@ -233,10 +233,7 @@ fn signal_if_same(pid: u32, started: u64, sig: i32) {
     }
     // SAFETY: a fresh fd nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let same = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| stat_fields(&s))
-        .is_some_and(|f| f.2 == started);
+    let same = proc::stat(pid).is_some_and(|s| s.starttime == started);
     if same {
         // SAFETY: a valid pidfd; no siginfo.
         unsafe {
@@ -339,57 +336,39 @@ impl ProcessInfo {
     /// Re-reads /proc for this process; keeps what it had if the process is
     /// gone.
     pub fn refresh(&mut self) {
-        let base = format!("/proc/{}", self.pid);
         // Re-read every time: a launched command's first reading may predate
         // its exec.
-        if let Ok(raw) = fs::read(format!("{base}/cmdline"))
-            && !raw.is_empty()
-        {
-            self.cmdline = raw
-                .split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
+        if let Some(cmdline) = proc::cmdline(self.pid) {
+            self.cmdline = cmdline;
         }
-        if let Ok(text) = fs::read_to_string(format!("{base}/maps")) {
+        if let Some(text) = proc::maps_text(self.pid) {
             let maps = parse_maps(&text);
             if !maps.is_empty() {
                 self.maps = maps;
             }
         }
-        if let Ok(status) = fs::read_to_string(format!("{base}/status"))
-            && let Some(line) = status.lines().find(|l| l.starts_with("NSpid:"))
-        {
-            self.nspid = line.split_whitespace().last().and_then(|p| p.parse().ok());
+        if let Some(status) = proc::status(self.pid) {
+            if status.nspid.is_some() {
+                self.nspid = status.nspid;
+            }
+            self.uid = Some(status.euid);
         }
-        if let Ok(status) = fs::read_to_string(format!("{base}/status"))
-            && let Some(line) = status.lines().find(|l| l.starts_with("Uid:"))
-        {
-            self.uid = line.split_whitespace().nth(2).and_then(|u| u.parse().ok());
-        }
-        if let Ok(exe) = fs::read_link(format!("{base}/exe"))
+        if let Some(exe) = proc::exe(self.pid)
             && self.exe.as_ref() != Some(&exe)
         {
             // Read through the process's root (containers), once per exec.
-            self.runtime = runtime_of(&crate::target::unwind::host_path(self.pid, &exe));
+            self.runtime = runtime_of(&host_path(self.pid, &exe));
             self.exe = Some(exe);
         }
-        if let Ok(dir) = fs::read_dir(format!("{base}/task")) {
-            for entry in dir.flatten() {
-                let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                    continue;
-                };
-                if let Ok(comm) = fs::read_to_string(entry.path().join("comm")) {
-                    self.threads.insert(tid, comm.trim_end().to_string());
-                }
-            }
+        for (tid, comm) in proc::threads(self.pid) {
+            self.threads.insert(tid, comm);
         }
     }
 
     /// This process's file as seen from the tracer (through
     /// /proc/PID/root while the process lives, so containers work).
     pub fn host_path(&self, path: &std::path::Path) -> std::path::PathBuf {
-        crate::target::unwind::host_path(self.pid, path)
+        host_path(self.pid, path)
     }
 
     pub fn mapping(&self, addr: u64) -> Option<&Mapping> {
@@ -434,17 +413,9 @@ pub fn runtime_of(exe: &std::path::Path) -> Option<&'static str> {
 /// above the tracer, `--pid 1`, must not take the tracer for its child).
 pub fn process_tree() -> std::collections::HashMap<u32, (u32, bool)> {
     let mut tree = std::collections::HashMap::new();
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Ok(stat) = fs::read_to_string(e.path().join("stat"))
-                && let Some((state, ppid, _)) = stat_fields(&stat)
-                && state != 'X'
-            {
-                tree.insert(pid, (ppid, state == 'Z'));
-            }
+    for (pid, stat) in proc::all() {
+        if stat.state != 'X' {
+            tree.insert(pid, (stat.ppid, stat.state == 'Z'));
         }
     }
     let mut me = std::process::id();
@@ -488,20 +459,12 @@ pub fn descendants_in(
 /// its start time.
 pub fn descendants(root: u32) -> Vec<(u32, u64)> {
     let mut children: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            if let Some((state, ppid, started)) = stat_fields(&stat)
-                && state != 'Z'
-                && state != 'X'
-            {
-                children.entry(ppid).or_default().push((pid, started));
-            }
+    for (pid, stat) in proc::all() {
+        if stat.alive() {
+            children
+                .entry(stat.ppid)
+                .or_default()
+                .push((pid, stat.starttime));
         }
     }
     let mut out: Vec<(u32, u64)> = Vec::new();
@@ -517,24 +480,15 @@ pub fn descendants(root: u32) -> Vec<(u32, u64)> {
     out
 }
 
-/// (state, ppid, starttime) from /proc/PID/stat (split after the comm's
-/// last ')': fields 3, 4 and 22).
-fn stat_fields(stat: &str) -> Option<(char, u32, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let state = f.first()?.chars().next()?;
-    Some((state, f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
-}
-
 /// Waits until a just-released command has exec'd (its exe is no longer
 /// ours) and its dynamic loader has mapped libc, or until `limit`.
 pub fn wait_exec(pid: u32, limit: std::time::Duration) {
     let t = std::time::Instant::now();
-    let ours = fs::read_link("/proc/self/exe").ok();
+    let ours = proc::own_exe();
     while t.elapsed() < limit {
-        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let exe = proc::exe(pid);
         if exe.is_some() && exe != ours {
-            let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            let maps = proc::maps_text(pid).unwrap_or_default();
             if maps.contains("/libc.so") || maps.contains("/libc-") {
                 return;
             }
@@ -546,9 +500,58 @@ pub fn wait_exec(pid: u32, limit: std::time::Duration) {
 /// Confirms every requested pid can be traced.
 pub fn check_pids(pids: &[i32]) -> Result<()> {
     for &pid in pids {
-        preflight::check_pid(pid)?;
+        check_pid(pid)?;
     }
     Ok(())
+}
+
+/// What /proc says about a pid we were asked to trace.
+pub fn check_pid(pid: i32) -> Result<()> {
+    if pid <= 0 {
+        return Err(fail(Code::Target, format!("{pid} is not a process id")));
+    }
+    let stat = proc::stat(pid as u32)
+        .ok_or_else(|| fail(Code::Target, format!("no process with pid {pid}")))?;
+    if stat.flags & PF_KTHREAD != 0 {
+        return Err(fail(
+            Code::Target,
+            format!("pid {pid} is a kernel thread: it makes no futex calls to trace"),
+        ));
+    }
+    if !stat.alive() {
+        return Err(fail(
+            Code::Target,
+            format!("pid {pid} has already exited (zombie)"),
+        ));
+    }
+    // A thread id given instead of a process id: trace its process.
+    if let Some(tgid) = proc::status(pid as u32).map(|s| s.tgid)
+        && tgid != pid
+    {
+        return Err(fail(
+            Code::Target,
+            format!("{pid} is a thread of process {tgid}: pass --pid {tgid}"),
+        ));
+    }
+    Ok(())
+}
+
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Is the process alive (present and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    pid > 0 && proc::alive(pid as u32)
+}
+
+/// Where a process's file is, seen from here (its mount namespace may differ).
+pub fn host_path(pid: u32, path: &std::path::Path) -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
+    if inside.exists() {
+        inside
+    } else {
+        path.to_path_buf()
+    }
 }
 
 #[cfg(test)]
@@ -641,5 +644,23 @@ mod tests {
         assert!(me.threads.contains_key(&std::process::id()));
         let here = own_process_info_reads as *const () as u64;
         assert!(me.mapping(here).is_some_and(|m| m.exec && m.path.is_some()));
+    }
+
+    #[test]
+    fn bad_pids_get_target_code() {
+        use crate::exit::code_of;
+        assert_eq!(code_of(&check_pid(0).unwrap_err()), Code::Target);
+        assert_eq!(code_of(&check_pid(i32::MAX).unwrap_err()), Code::Target);
+    }
+
+    #[test]
+    fn kernel_thread_is_refused() {
+        // kthreadd is pid 2 on every Linux system with a normal pid namespace.
+        if let Ok(stat) = fs::read_to_string("/proc/2/stat")
+            && stat.contains("(kthreadd)")
+        {
+            let err = check_pid(2).unwrap_err();
+            assert!(err.to_string().contains("kernel thread"), "{err}");
+        }
     }
 }

@@ -44,7 +44,7 @@ pub fn binaries(p: &ProcessInfo) -> Vec<PathBuf> {
             out.push(path.clone());
         }
     }
-    let exe = std::fs::read_link(format!("/proc/{}/exe", p.pid)).ok();
+    let exe = crate::target::proc::exe(p.pid);
     out.sort_by_key(|b| Some(b) != exe.as_ref());
     out
 }
@@ -113,7 +113,7 @@ impl Resolver {
     pub fn find(&mut self, binaries: &[PathBuf], pattern: &str) -> Vec<Func> {
         let mut out: Vec<Func> = Vec::new();
         for bin in binaries {
-            let host = crate::target::unwind::host_path(self.pid, bin);
+            let host = crate::target::process::host_path(self.pid, bin);
             let Some(tab) = self.symtab(&host) else {
                 continue;
             };
@@ -143,7 +143,7 @@ impl Resolver {
         let want = pattern.replace(['*', '?'], "");
         let mut all: Vec<(usize, String)> = Vec::new();
         for bin in binaries {
-            let host = crate::target::unwind::host_path(self.pid, bin);
+            let host = crate::target::process::host_path(self.pid, bin);
             if let Some(tab) = self.symtab(&host) {
                 for (name, _, _) in &tab.funcs {
                     let bare = name.split('(').next().unwrap_or(name);

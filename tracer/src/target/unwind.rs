@@ -428,14 +428,3 @@ fn module(
     };
     Some(Module::new(name.display().to_string(), avma, bias, info))
 }
-
-/// Where a process's file is, seen from here (its mount namespace may differ).
-pub fn host_path(pid: u32, path: &Path) -> PathBuf {
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
-    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
-    if inside.exists() {
-        inside
-    } else {
-        path.to_path_buf()
-    }
-}
