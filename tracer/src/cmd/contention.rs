@@ -292,9 +292,10 @@ fn run_once(
         run_meta(args, thresholds, &harvest),
     );
     log::debug!(
-        "report built in {} ms ({} stacks)",
+        "report built in {} ms ({} stacks, {} binaries mapped)",
         t_report.elapsed().as_millis(),
-        harvest.snap.stacks.len()
+        harvest.snap.stacks.len(),
+        crate::target::elf::cached()
     );
     let text = print_report.then(|| {
         report::text::render(

@@ -365,12 +365,6 @@ impl ProcessInfo {
         }
     }
 
-    /// This process's file as seen from the tracer (through
-    /// /proc/PID/root while the process lives, so containers work).
-    pub fn host_path(&self, path: &std::path::Path) -> std::path::PathBuf {
-        host_path(self.pid, path)
-    }
-
     pub fn mapping(&self, addr: u64) -> Option<&Mapping> {
         self.maps.iter().find(|m| m.start <= addr && addr < m.end)
     }
@@ -398,11 +392,8 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 /// `.note.go.buildid`).
 pub fn runtime_of(exe: &std::path::Path) -> Option<&'static str> {
     use object::{Object as _, ObjectSection as _};
-    let f = fs::File::open(exe).ok()?;
-    // SAFETY: a read-only private mapping; a file truncated under us makes
-    // parsing fail or read zeros, never our memory.
-    let bytes = unsafe { memmap2::Mmap::map(&f) }.ok()?;
-    let elf = object::File::parse(&*bytes).ok()?;
+    let file = crate::target::elf::open(exe)?;
+    let elf = file.parse()?;
     elf.sections()
         .any(|s| matches!(s.name(), Ok(".go.buildinfo" | ".note.go.buildid")))
         .then_some("go")

@@ -166,8 +166,8 @@ impl Resolver {
 }
 
 fn load_symtab(path: &Path, debug_dirs: &[PathBuf]) -> Option<Symtab> {
-    let bytes = std::fs::read(path).ok()?;
-    let elf = object::File::parse(&*bytes).ok()?;
+    let file = crate::target::elf::open(path)?;
+    let elf = file.parse()?;
     let loads = elf
         .segments()
         .map(|s| (s.address(), s.size(), s.file_range().0))
@@ -188,8 +188,8 @@ fn load_symtab(path: &Path, debug_dirs: &[PathBuf]) -> Option<Symtab> {
     add(&elf);
     // Symbols stripped into a separate debug file share the binary's vaddrs.
     if let Some(dbg) = debug_file(&elf, path, debug_dirs)
-        && let Ok(dbytes) = std::fs::read(&dbg)
-        && let Ok(delf) = object::File::parse(&*dbytes)
+        && let Some(dfile) = crate::target::elf::open(&dbg)
+        && let Some(delf) = dfile.parse()
     {
         log::debug!("symbols of {} also from {}", path.display(), dbg.display());
         add(&delf);

@@ -29,7 +29,10 @@ struct ElfData {
 
 pub struct Symbols {
     blaze: Symbolizer,
+    /// Data symbols per file, by the path it was opened by.
     elves: HashMap<PathBuf, Option<ElfData>>,
+    /// Per (process, path as it sees it), the path the file is read by.
+    sources: HashMap<(u32, PathBuf), PathBuf>,
     perf_maps: HashMap<u32, PerfMap>,
 }
 
@@ -147,6 +150,7 @@ impl Symbols {
         Self {
             blaze: b.build(),
             elves: HashMap::new(),
+            sources: HashMap::new(),
             perf_maps: HashMap::new(),
         }
     }
@@ -188,7 +192,7 @@ impl Symbols {
         frame.module = Some(path.display().to_string());
         frame.file_offset = Some(ip - map.start + map.offset);
         let file_off = lookup - map.start + map.offset;
-        let src = Source::Elf(Elf::new(path));
+        let src = Source::Elf(Elf::new(self.source(proc_.pid, path)));
         if let Ok(Symbolized::Sym(sym)) = self
             .blaze
             .symbolize_single(&src, Input::FileOffset(file_off))
@@ -217,7 +221,7 @@ impl Symbols {
             .take(4)
             .find(|m| m.path.is_some())?;
         let path = with_file.path.clone()?;
-        let elf = self.elf(&path)?;
+        let elf = self.elf(proc_.pid, &path)?;
         // Bias: where the file's vaddr 0 sits in this process, from the
         // module's mapping at file offset 0 (its first PT_LOAD). Segments can
         // share file pages, so a later mapping's offset alone is ambiguous.
@@ -247,17 +251,29 @@ impl Symbols {
         })
     }
 
-    fn elf(&mut self, path: &Path) -> Option<&ElfData> {
+    /// The path a process's file is read by: through its root when that
+    /// is another file (a container's), else its own path.
+    fn source(&mut self, pid: u32, path: &Path) -> PathBuf {
+        self.sources
+            .entry((pid, path.to_path_buf()))
+            .or_insert_with(|| {
+                crate::target::elf::open_in(pid, path)
+                    .map_or_else(|| path.to_path_buf(), |f| f.opened.clone())
+            })
+            .clone()
+    }
+
+    fn elf(&mut self, pid: u32, path: &Path) -> Option<&ElfData> {
+        let file = crate::target::elf::open_in(pid, path)?;
         self.elves
-            .entry(path.to_path_buf())
-            .or_insert_with(|| load_elf(path))
+            .entry(file.opened.clone())
+            .or_insert_with(|| load_elf(&file))
             .as_ref()
     }
 }
 
-fn load_elf(path: &Path) -> Option<ElfData> {
-    let bytes = std::fs::read(path).ok()?;
-    let file = object::File::parse(&*bytes).ok()?;
+fn load_elf(elf: &crate::target::elf::ElfFile) -> Option<ElfData> {
+    let file = elf.parse()?;
     let loads = file
         .segments()
         .map(|s| {

@@ -273,15 +273,16 @@ fn after_call(info: &ProcessInfo, addr: u64) -> bool {
     if off < 7 {
         return false;
     }
-    let mut b = [0u8; 7];
-    let Ok(f) = std::fs::File::open(info.host_path(path)).or_else(|_| std::fs::File::open(path))
+    let Some(file) = crate::target::elf::open_in(info.pid, path) else {
+        return false;
+    };
+    let Some(b) = file
+        .bytes()
+        .get((off - 7) as usize..off as usize)
+        .and_then(|b| <[u8; 7]>::try_from(b).ok())
     else {
         return false;
     };
-    use std::os::unix::fs::FileExt as _;
-    if f.read_exact_at(&mut b, off - 7).is_err() {
-        return false;
-    }
     // b[6] is the byte just before `addr`.
     b[2] == 0xe8 // call rel32
         || (b[5] == 0xff && (0xd0..=0xd7).contains(&b[6])) // call reg
@@ -355,7 +356,7 @@ fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
         };
         let avma = maps.iter().map(|m| m.start).min().unwrap_or(exec.start)
             ..maps.iter().map(|m| m.end).max().unwrap_or(exec.end);
-        match module(&info.host_path(path), path, exec, avma) {
+        match module(info.pid, path, exec, avma) {
             Some(m) => unwinder.add_module(m),
             None => log::debug!("no unwind data from {}", path.display()),
         }
@@ -364,20 +365,15 @@ fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
 }
 
 fn module(
-    file: &Path,
+    pid: u32,
     name: &Path,
     exec: &crate::target::process::Mapping,
     avma: Range<u64>,
 ) -> Option<Module<Vec<u8>>> {
     // Through the process's root while it lives (containers); a process
     // that exits meanwhile takes its root with it, so fall back to the path.
-    let f = std::fs::File::open(file)
-        .or_else(|_| std::fs::File::open(name))
-        .ok()?;
-    // SAFETY: a read-only private mapping of a binary; if the file is
-    // truncated under us, parsing fails or reads zeros, never our memory.
-    let bytes = unsafe { memmap2::Mmap::map(&f) }.ok()?;
-    let elf = object::File::parse(&*bytes).ok()?;
+    let file = crate::target::elf::open_in(pid, name)?;
+    let elf = file.parse()?;
     // The load bias, from the PT_LOAD that holds the executable mapping's
     // file offset.
     // Mappings start on page boundaries and segments need not: compare
