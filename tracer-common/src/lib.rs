@@ -729,9 +729,9 @@ const _: () = assert!(core::mem::offset_of!(UnwindSample, stack) == UNWIND_HEADE
 /// touched more leaves the rest to userspace's sweep.
 pub const EXIT_LOCKS: usize = 4;
 
-/// The locks a traced thread has entries for, in slot `tid & (START_SLOTS
-/// - 1)` of an array: noted when its (lock, thread) entry is created, read
-/// at its exit.
+/// The locks a traced thread has entries for, in slot
+/// `tid & (START_SLOTS - 1)` of an array: noted when its (lock, thread)
+/// entry is created, read at its exit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadLocks {

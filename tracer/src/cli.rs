@@ -428,7 +428,7 @@ fn parse_top(s: &str) -> Result<usize, String> {
 /// A contention rate threshold: a finite number of contentions per second.
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v <= 1e12 => Ok(v),
+        Ok(v) if v.is_finite() && (0.0..=1e12).contains(&v) => Ok(v),
         _ => Err(format!(
             "'{s}' is not a rate in contentions per second (a number from 0 to 1e12)"
         )),

@@ -123,6 +123,13 @@ fn setup() -> Result<()> {
             "nightly",
         ]))?;
     }
+    let clippy_ok = Command::new("cargo")
+        .args(["clippy", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !clippy_ok {
+        run(Command::new("rustup").args(["component", "add", "clippy"]))?;
+    }
     let linker_ok = Command::new("bpf-linker")
         .arg("--version")
         .output()
@@ -202,6 +209,11 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     let root = workspace_root();
     let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
+    // Lints first: a warning fails the run. The default members only:
+    // tracer-ebpf builds for the BPF target alone (through tracer/build.rs).
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&root)
         .args(["test", "-p", "tracer-common", "-p", "tracer", "-p", "xtask"]);
