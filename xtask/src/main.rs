@@ -211,9 +211,13 @@ fn test(extra: &[String]) -> Result<()> {
     let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
     // Lints first: a warning fails the run. The default members only:
     // tracer-ebpf builds for the BPF target alone (through tracer/build.rs).
-    run(Command::new("cargo")
-        .current_dir(&root)
-        .args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    run(Command::new("cargo").current_dir(&root).args([
+        "clippy",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&root)
         .args(["test", "-p", "tracer-common", "-p", "tracer", "-p", "xtask"]);

@@ -357,7 +357,7 @@ impl ProcessInfo {
             && self.exe.as_ref() != Some(&exe)
         {
             // Read through the process's root (containers), once per exec.
-            self.runtime = runtime_of(&host_path(self.pid, &exe));
+            self.runtime = runtime_in(self.pid, &exe);
             self.exe = Some(exe);
         }
         for (tid, comm) in proc::threads(self.pid) {
@@ -391,8 +391,16 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 /// tracing: `go` for a Go binary (its `.go.buildinfo` section, or its
 /// `.note.go.buildid`).
 pub fn runtime_of(exe: &std::path::Path) -> Option<&'static str> {
+    runtime_from(&*crate::target::elf::open(exe)?)
+}
+
+/// [`runtime_of`] a process's executable, read through its root.
+fn runtime_in(pid: u32, exe: &std::path::Path) -> Option<&'static str> {
+    runtime_from(&*crate::target::elf::open_in(pid, exe)?)
+}
+
+fn runtime_from(file: &crate::target::elf::ElfFile) -> Option<&'static str> {
     use object::{Object as _, ObjectSection as _};
-    let file = crate::target::elf::open(exe)?;
     let elf = file.parse()?;
     elf.sections()
         .any(|s| matches!(s.name(), Ok(".go.buildinfo" | ".note.go.buildid")))

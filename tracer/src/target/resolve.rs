@@ -60,7 +60,11 @@ pub fn split_spec(spec: &str) -> (Option<&str>, &str) {
     (None, spec)
 }
 
-/// Shell-style glob: `*` any run, `?` one character.
+/// Shell-style glob: `*` any run, `?` one character, everything else
+/// literal. Hand-written rather than `globset`: symbol names are full of
+/// what a path glob gives meaning to — C++'s `operator[]`, Rust's
+/// `{{closure}}`, `/` in lambdas — and a user's pattern must match them as
+/// written.
 pub fn glob(pat: &str, s: &str) -> bool {
     if !pat.contains(['*', '?']) {
         return pat == s;
@@ -256,6 +260,18 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_takes_symbol_punctuation_literally() {
+        assert!(glob(
+            "std::vector<int>::operator[]*",
+            "std::vector<int>::operator[](unsigned long)"
+        ));
+        assert!(glob("app::main::{{closure}}", "app::main::{{closure}}"));
+        assert!(!glob("app::main::{{closure}}", "app::main::x"));
+        assert!(glob("orders::*::assign", "orders::book::assign"));
+        assert!(glob("f?o", "foo") && !glob("f?o", "fo"));
+    }
 
     #[test]
     fn specs_split_at_a_lone_colon() {

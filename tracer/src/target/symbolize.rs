@@ -30,9 +30,8 @@ struct ElfData {
 pub struct Symbols {
     blaze: Symbolizer,
     /// Data symbols per file, by the path it was opened by.
-    elves: HashMap<PathBuf, Option<ElfData>>,
-    /// Per (process, path as it sees it), the path the file is read by.
-    sources: HashMap<(u32, PathBuf), PathBuf>,
+    /// Data symbols per file (the cache's entry: files stay mapped).
+    elves: HashMap<*const crate::target::elf::ElfFile, Option<ElfData>>,
     perf_maps: HashMap<u32, PerfMap>,
 }
 
@@ -150,7 +149,6 @@ impl Symbols {
         Self {
             blaze: b.build(),
             elves: HashMap::new(),
-            sources: HashMap::new(),
             perf_maps: HashMap::new(),
         }
     }
@@ -192,7 +190,9 @@ impl Symbols {
         frame.module = Some(path.display().to_string());
         frame.file_offset = Some(ip - map.start + map.offset);
         let file_off = lookup - map.start + map.offset;
-        let src = Source::Elf(Elf::new(self.source(proc_.pid, path)));
+        // Through the process's root when that is another file (a
+        // container's); blazesym opens and caches files by path.
+        let src = Source::Elf(Elf::new(crate::target::elf::path_in(proc_.pid, path)));
         if let Ok(Symbolized::Sym(sym)) = self
             .blaze
             .symbolize_single(&src, Input::FileOffset(file_off))
@@ -251,22 +251,10 @@ impl Symbols {
         })
     }
 
-    /// The path a process's file is read by: through its root when that
-    /// is another file (a container's), else its own path.
-    fn source(&mut self, pid: u32, path: &Path) -> PathBuf {
-        self.sources
-            .entry((pid, path.to_path_buf()))
-            .or_insert_with(|| {
-                crate::target::elf::open_in(pid, path)
-                    .map_or_else(|| path.to_path_buf(), |f| f.opened.clone())
-            })
-            .clone()
-    }
-
     fn elf(&mut self, pid: u32, path: &Path) -> Option<&ElfData> {
         let file = crate::target::elf::open_in(pid, path)?;
         self.elves
-            .entry(file.opened.clone())
+            .entry(std::sync::Arc::as_ptr(&file))
             .or_insert_with(|| load_elf(&file))
             .as_ref()
     }
