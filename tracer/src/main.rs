@@ -124,7 +124,7 @@ fn main() {
         })
         .parse_env("TRACER_LOG")
         .format_target(false)
-        .target(env_logger::Target::Pipe(Box::new(progress::LogWriter)))
+        .target(env_logger::Target::Pipe(Box::new(ui::LogWriter)))
         .write_style(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             env_logger::WriteStyle::Always
         } else {

@@ -5,8 +5,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{IsTerminal as _, Write},
-    sync::atomic::{AtomicBool, Ordering},
+    io::IsTerminal as _,
     time::{Duration, Instant},
 };
 use tracer_common::names;
@@ -23,9 +22,6 @@ use crate::{
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Whether the line is on the terminal now: a log line must erase it first
-/// (see `LogWriter`).
-static DRAWN: AtomicBool = AtomicBool::new(false);
 /// The line never takes more than 1/BUDGET of a CPU: a refresh that cost
 /// 40 ms (≈9,000 (lock, thread) entries) spaces the next ones 2 s apart.
 const BUDGET: u32 = 50;
@@ -119,19 +115,12 @@ impl Progress {
         );
         let width = columns().saturating_sub(1).max(20);
         let line: String = line.chars().take(width).collect();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K{line}");
-        let _ = err.flush();
-        DRAWN.store(true, Ordering::Relaxed);
+        crate::ui::status_line(&line);
     }
 
     /// Erases the line, before anything else is printed.
     pub fn clear(&mut self) {
-        if DRAWN.swap(false, Ordering::Relaxed) {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
-        }
+        crate::ui::clear_status_line();
     }
 }
 
@@ -145,24 +134,6 @@ impl Drop for Progress {
                 self.spent.as_micros() / u128::from(self.ticks)
             );
         }
-    }
-}
-
-/// Where log records go: stderr, erasing the progress line first when it
-/// is drawn (it comes back at its next refresh).
-pub struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
-        if DRAWN.swap(false, Ordering::Relaxed) {
-            err.write_all(b"\r\x1b[K")?;
-        }
-        err.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
     }
 }
 

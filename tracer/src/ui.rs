@@ -7,6 +7,7 @@ use std::{
     borrow::Cow,
     fmt,
     io::{self, Write},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use crate::exit::{Code, fail};
@@ -31,10 +32,49 @@ fn reader_gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(libc::EIO)
 }
 
+/// Whether a status line (the live progress line) is on the terminal now:
+/// anything else written to stderr erases it first.
+static DRAWN: AtomicBool = AtomicBool::new(false);
+
+/// Draws `line` over the current status line (stderr, a terminal).
+pub fn status_line(line: &str) {
+    let mut err = io::stderr().lock();
+    let _ = write!(err, "\r\x1b[K{line}");
+    let _ = err.flush();
+    DRAWN.store(true, Ordering::Relaxed);
+}
+
+/// Erases the status line if one is drawn.
+pub fn clear_status_line() {
+    if DRAWN.swap(false, Ordering::Relaxed) {
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K");
+        let _ = err.flush();
+    }
+}
+
+/// Where log records go: stderr, erasing the status line first when it
+/// is drawn (it comes back at its next refresh).
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut err = io::stderr().lock();
+        if DRAWN.swap(false, Ordering::Relaxed) {
+            err.write_all(b"\r\x1b[K")?;
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
 /// One line on stderr, erasing the progress line first; a failed write is
 /// ignored (stderr is where failures would be told).
 pub fn say(args: fmt::Arguments<'_>) {
-    let mut w = crate::progress::LogWriter;
+    let mut w = LogWriter;
     // Messages can quote a report's or a target's text: escaped.
     let _ = writeln!(w, "{}", esc_text(&args.to_string()));
 }

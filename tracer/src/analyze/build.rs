@@ -672,7 +672,7 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
         .map(|(path, frames)| {
             let file = pids
                 .iter()
-                .map(|&pid| crate::target::process::host_path(pid, std::path::Path::new(path)))
+                .map(|&pid| crate::target::proc::host_path(pid, std::path::Path::new(path)))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| path.into());
             let id = elf_identity(&file);

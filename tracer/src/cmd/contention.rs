@@ -18,9 +18,8 @@ use crate::{
     cli::{ContentionArgs, Mode},
     exit::{Code, fail},
     kernel::{
-        functions::FnOptions,
         session::{Harvest, Options as SessionOptions, Session, Targets, Until},
-        uprobes::FnProbes,
+        uprobes::{FnOptions, FnProbes},
     },
     output::Out,
     progress::Progress,

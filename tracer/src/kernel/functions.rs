@@ -4,45 +4,19 @@
 //! after exec, once its own binaries are mapped. `uprobes` does the probing
 //! itself.
 
-use std::{path::PathBuf, sync::atomic::AtomicBool};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 
 use crate::{
     kernel::{
         attach::Probes,
-        uprobes::{self, FnProbes, Planned, Role},
+        uprobes::{self, FnOptions, FnProbes, Planned, Role},
     },
     report::units::human_ns,
     say,
     target::process::ProcessInfo,
 };
-
-/// What to probe, from the command line.
-#[derive(Clone, Debug, Default)]
-pub struct FnOptions {
-    /// `--uprobe` specs: SYMBOL, GLOB or BINARY:SYMBOL.
-    pub uprobes: Vec<String>,
-    /// `--alloc`: the allocator's functions.
-    pub alloc: bool,
-    /// Go's lock slow paths, when the target is a Go program.
-    pub go_mutex: bool,
-    /// Call sites per probed function (--fn-sites).
-    pub fn_sites: bool,
-    /// Probe functions known to be called millions of times a second.
-    pub allow_hot_probes: bool,
-    /// Where separate debug files are looked for (besides /usr/lib/debug).
-    pub debug_dirs: Vec<PathBuf>,
-    /// The share of the targets' CPU time the probes may cost, in percent.
-    pub probe_budget: Option<f64>,
-}
-
-impl FnOptions {
-    /// Probes asked for explicitly (not only Go's, which depend on the target).
-    fn explicit(&self) -> bool {
-        !self.uprobes.is_empty() || self.alloc
-    }
-}
 
 /// What one probe hit costs, per kind of probe, once calibrated.
 #[derive(Default)]

@@ -25,10 +25,10 @@ use crate::{
     kernel::{
         attach::{HookState, LoadOptions, Probes},
         collect::{self, Snapshot},
-        functions::{FnOptions, Functions},
+        functions::Functions,
         preflight,
         ring::{Event, RingReader},
-        uprobes::FnProbes,
+        uprobes::{FnOptions, FnProbes},
     },
     say,
     target::process::{self, Launched, ProcessInfo},

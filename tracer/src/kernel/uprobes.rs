@@ -21,10 +21,35 @@ use tracer_common::{FnKey, FnStats, probe};
 use crate::{
     exit::{Code, fail},
     kernel::attach::Probes,
-    kernel::functions::FnOptions,
     target::process::ProcessInfo,
     target::resolve::{self, Func, Resolver},
 };
+
+/// What to probe, from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct FnOptions {
+    /// `--uprobe` specs: SYMBOL, GLOB or BINARY:SYMBOL.
+    pub uprobes: Vec<String>,
+    /// `--alloc`: the allocator's functions.
+    pub alloc: bool,
+    /// Go's lock slow paths, when the target is a Go program.
+    pub go_mutex: bool,
+    /// Call sites per probed function (--fn-sites).
+    pub fn_sites: bool,
+    /// Probe functions known to be called millions of times a second.
+    pub allow_hot_probes: bool,
+    /// Where separate debug files are looked for (besides /usr/lib/debug).
+    pub debug_dirs: Vec<PathBuf>,
+    /// The share of the targets' CPU time the probes may cost, in percent.
+    pub probe_budget: Option<f64>,
+}
+
+impl FnOptions {
+    /// Probes asked for explicitly (not only Go's, which depend on the target).
+    pub fn explicit(&self) -> bool {
+        !self.uprobes.is_empty() || self.alloc
+    }
+}
 
 /// One function to probe.
 #[derive(Clone, Debug)]

@@ -542,17 +542,6 @@ pub fn alive(pid: i32) -> bool {
     pid > 0 && proc::alive(pid as u32)
 }
 
-/// Where a process's file is, seen from here (its mount namespace may differ).
-pub fn host_path(pid: u32, path: &std::path::Path) -> std::path::PathBuf {
-    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
-    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
-    if inside.exists() {
-        inside
-    } else {
-        path.to_path_buf()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,7 +117,7 @@ impl Resolver {
     pub fn find(&mut self, binaries: &[PathBuf], pattern: &str) -> Vec<Func> {
         let mut out: Vec<Func> = Vec::new();
         for bin in binaries {
-            let host = crate::target::process::host_path(self.pid, bin);
+            let host = crate::target::proc::host_path(self.pid, bin);
             let Some(tab) = self.symtab(&host) else {
                 continue;
             };
@@ -147,7 +147,7 @@ impl Resolver {
         let want = pattern.replace(['*', '?'], "");
         let mut all: Vec<(usize, String)> = Vec::new();
         for bin in binaries {
-            let host = crate::target::process::host_path(self.pid, bin);
+            let host = crate::target::proc::host_path(self.pid, bin);
             if let Some(tab) = self.symtab(&host) {
                 for (name, _, _) in &tab.funcs {
                     let bare = name.split('(').next().unwrap_or(name);
