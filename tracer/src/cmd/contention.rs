@@ -278,7 +278,7 @@ fn run_once(
     };
     let end = session.trace(&until, |s| {
         if let Some(p) = progress.as_mut() {
-            p.tick(&s.probes, &s.procs, s.retired_waits(), s.elapsed());
+            p.tick(&s.probes, s.procs(), s.retired_waits(), s.elapsed());
         }
     })?;
     let t_report = Instant::now();

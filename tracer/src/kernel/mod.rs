@@ -3,12 +3,14 @@
 //! (`functions`: when they are planned and attached; `uprobes`: probing
 //! and their cost), the event ring's reader (`ring`), exited threads
 //! leaving the maps (`retire`), reading the maps into a snapshot
-//! (`collect`), and the tracing lifecycle that drives them (`session`).
+//! (`collect`), the processes a session traces (`processes`), and the
+//! tracing lifecycle that drives them (`session`).
 
 pub mod attach;
 pub mod collect;
 pub mod functions;
 pub mod preflight;
+pub mod processes;
 pub mod retire;
 pub mod ring;
 pub mod session;

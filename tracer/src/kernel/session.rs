@@ -12,7 +12,7 @@
 //! with its own attach, tick and finish, driven by the same loop).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::atomic::{AtomicBool, Ordering},
     thread::JoinHandle,
     time::{Duration, Instant, SystemTime},
@@ -27,18 +27,13 @@ use crate::{
         collect::{self, Snapshot},
         functions::Functions,
         preflight,
+        processes::Processes,
         ring::{Event, RingReader},
         uprobes::{FnOptions, FnProbes},
     },
     say,
     target::process::{self, Launched, ProcessInfo},
 };
-
-/// /proc is re-read this often at first (to catch a short-lived command's
-/// maps after exec), then every second.
-const FAST_REFRESH: Duration = Duration::from_millis(50);
-const SLOW_REFRESH: Duration = Duration::from_secs(1);
-const FAST_PERIOD: Duration = Duration::from_secs(1);
 
 /// What to trace.
 pub enum Targets {
@@ -136,15 +131,8 @@ impl Detach {
 pub struct Session {
     pub probes: Probes,
     ring: Option<RingReader>,
-    /// What /proc said about every process traced (kept after it exits).
-    pub procs: BTreeMap<u32, ProcessInfo>,
-    /// Every process traced at some point: roots and followed children
-    /// (the kernel's target set drops those that exited).
-    known: BTreeSet<u32>,
-    /// Traced processes that are gone.
-    exited: BTreeSet<u32>,
-    /// The roots (--pid, or the launched command).
-    roots: Vec<u32>,
+    /// The processes traced and what /proc said about them.
+    pub processes: Processes,
     /// The pids given (--pid): tracing ends when all are gone.
     given: Vec<i32>,
     launched: Option<Launched>,
@@ -153,10 +141,6 @@ pub struct Session {
     /// fd is open.
     stats_fd: Option<std::os::fd::OwnedFd>,
     program_stats: bool,
-    /// Per root, its descendants seen in /proc (traced or not).
-    seen: BTreeMap<u32, BTreeSet<u32>>,
-    started: Instant,
-    last_refresh: Option<Instant>,
     /// When tracing began ([`Session::begin`]).
     t0: Instant,
     start_time: SystemTime,
@@ -209,22 +193,16 @@ impl Session {
         let mut me = Self {
             probes,
             ring: Some(ring),
-            procs: BTreeMap::new(),
-            known: roots.iter().copied().collect(),
-            exited: BTreeSet::new(),
-            roots,
+            processes: Processes::new(&roots),
             given,
             launched,
             functions: Functions::none(),
             stats_fd: None,
             program_stats: opts.program_stats,
-            seen: BTreeMap::new(),
-            started: now,
-            last_refresh: None,
             t0: now,
             start_time: SystemTime::now(),
         };
-        if opts.children && !me.adopt_descendants() {
+        if opts.children && !me.processes.adopt_descendants(&mut me.probes) {
             say!(
                 "tracer: the target set is full ({} processes): some of the target's children are not traced (UNTRACED in the report)",
                 tracer_common::limits::TARGETS
@@ -232,7 +210,7 @@ impl Session {
         }
         me.functions = Functions::new(
             opts.functions,
-            &me.roots,
+            &roots,
             me.launched.as_ref().map(|l| l.program()),
             &mut me.probes,
             stop,
@@ -321,11 +299,14 @@ impl Session {
         }
         drop(self.stats_fd.take());
         let all_targets = self.targets();
-        let untraced = self.roots.iter().map(|&r| (r, self.untraced(r))).collect();
+        let roots = self.processes.roots().to_vec();
+        let untraced = roots
+            .iter()
+            .map(|&r| (r, self.processes.untraced(r)))
+            .collect();
         let Session {
             probes,
-            procs,
-            roots,
+            processes: Processes { procs, .. },
             mut launched,
             functions,
             start_time,
@@ -366,116 +347,9 @@ impl Session {
             .map(|r| r.events.try_iter().collect())
             .unwrap_or_default();
         for e in events {
-            self.event(e);
+            self.processes.event(e);
         }
-        let every = if self.started.elapsed() < FAST_PERIOD {
-            FAST_REFRESH
-        } else {
-            SLOW_REFRESH
-        };
-        if self.last_refresh.is_none_or(|t| t.elapsed() >= every) {
-            self.refresh();
-        }
-    }
-
-    fn event(&mut self, e: Event) {
-        match e {
-            Event::ProcessExit(pid) => {
-                self.exited.insert(pid);
-            }
-            Event::Fork { parent, child } => {
-                log::debug!("pid {parent} forked {child}: followed");
-                // Read the child's /proc now: it may be gone by the next
-                // refresh, and its maps are what symbolizes its stacks.
-                self.known.insert(child);
-                self.refresh_one(child);
-                // Gone already: a fork runs its parent's program with its
-                // parent's argv and memory (its maps symbolize its stacks and
-                // name its shared memory) until it execs or rewrites them.
-                let inherited = self.procs.get(&parent).map(|p| {
-                    (
-                        p.cmdline.clone(),
-                        p.exe.clone(),
-                        p.maps.clone(),
-                        p.threads.get(&parent).cloned(),
-                    )
-                });
-                if let (Some(c), Some((cmdline, exe, maps, name))) =
-                    (self.procs.get_mut(&child), inherited)
-                {
-                    if c.cmdline.is_empty() {
-                        c.cmdline = cmdline;
-                        c.exe = c.exe.take().or(exe);
-                    }
-                    if c.maps.is_empty() {
-                        c.maps = maps;
-                    }
-                    if let Some(name) = name {
-                        c.threads.entry(child).or_insert(name);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Re-reads /proc for every traced process still in the target set,
-    /// and notes the roots' descendants that are not in it.
-    fn refresh(&mut self) {
-        self.last_refresh = Some(Instant::now());
-        self.known.extend(self.probes.targets());
-        let live: Vec<u32> = self.known.difference(&self.exited).copied().collect();
-        for pid in live {
-            self.refresh_one(pid);
-        }
-        // Every descendant seen (zombies too: they ran); which of them
-        // were traced is only known once the ring is drained at the end
-        // (a fork's record may still be on its way), so `untraced` is
-        // worked out then.
-        let tree = process::process_tree();
-        for (root, pids) in process::descendants_in(&tree, &self.roots) {
-            if !self.exited.contains(&root) {
-                self.seen.entry(root).or_default().extend(pids);
-            }
-        }
-    }
-
-    /// Traces the roots' descendants that already run (--children),
-    /// scanning again until a scan finds none new (a child may fork while
-    /// it is being adopted). False when the target set filled up first.
-    fn adopt_descendants(&mut self) -> bool {
-        for _ in 0..16 {
-            let tree = process::process_tree();
-            let new: Vec<u32> = process::descendants_in(&tree, &self.roots)
-                .into_values()
-                .flatten()
-                .filter(|p| !self.known.contains(p) && !tree.get(p).is_some_and(|t| t.1))
-                .collect();
-            if new.is_empty() {
-                return true;
-            }
-            for pid in new {
-                if self.probes.add_target(pid).is_err() {
-                    return false;
-                }
-                if !process::alive(pid as i32) {
-                    // Gone meanwhile: its pid must not stay traced.
-                    self.probes.remove_target(pid);
-                    continue;
-                }
-                self.known.insert(pid);
-                self.refresh_one(pid);
-            }
-        }
-        true
-    }
-
-    /// Per root, its descendants seen while tracing that were never traced
-    /// (pids ascending). Meaningful once the ring is drained.
-    fn untraced(&self, root: u32) -> Vec<u32> {
-        self.seen
-            .get(&root)
-            .map(|s| s.difference(&self.known).copied().collect())
-            .unwrap_or_default()
+        self.processes.tick(&self.probes);
     }
 
     /// A process changed its memory maps (a launched command exec'd): read
@@ -484,13 +358,23 @@ impl Session {
         if let Some(r) = &self.ring {
             r.watch(pid);
         }
-        self.refresh_one(pid);
+        self.processes.refresh_one(pid);
     }
 
     /// Waits counted so far in entries already moved out of the kernel
     /// (the live ones are in LOCK_THREADS).
     pub fn retired_waits(&self) -> u64 {
         self.ring.as_ref().map_or(0, RingReader::retired_waits)
+    }
+
+    /// Every process traced, roots first.
+    pub fn targets(&self) -> Vec<u32> {
+        self.processes.targets()
+    }
+
+    /// What /proc said about every process traced.
+    pub fn procs(&self) -> &BTreeMap<u32, ProcessInfo> {
+        &self.processes.procs
     }
 
     /// The probed functions: their calls in flight are evicted with their
@@ -501,15 +385,10 @@ impl Session {
         }
     }
 
-    /// Every process traced, roots first.
-    pub fn targets(&self) -> Vec<u32> {
-        self.known.iter().copied().collect()
-    }
-
     /// The run's data: the maps as they are now, the entries moved out of
     /// them, and every unwound sample (the ring is drained to its end).
     fn snapshot(&mut self) -> Result<Snapshot> {
-        self.refresh();
+        self.processes.refresh(&self.probes);
         // From here on exits leave their entries in the maps, and after the
         // pause nothing else moves them: each entry is counted once, live
         // (in the snapshot) or retired (before it).
@@ -521,7 +400,7 @@ impl Session {
         match self.ring.take().and_then(RingReader::finish) {
             Some((mut unwinding, retired, events)) if paused => {
                 for e in events {
-                    self.event(e);
+                    self.processes.event(e);
                 }
                 snap.unwound = unwinding.take();
                 snap.unwind_stats = unwinding.stats;
@@ -540,17 +419,6 @@ impl Session {
             }
         }
         Ok(snap)
-    }
-
-    /// This process's /proc view, read now.
-    fn refresh_one(&mut self, pid: u32) {
-        self.procs
-            .entry(pid)
-            .or_insert_with(|| ProcessInfo {
-                pid,
-                ..Default::default()
-            })
-            .refresh();
     }
 }
 
