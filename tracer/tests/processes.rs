@@ -42,7 +42,7 @@ fn waits_in(report: &Value, pid: u32, addr: &str) -> u64 {
         .sum()
 }
 
-fn target<'a>(report: &'a Value, pid: u32) -> Option<&'a Value> {
+fn target(report: &Value, pid: u32) -> Option<&Value> {
     report["targets"]
         .as_array()
         .unwrap()

@@ -924,7 +924,8 @@ fn go_locks(
     let scale = 1.0 / fraction.max(1e-9);
     let empty = ProcessInfo::default();
     // (pid, type, call site) → (hits, sleeps, frames of the top stack, its hits)
-    let mut by: BTreeMap<(u32, String, String), (u64, u64, Vec<Frame>, u64)> = BTreeMap::new();
+    type Site = (u64, u64, Vec<Frame>, u64);
+    let mut by: BTreeMap<(u32, String, String), Site> = BTreeMap::new();
     for (id, name, ..) in fm
         .planned
         .iter()
@@ -1079,7 +1080,7 @@ fn unwound_parts(
     };
     let unwound: Vec<(&Unwound, &ProcessInfo)> = stacks
         .iter()
-        .flat_map(|(s, p)| s.into_iter().flat_map(|s| s.iter()).map(|u| (u, *p)))
+        .flat_map(|(s, p)| s.iter().flat_map(|s| s.iter()).map(|u| (u, *p)))
         .collect();
     match (!unwound.is_empty()).then_some(unwound) {
         Some(stacks) => {
@@ -1172,7 +1173,9 @@ fn shared_words(
         e.0 |= s.ops & tracer_common::OPS_SHARED != 0;
         e.1 += s.outcomes.iter().sum::<u64>();
     }
-    let mut by_word: BTreeMap<(u64, u64, u64), (Vec<(LockKey, u64)>, String)> = BTreeMap::new();
+    // (device, inode, offset) → (the processes' keys and waits, object)
+    type Keys = (Vec<(LockKey, u64)>, String);
+    let mut by_word: BTreeMap<(u64, u64, u64), Keys> = BTreeMap::new();
     for (key, (shared, waits)) in per_key {
         if !shared {
             continue;

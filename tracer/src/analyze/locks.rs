@@ -340,8 +340,8 @@ fn fp_signature(l: &Lock) -> Option<Vec<String>> {
 /// library frame reached from several call sites) stay unexplained.
 fn infer_from_frame_pointers(channels: &mut [Channel]) {
     type Answer = (Decided, Kind, &'static str, String);
-    let mut seen: HashMap<(u32, Vec<String>), BTreeMap<Answer, (u64, Option<String>)>> =
-        HashMap::new();
+    type Answers = BTreeMap<Answer, (u64, Option<String>)>;
+    let mut seen: HashMap<(u32, Vec<String>), Answers> = HashMap::new();
     for ch in channels.iter() {
         if !ch.parts.iter().any(|p| p.unwind == "eh_frame") {
             continue;
@@ -681,14 +681,14 @@ fn gather(
         };
         l.sched = Some(sleeps);
     }
-    waker_sites.sort_by(|a, b| b.wakes.cmp(&a.wakes));
+    waker_sites.sort_by_key(|s| std::cmp::Reverse(s.wakes));
     waker_sites.truncate(SITES_PER_LOCK);
     l.waker_sites = waker_sites;
     let mut sites = same_frames_merged(a.sites);
     sites.truncate(SITES_PER_LOCK);
     if a.part.unwind == "eh_frame" {
         l.unwound_sites = sites;
-        fp_sites.sort_by(|x, y| y.count.cmp(&x.count));
+        fp_sites.sort_by_key(|s| std::cmp::Reverse(s.count));
         fp_sites.truncate(SITES_PER_LOCK);
         l.sites = fp_sites;
     } else {

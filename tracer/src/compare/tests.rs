@@ -378,7 +378,7 @@ mod fuzz {
             let mut chars = FIXTURE.char_indices().peekable();
             while let Some((i, c)) = chars.next() {
                 let starts = (c.is_ascii_digit() || c == '-')
-                    && FIXTURE[..i].ends_with(|p: char| p == ' ' || p == '[' || p == ':');
+                    && FIXTURE[..i].ends_with([' ', '[', ':']);
                 if starts {
                     let mut end = i + c.len_utf8();
                     while let Some(&(j, d)) = chars.peek() {

@@ -129,7 +129,7 @@ pub fn resymbolize(r: &mut Report, dirs: &[PathBuf]) -> anyhow::Result<Named> {
     // Labels, call sites, the verdict: the old names, replaced (longest
     // first, and only whole: `x+0x11` is not in `x+0x112`).
     let mut order: Vec<(&String, &String)> = renamed.iter().collect();
-    order.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    order.sort_by_key(|a| std::cmp::Reverse(a.0.len()));
     walk_strings(&mut v, &mut |s: &mut String| {
         for (old, new) in &order {
             if s.contains(old.as_str()) {

@@ -765,8 +765,8 @@ fn go_locks(o: &mut String, r: &Report, top: usize) {
     );
     let _ = writeln!(
         o,
-        "  {:<52} {:>10} {:>9} {:>9}  {}",
-        "LOCK", "CONT", "CONT/S", "SEMA", "DECISION"
+        "  {:<52} {:>10} {:>9} {:>9}  DECISION",
+        "LOCK", "CONT", "CONT/S", "SEMA"
     );
     for g in r.go_locks.iter().take(top) {
         let _ = writeln!(
