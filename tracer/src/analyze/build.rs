@@ -14,7 +14,7 @@ use crate::{
         implementations::{self, Decided, Kind},
         locks::{self, Channel, Part},
     },
-    kernel::collect::Snapshot,
+    kernel::{collect::Snapshot, uprobes::Role},
     target::process::ProcessInfo,
     target::symbolize::Symbols,
     target::unwind::Unwound,
@@ -26,8 +26,8 @@ const SITES_PER_LOCK: usize = 8;
 /// What the report needs to know about the function probes.
 #[derive(Clone, Debug, Default)]
 pub struct FnMeta {
-    /// (id, name, binary, offset, role) of each probed function.
-    pub planned: Vec<(u32, String, String, u64, String)>,
+    /// Each probed function.
+    pub planned: Vec<ProbedFn>,
     pub per_call_ns: f64,
     /// Cost of one entry-only hit (Go's slow paths).
     pub go_per_call_ns: f64,
@@ -37,6 +37,18 @@ pub struct FnMeta {
     pub target_cpu_ns: u64,
     /// Functions detached early: too hot for the budget.
     pub detached: Vec<DetachedFn>,
+}
+
+/// A function the probes were planned for.
+#[derive(Clone, Debug)]
+pub struct ProbedFn {
+    pub id: u32,
+    pub name: String,
+    /// The binary, as the target's mappings name it.
+    pub binary: String,
+    /// File offset of its entry.
+    pub offset: u64,
+    pub role: Role,
 }
 
 /// A probed function detached early (see `funcs::Detached`).
@@ -75,193 +87,13 @@ pub fn build(
     syms: &mut Symbols,
     meta: RunMeta,
 ) -> Report {
-    let duration = meta.duration_s.max(1e-9);
-    let empty = ProcessInfo::default();
-    let proc_of = |pid: u32| procs.get(&pid).unwrap_or(&empty);
-    let thread_name =
-        |pid: u32, tid: u32| proc_of(pid).threads.get(&tid).cloned().unwrap_or_default();
-
-    // Futex words in shared memory used as shared futexes are one lock
-    // across processes, as the kernel keys them: by mapped object and
-    // offset. Each key maps to the key its lock is shown under.
-    let shared = shared_words(snap, procs);
-    let canon = |k: LockKey| shared.get(&k).map_or(k, |(c, _)| *c);
-    let mut members: BTreeMap<LockKey, Vec<LockKey>> = BTreeMap::new();
-
-    // Per lock: fold the per-(lock, thread) entries.
-    let mut locks: BTreeMap<LockKey, Lock> = BTreeMap::new();
-    let mut ops: HashMap<LockKey, u32> = HashMap::new();
-    for (k, s) in &snap.lock_threads {
-        let own = LockKey {
-            uaddr: k.uaddr,
-            tgid: k.tgid,
-            _pad: 0,
-        };
-        let key = canon(own);
-        *ops.entry(key).or_default() |= s.ops;
-        let m = members.entry(key).or_default();
-        if !m.contains(&own) {
-            m.push(own);
-        }
-        let lock = locks.entry(key).or_insert_with(|| Lock {
-            address: format!("{:#x}", key.uaddr),
-            pid: key.tgid,
-            ..Default::default()
-        });
-        let waits: u64 = s.outcomes.iter().sum();
-        let o = &mut lock.outcomes;
-        o.slept += s.outcomes[outcome::WOKEN];
-        o.eagain += s.outcomes[outcome::EAGAIN];
-        o.timed_out += s.outcomes[outcome::TIMEDOUT];
-        o.interrupted += s.outcomes[outcome::INTERRUPTED];
-        o.error += s.outcomes[outcome::ERROR];
-        lock.contentions += waits;
-        lock.wait.total_ns += s.wait_ns;
-        lock.wait.max_ns = lock.wait.max_ns.max(s.max_wait_ns);
-        lock.wakes.calls += s.wake_calls;
-        lock.wakes.woken += s.woken;
-        lock.threads.push(LockThread {
-            tid: k.tid,
-            pid: k.tgid,
-            name: thread_name(k.tgid, k.tid),
-            contentions: waits,
-            wait_ns: s.wait_ns,
-            max_wait_ns: s.max_wait_ns,
-            wake_calls: s.wake_calls,
-            woken: s.woken,
-        });
-    }
-    // A futex that was only woken, never waited on, was not contended.
-    locks.retain(|_, l| l.contentions > 0);
-
-    let mut hist = by_lock(&snap.hist, |k| (k.uaddr, k.tgid, k.bucket));
-    let mut sites = by_lock(&snap.sites, |k| (k.uaddr, k.tgid, k.stack_id));
-    let mut wake_sites = by_lock(&snap.wake_sites, |k| (k.uaddr, k.tgid, k.stack_id));
-
-    let lock_sched: HashMap<LockKey, tracer_common::LockSched> =
-        snap.lock_sched.iter().copied().collect();
-    // Run-queue latency histograms: (kind, id, tgid) → buckets.
-    let mut runq: HashMap<(u32, u64, u32), Vec<(u32, u64)>> = HashMap::new();
-    for (k, c) in &snap.runq {
-        let kind = k.kind_bucket & tracer_common::RUNQ_LOCK;
-        let bucket = k.kind_bucket & !tracer_common::RUNQ_LOCK;
-        runq.entry((kind, k.id, k.tgid))
-            .or_default()
-            .push((bucket, *c));
-    }
-    let mut latency = |kind: u32, keys: &[LockKey]| -> Latency {
-        let pairs = keys
-            .iter()
-            .flat_map(|k| runq.remove(&(kind, k.uaddr, k.tgid)).unwrap_or_default())
-            .collect();
-        let histogram = buckets(pairs);
-        let max = histogram.last().map_or(0, |b| b.hi_ns);
-        Latency {
-            count: histogram.iter().map(|b| b.count).sum(),
-            p50_ns: percentile(&histogram, 50.0, max),
-            p99_ns: percentile(&histogram, 99.0, max),
-            histogram,
-        }
+    let ctx = Ctx {
+        snap,
+        procs,
+        empty: ProcessInfo::default(),
     };
-    let mut channels: Vec<Channel> = Vec::with_capacity(locks.len());
-    let go_pids: std::collections::BTreeSet<u32> = meta
-        .targets
-        .iter()
-        .filter(|t| t.runtime.as_deref() == Some("go"))
-        .map(|t| t.pid)
-        .collect();
-    for (key, lock) in locks.iter_mut() {
-        let p = proc_of(key.tgid);
-        let keys = members.remove(key).unwrap_or_else(|| vec![*key]);
-        let sched: Vec<_> = keys.iter().filter_map(|k| lock_sched.get(k)).collect();
-        if !sched.is_empty() {
-            let (sleeps, blocked_ns, runnable_ns) = sched.iter().fold((0, 0, 0), |a, s| {
-                (a.0 + s.sleeps, a.1 + s.blocked_ns, a.2 + s.runnable_ns)
-            });
-            lock.sched = Some(LockSleeps {
-                sleeps,
-                blocked_ns,
-                runnable_ns,
-                runnable_share: runnable_ns as f64 / (blocked_ns + runnable_ns).max(1) as f64,
-                wakeup_latency: latency(tracer_common::RUNQ_LOCK, &keys),
-            });
-        }
-        lock.contentions_per_s = lock.contentions as f64 / duration;
-        lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
-        let pairs = keys.iter().flat_map(|k| hist.remove(k).unwrap_or_default());
-        lock.histogram = buckets(pairs.collect());
-        lock.wait = durations(
-            lock.wait.total_ns,
-            lock.contentions,
-            lock.wait.max_ns,
-            &lock.histogram,
-        );
-        lock.threads
-            .retain(|t| t.contentions > 0 || t.wake_calls > 0);
-        lock.threads
-            .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
-
-        // Stacks are symbolized in the process that took them.
-        let mut waits = Vec::new();
-        let mut wakes = Vec::new();
-        for k in &keys {
-            let pk = proc_of(k.tgid);
-            waits.extend(top_sites(
-                sites.remove(k).unwrap_or_default(),
-                &snap.stacks,
-                syms,
-                pk,
-            ));
-            wakes.extend(top_sites(
-                wake_sites.remove(k).unwrap_or_default(),
-                &snap.stacks,
-                syms,
-                pk,
-            ));
-        }
-        for (s, unwind, frames) in merge_sites(waits) {
-            lock.sites.push(Site {
-                count: s.count,
-                wait_ns: s.wait_ns,
-                samples: s.samples,
-                unwind,
-                call_site: implementations::caller(&frames).map(|i| call_site_label(&frames, i)),
-                frames,
-                threads: Vec::new(),
-            });
-        }
-        for (s, unwind, frames) in merge_sites(wakes) {
-            lock.waker_sites.push(WakerSite {
-                wakes: s.count,
-                woken: s.wait_ns,
-                samples: s.samples,
-                unwind,
-                frames,
-            });
-        }
-        match shared.get(key) {
-            Some((_, word)) => {
-                lock.shared = Some(shared_word(word, &keys, &lock.threads));
-                lock.label = shared_label(word);
-            }
-            None => {
-                lock.symbol = syms.data(p, key.uaddr);
-                lock.label = lock.symbol.clone().unwrap_or_else(|| lock.address.clone());
-            }
-        }
-        let stacks: Vec<_> = keys
-            .iter()
-            .map(|k| (snap.unwound.get(&(k.uaddr, k.tgid)), proc_of(k.tgid)))
-            .collect();
-        let parts = unwound_parts(lock, &stacks, syms);
-        channels.push(Channel {
-            ops: ops.get(key).copied().unwrap_or(0),
-            program: p.exe.as_ref().map(|e| e.display().to_string()),
-            go: go_pids.contains(&key.tgid),
-            lock: std::mem::take(lock),
-            parts,
-        });
-    }
+    let mut runq = Runq::new(snap);
+    let channels = lock_channels(&ctx, syms, &meta, &mut runq);
     let (mut locks, logical, lock_classes) =
         locks::model(channels, meta.duration_s, &meta.thresholds);
     locks.sort_by(|a, b| {
@@ -271,190 +103,11 @@ pub fn build(
             .then(b.contentions.cmp(&a.contentions))
     });
     locks::disambiguate_labels(&mut locks);
+    let threads = threads(&ctx, &locks, meta.duration_s.max(1e-9), &mut runq);
+    let kernel_locks = kernel_locks(snap);
+    let (events, drops) = events_and_drops(snap);
 
-    // Per thread: fold across locks.
-    let mut threads: BTreeMap<(u32, u32), (Thread, u64)> = BTreeMap::new();
-    for lock in &locks {
-        for lt in &lock.threads {
-            let pid = if lt.pid != 0 { lt.pid } else { lock.pid };
-            let (t, top_wait) = threads.entry((pid, lt.tid)).or_insert_with(|| {
-                (
-                    Thread {
-                        tid: lt.tid,
-                        pid,
-                        name: lt.name.clone(),
-                        ..Default::default()
-                    },
-                    0,
-                )
-            });
-            t.contentions += lt.contentions;
-            t.wait_ns += lt.wait_ns;
-            t.max_wait_ns = t.max_wait_ns.max(lt.max_wait_ns);
-            t.wake_calls += lt.wake_calls;
-            if lt.wait_ns > *top_wait {
-                *top_wait = lt.wait_ns;
-                t.top_lock = Some(lock.of.clone().unwrap_or_else(|| lock.label.clone()));
-            }
-        }
-    }
-    // Non-futex sleeps by syscall, per thread, longest first.
-    let mut other_sleep: HashMap<u32, Vec<SyscallTime>> = HashMap::new();
-    for (k, v) in &snap.syscall_sleep {
-        other_sleep.entry(k.tid).or_default().push(SyscallTime {
-            syscall: crate::target::syscalls::name(k.nr),
-            sleeps: v.sleeps,
-            sleep_ns: v.sleep_ns,
-        });
-    }
-    for v in other_sleep.values_mut() {
-        v.sort_by(|a, b| b.sleep_ns.cmp(&a.sleep_ns).then(a.syscall.cmp(&b.syscall)));
-    }
-    // Scheduler view: every traced thread the hooks saw, waiting or not.
-    for (tid, s) in &snap.sched {
-        let (t, _) = threads.entry((s.tgid, *tid)).or_insert_with(|| {
-            (
-                Thread {
-                    tid: *tid,
-                    pid: s.tgid,
-                    name: thread_name(s.tgid, *tid),
-                    ..Default::default()
-                },
-                0,
-            )
-        });
-        t.sched = Some(SchedTime {
-            oncpu_ns: s.oncpu_ns,
-            sleep_ns: s.sleep_ns,
-            futex_sleep_ns: s.futex_sleep_ns,
-            runnable_ns: s.runnable_ns,
-            wakeup_latency_ns: s.wakeup_latency_ns,
-            voluntary_switches: s.voluntary,
-            involuntary_switches: s.involuntary,
-            wakeups: s.wakeups,
-            other_sleep: other_sleep.remove(tid).unwrap_or_default(),
-            wakeup_latency: latency(
-                tracer_common::RUNQ_THREAD,
-                &[LockKey {
-                    uaddr: u64::from(*tid),
-                    tgid: s.tgid,
-                    _pad: 0,
-                }],
-            ),
-        });
-    }
-    let mut threads: Vec<Thread> = threads
-        .into_values()
-        .map(|(mut t, _)| {
-            t.wait_share = t.wait_ns as f64 / (duration * 1e9);
-            t
-        })
-        .collect();
-    threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
-
-    let kallsyms = crate::target::kallsyms::Kallsyms::load();
-    // One row per kernel lock (address and type), with each process's part:
-    // a lock in the kernel is the same lock whoever contends it.
-    // Keyed by kind, not flags: a mutex that spins, then sleeps, is one.
-    let mut klocks: BTreeMap<(u64, String), KernelLock> = BTreeMap::new();
-    for (k, v) in &snap.klocks {
-        let kind = crate::target::kallsyms::lock_kind(k.flags);
-        let l = klocks
-            .entry((k.addr, kind.clone()))
-            .or_insert_with(|| KernelLock {
-                address: format!("{:#x}", k.addr),
-                symbol: kallsyms.name(k.addr),
-                kind,
-                ..Default::default()
-            });
-        l.contentions += v.count;
-        l.total_ns += v.total_ns;
-        l.max_ns = l.max_ns.max(v.max_ns);
-        match l.processes.iter_mut().find(|p| p.pid == k.tgid) {
-            Some(p) => {
-                p.contentions += v.count;
-                p.total_ns += v.total_ns;
-            }
-            None => l.processes.push(KernelLockShare {
-                pid: k.tgid,
-                contentions: v.count,
-                total_ns: v.total_ns,
-            }),
-        }
-    }
-    let mut kernel_locks: Vec<KernelLock> = klocks
-        .into_values()
-        .map(|mut l| {
-            l.avg_ns = l.total_ns / l.contentions.max(1);
-            l.processes
-                .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.pid.cmp(&b.pid)));
-            l.pid = l.processes.first().map_or(0, |p| p.pid);
-            l
-        })
-        .collect();
-    kernel_locks.sort_by(|a, b| {
-        b.total_ns
-            .cmp(&a.total_ns)
-            .then(b.contentions.cmp(&a.contentions))
-    });
-
-    let c = |i: u32| snap.counters[i as usize];
-    let waits: u64 = snap
-        .lock_threads
-        .iter()
-        .map(|(_, s)| s.outcomes.iter().sum::<u64>())
-        .sum();
-    let wakes: u64 = snap.lock_threads.iter().map(|(_, s)| s.wake_calls).sum();
-    let events = BTreeMap::from([
-        ("waits".to_string(), waits),
-        ("wakes".to_string(), wakes),
-        ("unwind_samples".to_string(), snap.unwind_stats.received),
-        ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
-        ("threads_exited".to_string(), snap.threads_exited),
-        ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
-        (
-            "process_record_lost".to_string(),
-            c(counter::PROCESS_RECORD_LOST),
-        ),
-    ]);
-    let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
-        .filter(|&i| counter::is_drop(i))
-        .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
-        .collect();
-    drops.insert("map_read_errors".into(), snap.read_errors);
-    drops.insert("ring_reader_failed".into(), u64::from(snap.reader_failed));
-    drops.insert("unwind_failed".into(), snap.unwind_stats.failed);
-
-    let mut limitations = vec![format!(
-        "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
-        meta.stack_every
-    )];
-    if meta.unwind_rate > 0 && meta.mode != "sched" {
-        limitations.push(format!(
-            "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, at most {}/s per CPU in all, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
-            tracer_common::UNWIND_FIRST,
-            meta.unwind_rate,
-            tracer_common::UNWIND_CPU_RATE
-        ));
-    } else {
-        limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
-    }
-    if meta.mode == "sched" {
-        limitations.insert(
-            0,
-            "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, wait time runs from blocking to running again, and there are no call sites.".to_string(),
-        );
-    }
-    if c(counter::MISSING_START) > 0 {
-        limitations.push(format!(
-            "{} futex calls were already in progress when tracing began and are not measured.",
-            c(counter::MISSING_START)
-        ));
-    }
-    for h in meta.hooks.iter().filter(|h| !h.attached) {
-        limitations.push(format!("Hook {} not attached: {}.", h.name, h.note));
-    }
-
+    let mut limitations = run_limitations(snap, &meta);
     let (functions, probe_cost) = match &meta.functions {
         Some(fm) => {
             let (f, c) = functions(snap, procs, syms, fm, meta.duration_s);
@@ -463,39 +116,13 @@ pub fn build(
         None => (Vec::new(), None),
     };
     if let Some(c) = &probe_cost {
-        limitations.push(format!(
-            "Function probes cost ≈{} per call here (entry + return, measured at start-up): {} calls ≈ {} of the targets' {} on-CPU time ({:.1}%){}.",
-            crate::report::units::human_ns(c.per_call_ns as u64),
-            c.calls,
-            crate::report::units::human_ns(c.estimated_overhead_ns),
-            crate::report::units::human_ns(c.target_cpu_ns),
-            100.0 * c.estimated_share,
-            if c.attached_fraction < 0.999
-                && (functions.is_empty()
-                    || !functions.iter().all(|f| f.detached_early.is_some()))
-            {
-                format!(
-                    "; attached {:.0}% of the run to stay within the {}% budget, so call counts are scaled by {:.2}",
-                    100.0 * c.attached_fraction,
-                    super::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
-                    1.0 / c.attached_fraction.max(1e-9)
-                )
-            } else {
-                String::new()
-            }
-        ));
+        limitations.push(probe_cost_note(c, &functions));
     }
-
     let thresholds = meta.thresholds;
     let go_locks = match &meta.functions {
         Some(fm) => go_locks(snap, procs, syms, fm, meta.duration_s, &thresholds),
         None => Vec::new(),
     };
-    let go_probed = meta.functions.as_ref().is_some_and(|fm| {
-        fm.planned
-            .iter()
-            .any(|p| p.4 == crate::kernel::uprobes::GO_ROLE)
-    });
     let lock_groups = locks::program_groups(
         &logical,
         |pid| {
@@ -507,19 +134,7 @@ pub fn build(
         meta.duration_s,
     );
     let mut verdict = verdict(&logical, &lock_classes, &thresholds);
-    // The verdict's lock may be one process's copy of a lock every worker
-    // has: say so, and that it is decided on its own rate.
-    if let Some(g) = lock_groups
-        .iter()
-        .find(|g| verdict.lock.as_deref() == Some(g.busiest.as_str()))
-    {
-        verdict.text.push_str(&format!(
-            " · the busiest of {} processes of {} with this lock, each its own ({}/s in all)",
-            g.pids.len(),
-            g.program_name(),
-            crate::report::units::human_rate(g.contentions_per_s)
-        ));
-    }
+    note_group(&mut verdict, &lock_groups);
     super::decide::consider_go(
         &mut verdict,
         &go_locks,
@@ -527,80 +142,12 @@ pub fn build(
         &lock_classes,
         &thresholds,
     );
-    let go: Vec<String> = meta
-        .targets
-        .iter()
-        .filter(|t| t.runtime.as_deref() == Some("go"))
-        .map(|t| t.pid.to_string())
-        .collect();
-    if !go.is_empty() {
-        let note = format!(
-            "pid {} is a Go program: goroutines contending a sync.Mutex or RWMutex park in the Go scheduler, not on a futex, so futex tracing does not see that contention; its futex waits are the Go runtime's own thread sleeps (kind go-runtime), never lock contention",
-            go.join(", ")
-        );
-        if go_probed {
-            if verdict.lock.is_none() {
-                verdict.text = format!(
-                    "lock-free not needed: no sync.Mutex or RWMutex slow path was entered (goroutine-level probes), and {note}"
-                );
-            }
-            limitations.push(format!(
-                "{note}. Its goroutine-level contention comes from entry probes on sync.(*Mutex).lockSlow and sync.runtime_SemacquireMutex (GO LOCKS): contended acquisitions per call site from frame-pointer stacks; wait time is not measured (no return probes on goroutine stacks); a call site is the function that locked, with inlined callers folded into it."
-            ));
-        } else {
-            if verdict.lock.is_none() {
-                verdict.text = format!("no lock contention seen by futex tracing — {note}");
-            }
-            limitations.push(format!(
-                "{note}. Goroutine-level probes were off (--no-go-mutex, or the binary has no symbols for sync's slow paths)."
-            ));
-        }
-    }
-    let unnamed: Vec<&str> = logical
-        .iter()
-        .filter(|l| l.identity == "implementation")
-        .map(|l| l.label.as_str())
-        .collect();
-    let java_named = logical.iter().any(|l| {
-        l.unwound_sites
-            .iter()
-            .any(|s| s.frames.iter().any(implementations::is_java))
-    });
-    let jvm = logical.iter().any(|l| l.implementation == "HotSpot");
-    if !unnamed.is_empty() {
-        limitations.push(format!(
-            "{} counts every wait of its kind whose caller is generated code without names (a JIT's output): several locks of that kind may be in one row.",
-            unnamed.join(", ")
-        ));
-    }
-    if jvm && !java_named {
-        limitations.push(JAVA_NAMES.to_string());
-    }
-    if logical.iter().any(|l| l.kind == "juc-park") {
-        limitations.push("java.util.concurrent parks (kind juc-park) whose Java frames are unnamed are counted as lock waits: a ReentrantLock acquire and a Condition or queue wait park the same way, and only Java frames tell them apart (timed parks are events).".to_string());
-    }
+    note_go(&mut verdict, &mut limitations, &meta);
+    limitations.extend(logical_notes(&logical));
     if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
     }
-    // Probes that cost more than allowed slowed what was measured: the
-    // verdict says so, and names the functions detached for it.
-    if let Some(w) = probe_cost
-        .as_ref()
-        .and_then(super::decide::probe_cost_warning)
-    {
-        verdict.text.push_str(&format!(" · PROBES {w}"));
-    }
-    let detached: Vec<&str> = functions
-        .iter()
-        .filter(|f| f.detached_early.is_some())
-        .map(|f| f.name.as_str())
-        .collect();
-    if !detached.is_empty() {
-        verdict.text.push_str(&format!(
-            " · detached early, too hot to probe within the budget: {}",
-            detached.join(", ")
-        ));
-    }
+    note_probes(&mut verdict, probe_cost.as_ref(), &functions);
     let pids: Vec<u32> = meta.targets.iter().map(|t| t.pid).collect();
     let modules = modules(&locks, &go_locks, &pids);
     limitations.extend(modules.iter().filter_map(stripped_note));
@@ -646,6 +193,597 @@ pub fn build(
     }
 }
 
+/// What every stage of the build reads: the maps and the processes.
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    procs: &'a BTreeMap<u32, ProcessInfo>,
+    /// What a process that was never read stands as.
+    empty: ProcessInfo,
+}
+
+impl Ctx<'_> {
+    fn proc_of(&self, pid: u32) -> &ProcessInfo {
+        self.procs.get(&pid).unwrap_or(&self.empty)
+    }
+
+    fn thread_name(&self, pid: u32, tid: u32) -> String {
+        self.proc_of(pid)
+            .threads
+            .get(&tid)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Run-queue latency histograms, (kind, id, tgid) → buckets; each is
+/// taken once, by the lock or thread it belongs to.
+struct Runq(HashMap<(u32, u64, u32), Vec<(u32, u64)>>);
+
+impl Runq {
+    fn new(snap: &Snapshot) -> Self {
+        let mut runq: HashMap<(u32, u64, u32), Vec<(u32, u64)>> = HashMap::new();
+        for (k, c) in &snap.runq {
+            let kind = k.kind_bucket & tracer_common::RUNQ_LOCK;
+            let bucket = k.kind_bucket & !tracer_common::RUNQ_LOCK;
+            runq.entry((kind, k.id, k.tgid))
+                .or_default()
+                .push((bucket, *c));
+        }
+        Self(runq)
+    }
+
+    /// The latency of `kind` (lock or thread) summed over `keys`.
+    fn take(&mut self, kind: u32, keys: &[LockKey]) -> Latency {
+        let pairs = keys
+            .iter()
+            .flat_map(|k| self.0.remove(&(kind, k.uaddr, k.tgid)).unwrap_or_default())
+            .collect();
+        let histogram = buckets(pairs);
+        let max = histogram.last().map_or(0, |b| b.hi_ns);
+        Latency {
+            count: histogram.iter().map(|b| b.count).sum(),
+            p50_ns: percentile(&histogram, 50.0, max),
+            p99_ns: percentile(&histogram, 99.0, max),
+            histogram,
+        }
+    }
+}
+
+/// The per-(lock, thread) entries folded into locks. Futex words in
+/// shared memory used as shared futexes are one lock across processes, as
+/// the kernel keys them (by mapped object and offset): each lock's
+/// `members` are the keys it stands for.
+struct Folded {
+    locks: BTreeMap<LockKey, Lock>,
+    ops: HashMap<LockKey, u32>,
+    members: BTreeMap<LockKey, Vec<LockKey>>,
+}
+
+fn fold_lock_threads(ctx: &Ctx, shared: &HashMap<LockKey, (LockKey, Word)>) -> Folded {
+    let canon = |k: LockKey| shared.get(&k).map_or(k, |(c, _)| *c);
+    let mut f = Folded {
+        locks: BTreeMap::new(),
+        ops: HashMap::new(),
+        members: BTreeMap::new(),
+    };
+    for (k, s) in &ctx.snap.lock_threads {
+        let own = LockKey {
+            uaddr: k.uaddr,
+            tgid: k.tgid,
+            _pad: 0,
+        };
+        let key = canon(own);
+        *f.ops.entry(key).or_default() |= s.ops;
+        let m = f.members.entry(key).or_default();
+        if !m.contains(&own) {
+            m.push(own);
+        }
+        let lock = f.locks.entry(key).or_insert_with(|| Lock {
+            address: format!("{:#x}", key.uaddr),
+            pid: key.tgid,
+            ..Default::default()
+        });
+        let waits: u64 = s.outcomes.iter().sum();
+        let o = &mut lock.outcomes;
+        o.slept += s.outcomes[outcome::WOKEN];
+        o.eagain += s.outcomes[outcome::EAGAIN];
+        o.timed_out += s.outcomes[outcome::TIMEDOUT];
+        o.interrupted += s.outcomes[outcome::INTERRUPTED];
+        o.error += s.outcomes[outcome::ERROR];
+        lock.contentions += waits;
+        lock.wait.total_ns += s.wait_ns;
+        lock.wait.max_ns = lock.wait.max_ns.max(s.max_wait_ns);
+        lock.wakes.calls += s.wake_calls;
+        lock.wakes.woken += s.woken;
+        lock.threads.push(LockThread {
+            tid: k.tid,
+            pid: k.tgid,
+            name: ctx.thread_name(k.tgid, k.tid),
+            contentions: waits,
+            wait_ns: s.wait_ns,
+            max_wait_ns: s.max_wait_ns,
+            wake_calls: s.wake_calls,
+            woken: s.woken,
+        });
+    }
+    // A futex that was only woken, never waited on, was not contended.
+    f.locks.retain(|_, l| l.contentions > 0);
+    f
+}
+
+/// Every contended futex lock as a channel for [`locks::model`]: counts,
+/// decision, histogram, scheduler view, sampled sites and the unwound
+/// stacks' parts.
+fn lock_channels(ctx: &Ctx, syms: &mut Symbols, meta: &RunMeta, runq: &mut Runq) -> Vec<Channel> {
+    let snap = ctx.snap;
+    let duration = meta.duration_s.max(1e-9);
+    let shared = shared_words(snap, ctx.procs);
+    let Folded {
+        mut locks,
+        ops,
+        mut members,
+    } = fold_lock_threads(ctx, &shared);
+    let mut stacks = LockStacks {
+        hist: by_lock(&snap.hist, |k| (k.uaddr, k.tgid, k.bucket)),
+        sites: by_lock(&snap.sites, |k| (k.uaddr, k.tgid, k.stack_id)),
+        wake_sites: by_lock(&snap.wake_sites, |k| (k.uaddr, k.tgid, k.stack_id)),
+    };
+    let lock_sched: HashMap<LockKey, tracer_common::LockSched> =
+        snap.lock_sched.iter().copied().collect();
+    let go_pids: std::collections::BTreeSet<u32> = meta
+        .targets
+        .iter()
+        .filter(|t| t.runtime.as_deref() == Some("go"))
+        .map(|t| t.pid)
+        .collect();
+    let mut channels: Vec<Channel> = Vec::with_capacity(locks.len());
+    for (key, lock) in locks.iter_mut() {
+        let p = ctx.proc_of(key.tgid);
+        let keys = members.remove(key).unwrap_or_else(|| vec![*key]);
+        lock.sched = lock_sleeps(&keys, &lock_sched, runq);
+        lock.contentions_per_s = lock.contentions as f64 / duration;
+        lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
+        let pairs = keys
+            .iter()
+            .flat_map(|k| stacks.hist.remove(k).unwrap_or_default());
+        lock.histogram = buckets(pairs.collect());
+        lock.wait = durations(
+            lock.wait.total_ns,
+            lock.contentions,
+            lock.wait.max_ns,
+            &lock.histogram,
+        );
+        lock.threads
+            .retain(|t| t.contentions > 0 || t.wake_calls > 0);
+        lock.threads
+            .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+        stacks.add_sites(ctx, lock, &keys, syms);
+        match shared.get(key) {
+            Some((_, word)) => {
+                lock.shared = Some(shared_word(word, &keys, &lock.threads));
+                lock.label = shared_label(word);
+            }
+            None => {
+                lock.symbol = syms.data(p, key.uaddr);
+                lock.label = lock.symbol.clone().unwrap_or_else(|| lock.address.clone());
+            }
+        }
+        let unwound: Vec<_> = keys
+            .iter()
+            .map(|k| (snap.unwound.get(&(k.uaddr, k.tgid)), ctx.proc_of(k.tgid)))
+            .collect();
+        let parts = unwound_parts(lock, &unwound, syms);
+        channels.push(Channel {
+            ops: ops.get(key).copied().unwrap_or(0),
+            program: p.exe.as_ref().map(|e| e.display().to_string()),
+            go: go_pids.contains(&key.tgid),
+            lock: std::mem::take(lock),
+            parts,
+        });
+    }
+    channels
+}
+
+/// A lock's sleeps as the scheduler saw them, summed over its keys.
+fn lock_sleeps(
+    keys: &[LockKey],
+    lock_sched: &HashMap<LockKey, tracer_common::LockSched>,
+    runq: &mut Runq,
+) -> Option<LockSleeps> {
+    let sched: Vec<_> = keys.iter().filter_map(|k| lock_sched.get(k)).collect();
+    if sched.is_empty() {
+        return None;
+    }
+    let (sleeps, blocked_ns, runnable_ns) = sched.iter().fold((0, 0, 0), |a, s| {
+        (a.0 + s.sleeps, a.1 + s.blocked_ns, a.2 + s.runnable_ns)
+    });
+    Some(LockSleeps {
+        sleeps,
+        blocked_ns,
+        runnable_ns,
+        runnable_share: runnable_ns as f64 / (blocked_ns + runnable_ns).max(1) as f64,
+        wakeup_latency: runq.take(tracer_common::RUNQ_LOCK, keys),
+    })
+}
+
+/// Per lock key: its wait histogram and its sampled wait and wake sites,
+/// each taken once by the lock the key belongs to.
+struct LockStacks {
+    hist: HashMap<LockKey, Vec<(u32, u64)>>,
+    sites: HashMap<LockKey, Vec<(i32, SiteStats)>>,
+    wake_sites: HashMap<LockKey, Vec<(i32, SiteStats)>>,
+}
+
+impl LockStacks {
+    /// The lock's frame-pointer wait and wake sites; stacks are symbolized
+    /// in the process that took them.
+    fn add_sites(&mut self, ctx: &Ctx, lock: &mut Lock, keys: &[LockKey], syms: &mut Symbols) {
+        let mut waits = Vec::new();
+        let mut wakes = Vec::new();
+        for k in keys {
+            let pk = ctx.proc_of(k.tgid);
+            waits.extend(top_sites(
+                self.sites.remove(k).unwrap_or_default(),
+                &ctx.snap.stacks,
+                syms,
+                pk,
+            ));
+            wakes.extend(top_sites(
+                self.wake_sites.remove(k).unwrap_or_default(),
+                &ctx.snap.stacks,
+                syms,
+                pk,
+            ));
+        }
+        for (s, unwind, frames) in merge_sites(waits) {
+            lock.sites.push(Site {
+                count: s.count,
+                wait_ns: s.wait_ns,
+                samples: s.samples,
+                unwind,
+                call_site: implementations::caller(&frames).map(|i| call_site_label(&frames, i)),
+                frames,
+                threads: Vec::new(),
+            });
+        }
+        for (s, unwind, frames) in merge_sites(wakes) {
+            lock.waker_sites.push(WakerSite {
+                wakes: s.count,
+                woken: s.wait_ns,
+                samples: s.samples,
+                unwind,
+                frames,
+            });
+        }
+    }
+}
+
+/// Per thread: its waits folded across locks, with the lock it waited on
+/// most, and the scheduler's view of every traced thread the hooks saw,
+/// waiting or not; longest waits first.
+fn threads(ctx: &Ctx, locks: &[Lock], duration: f64, runq: &mut Runq) -> Vec<Thread> {
+    let mut threads: BTreeMap<(u32, u32), (Thread, u64)> = BTreeMap::new();
+    let new = |tid: u32, pid: u32, name: String| {
+        (
+            Thread {
+                tid,
+                pid,
+                name,
+                ..Default::default()
+            },
+            0,
+        )
+    };
+    for lock in locks {
+        for lt in &lock.threads {
+            let pid = if lt.pid != 0 { lt.pid } else { lock.pid };
+            let (t, top_wait) = threads
+                .entry((pid, lt.tid))
+                .or_insert_with(|| new(lt.tid, pid, lt.name.clone()));
+            t.contentions += lt.contentions;
+            t.wait_ns += lt.wait_ns;
+            t.max_wait_ns = t.max_wait_ns.max(lt.max_wait_ns);
+            t.wake_calls += lt.wake_calls;
+            if lt.wait_ns > *top_wait {
+                *top_wait = lt.wait_ns;
+                t.top_lock = Some(lock.of.clone().unwrap_or_else(|| lock.label.clone()));
+            }
+        }
+    }
+    let mut other_sleep = other_sleeps(ctx.snap);
+    for (tid, s) in &ctx.snap.sched {
+        let (t, _) = threads
+            .entry((s.tgid, *tid))
+            .or_insert_with(|| new(*tid, s.tgid, ctx.thread_name(s.tgid, *tid)));
+        t.sched = Some(SchedTime {
+            oncpu_ns: s.oncpu_ns,
+            sleep_ns: s.sleep_ns,
+            futex_sleep_ns: s.futex_sleep_ns,
+            runnable_ns: s.runnable_ns,
+            wakeup_latency_ns: s.wakeup_latency_ns,
+            voluntary_switches: s.voluntary,
+            involuntary_switches: s.involuntary,
+            wakeups: s.wakeups,
+            other_sleep: other_sleep.remove(tid).unwrap_or_default(),
+            wakeup_latency: runq.take(
+                tracer_common::RUNQ_THREAD,
+                &[LockKey {
+                    uaddr: u64::from(*tid),
+                    tgid: s.tgid,
+                    _pad: 0,
+                }],
+            ),
+        });
+    }
+    let mut threads: Vec<Thread> = threads
+        .into_values()
+        .map(|(mut t, _)| {
+            t.wait_share = t.wait_ns as f64 / (duration * 1e9);
+            t
+        })
+        .collect();
+    threads.sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+    threads
+}
+
+/// Non-futex sleeps by syscall, per thread, longest first.
+fn other_sleeps(snap: &Snapshot) -> HashMap<u32, Vec<SyscallTime>> {
+    let mut other_sleep: HashMap<u32, Vec<SyscallTime>> = HashMap::new();
+    for (k, v) in &snap.syscall_sleep {
+        other_sleep.entry(k.tid).or_default().push(SyscallTime {
+            syscall: crate::target::syscalls::name(k.nr),
+            sleeps: v.sleeps,
+            sleep_ns: v.sleep_ns,
+        });
+    }
+    for v in other_sleep.values_mut() {
+        v.sort_by(|a, b| b.sleep_ns.cmp(&a.sleep_ns).then(a.syscall.cmp(&b.syscall)));
+    }
+    other_sleep
+}
+
+/// One row per kernel lock (address and type), with each process's part:
+/// a lock in the kernel is the same lock whoever contends it. Keyed by
+/// kind, not flags: a mutex that spins, then sleeps, is one.
+fn kernel_locks(snap: &Snapshot) -> Vec<KernelLock> {
+    let kallsyms = crate::target::kallsyms::Kallsyms::load();
+    let mut klocks: BTreeMap<(u64, String), KernelLock> = BTreeMap::new();
+    for (k, v) in &snap.klocks {
+        let kind = crate::target::kallsyms::lock_kind(k.flags);
+        let l = klocks
+            .entry((k.addr, kind.clone()))
+            .or_insert_with(|| KernelLock {
+                address: format!("{:#x}", k.addr),
+                symbol: kallsyms.name(k.addr),
+                kind,
+                ..Default::default()
+            });
+        l.contentions += v.count;
+        l.total_ns += v.total_ns;
+        l.max_ns = l.max_ns.max(v.max_ns);
+        match l.processes.iter_mut().find(|p| p.pid == k.tgid) {
+            Some(p) => {
+                p.contentions += v.count;
+                p.total_ns += v.total_ns;
+            }
+            None => l.processes.push(KernelLockShare {
+                pid: k.tgid,
+                contentions: v.count,
+                total_ns: v.total_ns,
+            }),
+        }
+    }
+    let mut kernel_locks: Vec<KernelLock> = klocks
+        .into_values()
+        .map(|mut l| {
+            l.avg_ns = l.total_ns / l.contentions.max(1);
+            l.processes
+                .sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.pid.cmp(&b.pid)));
+            l.pid = l.processes.first().map_or(0, |p| p.pid);
+            l
+        })
+        .collect();
+    kernel_locks.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then(b.contentions.cmp(&a.contentions))
+    });
+    kernel_locks
+}
+
+/// The run's event counts, and every drop counter by name.
+fn events_and_drops(snap: &Snapshot) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let c = |i: u32| snap.counters[i as usize];
+    let waits: u64 = snap
+        .lock_threads
+        .iter()
+        .map(|(_, s)| s.outcomes.iter().sum::<u64>())
+        .sum();
+    let wakes: u64 = snap.lock_threads.iter().map(|(_, s)| s.wake_calls).sum();
+    let events = BTreeMap::from([
+        ("waits".to_string(), waits),
+        ("wakes".to_string(), wakes),
+        ("unwind_samples".to_string(), snap.unwind_stats.received),
+        ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
+        ("threads_exited".to_string(), snap.threads_exited),
+        ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
+        (
+            "process_record_lost".to_string(),
+            c(counter::PROCESS_RECORD_LOST),
+        ),
+    ]);
+    let mut drops: BTreeMap<String, u64> = (0..counter::COUNT)
+        .filter(|&i| counter::is_drop(i))
+        .map(|i| (counter::NAMES[i as usize].to_string(), c(i)))
+        .collect();
+    drops.insert("map_read_errors".into(), snap.read_errors);
+    drops.insert("ring_reader_failed".into(), u64::from(snap.reader_failed));
+    drops.insert("unwind_failed".into(), snap.unwind_stats.failed);
+    (events, drops)
+}
+
+/// What the run's settings and hooks leave unmeasured.
+fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
+    let mut limitations = vec![format!(
+        "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
+        meta.stack_every
+    )];
+    if meta.unwind_rate > 0 && meta.mode != "sched" {
+        limitations.push(format!(
+            "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, at most {}/s per CPU in all, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
+            tracer_common::UNWIND_FIRST,
+            meta.unwind_rate,
+            tracer_common::UNWIND_CPU_RATE
+        ));
+    } else {
+        limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
+    }
+    if meta.mode == "sched" {
+        limitations.insert(
+            0,
+            "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, wait time runs from blocking to running again, and there are no call sites.".to_string(),
+        );
+    }
+    let missing = snap.counters[counter::MISSING_START as usize];
+    if missing > 0 {
+        limitations.push(format!(
+            "{missing} futex calls were already in progress when tracing began and are not measured."
+        ));
+    }
+    for h in meta.hooks.iter().filter(|h| !h.attached) {
+        limitations.push(format!("Hook {} not attached: {}.", h.name, h.note));
+    }
+    limitations
+}
+
+/// What the function probes cost the targets, and how counts were scaled
+/// to stay within the budget.
+fn probe_cost_note(c: &ProbeCost, functions: &[Function]) -> String {
+    format!(
+        "Function probes cost ≈{} per call here (entry + return, measured at start-up): {} calls ≈ {} of the targets' {} on-CPU time ({:.1}%){}.",
+        crate::report::units::human_ns(c.per_call_ns as u64),
+        c.calls,
+        crate::report::units::human_ns(c.estimated_overhead_ns),
+        crate::report::units::human_ns(c.target_cpu_ns),
+        100.0 * c.estimated_share,
+        if c.attached_fraction < 0.999
+            && (functions.is_empty() || !functions.iter().all(|f| f.detached_early.is_some()))
+        {
+            format!(
+                "; attached {:.0}% of the run to stay within the {}% budget, so call counts are scaled by {:.2}",
+                100.0 * c.attached_fraction,
+                super::decide::budget_str(c.budget_pct.unwrap_or(100.0)),
+                1.0 / c.attached_fraction.max(1e-9)
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The verdict's lock may be one process's copy of a lock every worker
+/// has: say so, and that it is decided on its own rate.
+fn note_group(verdict: &mut Verdict, lock_groups: &[LockGroup]) {
+    if let Some(g) = lock_groups
+        .iter()
+        .find(|g| verdict.lock.as_deref() == Some(g.busiest.as_str()))
+    {
+        verdict.text.push_str(&format!(
+            " · the busiest of {} processes of {} with this lock, each its own ({}/s in all)",
+            g.pids.len(),
+            g.program_name(),
+            crate::report::units::human_rate(g.contentions_per_s)
+        ));
+    }
+}
+
+/// Go targets: their mutexes park in the Go scheduler, not on a futex.
+/// The verdict and limitations say what was (or was not) seen of them.
+fn note_go(verdict: &mut Verdict, limitations: &mut Vec<String>, meta: &RunMeta) {
+    let go: Vec<String> = meta
+        .targets
+        .iter()
+        .filter(|t| t.runtime.as_deref() == Some("go"))
+        .map(|t| t.pid.to_string())
+        .collect();
+    if go.is_empty() {
+        return;
+    }
+    let go_probed = meta
+        .functions
+        .as_ref()
+        .is_some_and(|fm| fm.planned.iter().any(|p| p.role == Role::GoMutex));
+    let note = format!(
+        "pid {} is a Go program: goroutines contending a sync.Mutex or RWMutex park in the Go scheduler, not on a futex, so futex tracing does not see that contention; its futex waits are the Go runtime's own thread sleeps (kind go-runtime), never lock contention",
+        go.join(", ")
+    );
+    if go_probed {
+        if verdict.lock.is_none() {
+            verdict.text = format!(
+                "lock-free not needed: no sync.Mutex or RWMutex slow path was entered (goroutine-level probes), and {note}"
+            );
+        }
+        limitations.push(format!(
+            "{note}. Its goroutine-level contention comes from entry probes on sync.(*Mutex).lockSlow and sync.runtime_SemacquireMutex (GO LOCKS): contended acquisitions per call site from frame-pointer stacks; wait time is not measured (no return probes on goroutine stacks); a call site is the function that locked, with inlined callers folded into it."
+        ));
+    } else {
+        if verdict.lock.is_none() {
+            verdict.text = format!("no lock contention seen by futex tracing — {note}");
+        }
+        limitations.push(format!(
+            "{note}. Goroutine-level probes were off (--no-go-mutex, or the binary has no symbols for sync's slow paths)."
+        ));
+    }
+}
+
+/// What the logical locks' stacks could not tell apart.
+fn logical_notes(logical: &[Lock]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let unnamed: Vec<&str> = logical
+        .iter()
+        .filter(|l| l.identity == "implementation")
+        .map(|l| l.label.as_str())
+        .collect();
+    let java_named = logical.iter().any(|l| {
+        l.unwound_sites
+            .iter()
+            .any(|s| s.frames.iter().any(implementations::is_java))
+    });
+    let jvm = logical.iter().any(|l| l.implementation == "HotSpot");
+    if !unnamed.is_empty() {
+        notes.push(format!(
+            "{} counts every wait of its kind whose caller is generated code without names (a JIT's output): several locks of that kind may be in one row.",
+            unnamed.join(", ")
+        ));
+    }
+    if jvm && !java_named {
+        notes.push(JAVA_NAMES.to_string());
+    }
+    if logical.iter().any(|l| l.kind == "juc-park") {
+        notes.push("java.util.concurrent parks (kind juc-park) whose Java frames are unnamed are counted as lock waits: a ReentrantLock acquire and a Condition or queue wait park the same way, and only Java frames tell them apart (timed parks are events).".to_string());
+    }
+    notes
+}
+
+/// Probes that cost more than allowed slowed what was measured: the
+/// verdict says so, and names the functions detached for it.
+fn note_probes(verdict: &mut Verdict, probe_cost: Option<&ProbeCost>, functions: &[Function]) {
+    if let Some(w) = probe_cost.and_then(super::decide::probe_cost_warning) {
+        verdict.text.push_str(&format!(" · PROBES {w}"));
+    }
+    let detached: Vec<&str> = functions
+        .iter()
+        .filter(|f| f.detached_early.is_some())
+        .map(|f| f.name.as_str())
+        .collect();
+    if !detached.is_empty() {
+        verdict.text.push_str(&format!(
+            " · detached early, too hot to probe within the budget: {}",
+            detached.join(", ")
+        ));
+    }
+}
+
 /// The files the lock stacks' frames are in: distinct (module, file
 /// offset) frames and how many have no name; build ids read from the file
 /// (through a target's root, for containers).
@@ -675,7 +813,7 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
                 .map(|&pid| crate::target::proc::host_path(pid, std::path::Path::new(path)))
                 .find(|p| p.exists())
                 .unwrap_or_else(|| path.into());
-            let id = elf_identity(&file);
+            let id = crate::target::elf::identity(&file);
             let unnamed = frames.values().filter(|named| !**named).count() as u64;
             Module {
                 path: path.to_string(),
@@ -690,54 +828,6 @@ fn modules(locks: &[Lock], go_locks: &[GoLock], pids: &[u32]) -> Vec<Module> {
             }
         })
         .collect()
-}
-
-/// What identifies an ELF file and its debug file.
-#[derive(Default)]
-pub struct ElfIdentity {
-    /// GNU build id, hex.
-    pub build_id: Option<String>,
-    /// It has a symbol table.
-    pub symtab: bool,
-    /// The file name its .gnu_debuglink names.
-    pub debug_link: Option<String>,
-    /// PT_LOAD segments: [file offset, vaddr, file size].
-    pub segments: Vec<[u64; 3]>,
-}
-
-pub fn elf_identity(path: &std::path::Path) -> ElfIdentity {
-    use object::{Object as _, ObjectSegment as _};
-    let Ok(f) = std::fs::File::open(path) else {
-        return ElfIdentity::default();
-    };
-    // SAFETY: a read-only private mapping; a file truncated under us makes
-    // parsing fail or read zeros, never our memory.
-    let Ok(bytes) = (unsafe { memmap2::Mmap::map(&f) }) else {
-        return ElfIdentity::default();
-    };
-    let Ok(elf) = object::File::parse(&*bytes) else {
-        return ElfIdentity::default();
-    };
-    ElfIdentity {
-        build_id: elf
-            .build_id()
-            .ok()
-            .flatten()
-            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
-        symtab: elf.section_by_name(".symtab").is_some(),
-        debug_link: elf
-            .gnu_debuglink()
-            .ok()
-            .flatten()
-            .map(|(name, _)| String::from_utf8_lossy(name).into_owned()),
-        segments: elf
-            .segments()
-            .filter_map(|s| {
-                let (off, size) = s.file_range();
-                (size > 0).then_some([off, s.address(), size])
-            })
-            .collect(),
-    }
 }
 
 /// What to do about a module whose frames have no names.
@@ -782,7 +872,14 @@ fn functions(
     let mut out = Vec::new();
     let mut total_calls = 0;
     let mut go_calls = 0;
-    for (id, name, binary, offset, role) in &fm.planned {
+    for ProbedFn {
+        id,
+        name,
+        binary,
+        offset,
+        role,
+    } in &fm.planned
+    {
         let early = fm.detached.iter().find(|d| d.id == *id);
         // A function detached early was attached only until then.
         let (attached, fraction) = match early {
@@ -792,7 +889,7 @@ fn functions(
             ),
             None => (attached, fraction),
         };
-        if role == crate::kernel::uprobes::GO_ROLE {
+        if *role == Role::GoMutex {
             // Go's slow paths are locks (go_locks), not functions timed.
             go_calls += snap
                 .fn_stats
@@ -820,7 +917,7 @@ fn functions(
             )
         };
         let histogram = hist(tracer_common::FN_LATENCY);
-        let is_alloc = role == "alloc" && name != "free";
+        let is_alloc = *role == Role::Alloc && name != "free";
         let mut sites: Vec<(FnKey2, tracer_common::FnStats)> = snap
             .fn_sites
             .iter()
@@ -847,7 +944,7 @@ fn functions(
             name: name.clone(),
             binary: binary.clone(),
             offset: *offset,
-            role: role.clone(),
+            role: role.name().to_string(),
             calls: st.calls,
             // A function detached early: the rate measured in its window
             // (its hits may go on while it is detached), extrapolated.
@@ -926,11 +1023,7 @@ fn go_locks(
     // (pid, type, call site) → (hits, sleeps, frames of the top stack, its hits)
     type Site = (u64, u64, Vec<Frame>, u64);
     let mut by: BTreeMap<(u32, String, String), Site> = BTreeMap::new();
-    for (id, name, ..) in fm
-        .planned
-        .iter()
-        .filter(|p| p.4 == crate::kernel::uprobes::GO_ROLE)
-    {
+    for ProbedFn { id, name, .. } in fm.planned.iter().filter(|p| p.role == Role::GoMutex) {
         let sem = name.ends_with("runtime_SemacquireMutex");
         let sites = snap.fn_sites.iter().filter_map(|(k, v)| {
             let (fn_id, stack_id, caller) = tracer_common::probe::stack_site(k)?;

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    analyze::build::{FnMeta, RunMeta},
+    analyze::build::{FnMeta, ProbedFn, RunMeta},
     cli::{ContentionArgs, Mode},
     exit::{Code, fail},
     kernel::{
@@ -452,14 +452,12 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
         planned: f
             .planned
             .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    p.func.name.clone(),
-                    p.func.binary.display().to_string(),
-                    p.func.offset,
-                    p.role.name().to_string(),
-                )
+            .map(|p| ProbedFn {
+                id: p.id,
+                name: p.func.name.clone(),
+                binary: p.func.binary.display().to_string(),
+                offset: p.func.offset,
+                role: p.role,
             })
             .collect(),
         per_call_ns: f.cost_ns,

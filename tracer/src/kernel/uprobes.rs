@@ -86,13 +86,10 @@ impl Role {
         match self {
             Role::Uprobe => "uprobe",
             Role::Alloc => "alloc",
-            Role::GoMutex => GO_ROLE,
+            Role::GoMutex => "go-mutex",
         }
     }
 }
-
-/// The report's name of Go's lock slow-path probes.
-pub const GO_ROLE: &str = "go-mutex";
 
 /// Go's lock slow paths, probed at entry for a Go target: a contended
 /// `sync.Mutex.Lock` (and an RWMutex writer behind another) calls lockSlow;

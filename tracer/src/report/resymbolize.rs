@@ -15,7 +15,7 @@ use blazesym::symbolize::{Input, Symbolized, Symbolizer, source::Elf, source::So
 use serde_json::Value;
 
 use super::model::{Frame, Module, Report};
-use crate::analyze::build::{elf_identity, frame_label, stripped_note};
+use crate::analyze::build::{frame_label, stripped_note};
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -61,7 +61,7 @@ fn debug_file(m: &Module, dirs: &[PathBuf]) -> Option<PathBuf> {
         if !c.is_file() {
             return false;
         }
-        let id = elf_identity(c);
+        let id = crate::target::elf::identity(c);
         id.symtab && (m.build_id.is_none() || id.build_id == m.build_id)
     })
 }

@@ -91,6 +91,49 @@ pub fn open_in(pid: u32, path: &Path) -> Option<Arc<ElfFile>> {
     open(&path_in(pid, path)).or_else(|| open(path))
 }
 
+/// What identifies an ELF file and its debug file.
+#[derive(Default)]
+pub struct Identity {
+    /// GNU build id, hex.
+    pub build_id: Option<String>,
+    /// It has a symbol table.
+    pub symtab: bool,
+    /// The file name its .gnu_debuglink names.
+    pub debug_link: Option<String>,
+    /// PT_LOAD segments: [file offset, vaddr, file size].
+    pub segments: Vec<[u64; 3]>,
+}
+
+pub fn identity(path: &Path) -> Identity {
+    use object::{Object as _, ObjectSegment as _};
+    let Some(file) = open(path) else {
+        return Identity::default();
+    };
+    let Some(elf) = file.parse() else {
+        return Identity::default();
+    };
+    Identity {
+        build_id: elf
+            .build_id()
+            .ok()
+            .flatten()
+            .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        symtab: elf.section_by_name(".symtab").is_some(),
+        debug_link: elf
+            .gnu_debuglink()
+            .ok()
+            .flatten()
+            .map(|(name, _)| String::from_utf8_lossy(name).into_owned()),
+        segments: elf
+            .segments()
+            .filter_map(|s| {
+                let (off, size) = s.file_range();
+                (size > 0).then_some([off, s.address(), size])
+            })
+            .collect(),
+    }
+}
+
 /// How many files are mapped.
 pub fn cached() -> usize {
     CACHE
