@@ -918,28 +918,6 @@ fn functions(
         };
         let histogram = hist(tracer_common::FN_LATENCY);
         let is_alloc = *role == Role::Alloc && name != "free";
-        let mut sites: Vec<(FnKey2, tracer_common::FnStats)> = snap
-            .fn_sites
-            .iter()
-            .filter(|(k, _)| k.fn_id == *id)
-            .map(|(k, v)| ((k.tgid, k.ret_addr), *v))
-            .collect();
-        sites.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(&b.0)));
-        let empty = ProcessInfo::default();
-        let sites = sites
-            .into_iter()
-            .take(SITES_PER_LOCK)
-            .map(|((tgid, ret), v)| {
-                let f = syms.return_addr(procs.get(&tgid).unwrap_or(&empty), ret);
-                FnSite {
-                    caller: f.symbol.is_some().then(|| frame_label(&f)),
-                    return_addr: format!("{ret:#x}"),
-                    calls: v.calls,
-                    total_ns: v.total_ns,
-                    bytes: v.bytes,
-                }
-            })
-            .collect();
         out.push(Function {
             name: name.clone(),
             binary: binary.clone(),
@@ -968,7 +946,7 @@ fn functions(
             } else {
                 Vec::new()
             },
-            sites,
+            sites: fn_sites(snap, procs, syms, *id),
         });
     }
     out.sort_by(|a, b| {
@@ -977,9 +955,48 @@ fn functions(
             .cmp(&a.latency.total_ns)
             .then(b.calls.cmp(&a.calls))
     });
+    let cost = probe_cost(fm, total_calls, go_calls, fraction);
+    (out, cost)
+}
+
+/// A probed function's busiest call sites, named by their return
+/// addresses.
+fn fn_sites(
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+    syms: &mut Symbols,
+    id: u32,
+) -> Vec<FnSite> {
+    let mut sites: Vec<(FnKey2, tracer_common::FnStats)> = snap
+        .fn_sites
+        .iter()
+        .filter(|(k, _)| k.fn_id == id)
+        .map(|(k, v)| ((k.tgid, k.ret_addr), *v))
+        .collect();
+    sites.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(&b.0)));
+    let empty = ProcessInfo::default();
+    sites
+        .into_iter()
+        .take(SITES_PER_LOCK)
+        .map(|((tgid, ret), v)| {
+            let f = syms.return_addr(procs.get(&tgid).unwrap_or(&empty), ret);
+            FnSite {
+                caller: f.symbol.is_some().then(|| frame_label(&f)),
+                return_addr: format!("{ret:#x}"),
+                calls: v.calls,
+                total_ns: v.total_ns,
+                bytes: v.bytes,
+            }
+        })
+        .collect()
+}
+
+/// What the function probes cost the targets: calls × the per-hit cost
+/// measured at start-up, against the targets' on-CPU time.
+fn probe_cost(fm: &FnMeta, total_calls: u64, go_calls: u64, fraction: f64) -> ProbeCost {
     let overhead =
         (total_calls as f64 * fm.per_call_ns + go_calls as f64 * fm.go_per_call_ns) as u64;
-    let cost = ProbeCost {
+    ProbeCost {
         functions: fm.planned.len(),
         per_call_ns: if total_calls == 0 && go_calls > 0 {
             fm.go_per_call_ns
@@ -996,8 +1013,7 @@ fn functions(
         over_budget: fm
             .budget_pct
             .is_some_and(|b| 100.0 * overhead as f64 / fm.target_cpu_ns.max(1) as f64 > b),
-    };
-    (out, cost)
+    }
 }
 
 /// (tgid, return address) of a function call site.

@@ -86,6 +86,19 @@ pub fn parse(text: &str) -> Result<Report> {
 /// What a report must satisfy to be compared or re-rendered: numbers a run
 /// can produce, and counts that add up. One sentence on failure.
 pub fn validate(r: &Report) -> Result<()> {
+    validate_run(r)?;
+    // No thread waits longer than the run (one second of slack each).
+    let span_ns = (r.duration_s + 1.0) * 1e9;
+    validate_locks(r, span_ns)?;
+    validate_threads(r, span_ns)?;
+    validate_classes(r, span_ns)?;
+    validate_lock_times(r, span_ns)?;
+    validate_totals(r, span_ns)?;
+    validate_counts(r, span_ns)
+}
+
+/// The run's length and thresholds.
+fn validate_run(r: &Report) -> Result<()> {
     // A year and a day at most: --duration's own limit.
     if !(r.duration_s.is_finite() && r.duration_s > 0.0 && r.duration_s < 367.0 * 86400.0) {
         bail!(
@@ -93,8 +106,6 @@ pub fn validate(r: &Report) -> Result<()> {
             r.duration_s
         );
     }
-    // No thread waits longer than the run (one second of slack each).
-    let span_ns = (r.duration_s + 1.0) * 1e9;
     let t = &r.thresholds;
     if !(t.consider_at.is_finite()
         && t.recommend_at.is_finite()
@@ -107,6 +118,11 @@ pub fn validate(r: &Report) -> Result<()> {
             t.recommend_at
         );
     }
+    Ok(())
+}
+
+/// Each lock's outcomes, rate, wait and histogram.
+fn validate_locks(r: &Report, span_ns: f64) -> Result<()> {
     for l in r.locks.iter().chain(&r.logical_locks) {
         let o = &l.outcomes;
         let sum = [o.slept, o.eagain, o.timed_out, o.interrupted, o.error]
@@ -155,6 +171,11 @@ pub fn validate(r: &Report) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Each thread's share and times: none longer than the run.
+fn validate_threads(r: &Report, span_ns: f64) -> Result<()> {
     for th in &r.threads {
         if !(th.wait_share.is_finite() && th.wait_share >= 0.0) {
             bail!("thread {}: wait_share is {}", th.tid, th.wait_share);
@@ -179,6 +200,11 @@ pub fn validate(r: &Report) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Each lock class's counts.
+fn validate_classes(r: &Report, span_ns: f64) -> Result<()> {
     for c in &r.lock_classes {
         let o = &c.outcomes;
         let sum = [o.slept, o.eagain, o.timed_out, o.interrupted, o.error]
@@ -197,6 +223,11 @@ pub fn validate(r: &Report) -> Result<()> {
             bail!("lock class {}: its counts do not add up", c.label);
         }
     }
+    Ok(())
+}
+
+/// Each lock's waits and its threads': none longer than the run.
+fn validate_lock_times(r: &Report, span_ns: f64) -> Result<()> {
     for l in r.locks.iter().chain(&r.logical_locks) {
         let waiters = l.threads.len().max(1) as f64;
         let mut times = vec![l.wait.max_ns];
@@ -217,9 +248,13 @@ pub fn validate(r: &Report) -> Result<()> {
             );
         }
     }
-    // Across locks: one thread waits on one lock at a time, so the locks'
-    // waits add up to at most the threads' time; and every total fits a
-    // u64 with room to add (renderers add them up).
+    Ok(())
+}
+
+/// Across locks: one thread waits on one lock at a time, so the locks'
+/// waits add up to at most the threads' time; and every total fits a u64
+/// with room to add (renderers add them up).
+fn validate_totals(r: &Report, span_ns: f64) -> Result<()> {
     let threads = r.threads.len().max(1) as f64;
     let room = (u64::MAX / 4) as f64;
     // The channels, the logical locks (a split of the same waits) and the
@@ -254,7 +289,12 @@ pub fn validate(r: &Report) -> Result<()> {
             r.duration_s
         );
     }
-    // Counts: a billion events a second is beyond any run.
+    Ok(())
+}
+
+/// Counts (a billion events a second is beyond any run), Go locks,
+/// functions and kernel locks.
+fn validate_counts(r: &Report, span_ns: f64) -> Result<()> {
     let max_count = (r.duration_s + 1.0) * 1e9;
     let counts = r
         .locks
