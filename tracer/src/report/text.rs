@@ -381,6 +381,20 @@ fn group_detail(o: &mut String, g: &super::model::LockGroup, busiest: &Lock) {
 
 /// The lines under a lock's row.
 fn lock_lines(o: &mut String, l: &Lock) {
+    lock_identity(o, l);
+    if let Some(w) = &l.shared {
+        shared_parts(o, w);
+    }
+    if let Some(s) = &l.sched {
+        lock_sleeps(o, l, s);
+    }
+    waiters_and_wakers(o, l);
+    lock_sites(o, l);
+}
+
+/// What the lock is and where: kind (and what decided it), address,
+/// process(es), wakes and unusual outcomes.
+fn lock_identity(o: &mut String, l: &Lock) {
     let other = l.outcomes.timed_out + l.outcomes.interrupted + l.outcomes.error;
     let other = if other > 0 {
         format!(
@@ -446,45 +460,54 @@ fn lock_lines(o: &mut String, l: &Lock) {
         human_count(l.wakes.calls),
         human_count(l.wakes.woken)
     );
-    if let Some(w) = &l.shared {
-        let parts: Vec<String> = w
-            .processes
-            .iter()
-            .take(6)
-            .map(|p| {
-                format!(
-                    "pid {} {} waits, woke {}",
-                    p.pid,
-                    human_count(p.contentions),
-                    human_count(p.woken)
-                )
-            })
-            .collect();
-        let more = w.processes.len().saturating_sub(6);
-        let more = if more > 0 {
-            format!(" · {more} more")
-        } else {
-            String::new()
-        };
-        let _ = writeln!(o, "      per process: {}{more}", parts.join(" · "));
-    }
-    if let Some(s) = &l.sched {
-        let note = if crate::analyze::decide::cpu_bound_note(l).is_some() {
-            " → woken waiters wait for a CPU, not the lock"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            o,
-            "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%; wake→run p50 {}, p99 {}){note}",
-            human_count(s.sleeps),
-            human_ns(s.blocked_ns),
-            human_ns(s.runnable_ns),
-            100.0 * s.runnable_share,
-            human_ns(s.wakeup_latency.p50_ns),
-            human_ns(s.wakeup_latency.p99_ns),
-        );
-    }
+}
+
+/// A shared lock's part in each process.
+fn shared_parts(o: &mut String, w: &super::model::SharedWord) {
+    let parts: Vec<String> = w
+        .processes
+        .iter()
+        .take(6)
+        .map(|p| {
+            format!(
+                "pid {} {} waits, woke {}",
+                p.pid,
+                human_count(p.contentions),
+                human_count(p.woken)
+            )
+        })
+        .collect();
+    let more = w.processes.len().saturating_sub(6);
+    let more = if more > 0 {
+        format!(" · {more} more")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(o, "      per process: {}{more}", parts.join(" · "));
+}
+
+/// The scheduler's view of the lock's sleeps.
+fn lock_sleeps(o: &mut String, l: &Lock, s: &super::model::LockSleeps) {
+    let note = if crate::analyze::decide::cpu_bound_note(l).is_some() {
+        " → woken waiters wait for a CPU, not the lock"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        o,
+        "      futex sleeps: {} · blocked {} · runnable after wakeup {} ({:.0}%; wake→run p50 {}, p99 {}){note}",
+        human_count(s.sleeps),
+        human_ns(s.blocked_ns),
+        human_ns(s.runnable_ns),
+        100.0 * s.runnable_share,
+        human_ns(s.wakeup_latency.p50_ns),
+        human_ns(s.wakeup_latency.p99_ns),
+    );
+}
+
+/// Who waited longest, and who released the waiters (wake calls that
+/// woke someone).
+fn waiters_and_wakers(o: &mut String, l: &Lock) {
     let waiters: Vec<String> = l
         .threads
         .iter()
@@ -515,7 +538,6 @@ fn lock_lines(o: &mut String, l: &Lock) {
         String::new()
     };
     let _ = writeln!(o, "      waiters: {}{more}", waiters.join(", "));
-    // The holder side: who released the waiters (wake calls that woke someone).
     let mut wakers: Vec<_> = l.threads.iter().filter(|t| t.woken > 0).collect();
     wakers.sort_by(|a, b| b.woken.cmp(&a.woken).then(a.tid.cmp(&b.tid)));
     if !wakers.is_empty() {
@@ -539,6 +561,11 @@ fn lock_lines(o: &mut String, l: &Lock) {
         };
         let _ = writeln!(o, "      wakers: {}{more}", list.join(", "));
     }
+}
+
+/// The top waker site and the top call site (the unwound one when there
+/// is one).
+fn lock_sites(o: &mut String, l: &Lock) {
     if let Some(site) = l.waker_sites.first() {
         let _ = writeln!(
             o,
