@@ -371,6 +371,13 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
         decision_color(l.decision),
     ));
     o.push_str("</div><div class=\"cell\">");
+    lock_threads_table(o, l);
+    o.push_str("</div></div>");
+    lock_sites_table(o, l);
+}
+
+/// The lock's busiest threads.
+fn lock_threads_table(o: &mut String, l: &Lock) {
     let rows: Vec<Vec<String>> = l
         .threads
         .iter()
@@ -406,7 +413,10 @@ fn lock_detail(o: &mut String, i: usize, l: &Lock) {
             l.threads.len() - 6
         );
     }
-    o.push_str("</div></div>");
+}
+
+/// The lock's top call sites (the unwound ones when there are any).
+fn lock_sites_table(o: &mut String, l: &Lock) {
     let sites = if l.unwound_sites.is_empty() {
         &l.sites
     } else {
@@ -650,10 +660,30 @@ pub fn flamegraph(r: &Report, title: &str, all_waits: bool) -> Option<String> {
 pub fn render(r: &Report, all_waits: bool) -> String {
     let mut o = String::new();
     let prog = program(r);
+    heading(&mut o, r, &prog);
+    go_locks_table(&mut o, r);
+    classes_table(&mut o, r);
+    locks_section(&mut o, r, all_waits);
+    o.push_str("<h2>Where the time goes</h2><p class=\"note\">Each traced thread's time from the scheduler hooks: on CPU, asleep in a futex wait, asleep elsewhere, and runnable but waiting for a CPU.</p>");
+    offcpu(&mut o, r);
+
+    functions(&mut o, r);
+
+    if let Some(f) = flamegraph(r, "Lock wait by call stack", all_waits) {
+        o.push_str("<h2>Flame graph</h2><p class=\"note\">Contended call stacks weighted by wait time: each lock's total wait spread over its sampled call sites, the rest under [unattributed]. Click to zoom, Ctrl-F to search.</p>");
+        o.push_str(&f);
+    }
+    kernel_locks_table(&mut o, r);
+    events_and_notes(&mut o, r);
+    page(&format!("tracer: {prog}"), &o)
+}
+
+/// The title, the run's facts, the verdict and what was not traced.
+fn heading(o: &mut String, r: &Report, prog: &str) {
     let _ = write!(
         o,
         "<h1>Lock contention: {}</h1><div class=\"meta\">{}</div>",
-        esc(&prog),
+        esc(prog),
         esc(&meta(r))
     );
     let _ = write!(
@@ -670,9 +700,11 @@ pub fn render(r: &Report, all_waits: bool) -> String {
             esc(&note)
         );
     }
+}
 
-    go_locks_table(&mut o, r);
-    classes_table(&mut o, r);
+/// The locks: rate chart, table, per-program groups and each top lock's
+/// wait times.
+fn locks_section(o: &mut String, r: &Report, all_waits: bool) {
     o.push_str("<h2>Locks</h2>");
     let locks: Vec<&Lock> = r.view_rows(all_waits);
     let hidden: Vec<&Lock> = r
@@ -702,7 +734,7 @@ pub fn render(r: &Report, all_waits: bool) -> String {
         );
         let charted: Vec<&Lock> = locks.iter().copied().take(20).collect();
         o.push_str(&rate_chart("rates", &charted, r));
-        locks_table(&mut o, &locks[..locks.len().min(TABLE_LOCKS)]);
+        locks_table(o, &locks[..locks.len().min(TABLE_LOCKS)]);
         if locks.len() > TABLE_LOCKS {
             let _ = write!(
                 o,
@@ -710,84 +742,86 @@ pub fn render(r: &Report, all_waits: bool) -> String {
                 locks.len() - TABLE_LOCKS
             );
         }
-        if !r.lock_groups.is_empty() {
-            o.push_str("<h3>One lock in many processes</h3><p class=\"note\">Each process of these programs has its own copy of the lock (forked workers): the rows above are per process; each group is decided on its busiest process, not on the sum.</p>");
-            let rows: Vec<Vec<String>> = r
-                .lock_groups
-                .iter()
-                .map(|g| {
-                    vec![
-                        esc(&g.label),
-                        esc(g.program_name()),
-                        human_rate(g.contentions_per_s),
-                        format!("pid {} at {}/s", g.busiest_pid, human_rate(g.busiest_per_s)),
-                        decision_badge(g.decision),
-                    ]
-                })
-                .collect();
-            table(
-                &mut o,
-                "lock-groups",
-                &[
-                    ("lock", "name"),
-                    ("program", "l"),
-                    ("contentions/s, all", ""),
-                    ("busiest", "l"),
-                    ("decision", "l"),
-                ],
-                &rows,
-            );
-        }
+        lock_groups_table(o, r);
         o.push_str("<h2>Wait times</h2><p class=\"note\">Per lock: how long each futex wait lasted, with p50, p95 and p99 marked; the threads that waited and the call sites they waited from.</p>");
         for (i, l) in locks.iter().take(8).enumerate() {
-            lock_detail(&mut o, i, l);
+            lock_detail(o, i, l);
         }
     }
+}
 
-    o.push_str("<h2>Where the time goes</h2><p class=\"note\">Each traced thread's time from the scheduler hooks: on CPU, asleep in a futex wait, asleep elsewhere, and runnable but waiting for a CPU.</p>");
-    offcpu(&mut o, r);
-
-    functions(&mut o, r);
-
-    if let Some(f) = flamegraph(r, "Lock wait by call stack", all_waits) {
-        o.push_str("<h2>Flame graph</h2><p class=\"note\">Contended call stacks weighted by wait time: each lock's total wait spread over its sampled call sites, the rest under [unattributed]. Click to zoom, Ctrl-F to search.</p>");
-        o.push_str(&f);
+/// Locks every process of a program has its own copy of (forked workers).
+fn lock_groups_table(o: &mut String, r: &Report) {
+    if r.lock_groups.is_empty() {
+        return;
     }
+    o.push_str("<h3>One lock in many processes</h3><p class=\"note\">Each process of these programs has its own copy of the lock (forked workers): the rows above are per process; each group is decided on its busiest process, not on the sum.</p>");
+    let rows: Vec<Vec<String>> = r
+        .lock_groups
+        .iter()
+        .map(|g| {
+            vec![
+                esc(&g.label),
+                esc(g.program_name()),
+                human_rate(g.contentions_per_s),
+                format!("pid {} at {}/s", g.busiest_pid, human_rate(g.busiest_per_s)),
+                decision_badge(g.decision),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "lock-groups",
+        &[
+            ("lock", "name"),
+            ("program", "l"),
+            ("contentions/s, all", ""),
+            ("busiest", "l"),
+            ("decision", "l"),
+        ],
+        &rows,
+    );
+}
 
-    if !r.kernel_locks.is_empty() {
-        o.push_str("<h2>Kernel locks</h2>");
-        let rows: Vec<Vec<String>> = r
-            .kernel_locks
-            .iter()
-            .take(15)
-            .map(|k| {
-                vec![
-                    esc(k.symbol.as_deref().unwrap_or(&k.address)),
-                    esc(&k.kind),
-                    human_count(k.contentions),
-                    human_ns(k.total_ns),
-                    human_ns(k.avg_ns),
-                    human_ns(k.max_ns),
-                    esc(&super::text::kernel_lock_processes(k)),
-                ]
-            })
-            .collect();
-        table(
-            &mut o,
-            "kernel-locks",
-            &[
-                ("lock", "l"),
-                ("kind", "l"),
-                ("contentions", ""),
-                ("total", ""),
-                ("avg", ""),
-                ("max", ""),
-                ("processes", "l"),
-            ],
-            &rows,
-        );
+fn kernel_locks_table(o: &mut String, r: &Report) {
+    if r.kernel_locks.is_empty() {
+        return;
     }
+    o.push_str("<h2>Kernel locks</h2>");
+    let rows: Vec<Vec<String>> = r
+        .kernel_locks
+        .iter()
+        .take(15)
+        .map(|k| {
+            vec![
+                esc(k.symbol.as_deref().unwrap_or(&k.address)),
+                esc(&k.kind),
+                human_count(k.contentions),
+                human_ns(k.total_ns),
+                human_ns(k.avg_ns),
+                human_ns(k.max_ns),
+                esc(&super::text::kernel_lock_processes(k)),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "kernel-locks",
+        &[
+            ("lock", "l"),
+            ("kind", "l"),
+            ("contentions", ""),
+            ("total", ""),
+            ("avg", ""),
+            ("max", ""),
+            ("processes", "l"),
+        ],
+        &rows,
+    );
+}
 
+/// Every event and drop counter, and the limitations.
+fn events_and_notes(o: &mut String, r: &Report) {
     o.push_str("<h2>Events and drops</h2><p class=\"note\">Every drop counter, always: a non-zero one is measured data that was lost or left unattributed.</p><div class=\"grid\"><div class=\"cell\">");
     let counts = |m: &std::collections::BTreeMap<String, u64>, flag: bool| -> Vec<Vec<String>> {
         m.iter()
@@ -803,14 +837,14 @@ pub fn render(r: &Report, all_waits: bool) -> String {
             .collect()
     };
     table(
-        &mut o,
+        o,
         "events",
         &[("event", "l"), ("count", "")],
         &counts(&r.events, false),
     );
     o.push_str("</div><div class=\"cell\">");
     table(
-        &mut o,
+        o,
         "drops",
         &[("drop", "l"), ("count", "")],
         &counts(&r.drops, true),
@@ -821,7 +855,6 @@ pub fn render(r: &Report, all_waits: bool) -> String {
         let _ = write!(o, "<li class=\"note\">{}</li>", esc(n));
     }
     o.push_str("</ul>");
-    page(&format!("tracer: {prog}"), &o)
 }
 
 #[cfg(test)]
