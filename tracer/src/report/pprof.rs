@@ -167,52 +167,91 @@ fn addr_of(f: &Frame) -> u64 {
 
 /// The profile message (not yet encoded).
 pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
-    let mut strings = Strings::new();
-    let mut p = proto::Profile {
-        sample_type: vec![
-            proto::ValueType {
-                r#type: strings.id("contentions"),
-                unit: strings.id("count"),
-            },
-            proto::ValueType {
-                r#type: strings.id("delay"),
-                unit: strings.id("nanoseconds"),
-            },
-        ],
-        period: 1,
-        ..Default::default()
-    };
-    p.period_type = Some(p.sample_type[0].clone());
-    p.default_sample_type = p.sample_type[1].r#type;
-    p.time_nanos = humantime::parse_rfc3339_weak(&r.start_time)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
-    p.duration_nanos = (r.duration_s * 1e9) as i64;
-    let program = r
-        .targets
-        .first()
-        .map(|t| t.command_line.join(" "))
-        .unwrap_or_default();
-    for c in [
-        format!(
-            "tracer {}: futex lock contention of {program}",
-            r.tool.version
-        ),
-        format!("verdict: {}", r.verdict.text),
-    ] {
-        p.comment.push(strings.id(&c));
+    let mut b = Builder::new(r);
+    for part in parts(r, all_waits) {
+        let location_id = match part.frames {
+            Some(frames) => frames.iter().map(|f| b.location(Some(f))).collect(),
+            None => vec![b.location(None)],
+        };
+        let label = b.labels(part.lock, part.thread);
+        b.p.sample.push(proto::Sample {
+            location_id,
+            value: vec![part.contentions as i64, part.delay_ns as i64],
+            label,
+        });
+    }
+    b.p.string_table = b.strings.table;
+    b.p
+}
+
+/// A profile being filled: its string table, and one mapping per (module,
+/// load bias), one function per (name, file) and one location per
+/// distinct frame.
+struct Builder<'r> {
+    p: proto::Profile,
+    strings: Strings,
+    build_ids: HashMap<&'r str, &'r str>,
+    mappings: HashMap<(String, u64), usize>,
+    functions: HashMap<(String, String), u64>,
+    locations: HashMap<(String, String, u32), u64>,
+}
+
+impl<'r> Builder<'r> {
+    /// The profile's sample types, times and comments.
+    fn new(r: &'r Report) -> Self {
+        let mut strings = Strings::new();
+        let mut p = proto::Profile {
+            sample_type: vec![
+                proto::ValueType {
+                    r#type: strings.id("contentions"),
+                    unit: strings.id("count"),
+                },
+                proto::ValueType {
+                    r#type: strings.id("delay"),
+                    unit: strings.id("nanoseconds"),
+                },
+            ],
+            period: 1,
+            ..Default::default()
+        };
+        p.period_type = Some(p.sample_type[0].clone());
+        p.default_sample_type = p.sample_type[1].r#type;
+        p.time_nanos = humantime::parse_rfc3339_weak(&r.start_time)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        p.duration_nanos = (r.duration_s * 1e9) as i64;
+        let program = r
+            .targets
+            .first()
+            .map(|t| t.command_line.join(" "))
+            .unwrap_or_default();
+        for c in [
+            format!(
+                "tracer {}: futex lock contention of {program}",
+                r.tool.version
+            ),
+            format!("verdict: {}", r.verdict.text),
+        ] {
+            p.comment.push(strings.id(&c));
+        }
+        Self {
+            p,
+            strings,
+            build_ids: r
+                .modules
+                .iter()
+                .filter_map(|m| Some((m.path.as_str(), m.build_id.as_deref()?)))
+                .collect(),
+            mappings: HashMap::new(),
+            functions: HashMap::new(),
+            locations: HashMap::new(),
+        }
     }
 
-    // Mappings: one per (module, load bias) — a module at one place in
-    // one or more processes — with its build id.
-    let build_ids: HashMap<&str, &str> = r
-        .modules
-        .iter()
-        .filter_map(|m| Some((m.path.as_str(), m.build_id.as_deref()?)))
-        .collect();
-    let mut mappings: HashMap<(String, u64), usize> = HashMap::new();
-    let mut mapping = |p: &mut proto::Profile, strings: &mut Strings, f: &Frame| -> u64 {
+    /// The mapping of a frame: its module at one place in one or more
+    /// processes, with its build id; 0 for a frame without a module.
+    fn mapping(&mut self, f: &Frame) -> u64 {
         let (Some(module), Some(off)) = (&f.module, f.file_offset) else {
             return 0;
         };
@@ -220,29 +259,32 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
         let Some(bias) = addr.checked_sub(off) else {
             return 0;
         };
-        let i = *mappings.entry((module.clone(), bias)).or_insert_with(|| {
-            p.mapping.push(proto::Mapping {
-                id: p.mapping.len() as u64 + 1,
-                memory_start: bias,
-                memory_limit: addr.saturating_add(1),
-                file_offset: 0,
-                filename: strings.id(module),
-                build_id: strings.id(build_ids.get(module.as_str()).copied().unwrap_or("")),
-                ..Default::default()
+        let (p, strings, build_ids) = (&mut self.p, &mut self.strings, &self.build_ids);
+        let i = *self
+            .mappings
+            .entry((module.clone(), bias))
+            .or_insert_with(|| {
+                p.mapping.push(proto::Mapping {
+                    id: p.mapping.len() as u64 + 1,
+                    memory_start: bias,
+                    memory_limit: addr.saturating_add(1),
+                    file_offset: 0,
+                    filename: strings.id(module),
+                    build_id: strings.id(build_ids.get(module.as_str()).copied().unwrap_or("")),
+                    ..Default::default()
+                });
+                p.mapping.len() - 1
             });
-            p.mapping.len() - 1
-        });
-        let m = &mut p.mapping[i];
+        let m = &mut self.p.mapping[i];
         m.memory_limit = m.memory_limit.max(addr.saturating_add(1));
         m.has_functions |= f.symbol.is_some();
         m.has_filenames |= f.file.is_some();
         m.has_line_numbers |= f.line.is_some();
         m.id
-    };
-    // Locations and functions, one per distinct frame.
-    let mut functions: HashMap<(String, String), u64> = HashMap::new();
-    let mut locations: HashMap<(String, String, u32), u64> = HashMap::new();
-    let mut location = |p: &mut proto::Profile, strings: &mut Strings, f: Option<&Frame>| {
+    }
+
+    /// The location of a frame (`None`: the unattributed rest).
+    fn location(&mut self, f: Option<&Frame>) -> u64 {
         let (name, file, line, addr) = match f {
             Some(f) => (
                 f.name(),
@@ -253,10 +295,12 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
             None => ("[unattributed]".to_string(), String::new(), 0, 0),
         };
         let addr_key = f.map(|f| f.addr.clone()).unwrap_or_default();
-        if let Some(&id) = locations.get(&(addr_key.clone(), name.clone(), line)) {
+        if let Some(&id) = self.locations.get(&(addr_key.clone(), name.clone(), line)) {
             return id;
         }
-        let fid = *functions
+        let (p, strings) = (&mut self.p, &mut self.strings);
+        let fid = *self
+            .functions
             .entry((name.clone(), file.clone()))
             .or_insert_with(|| {
                 let id = p.function.len() as u64 + 1;
@@ -268,9 +312,9 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
                 });
                 id
             });
-        let id = p.location.len() as u64 + 1;
-        let mapping_id = f.map_or(0, |f| mapping(p, strings, f));
-        p.location.push(proto::Location {
+        let id = self.p.location.len() as u64 + 1;
+        let mapping_id = f.map_or(0, |f| self.mapping(f));
+        self.p.location.push(proto::Location {
             id,
             mapping_id,
             address: addr,
@@ -279,19 +323,13 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
                 line: i64::from(line),
             }],
         });
-        locations.insert((addr_key, name, line), id);
+        self.locations.insert((addr_key, name, line), id);
         id
-    };
+    }
 
-    for part in parts(r, all_waits) {
-        let location_id = match part.frames {
-            Some(frames) => frames
-                .iter()
-                .map(|f| location(&mut p, &mut strings, Some(f)))
-                .collect(),
-            None => vec![location(&mut p, &mut strings, None)],
-        };
-        let l = part.lock;
+    /// A sample's labels: its lock, and its thread when it has one.
+    fn labels(&mut self, l: &super::model::Lock, thread: Option<(u32, &str)>) -> Vec<proto::Label> {
+        let strings = &mut self.strings;
         let mut label = vec![
             proto::Label {
                 key: strings.id("lock"),
@@ -314,7 +352,7 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
                 num: i64::from(l.pid),
             },
         ];
-        if let Some((tid, name)) = part.thread {
+        if let Some((tid, name)) = thread {
             label.push(proto::Label {
                 key: strings.id("thread"),
                 str: strings.id(name),
@@ -326,14 +364,8 @@ pub fn profile(r: &Report, all_waits: bool) -> proto::Profile {
                 num: i64::from(tid),
             });
         }
-        p.sample.push(proto::Sample {
-            location_id,
-            value: vec![part.contentions as i64, part.delay_ns as i64],
-            label,
-        });
+        label
     }
-    p.string_table = strings.table;
-    p
 }
 
 /// The gzip'd profile, as pprof files are stored.
