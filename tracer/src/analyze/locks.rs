@@ -183,98 +183,10 @@ pub fn model(
     // the members' split index): counters are apportioned by these.
     let mut weights: Vec<Vec<u64>> = Vec::with_capacity(channels.len());
     for (ci, ch) in channels.iter_mut().enumerate() {
-        let mut parts = std::mem::take(&mut ch.parts);
-        if parts.is_empty() {
-            parts.push(unexplained(ch));
-        }
-        if parts
-            .iter()
-            .all(|p| p.implementation == "generic" && p.call_site.is_none())
-            && !is_pi(ch.ops)
-            && woken_by_no_one(&ch.lock)
-        {
-            for p in &mut parts {
-                p.decided = Decided::Event;
-                p.kind = Kind::Wait;
-            }
-        }
-        // In a Go program, a word no implementation explains (a stripped
-        // binary, an unsampled wait) is the runtime's: goroutines never
-        // wait on futexes, its threads do.
-        if ch.go {
-            for p in &mut parts {
-                if p.implementation == "generic" {
-                    p.decided = Decided::Event;
-                    p.kind = Kind::GoRuntime;
-                    p.implementation = "Go";
-                }
-            }
-        }
-        // A PI futex is a PI mutex whatever the frames call it.
-        if is_pi(ch.ops) {
-            pi_wakes(&mut ch.lock);
-            for p in &mut parts {
-                if p.decided == Decided::Word
-                    && matches!(p.kind, Kind::Mutex | Kind::Other | Kind::Unknown)
-                {
-                    p.kind = Kind::PiMutex;
-                }
-            }
-        }
+        let parts = channel_parts(ch);
         let total: u64 = parts.iter().map(|p| p.waits).sum::<u64>().max(1);
-        // Merge the parts that go to the same lock.
-        let mut by_id: BTreeMap<LockId, (Part, u64, Vec<Site>)> = BTreeMap::new();
-        for p in parts {
-            let id = match p.decided {
-                Decided::Parked(label) => LockId::Parked(
-                    match (
-                        &ch.program,
-                        super::implementations::shared_memory(p.implementation),
-                    ) {
-                        (Some(program), true) => Scope::Program(program.clone()),
-                        _ => Scope::Process(ch.lock.pid),
-                    },
-                    p.implementation,
-                    label,
-                    p.call_site
-                        .clone()
-                        .unwrap_or_else(|| "[unknown caller]".into()),
-                ),
-                Decided::Word | Decided::Event => {
-                    LockId::Word(ch.lock.pid, parse_addr(&ch.lock.address))
-                }
-            };
-            let e = by_id
-                .entry(id)
-                .or_insert_with(|| (p.clone(), 0, Vec::new()));
-            // The largest part names the lock (its kind, call site).
-            if p.waits > e.0.waits {
-                let sites = std::mem::take(&mut e.2);
-                e.0 = p.clone();
-                e.2 = sites;
-            }
-            e.1 += p.waits;
-            e.2.extend(p.sites);
-        }
-        // The channel row: its largest lock's kind and name.
-        if let Some((_, (p, _, _))) = by_id.iter().max_by_key(|(_, (_, w, _))| *w) {
-            ch.lock.kind = p.kind.name().to_string();
-            ch.lock.kind_frame = p.frame.clone();
-            ch.lock.implementation = p.implementation.to_string();
-            ch.lock.futex_ops = op_names(ch.ops);
-            if p.call_site.is_some() {
-                ch.lock.call_site = p.call_site.clone();
-                ch.lock.call_site_unwind = p.unwind.to_string();
-            } else if ch.lock.call_site.is_none() {
-                ch.lock.call_site_unwind = "none".into();
-            } else {
-                ch.lock.call_site_unwind = "frame-pointer".into();
-            }
-            ch.lock.label = word_label(&ch.lock, p);
-            if !p.kind.is_lock() {
-                ch.lock.decision = Decision::NotLockContention;
-            }
-        }
+        let by_id = by_lock_id(ch, parts);
+        name_channel(ch, &by_id);
         weights.push(by_id.values().map(|(_, w, _)| *w).collect());
         for (idx, (id, (part, waits, sites))) in by_id.into_iter().enumerate() {
             let share = waits as f64 / total as f64;
@@ -296,10 +208,125 @@ pub fn model(
         .map(|a| gather(a, &channels, &weights, duration, t))
         .collect();
     disambiguate_labels(&mut logical);
-    // Channels name their lock.
-    // (A channel split among locks names the one with its largest share.)
+    let channels = channels_named(channels, &logical);
+    let classes = classes(&mut logical, duration, t);
+    sort_locks(&mut logical);
+    (channels, logical, classes)
+}
+
+/// A channel's parts as the program's facts decide them: an unexplained
+/// channel is one part; a generic word nobody woke is an event; in Go,
+/// the runtime's; a PI futex is a PI mutex whatever the frames call it.
+fn channel_parts(ch: &mut Channel) -> Vec<Part> {
+    let mut parts = std::mem::take(&mut ch.parts);
+    if parts.is_empty() {
+        parts.push(unexplained(ch));
+    }
+    if parts
+        .iter()
+        .all(|p| p.implementation == "generic" && p.call_site.is_none())
+        && !is_pi(ch.ops)
+        && woken_by_no_one(&ch.lock)
+    {
+        for p in &mut parts {
+            p.decided = Decided::Event;
+            p.kind = Kind::Wait;
+        }
+    }
+    // In a Go program, a word no implementation explains (a stripped
+    // binary, an unsampled wait) is the runtime's: goroutines never
+    // wait on futexes, its threads do.
+    if ch.go {
+        for p in &mut parts {
+            if p.implementation == "generic" {
+                p.decided = Decided::Event;
+                p.kind = Kind::GoRuntime;
+                p.implementation = "Go";
+            }
+        }
+    }
+    // A PI futex is a PI mutex whatever the frames call it.
+    if is_pi(ch.ops) {
+        pi_wakes(&mut ch.lock);
+        for p in &mut parts {
+            if p.decided == Decided::Word
+                && matches!(p.kind, Kind::Mutex | Kind::Other | Kind::Unknown)
+            {
+                p.kind = Kind::PiMutex;
+            }
+        }
+    }
+    parts
+}
+
+/// A channel's parts merged by the lock they go to.
+/// Per lock a channel's parts go to: the largest part, the waits, the sites.
+type ByLock = BTreeMap<LockId, (Part, u64, Vec<Site>)>;
+
+fn by_lock_id(ch: &Channel, parts: Vec<Part>) -> ByLock {
+    let mut by_id: ByLock = BTreeMap::new();
+    for p in parts {
+        let id = match p.decided {
+            Decided::Parked(label) => LockId::Parked(
+                match (
+                    &ch.program,
+                    super::implementations::shared_memory(p.implementation),
+                ) {
+                    (Some(program), true) => Scope::Program(program.clone()),
+                    _ => Scope::Process(ch.lock.pid),
+                },
+                p.implementation,
+                label,
+                p.call_site
+                    .clone()
+                    .unwrap_or_else(|| "[unknown caller]".into()),
+            ),
+            Decided::Word | Decided::Event => {
+                LockId::Word(ch.lock.pid, parse_addr(&ch.lock.address))
+            }
+        };
+        let e = by_id
+            .entry(id)
+            .or_insert_with(|| (p.clone(), 0, Vec::new()));
+        // The largest part names the lock (its kind, call site).
+        if p.waits > e.0.waits {
+            let sites = std::mem::take(&mut e.2);
+            e.0 = p.clone();
+            e.2 = sites;
+        }
+        e.1 += p.waits;
+        e.2.extend(p.sites);
+    }
+    by_id
+}
+
+/// The channel row: its largest lock's kind and name.
+fn name_channel(ch: &mut Channel, by_id: &ByLock) {
+    if let Some((_, (p, _, _))) = by_id.iter().max_by_key(|(_, (_, w, _))| *w) {
+        ch.lock.kind = p.kind.name().to_string();
+        ch.lock.kind_frame = p.frame.clone();
+        ch.lock.implementation = p.implementation.to_string();
+        ch.lock.futex_ops = op_names(ch.ops);
+        if p.call_site.is_some() {
+            ch.lock.call_site = p.call_site.clone();
+            ch.lock.call_site_unwind = p.unwind.to_string();
+        } else if ch.lock.call_site.is_none() {
+            ch.lock.call_site_unwind = "none".into();
+        } else {
+            ch.lock.call_site_unwind = "frame-pointer".into();
+        }
+        ch.lock.label = word_label(&ch.lock, p);
+        if !p.kind.is_lock() {
+            ch.lock.decision = Decision::NotLockContention;
+        }
+    }
+}
+
+/// Channels name their lock (a channel split among locks names the one
+/// with its largest share).
+fn channels_named(channels: Vec<Channel>, logical: &[Lock]) -> Vec<Lock> {
     let mut label_of: HashMap<(u32, String), (f64, String)> = HashMap::new();
-    for l in &logical {
+    for l in logical {
         for c in &l.channels {
             let e = label_of
                 .entry((c.pid, c.address.clone()))
@@ -315,9 +342,7 @@ pub fn model(
             .get(&(c.pid, c.address.clone()))
             .map(|(_, l)| l.clone());
     }
-    let classes = classes(&mut logical, duration, t);
-    sort_locks(&mut logical);
-    (channels, logical, classes)
+    channels
 }
 
 /// A channel's frame-pointer stacks, as addresses: the same list in two
@@ -587,16 +612,70 @@ fn gather(
         },
         ..Default::default()
     };
-    let mut hist: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    let mut threads: BTreeMap<u32, LockThread> = BTreeMap::new();
-    let mut sleeps = LockSleeps::default();
-    let mut wake_hist: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    let mut waker_sites: Vec<WakerSite> = Vec::new();
-    let mut fp_sites: Vec<Site> = Vec::new();
-    let mut had_sched = false;
+    let mut g = Gathered::default();
     for &(ci, share, idx) in &a.members {
-        let c = &channels[ci].lock;
-        let w = &weights[ci];
+        g.add(
+            &mut l,
+            &channels[ci].lock,
+            &weights[ci],
+            idx,
+            share,
+            a.part.unwind,
+        );
+    }
+    l.histogram = to_buckets(g.hist);
+    l.wait = durations(l.wait.total_ns, l.contentions, l.wait.max_ns, &l.histogram);
+    l.contentions_per_s = l.contentions as f64 / duration;
+    l.threads = g.threads.into_values().collect();
+    l.threads
+        .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
+    if g.had_sched {
+        l.sched = Some(finish_sleeps(g.sleeps, g.wake_hist));
+    }
+    let mut waker_sites = g.waker_sites;
+    waker_sites.sort_by_key(|s| std::cmp::Reverse(s.wakes));
+    waker_sites.truncate(SITES_PER_LOCK);
+    l.waker_sites = waker_sites;
+    let mut sites = same_frames_merged(a.sites);
+    sites.truncate(SITES_PER_LOCK);
+    let mut fp_sites = g.fp_sites;
+    if a.part.unwind == "eh_frame" {
+        l.unwound_sites = sites;
+        fp_sites.sort_by_key(|s| std::cmp::Reverse(s.count));
+        fp_sites.truncate(SITES_PER_LOCK);
+        l.sites = fp_sites;
+    } else {
+        l.sites = if sites.is_empty() { fp_sites } else { sites };
+        l.sites.truncate(SITES_PER_LOCK);
+    }
+    identify(&mut l, &a.id, first, &a.part);
+    l.decision = if a.part.kind.is_lock() {
+        decide(l.contentions_per_s, t)
+    } else {
+        Decision::NotLockContention
+    };
+    l
+}
+
+/// What a logical lock collects from its channels' shares before it is
+/// finished: histograms by bucket, threads by tid, scheduler sleeps, and
+/// the sites.
+#[derive(Default)]
+struct Gathered {
+    hist: BTreeMap<(u64, u64), u64>,
+    threads: BTreeMap<u32, LockThread>,
+    sleeps: LockSleeps,
+    wake_hist: BTreeMap<(u64, u64), u64>,
+    waker_sites: Vec<WakerSite>,
+    fp_sites: Vec<Site>,
+    had_sched: bool,
+}
+
+impl Gathered {
+    /// Adds this lock's part `idx` of channel `c` (weights `w`): its
+    /// waits (from the channel's `first` on, `n` of them), outcomes,
+    /// times, histogram buckets, threads and sleeps, each in proportion.
+    fn add(&mut self, l: &mut Lock, c: &Lock, w: &[u64], idx: usize, share: f64, unwind: &str) {
         let part_of = |v: u64| apportion(v, w)[idx];
         // This lock's waits of the channel: from `first` on, `n` of them.
         let quotas = apportion(c.contentions, w);
@@ -619,10 +698,10 @@ fn gather(
         l.wakes.woken += part_of(c.wakes.woken);
         let counts: Vec<u64> = c.histogram.iter().map(|b| b.count).collect();
         for (b, k) in c.histogram.iter().zip(fill(&counts, first, n)) {
-            *hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
+            *self.hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
         }
         for th in &c.threads {
-            let e = threads.entry(th.tid).or_insert_with(|| LockThread {
+            let e = self.threads.entry(th.tid).or_insert_with(|| LockThread {
                 tid: th.tid,
                 pid: th.pid,
                 name: th.name.clone(),
@@ -635,11 +714,11 @@ fn gather(
             e.woken += part_of(th.woken);
         }
         if let Some(s) = &c.sched {
-            had_sched = true;
+            self.had_sched = true;
             let sq = apportion(s.sleeps, w);
-            sleeps.sleeps += sq[idx];
-            sleeps.blocked_ns += part_of(s.blocked_ns);
-            sleeps.runnable_ns += part_of(s.runnable_ns);
+            self.sleeps.sleeps += sq[idx];
+            self.sleeps.blocked_ns += part_of(s.blocked_ns);
+            self.sleeps.runnable_ns += part_of(s.runnable_ns);
             let counts: Vec<u64> = s.wakeup_latency.histogram.iter().map(|b| b.count).collect();
             let from = sq[..idx].iter().sum::<u64>();
             for (b, k) in s
@@ -648,12 +727,12 @@ fn gather(
                 .iter()
                 .zip(fill(&counts, from, sq[idx]))
             {
-                *wake_hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
+                *self.wake_hist.entry((b.lo_ns, b.hi_ns)).or_default() += k;
             }
         }
-        waker_sites.extend(c.waker_sites.iter().cloned());
-        if a.part.unwind == "frame-pointer" || c.unwound_sites.is_empty() {
-            fp_sites.extend(c.sites.iter().cloned());
+        self.waker_sites.extend(c.waker_sites.iter().cloned());
+        if unwind == "frame-pointer" || c.unwound_sites.is_empty() {
+            self.fp_sites.extend(c.sites.iter().cloned());
         }
         l.channels.push(ChannelShare {
             address: c.address.clone(),
@@ -662,46 +741,34 @@ fn gather(
             share,
         });
     }
-    l.histogram = to_buckets(hist);
-    l.wait = durations(l.wait.total_ns, l.contentions, l.wait.max_ns, &l.histogram);
-    l.contentions_per_s = l.contentions as f64 / duration;
-    l.threads = threads.into_values().collect();
-    l.threads
-        .sort_by(|a, b| b.wait_ns.cmp(&a.wait_ns).then(a.tid.cmp(&b.tid)));
-    if had_sched {
-        let histogram = to_buckets(wake_hist);
-        let max = histogram.last().map_or(0, |b| b.hi_ns);
-        sleeps.runnable_share =
-            sleeps.runnable_ns as f64 / (sleeps.blocked_ns + sleeps.runnable_ns).max(1) as f64;
-        sleeps.wakeup_latency = Latency {
-            count: histogram.iter().map(|b| b.count).sum(),
-            p50_ns: crate::analyze::hist::percentile(&histogram, 50.0, max),
-            p99_ns: crate::analyze::hist::percentile(&histogram, 99.0, max),
-            histogram,
-        };
-        l.sched = Some(sleeps);
-    }
-    waker_sites.sort_by_key(|s| std::cmp::Reverse(s.wakes));
-    waker_sites.truncate(SITES_PER_LOCK);
-    l.waker_sites = waker_sites;
-    let mut sites = same_frames_merged(a.sites);
-    sites.truncate(SITES_PER_LOCK);
-    if a.part.unwind == "eh_frame" {
-        l.unwound_sites = sites;
-        fp_sites.sort_by_key(|s| std::cmp::Reverse(s.count));
-        fp_sites.truncate(SITES_PER_LOCK);
-        l.sites = fp_sites;
-    } else {
-        l.sites = if sites.is_empty() { fp_sites } else { sites };
-        l.sites.truncate(SITES_PER_LOCK);
-    }
-    match &a.id {
+}
+
+/// The scheduler's view of a logical lock's sleeps, its wakeup latency
+/// from the gathered buckets.
+fn finish_sleeps(mut sleeps: LockSleeps, wake_hist: BTreeMap<(u64, u64), u64>) -> LockSleeps {
+    let histogram = to_buckets(wake_hist);
+    let max = histogram.last().map_or(0, |b| b.hi_ns);
+    sleeps.runnable_share =
+        sleeps.runnable_ns as f64 / (sleeps.blocked_ns + sleeps.runnable_ns).max(1) as f64;
+    sleeps.wakeup_latency = Latency {
+        count: histogram.iter().map(|b| b.count).sum(),
+        p50_ns: crate::analyze::hist::percentile(&histogram, 50.0, max),
+        p99_ns: crate::analyze::hist::percentile(&histogram, 99.0, max),
+        histogram,
+    };
+    sleeps
+}
+
+/// How a logical lock is known: by its word, or by the implementation and
+/// call site its waiters parked from.
+fn identify(l: &mut Lock, id: &LockId, first: &Lock, part: &Part) {
+    match id {
         LockId::Word(..) => {
             l.identity = "word".into();
             l.address = first.address.clone();
             l.symbol = first.symbol.clone();
             l.shared = first.shared.clone();
-            l.label = word_label(first, &a.part);
+            l.label = word_label(first, part);
         }
         LockId::Parked(_, _, label, site) => {
             // "[Java code]", "[unknown caller]": no named call site, so
@@ -715,12 +782,6 @@ fn gather(
             l.label = format!("{label} @ {site}");
         }
     }
-    l.decision = if a.part.kind.is_lock() {
-        decide(l.contentions_per_s, t)
-    } else {
-        Decision::NotLockContention
-    };
-    l
 }
 
 /// Sites with the same frames are one site (a lock in shared memory has
