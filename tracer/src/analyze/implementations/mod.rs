@@ -310,40 +310,96 @@ pub fn classify(frames: &[Frame]) -> Classification {
 }
 
 fn classify_frames(frames: &[Frame]) -> Classification {
-    let roles: Vec<Option<(&'static Impl, Role)>> = frames.iter().map(frame_role).collect();
-    let deciding = roles
+    let s = Stack {
+        frames,
+        roles: frames.iter().map(frame_role).collect(),
+    };
+    let deciding = s
+        .roles
         .iter()
         .position(|r| matches!(r, Some((_, role)) if !matches!(role, Role::Internal | Role::Api)));
-    let caller_after = |from: usize| (from..frames.len()).find(|&i| !is_impl_frame(&frames[i]));
-    let api_caller_after = |from: usize| {
-        (from..frames.len())
-            .find(|&i| !is_impl_frame(&frames[i]) && !matches!(roles[i], Some((_, Role::Api))))
-    };
-    let name = |i: usize| frames[i].symbol.clone();
     let Some(d) = deciding else {
         return Classification {
             role: Decided::Word,
             kind: Kind::Other,
             implementation: "generic",
             frame: None,
-            caller: caller_after(0),
+            caller: s.caller_after(0),
         };
     };
-    let (imp, role) = roles[d].expect("a deciding frame has a role");
-    // A parked lock's slow path further out makes an inner event or park
-    // frame a lock wait.
-    let parked_above = || {
-        (d + 1..frames.len()).find_map(|i| match roles[i] {
+    let (imp, role) = s.roles[d].expect("a deciding frame has a role");
+    match role {
+        // A word lock under a parked lock's slow path (a condition
+        // variable re-taking its mutex inside the wait, the parker's own
+        // mutex, a bucket lock) is part of waiting for the parked lock.
+        Role::Word(kind) => match s.parked_above(d) {
+            Some((i, imp, kind, label)) => s.parked(i, imp, kind, label),
+            None => Classification {
+                role: Decided::Word,
+                kind,
+                implementation: imp.name,
+                frame: s.name(d),
+                caller: s.caller_after(d + 1),
+            },
+        },
+        Role::Parked(kind, label) => s.parked(d, imp, kind, label),
+        Role::Event(kind) => match s.parked_above(d) {
+            Some((i, imp, kind, label)) => s.parked(i, imp, kind, label),
+            None => s.event(d, Some((imp, kind))).expect("a fallback is given"),
+        },
+        Role::Park => s.park(d, imp),
+        Role::Internal | Role::Api => unreachable!("internal and API frames never decide"),
+    }
+}
+
+/// A stack being classified: its frames, innermost first, and the role
+/// each frame plays in a known implementation.
+struct Stack<'a> {
+    frames: &'a [Frame],
+    roles: Vec<Option<(&'static Impl, Role)>>,
+}
+
+impl Stack<'_> {
+    /// The first frame from `from` on that is the program's, not an
+    /// implementation's.
+    fn caller_after(&self, from: usize) -> Option<usize> {
+        (from..self.frames.len()).find(|&i| !is_impl_frame(&self.frames[i]))
+    }
+
+    /// [`Self::caller_after`], skipping the implementations' API frames
+    /// too.
+    fn api_caller_after(&self, from: usize) -> Option<usize> {
+        (from..self.frames.len()).find(|&i| {
+            !is_impl_frame(&self.frames[i]) && !matches!(self.roles[i], Some((_, Role::Api)))
+        })
+    }
+
+    fn name(&self, i: usize) -> Option<String> {
+        self.frames[i].symbol.clone()
+    }
+
+    /// A parked lock's slow path further out than frame `d`: it makes an
+    /// inner event or park frame a lock wait.
+    fn parked_above(&self, d: usize) -> Option<(usize, &'static Impl, Kind, &'static str)> {
+        (d + 1..self.frames.len()).find_map(|i| match self.roles[i] {
             Some((imp, Role::Parked(kind, label))) => Some((i, imp, kind, label)),
             _ => None,
         })
-    };
-    let parked = |i: usize, imp: &'static Impl, kind: Kind, label: &'static str| {
+    }
+
+    /// A wait of the parked lock at frame `i`.
+    fn parked(
+        &self,
+        i: usize,
+        imp: &'static Impl,
+        kind: Kind,
+        label: &'static str,
+    ) -> Classification {
         if kind == Kind::JucPark {
             // Java frames above the park (a perf map names them): the
             // outermost that knows, before the caller, says what it was.
-            let end = caller_after(i + 1).unwrap_or(frames.len());
-            let java = (i + 1..end).rev().find_map(|j| match roles[j] {
+            let end = self.caller_after(i + 1).unwrap_or(self.frames.len());
+            let java = (i + 1..end).rev().find_map(|j| match self.roles[j] {
                 Some((imp, r @ (Role::Parked(..) | Role::Event(_)))) => Some((j, imp, r)),
                 _ => None,
             });
@@ -353,8 +409,8 @@ fn classify_frames(frames: &[Frame]) -> Classification {
                         role: Decided::Parked(label),
                         kind,
                         implementation: imp.name,
-                        frame: name(j),
-                        caller: api_caller_after(j + 1),
+                        frame: self.name(j),
+                        caller: self.api_caller_after(j + 1),
                     };
                 }
                 Some((j, imp, Role::Event(kind))) => {
@@ -362,8 +418,8 @@ fn classify_frames(frames: &[Frame]) -> Classification {
                         role: Decided::Event,
                         kind,
                         implementation: imp.name,
-                        frame: name(j),
-                        caller: caller_after(j + 1),
+                        frame: self.name(j),
+                        caller: self.caller_after(j + 1),
                     };
                 }
                 _ => {}
@@ -373,17 +429,19 @@ fn classify_frames(frames: &[Frame]) -> Classification {
             role: Decided::Parked(label),
             kind,
             implementation: imp.name,
-            frame: name(i),
-            caller: api_caller_after(i + 1),
+            frame: self.name(i),
+            caller: self.api_caller_after(i + 1),
         }
-    };
-    // An event is named by its outermost event frame below the caller:
-    // the API the program called (`Monitor::wait` over the
-    // `pthread_cond_timedwait` it uses, `CondVar::Wait` over a park).
-    let event = |d: usize, fallback: Option<(&'static Impl, Kind)>| {
-        let caller = caller_after(d + 1);
-        let end = caller.unwrap_or(frames.len());
-        let outer = (d..end).rev().find_map(|i| match roles[i] {
+    }
+
+    /// An event is named by its outermost event frame below the caller:
+    /// the API the program called (`Monitor::wait` over the
+    /// `pthread_cond_timedwait` it uses, `CondVar::Wait` over a park);
+    /// else by `fallback`, at frame `d`.
+    fn event(&self, d: usize, fallback: Option<(&'static Impl, Kind)>) -> Option<Classification> {
+        let caller = self.caller_after(d + 1);
+        let end = caller.unwrap_or(self.frames.len());
+        let outer = (d..end).rev().find_map(|i| match self.roles[i] {
             Some((imp, Role::Event(kind))) => Some((i, imp, kind)),
             _ => None,
         });
@@ -392,7 +450,7 @@ fn classify_frames(frames: &[Frame]) -> Classification {
                 role: Decided::Event,
                 kind,
                 implementation: imp.name,
-                frame: name(i),
+                frame: self.name(i),
                 caller,
             })
             .or_else(|| {
@@ -400,56 +458,39 @@ fn classify_frames(frames: &[Frame]) -> Classification {
                     role: Decided::Event,
                     kind,
                     implementation: imp.name,
-                    frame: name(d),
+                    frame: self.name(d),
                     caller,
                 })
             })
-    };
-    match role {
-        // A word lock under a parked lock's slow path (a condition
-        // variable re-taking its mutex inside the wait, the parker's own
-        // mutex, a bucket lock) is part of waiting for the parked lock.
-        Role::Word(kind) => match parked_above() {
-            Some((i, imp, kind, label)) => parked(i, imp, kind, label),
-            None => Classification {
-                role: Decided::Word,
-                kind,
-                implementation: imp.name,
-                frame: name(d),
-                caller: caller_after(d + 1),
-            },
-        },
-        Role::Parked(kind, label) => parked(d, imp, kind, label),
-        Role::Event(kind) => match parked_above() {
-            Some((i, imp, kind, label)) => parked(i, imp, kind, label),
-            None => event(d, Some((imp, kind))).expect("a fallback is given"),
-        },
-        Role::Park => {
-            if let Some((i, imp, kind, label)) = parked_above() {
-                return parked(i, imp, kind, label);
-            }
-            if let Some(c) = event(d, None) {
-                return c;
-            }
-            let caller = caller_after(d + 1);
-            match caller.and_then(|c| frames[c].symbol.as_deref()) {
-                Some(sym) if lock_like(sym) => Classification {
-                    role: Decided::Parked("lock"),
-                    kind: Kind::SemaphoreLock,
-                    implementation: "generic",
-                    frame: name(d),
-                    caller,
-                },
-                _ => Classification {
-                    role: Decided::Event,
-                    kind: Kind::Wait,
-                    implementation: imp.name,
-                    frame: name(d),
-                    caller,
-                },
-            }
+    }
+
+    /// A bare park at frame `d` (a futex or semaphore sleep no frame
+    /// explains): a parked lock's wait, an event, a lock-like caller's
+    /// semaphore, else a wait.
+    fn park(&self, d: usize, imp: &'static Impl) -> Classification {
+        if let Some((i, imp, kind, label)) = self.parked_above(d) {
+            return self.parked(i, imp, kind, label);
         }
-        Role::Internal | Role::Api => unreachable!("internal and API frames never decide"),
+        if let Some(c) = self.event(d, None) {
+            return c;
+        }
+        let caller = self.caller_after(d + 1);
+        match caller.and_then(|c| self.frames[c].symbol.as_deref()) {
+            Some(sym) if lock_like(sym) => Classification {
+                role: Decided::Parked("lock"),
+                kind: Kind::SemaphoreLock,
+                implementation: "generic",
+                frame: self.name(d),
+                caller,
+            },
+            _ => Classification {
+                role: Decided::Event,
+                kind: Kind::Wait,
+                implementation: imp.name,
+                frame: self.name(d),
+                caller,
+            },
+        }
     }
 }
 
