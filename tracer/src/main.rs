@@ -11,6 +11,7 @@ mod kernel;
 mod output;
 mod progress;
 mod report;
+mod store;
 mod target;
 mod ui;
 
@@ -135,7 +136,7 @@ fn main() {
     input::set_max(cli.max_input_size);
     let result = match &cli.command {
         cli::Command::Contention(args) => cmd::contention::run(args, cli.verbose),
-        cli::Command::Compare(args) => compare::run(args),
+        cli::Command::Compare(args) => cmd::compare::run(args),
         cli::Command::Baseline(cmd) => cmd::baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
         cli::Command::Completions { shell } => {

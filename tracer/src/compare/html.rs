@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, MetricChange, Runs, Severity, render, severity_name};
+use super::{Comparison, MetricChange, Runs, Severity, Status, render, severity_name};
 use crate::report::{
     chart::{self, Bar, esc},
     html::{decision_badge, decision_key, decision_text, page, program, rate_chart, table},
@@ -14,6 +14,7 @@ use crate::report::{
     units::{human_ns, human_rate},
 };
 
+/// The colour of a severity on the page's bars.
 pub fn severity_color(s: Severity) -> &'static str {
     match s {
         Severity::None => "#3c963c",
@@ -27,21 +28,21 @@ pub fn severity_color(s: Severity) -> &'static str {
 /// The badge class of a change: its severity for a regression, else what
 /// it was.
 fn badge(m: &MetricChange) -> (&'static str, String) {
-    match m.status.as_str() {
-        "regression" => (
+    match m.status {
+        Status::Regression => (
             severity_name(m.severity),
             format!("regression ({})", severity_name(m.severity)),
         ),
-        "improvement" => (
+        Status::Improvement => (
             "improvement",
             format!("improvement ({})", severity_name(m.severity)),
         ),
-        "changed" => (
+        Status::Changed => (
             "neutral",
             format!("changed ({})", severity_name(m.severity)),
         ),
-        "within_noise" => ("neutral", "within noise".into()),
-        _ => ("none", "unchanged".into()),
+        Status::WithinNoise => ("neutral", "within noise".into()),
+        Status::Unchanged => ("none", "unchanged".into()),
     }
 }
 
@@ -53,7 +54,7 @@ fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -
         .filter(|m| m.metric == metric && m.entity.starts_with("lock "))
         .take(20)
         .map(|m| {
-            let color = if m.status == "regression" {
+            let color = if m.status == Status::Regression {
                 severity_color(m.severity)
             } else {
                 "#4a7bd0"
@@ -74,6 +75,7 @@ fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -
     (!bars.is_empty()).then(|| chart::hbars(id, &bars, true, &[], fmt))
 }
 
+/// One side's column: its first run's verdict, rate chart and lock table.
 fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
     let _ = write!(o, "<div><h2>{}</h2>", esc(title));
     let Some((path, r)) = runs.first() else {
@@ -129,13 +131,30 @@ fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
     o.push_str("</div>");
 }
 
+/// The comparison page: header and verdict, decision and lock changes,
+/// paired charts, every change, then each side next to the other.
 pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String {
     let mut o = String::new();
     let prog = base.first().map(|(_, r)| program(r)).unwrap_or_default();
+    header(&mut o, c, &prog);
+    verdict(&mut o, c);
+    decisions(&mut o, c);
+    charts(&mut o, c);
+    changes(&mut o, c, all);
+    o.push_str("<div class=\"cols\">");
+    side(&mut o, "Base", base, "base-rates");
+    side(&mut o, "Current", current, "current-rates");
+    o.push_str("</div>");
+    page(&format!("tracer compare: {prog}"), &o)
+}
+
+/// The title, run counts, thresholds and whether there is a noise
+/// estimate.
+fn header(o: &mut String, c: &Comparison, prog: &str) {
     let _ = write!(
         o,
         "<h1>tracer compare: {}</h1><div class=\"meta\">{} run(s) vs {} run(s) · thresholds: warning {}%, minor {}%, major {}%, critical over {}%{}</div>",
-        esc(&prog),
+        esc(prog),
         c.base.runs,
         c.current.runs,
         c.thresholds.warning,
@@ -148,6 +167,11 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
             " · no noise estimate (one run on a side)"
         }
     );
+}
+
+/// The verdict box, coloured by how bad it is, and each incomplete input
+/// run.
+fn verdict(o: &mut String, c: &Comparison) {
     let class = if c.exit_code != 0 || c.worst >= Severity::Major {
         "d-recommended"
     } else if c.regressions > 0 || !c.incomplete.is_empty() {
@@ -172,37 +196,44 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
     for i in &c.incomplete {
         let _ = write!(o, "<p class=\"lost\">Incomplete run: {}</p>", esc(i));
     }
+}
 
-    if !c.decision_changes.is_empty() || !c.appeared.is_empty() || !c.disappeared.is_empty() {
-        o.push_str("<h2>Decisions and locks</h2><ul>");
-        for d in &c.decision_changes {
-            let _ = write!(
-                o,
-                "<li><span class=\"badge b-{}\">{}</span> {}: {} → {}</li>",
-                if d.worse { "critical" } else { "improvement" },
-                if d.worse { "WORSE" } else { "better" },
-                esc(&d.entity),
-                decision_text(d.base),
-                decision_text(d.current)
-            );
-        }
-        for e in &c.appeared {
-            let _ = write!(
-                o,
-                "<li><span class=\"badge b-warning\">NEW</span> {}</li>",
-                esc(e)
-            );
-        }
-        for e in &c.disappeared {
-            let _ = write!(
-                o,
-                "<li><span class=\"badge b-neutral\">GONE</span> {}</li>",
-                esc(e)
-            );
-        }
-        o.push_str("</ul>");
+/// Decision changes and the locks that appeared or disappeared, if any.
+fn decisions(o: &mut String, c: &Comparison) {
+    if c.decision_changes.is_empty() && c.appeared.is_empty() && c.disappeared.is_empty() {
+        return;
     }
+    o.push_str("<h2>Decisions and locks</h2><ul>");
+    for d in &c.decision_changes {
+        let _ = write!(
+            o,
+            "<li><span class=\"badge b-{}\">{}</span> {}: {} → {}</li>",
+            if d.worse { "critical" } else { "improvement" },
+            if d.worse { "WORSE" } else { "better" },
+            esc(&d.entity),
+            decision_text(d.base),
+            decision_text(d.current)
+        );
+    }
+    for e in &c.appeared {
+        let _ = write!(
+            o,
+            "<li><span class=\"badge b-warning\">NEW</span> {}</li>",
+            esc(e)
+        );
+    }
+    for e in &c.disappeared {
+        let _ = write!(
+            o,
+            "<li><span class=\"badge b-neutral\">GONE</span> {}</li>",
+            esc(e)
+        );
+    }
+    o.push_str("</ul>");
+}
 
+/// Paired bars per lock: contentions per second and p99 wait.
+fn charts(o: &mut String, c: &Comparison) {
     let rate = |v: f64| format!("{}/s", human_rate(v));
     let ns = |v: f64| human_ns(v.max(0.0) as u64);
     if let Some(svg) = paired(c, "cmp-rates", "contentions_per_s", &rate) {
@@ -213,7 +244,11 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
         o.push_str("<h2>p99 wait</h2>");
         o.push_str(&svg);
     }
+}
 
+/// The severity key and the table of changes (only those past the warning
+/// threshold unless `all`).
+fn changes(o: &mut String, c: &Comparison, all: bool) {
     o.push_str("<h2>Changes</h2><p class=\"note\">Severity of |change|: ");
     for s in [
         Severity::Warning,
@@ -232,26 +267,13 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
         .metrics
         .iter()
         .filter(|m| all || m.severity != Severity::None)
-        .map(|m| {
-            let (class, text) = badge(m);
-            vec![
-                esc(&m.entity),
-                esc(&m.metric),
-                render::value(&m.metric, m.base.median),
-                render::value(&m.metric, m.current.median),
-                m.change_pct
-                    .map_or("from 0".into(), |p| format!("{p:+.1}%")),
-                format!("<span class=\"badge b-{class}\">{}</span>", esc(&text)),
-                m.p_value.map_or("-".into(), |p| format!("{p:.3}")),
-                esc(&m.noise),
-            ]
-        })
+        .map(change_row)
         .collect();
     if rows.is_empty() {
         let _ = write!(o, "<p>Every metric within {}%.</p>", c.thresholds.warning);
     } else {
         table(
-            &mut o,
+            o,
             "changes",
             &[
                 ("entity", "l"),
@@ -266,10 +288,21 @@ pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String 
             &rows,
         );
     }
+}
 
-    o.push_str("<div class=\"cols\">");
-    side(&mut o, "Base", base, "base-rates");
-    side(&mut o, "Current", current, "current-rates");
-    o.push_str("</div>");
-    page(&format!("tracer compare: {prog}"), &o)
+/// One change as a table row: medians, change, status badge, p-value and
+/// why it is or is not beyond noise.
+fn change_row(m: &MetricChange) -> Vec<String> {
+    let (class, text) = badge(m);
+    vec![
+        esc(&m.entity),
+        esc(&m.metric),
+        render::value(&m.metric, m.base.median),
+        render::value(&m.metric, m.current.median),
+        m.change_pct
+            .map_or("from 0".into(), |p| format!("{p:+.1}%")),
+        format!("<span class=\"badge b-{class}\">{}</span>", esc(&text)),
+        m.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+        esc(&m.noise),
+    ]
 }

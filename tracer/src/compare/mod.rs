@@ -23,6 +23,7 @@ use crate::{
     exit::{Code, fail},
     output::Out,
     report::model::{Bucket, Decision, Durations, Report},
+    store,
 };
 use stats::{Summary, mann_whitney_p, summarize};
 
@@ -37,6 +38,8 @@ pub const MIN_SHARE: f64 = 0.005;
 /// Significance level of the Mann-Whitney U test.
 pub const ALPHA: f64 = 0.05;
 
+/// How large a change is, by its percent against the thresholds (ordered:
+/// `None` < … < `Critical`).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
@@ -71,6 +74,7 @@ impl Default for Thresholds {
 }
 
 impl Thresholds {
+    /// The severity of a change of `change_pct` percent, either way.
     pub fn severity(&self, change_pct: f64) -> Severity {
         // Changes are computed from values; allow for rounding at the edges.
         const EPS: f64 = 1e-9;
@@ -88,6 +92,8 @@ impl Thresholds {
         }
     }
 
+    /// Refuses thresholds that are not increasing, finite, non-negative
+    /// percentages.
     pub fn check(&self) -> Result<()> {
         let t = [self.warning, self.minor, self.major, self.critical];
         if t.iter().all(|v| v.is_finite() && *v >= 0.0) && t.windows(2).all(|w| w[0] <= w[1]) {
@@ -262,33 +268,65 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         ..Default::default()
     };
     let dur = r.duration_s.max(1e-9);
-    // Locks: merge by identity.
-    struct Agg {
-        contentions: u64,
-        total: u64,
-        max: u64,
-        hist: BTreeMap<(u64, u64), u64>,
-        decision: Decision,
-    }
-    let mut locks: BTreeMap<String, Agg> = BTreeMap::new();
-    let mut add = |id: String, contentions: u64, wait: &Durations, hist: &[Bucket], decision| {
-        let a = locks.entry(id).or_insert(Agg {
-            contentions: 0,
-            total: 0,
-            max: 0,
-            hist: BTreeMap::new(),
-            decision,
-        });
-        a.contentions += contentions;
-        a.total += wait.total_ns;
-        a.max = a.max.max(wait.max_ns);
-        a.decision = a.decision.max(decision);
+    put_lock_metrics(&mut m, merged_locks(r), dur);
+    put_thread_metrics(&mut m, r, dur);
+    put_function_metrics(&mut m, r);
+    m
+}
+
+/// The locks of one identity in one run, merged: contentions, wait times
+/// and histogram buckets summed, the longest wait and the worst decision
+/// kept.
+struct MergedLock {
+    contentions: u64,
+    total: u64,
+    max: u64,
+    hist: BTreeMap<(u64, u64), u64>,
+    decision: Decision,
+}
+
+impl MergedLock {
+    /// Adds one lock row of this identity.
+    fn add(&mut self, contentions: u64, wait: &Durations, hist: &[Bucket], decision: Decision) {
+        self.contentions += contentions;
+        self.total += wait.total_ns;
+        self.max = self.max.max(wait.max_ns);
+        self.decision = self.decision.max(decision);
         for b in hist {
-            *a.hist.entry((b.lo_ns, b.hi_ns)).or_default() += b.count;
+            *self.hist.entry((b.lo_ns, b.hi_ns)).or_default() += b.count;
         }
+    }
+
+    /// The merged histogram, as report buckets.
+    fn buckets(&self) -> Vec<Bucket> {
+        self.hist
+            .iter()
+            .map(|(&(lo_ns, hi_ns), &count)| Bucket {
+                lo_ns,
+                hi_ns,
+                count,
+            })
+            .collect()
+    }
+}
+
+/// Every lock of a run by identity: logical locks (wait channels for
+/// reports before schema 1.5), lock classes, and Go locks (goroutine
+/// level: counted, never timed).
+fn merged_locks(r: &Report) -> BTreeMap<String, MergedLock> {
+    let mut locks: BTreeMap<String, MergedLock> = BTreeMap::new();
+    let mut add = |id: String, contentions: u64, wait: &Durations, hist: &[Bucket], decision| {
+        locks
+            .entry(id)
+            .or_insert(MergedLock {
+                contentions: 0,
+                total: 0,
+                max: 0,
+                hist: BTreeMap::new(),
+                decision,
+            })
+            .add(contentions, wait, hist, decision);
     };
-    // Logical locks (wait channels for reports before schema 1.5), then
-    // lock classes.
     for l in r.lock_rows() {
         add(
             lock_identity(l),
@@ -307,7 +345,6 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             c.decision,
         );
     }
-    // Go locks (goroutine level): counted, never timed.
     for g in &r.go_locks {
         add(
             format!("go {}", g.label),
@@ -317,6 +354,12 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             g.decision,
         );
     }
+    locks
+}
+
+/// Each merged lock's decision, contention rate, and (with at least
+/// MIN_WAITS timed waits) its wait-time metrics.
+fn put_lock_metrics(m: &mut RunMetrics, locks: BTreeMap<String, MergedLock>, dur: f64) {
     for (id, a) in locks {
         m.decisions.insert(id.clone(), a.decision);
         let mut put = |metric: &str, v: f64| {
@@ -325,16 +368,7 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
         put("contentions_per_s", a.contentions as f64 / dur);
         // (Go locks' waits are not timed.)
         if a.contentions >= MIN_WAITS && !id.starts_with("go ") {
-            let hist: Vec<Bucket> = a
-                .hist
-                .iter()
-                .map(|(&(lo_ns, hi_ns), &count)| Bucket {
-                    lo_ns,
-                    hi_ns,
-                    count,
-                })
-                .collect();
-            let d = durations(a.total, a.contentions, a.max, &hist);
+            let d = durations(a.total, a.contentions, a.max, &a.buckets());
             put("wait_total_ns", d.total_ns as f64);
             put("wait_p50_ns", d.p50_ns as f64);
             put("wait_p95_ns", d.p95_ns as f64);
@@ -342,7 +376,11 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             put("wait_max_ns", d.max_ns as f64);
         }
     }
-    // Threads by name: where their time went, as shares of traced time.
+}
+
+/// Threads by name: where their time went, as shares of traced time
+/// (threads of one name summed, over as many spans of the run).
+fn put_thread_metrics(m: &mut RunMetrics, r: &Report, dur: f64) {
     let mut threads: BTreeMap<String, (u64, u64, u64, u32)> = BTreeMap::new();
     for t in &r.threads {
         let Some(s) = &t.sched else { continue };
@@ -365,6 +403,11 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             other as f64 / span,
         );
     }
+}
+
+/// Traced functions by name: call rate, and (with at least MIN_WAITS
+/// calls) their latency percentiles.
+fn put_function_metrics(m: &mut RunMetrics, r: &Report) {
     for f in &r.functions {
         let id = format!("function {}", f.name);
         let mut put = |metric: &str, v: f64| {
@@ -378,7 +421,6 @@ pub fn run_metrics(r: &Report) -> RunMetrics {
             put("latency_max_ns", f.latency.max_ns as f64);
         }
     }
-    m
 }
 
 /// The traced program: the first target's executable name.
@@ -407,6 +449,50 @@ pub fn incomplete_of(r: &Report) -> Option<crate::report::model::Incomplete> {
         .or_else(|| crate::analyze::decide::assess(&r.drops, &r.mode, None))
 }
 
+/// What a metric's change amounts to (`status` in the JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Worse, beyond noise, at least a warning.
+    Regression,
+    /// Better, beyond noise, at least a warning.
+    Improvement,
+    /// A neutral metric moved beyond noise, at least a warning.
+    Changed,
+    /// At least a warning, but not beyond the runs' noise.
+    WithinNoise,
+    /// Under the warning threshold.
+    Unchanged,
+}
+
+impl Status {
+    /// The status's name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Regression => "regression",
+            Status::Improvement => "improvement",
+            Status::Changed => "changed",
+            Status::WithinNoise => "within_noise",
+            Status::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A status equals its name, as in the JSON.
+impl PartialEq<&str> for Status {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What a comparison document is (`kind` in the JSON): always
+/// `tracer-compare`, so another tool's JSON is not read as one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    #[serde(rename = "tracer-compare")]
+    TracerCompare,
+}
+
 /// The comparison of one metric of one entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricChange {
@@ -421,13 +507,14 @@ pub struct MetricChange {
     pub severity: Severity,
     /// "regression", "improvement", "changed" (neutral metric),
     /// "within_noise", "unchanged".
-    pub status: String,
+    pub status: Status,
     /// Mann-Whitney U two-sided p-value; null with one run on a side.
     pub p_value: Option<f64>,
     /// Why a change is or is not beyond noise, in words.
     pub noise: String,
 }
 
+/// A lock whose usual decision differs between the sides.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecisionChange {
     pub entity: String,
@@ -436,6 +523,7 @@ pub struct DecisionChange {
     pub worse: bool,
 }
 
+/// One side's runs: their files, how many, and the traced program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SideInfo {
     pub files: Vec<String>,
@@ -447,7 +535,7 @@ pub struct SideInfo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub schema_version: String,
-    pub kind: String,
+    pub kind: Kind,
     pub base: SideInfo,
     pub current: SideInfo,
     pub thresholds: Thresholds,
@@ -473,6 +561,8 @@ pub struct Comparison {
     pub summary: String,
 }
 
+/// How `compare` judges changes: the default thresholds, per-metric
+/// overrides, and the severity from which a regression fails.
 pub struct Options {
     pub thresholds: Thresholds,
     pub config: Config,
@@ -487,15 +577,60 @@ pub fn compare(
 ) -> Comparison {
     let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| run_metrics(r)).collect();
     let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| run_metrics(r)).collect();
-    let ents = |side: &[RunMetrics]| -> BTreeSet<String> {
-        side.iter().flat_map(|m| m.entities().cloned()).collect()
-    };
-    let (be, ce) = (ents(&bm), ents(&cm));
+    let (be, ce) = (entities(&bm), entities(&cm));
     let noise_estimate = bm.len() >= 2 && cm.len() >= 2;
+    let metrics = metric_changes(&bm, &cm, opts, noise_estimate);
+    let regressions: Vec<&MetricChange> = metrics
+        .iter()
+        .filter(|m| m.status == Status::Regression)
+        .collect();
+    let worst = regressions
+        .iter()
+        .map(|m| m.severity)
+        .max()
+        .unwrap_or(Severity::None);
+    let incomplete = incomplete_runs(base, current);
+    let exit_code = exit_code(opts.fail_on, &regressions, &incomplete);
+    let summary = summary(regressions.len(), worst);
+    let regressions = regressions.len();
+    Comparison {
+        schema_version: COMPARE_SCHEMA_VERSION.into(),
+        kind: Kind::TracerCompare,
+        base: side_info(base, &bm),
+        current: side_info(current, &cm),
+        thresholds: opts.thresholds,
+        metric_thresholds: opts.config.metrics.clone(),
+        fail_on: opts.fail_on,
+        decision_changes: decision_changes(&bm, &cm, &be, &ce),
+        appeared: ce.difference(&be).cloned().collect(),
+        disappeared: be.difference(&ce).cloned().collect(),
+        noise_estimate,
+        regressions,
+        worst,
+        exit_code,
+        incomplete,
+        summary,
+        metrics,
+    }
+}
 
+/// Every entity seen in any run of one side.
+fn entities(side: &[RunMetrics]) -> BTreeSet<String> {
+    side.iter().flat_map(|m| m.entities().cloned()).collect()
+}
+
+/// Every metric present on both sides, judged against its thresholds,
+/// worst first. Shares of time too small on both sides to matter are left
+/// out.
+fn metric_changes(
+    bm: &[RunMetrics],
+    cm: &[RunMetrics],
+    opts: &Options,
+    noise_estimate: bool,
+) -> Vec<MetricChange> {
     let keys: BTreeSet<(String, String)> = bm
         .iter()
-        .chain(&cm)
+        .chain(cm)
         .flat_map(|m| m.values.keys().cloned())
         .collect();
     let mut metrics = Vec::new();
@@ -505,7 +640,7 @@ pub fn compare(
                 .filter_map(|m| m.values.get(&key).copied())
                 .collect()
         };
-        let (bv, cv) = (collect(&bm), collect(&cm));
+        let (bv, cv) = (collect(bm), collect(cm));
         if bv.is_empty() || cv.is_empty() {
             continue;
         }
@@ -523,8 +658,15 @@ pub fn compare(
             .unwrap_or(opts.thresholds);
         metrics.push(judge(&key.0, &key.1, &bv, &cv, &t, noise_estimate));
     }
+    sort_worst_first(&mut metrics);
+    metrics
+}
+
+/// Regressions first, by severity; then by the size of the change; then
+/// by entity.
+fn sort_worst_first(metrics: &mut [MetricChange]) {
     metrics.sort_by(|a, b| {
-        let rank = |m: &MetricChange| (m.status == "regression", m.severity);
+        let rank = |m: &MetricChange| (m.status == Status::Regression, m.severity);
         rank(b)
             .cmp(&rank(a))
             .then(
@@ -535,23 +677,33 @@ pub fn compare(
             )
             .then(a.entity.cmp(&b.entity))
     });
+}
 
-    let mode = |side: &[RunMetrics], e: &str| -> Option<Decision> {
-        let mut count: BTreeMap<Decision, usize> = BTreeMap::new();
-        for m in side {
-            if let Some(d) = m.decisions.get(e) {
-                *count.entry(*d).or_default() += 1;
-            }
+/// A lock's most frequent decision over the runs of one side (the worse on
+/// a tie); none when no run has it.
+fn usual_decision(side: &[RunMetrics], entity: &str) -> Option<Decision> {
+    let mut count: BTreeMap<Decision, usize> = BTreeMap::new();
+    for m in side {
+        if let Some(d) = m.decisions.get(entity) {
+            *count.entry(*d).or_default() += 1;
         }
-        count
-            .into_iter()
-            .max_by_key(|(d, n)| (*n, *d))
-            .map(|(d, _)| d)
-    };
-    let decision_changes: Vec<DecisionChange> = be
-        .intersection(&ce)
+    }
+    count
+        .into_iter()
+        .max_by_key(|(d, n)| (*n, *d))
+        .map(|(d, _)| d)
+}
+
+/// The locks on both sides whose usual decision changed.
+fn decision_changes(
+    bm: &[RunMetrics],
+    cm: &[RunMetrics],
+    be: &BTreeSet<String>,
+    ce: &BTreeSet<String>,
+) -> Vec<DecisionChange> {
+    be.intersection(ce)
         .filter_map(|e| {
-            let (b, c) = (mode(&bm, e)?, mode(&cm, e)?);
+            let (b, c) = (usual_decision(bm, e)?, usual_decision(cm, e)?);
             (b != c).then(|| DecisionChange {
                 entity: e.clone(),
                 base: b,
@@ -559,68 +711,58 @@ pub fn compare(
                 worse: c > b,
             })
         })
-        .collect();
+        .collect()
+}
 
-    let regressions: Vec<&MetricChange> = metrics
-        .iter()
-        .filter(|m| m.status == "regression")
-        .collect();
-    let worst = regressions
-        .iter()
-        .map(|m| m.severity)
-        .max()
-        .unwrap_or(Severity::None);
-    let failing = opts
-        .fail_on
-        .is_some_and(|f| regressions.iter().any(|m| m.severity >= f));
-    let incomplete: Vec<String> = base
-        .iter()
+/// The input runs that lost data that can hide a lock: "FILE: causes".
+fn incomplete_runs(base: &[(PathBuf, Report)], current: &[(PathBuf, Report)]) -> Vec<String> {
+    base.iter()
         .chain(current)
         .filter_map(|(p, r)| {
             incomplete_of(r).map(|i| format!("{}: {}", p.display(), i.causes.join("; ")))
         })
-        .collect();
-    let side = |runs: &[(PathBuf, Report)], ms: &[RunMetrics]| SideInfo {
-        files: runs.iter().map(|(p, _)| p.display().to_string()).collect(),
-        runs: runs.len(),
-        program: ms.first().map(|m| m.program.clone()).unwrap_or_default(),
-    };
-    let summary = if regressions.is_empty() {
-        "no regression".to_string()
+        .collect()
+}
+
+/// The comparison's exit code: with a gate (`fail_on`), 10 when an input
+/// run is incomplete, else 9 when a regression reaches it; 0 otherwise.
+fn exit_code(
+    fail_on: Option<Severity>,
+    regressions: &[&MetricChange],
+    incomplete: &[String],
+) -> i32 {
+    let failing = fail_on.is_some_and(|f| regressions.iter().any(|m| m.severity >= f));
+    if fail_on.is_some() && !incomplete.is_empty() {
+        Code::Incomplete as i32
+    } else if failing {
+        Code::Regression as i32
     } else {
-        format!(
-            "{} regression(s), worst {}",
-            regressions.len(),
-            severity_name(worst)
-        )
-    };
-    Comparison {
-        schema_version: COMPARE_SCHEMA_VERSION.into(),
-        kind: "tracer-compare".into(),
-        base: side(base, &bm),
-        current: side(current, &cm),
-        thresholds: opts.thresholds,
-        metric_thresholds: opts.config.metrics.clone(),
-        fail_on: opts.fail_on,
-        decision_changes,
-        appeared: ce.difference(&be).cloned().collect(),
-        disappeared: be.difference(&ce).cloned().collect(),
-        noise_estimate,
-        regressions: regressions.len(),
-        worst,
-        exit_code: if opts.fail_on.is_some() && !incomplete.is_empty() {
-            Code::Incomplete as i32
-        } else if failing {
-            Code::Regression as i32
-        } else {
-            0
-        },
-        incomplete,
-        summary,
-        metrics,
+        0
     }
 }
 
+/// The summary line: how many regressions, and the worst.
+fn summary(regressions: usize, worst: Severity) -> String {
+    if regressions == 0 {
+        "no regression".to_string()
+    } else {
+        format!(
+            "{regressions} regression(s), worst {}",
+            severity_name(worst)
+        )
+    }
+}
+
+/// One side's files, number of runs, and program.
+fn side_info(runs: &[(PathBuf, Report)], ms: &[RunMetrics]) -> SideInfo {
+    SideInfo {
+        files: runs.iter().map(|(p, _)| p.display().to_string()).collect(),
+        runs: runs.len(),
+        program: ms.first().map(|m| m.program.clone()).unwrap_or_default(),
+    }
+}
+
+/// A severity's name, as in the JSON and on the command line.
 pub fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::None => "none",
@@ -691,15 +833,15 @@ fn judge(
         )
     };
     let status = if severity == Severity::None {
-        "unchanged"
+        Status::Unchanged
     } else if !beyond {
-        "within_noise"
+        Status::WithinNoise
     } else if dir == Direction::Neutral {
-        "changed"
+        Status::Changed
     } else if up {
-        "regression"
+        Status::Regression
     } else {
-        "improvement"
+        Status::Improvement
     };
     MetricChange {
         entity: entity.into(),
@@ -709,7 +851,7 @@ fn judge(
         current: c,
         change_pct,
         severity,
-        status: status.into(),
+        status,
         p_value,
         noise,
     }
@@ -788,38 +930,104 @@ pub fn parse_metric_threshold(spec: &str) -> Result<(String, Thresholds)> {
     Ok((metric.to_string(), t))
 }
 
-/// `tracer compare`: returns the exit code (0 or 9).
-pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
-    let thresholds = Thresholds {
-        warning: args.warning,
-        minor: args.minor,
-        major: args.major,
-        critical: args.critical,
-    };
-    thresholds.check()?;
-    let mut config = match &args.thresholds {
+/// What `tracer compare` was asked for, as plain values (the command
+/// line's argument handling builds it).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Positional runs: BASE CURRENT, or one CURRENT after --base or
+    /// --baseline.
+    pub files: Vec<PathBuf>,
+    /// Base runs.
+    pub base: Vec<PathBuf>,
+    /// Current runs.
+    pub current: Vec<PathBuf>,
+    /// A named baseline (see `crate::store`) added to the base side.
+    pub baseline: Option<String>,
+    /// Where named baselines live (`None`: `store::dir`'s default).
+    pub baseline_dir: Option<PathBuf>,
+    /// The default thresholds, unless the thresholds file has `[default]`.
+    pub thresholds: Thresholds,
+    /// A TOML or JSON file of thresholds (`Config`).
+    pub thresholds_file: Option<PathBuf>,
+    /// `METRIC=W,MI,MA,CR` overrides, applied over the file's.
+    pub metric_thresholds: Vec<String>,
+    /// Fail (exit 9) on a regression at or above this severity.
+    pub fail_on: Option<Severity>,
+    /// Where to write the comparison JSON (`-`: stdout).
+    pub json: Option<PathBuf>,
+    /// Where to write the Markdown summary (`-`: stdout).
+    pub markdown: Option<PathBuf>,
+    /// Where to write the HTML page (`-`: stdout).
+    pub html: Option<PathBuf>,
+    /// List every metric, not only those past the warning threshold.
+    pub all: bool,
+    /// Compare runs of different programs anyway.
+    pub allow_different_programs: bool,
+}
+
+/// `tracer compare`: loads both sides, compares them, prints the text and
+/// writes the files asked for; returns the exit code (0, 9 or 10).
+pub fn run(req: &RunOptions) -> Result<Code> {
+    let opts = judging(req)?;
+    let (base, current) = side_paths(req)?;
+    let (b, c) = load_sides(&base, &current, req.allow_different_programs)?;
+    let outputs = prepare_outputs(req)?;
+    let cmp = compare(&b, &c, &opts);
+    // The text goes to stderr when stdout carries a file format.
+    let text = crate::ui::esc_text(&render::text(&cmp, req.all)).into_owned();
+    if outputs.iter().any(|(o, _)| o.is_stdout()) {
+        use std::io::Write as _;
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    } else {
+        crate::ui::print(&text)?;
+    }
+    for (out, view) in &outputs {
+        out.write_str(&view.render(&cmp, &b, &c, req.all)?)?;
+    }
+    Ok(match cmp.exit_code {
+        0 => Code::Ok,
+        10 => Code::Incomplete,
+        _ => Code::Regression,
+    })
+}
+
+/// The thresholds and gate of a request: its thresholds (checked), the
+/// thresholds file's default and overrides over them, then each
+/// `--metric-threshold`.
+fn judging(req: &RunOptions) -> Result<Options> {
+    req.thresholds.check()?;
+    let mut config = match &req.thresholds_file {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    for spec in &args.metric_threshold {
+    for spec in &req.metric_thresholds {
         let (metric, t) = parse_metric_threshold(spec)?;
         config.metrics.insert(metric, t);
     }
-    let thresholds = config.default.unwrap_or(thresholds);
-    let mut base = args.base.clone();
-    let mut current = args.current.clone();
-    if let Some(name) = &args.baseline {
-        base.push(crate::cmd::baseline::path_of(
-            &crate::cmd::baseline::dir(args.baseline_dir.as_deref()),
+    Ok(Options {
+        thresholds: config.default.unwrap_or(req.thresholds),
+        config,
+        fail_on: req.fail_on,
+    })
+}
+
+/// The files of each side: --base (and the named baseline) and --current,
+/// completed by the positional files; refuses any other combination.
+fn side_paths(req: &RunOptions) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut base = req.base.clone();
+    let mut current = req.current.clone();
+    if let Some(name) = &req.baseline {
+        base.push(store::path_of(
+            &store::dir(req.baseline_dir.as_deref()),
             name,
         )?);
     }
-    match (args.files.len(), base.is_empty(), current.is_empty()) {
+    match (req.files.len(), base.is_empty(), current.is_empty()) {
         (2, true, true) => {
-            base.push(args.files[0].clone());
-            current.push(args.files[1].clone());
+            base.push(req.files[0].clone());
+            current.push(req.files[1].clone());
         }
-        (1, false, true) => current.push(args.files[0].clone()),
+        (1, false, true) => current.push(req.files[0].clone()),
         (0, false, false) => {}
         _ => {
             return Err(fail(
@@ -828,27 +1036,40 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
             ));
         }
     }
-    let (b, c) = load_sides(&base, &current, args.allow_different_programs)?;
-    let opts = Options {
-        thresholds,
-        config,
-        fail_on: if args.ci {
-            Some(Severity::Minor)
-        } else {
-            args.fail_on
-        },
-    };
-    #[derive(Clone, Copy)]
-    enum View {
-        Json,
-        Markdown,
-        Html,
+    Ok((base, current))
+}
+
+/// A file format of the comparison.
+#[derive(Clone, Copy)]
+enum View {
+    Json,
+    Markdown,
+    Html,
+}
+
+impl View {
+    /// The comparison in this format.
+    fn render(self, cmp: &Comparison, base: &Runs, current: &Runs, all: bool) -> Result<String> {
+        Ok(match self {
+            View::Json => {
+                serde_json::to_string_pretty(cmp)
+                    .map_err(|e| fail(Code::Internal, e.to_string()))?
+                    + "\n"
+            }
+            View::Markdown => render::markdown(cmp),
+            View::Html => html::render(cmp, base, current, all),
+        })
     }
+}
+
+/// Each file asked for, checked writable before any work; at most one of
+/// them may be stdout.
+fn prepare_outputs(req: &RunOptions) -> Result<Vec<(Out, View)>> {
     let mut outputs: Vec<(Out, View)> = Vec::new();
     for (path, what, view) in [
-        (&args.json, "comparison JSON", View::Json),
-        (&args.markdown, "Markdown summary", View::Markdown),
-        (&args.html, "comparison page", View::Html),
+        (&req.json, "comparison JSON", View::Json),
+        (&req.markdown, "Markdown summary", View::Markdown),
+        (&req.html, "comparison page", View::Html),
     ] {
         if let Some(p) = path {
             outputs.push((Out::prepare(p, what)?, view));
@@ -860,30 +1081,5 @@ pub fn run(args: &crate::cli::CompareArgs) -> Result<Code> {
             "only one of --json, --markdown and --html can go to stdout (-)",
         ));
     }
-    let cmp = compare(&b, &c, &opts);
-    // The text goes to stderr when stdout carries a file format.
-    let text = crate::ui::esc_text(&render::text(&cmp, args.all)).into_owned();
-    if outputs.iter().any(|(o, _)| o.is_stdout()) {
-        use std::io::Write as _;
-        let _ = std::io::stderr().write_all(text.as_bytes());
-    } else {
-        crate::ui::print(&text)?;
-    }
-    for (out, view) in &outputs {
-        let body = match view {
-            View::Json => {
-                serde_json::to_string_pretty(&cmp)
-                    .map_err(|e| fail(Code::Internal, e.to_string()))?
-                    + "\n"
-            }
-            View::Markdown => render::markdown(&cmp),
-            View::Html => html::render(&cmp, &b, &c, args.all),
-        };
-        out.write_str(&body)?;
-    }
-    Ok(match cmp.exit_code {
-        0 => Code::Ok,
-        10 => Code::Incomplete,
-        _ => Code::Regression,
-    })
+    Ok(outputs)
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Comparison, MetricChange, Severity, severity_name};
+use super::{Comparison, MetricChange, Severity, Status, severity_name};
 use crate::report::units::{clip, human_ns, human_rate};
 
 /// A metric's value in its unit (ns, share of time, or a rate); also used
@@ -25,12 +25,12 @@ fn change(m: &MetricChange) -> String {
 }
 
 fn status(m: &MetricChange) -> String {
-    match m.status.as_str() {
-        "regression" => format!("REGRESSION ({})", severity_name(m.severity)),
-        "improvement" => format!("improvement ({})", severity_name(m.severity)),
-        "changed" => format!("changed ({})", severity_name(m.severity)),
-        "within_noise" => "within noise".into(),
-        _ => "unchanged".into(),
+    match m.status {
+        Status::Regression => format!("REGRESSION ({})", severity_name(m.severity)),
+        Status::Improvement => format!("improvement ({})", severity_name(m.severity)),
+        Status::Changed => format!("changed ({})", severity_name(m.severity)),
+        Status::WithinNoise => "within noise".into(),
+        Status::Unchanged => "unchanged".into(),
     }
 }
 

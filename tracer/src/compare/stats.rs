@@ -3,7 +3,50 @@
 //! verdict), and the Mann-Whitney U test that decides whether two sides
 //! differ beyond their noise.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// How much a metric varies over the runs of one side, from its
+/// coefficient of variation (`variance` in the JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variance {
+    /// CV under 5%.
+    Low,
+    /// CV from 5% to 15%.
+    Moderate,
+    /// CV over 15%.
+    High,
+    /// One run (no noise estimate) or a mean of 0.
+    #[default]
+    Unknown,
+}
+
+impl Variance {
+    /// The verdict's name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variance::Low => "low",
+            Variance::Moderate => "moderate",
+            Variance::High => "high",
+            Variance::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Variance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verdict equals its name, as in the JSON.
+impl PartialEq<&str> for Variance {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// One metric's values over the runs of one side.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -23,14 +66,16 @@ pub struct Summary {
     pub cv: Option<f64>,
     /// "low" (CV under 5%), "moderate" (5–15%), "high" (over 15%), or
     /// "unknown" with one run.
-    pub variance: String,
+    pub variance: Variance,
 }
 
+/// The summary of one metric's per-run values (none: an empty summary,
+/// variance unknown).
 pub fn summarize(values: &[f64]) -> Summary {
     let n = values.len();
     if n == 0 {
         return Summary {
-            variance: "unknown".into(),
+            variance: Variance::Unknown,
             ..Default::default()
         };
     }
@@ -50,10 +95,10 @@ pub fn summarize(values: &[f64]) -> Summary {
     let rank = |p: f64| sorted[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
     let cv = (n > 1 && mean != 0.0).then(|| stddev / mean.abs());
     let variance = match cv {
-        None => "unknown",
-        Some(c) if c < 0.05 => "low",
-        Some(c) if c <= 0.15 => "moderate",
-        Some(_) => "high",
+        None => Variance::Unknown,
+        Some(c) if c < 0.05 => Variance::Low,
+        Some(c) if c <= 0.15 => Variance::Moderate,
+        Some(_) => Variance::High,
     };
     Summary {
         runs: n,
@@ -66,7 +111,7 @@ pub fn summarize(values: &[f64]) -> Summary {
         p95: rank(95.0),
         p99: rank(99.0),
         cv,
-        variance: variance.into(),
+        variance,
     }
 }
 

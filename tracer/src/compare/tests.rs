@@ -428,3 +428,40 @@ fn condvar_and_join_waits_never_regress() {
     assert_eq!(rate_metric(&c).status, "regression");
     assert_ne!(c.exit_code, 0);
 }
+
+#[test]
+fn closed_sets_serialize_by_their_names_and_read_back() {
+    for s in [
+        Status::Regression,
+        Status::Improvement,
+        Status::Changed,
+        Status::WithinNoise,
+        Status::Unchanged,
+    ] {
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, format!("\"{}\"", s.as_str()));
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), s);
+    }
+    for v in [
+        stats::Variance::Low,
+        stats::Variance::Moderate,
+        stats::Variance::High,
+        stats::Variance::Unknown,
+    ] {
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, format!("\"{v}\""));
+        assert_eq!(serde_json::from_str::<stats::Variance>(&json).unwrap(), v);
+    }
+    // A comparison as compare 1.1 wrote it reads back whole.
+    let c = rate_change(1000, 1500, Some(Severity::Major));
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    for field in [
+        "\"kind\": \"tracer-compare\"",
+        "\"status\": \"regression\"",
+        "\"variance\": \"unknown\"",
+    ] {
+        assert!(json.contains(field), "{field}: {json}");
+    }
+    assert_eq!(serde_json::from_str::<Comparison>(&json).unwrap(), c);
+    assert!(serde_json::from_str::<Comparison>(&json.replace("tracer-compare", "other")).is_err());
+}
