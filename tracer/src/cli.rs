@@ -488,15 +488,6 @@ pub enum Mode {
     Sched,
 }
 
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Full => "full",
-            Mode::Sched => "sched",
-        }
-    }
-}
-
 /// Parses `30s`, `500ms`, `2m`, `1h`, `250us`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

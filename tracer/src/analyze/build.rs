@@ -75,8 +75,7 @@ pub struct RunMeta {
     pub unwind_rate: u64,
     /// Function probes, when any were attached.
     pub functions: Option<FnMeta>,
-    /// `full` or `sched`.
-    pub mode: String,
+    pub mode: Mode,
     /// Capacity of the per-(lock, thread) map (`--max-locks`).
     pub max_locks: u32,
 }
@@ -144,7 +143,7 @@ pub fn build(
     );
     note_go(&mut verdict, &mut limitations, &meta);
     limitations.extend(logical_notes(&logical));
-    if let Some(inc) = super::decide::assess(&drops, &meta.mode, Some(meta.max_locks)) {
+    if let Some(inc) = super::decide::assess(&drops, meta.mode, Some(meta.max_locks)) {
         super::decide::mark_incomplete(&mut verdict, inc);
     }
     note_probes(&mut verdict, probe_cost.as_ref(), &functions);
@@ -628,7 +627,7 @@ fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
         "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
         meta.stack_every
     )];
-    if meta.unwind_rate > 0 && meta.mode != "sched" {
+    if meta.unwind_rate > 0 && meta.mode != Mode::Sched {
         limitations.push(format!(
             "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, at most {}/s per CPU in all, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
             tracer_common::UNWIND_FIRST,
@@ -638,7 +637,7 @@ fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
     } else {
         limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
     }
-    if meta.mode == "sched" {
+    if meta.mode == Mode::Sched {
         limitations.insert(
             0,
             "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, wait time runs from blocking to running again, and there are no call sites.".to_string(),
@@ -1457,7 +1456,7 @@ mod tests {
             stack_every: 16,
             unwind_rate: 10,
             functions: None,
-            mode: "full".into(),
+            mode: Mode::Full,
             max_locks: 16384,
         }
     }

@@ -224,7 +224,7 @@ fn kind_note(kind: &str) -> Option<&'static str> {
 /// when known, for the advice.
 pub fn assess(
     drops: &BTreeMap<String, u64>,
-    mode: &str,
+    mode: crate::report::model::Mode,
     max_locks: Option<u32>,
 ) -> Option<Incomplete> {
     let d = |name: &str| drops.get(name).copied().unwrap_or(0);
@@ -268,7 +268,7 @@ pub fn assess(
         inc.lost_waits += waitv;
     }
     let sched = d("sched_map_full");
-    if mode == "sched" && sched > 0 {
+    if mode == crate::report::model::Mode::Sched && sched > 0 {
         inc.causes.push(format!(
             "{} scheduler events were lost because the thread map was full, and with them sleeping waits (sched mode)",
             human_count(sched)
@@ -414,7 +414,8 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let inc = assess(&drops, "full", Some(16384)).expect("incomplete");
+        let inc =
+            assess(&drops, crate::report::model::Mode::Full, Some(16384)).expect("incomplete");
         assert_eq!(inc.lost_waits, 1234);
         assert!(
             inc.causes[0].contains("--max-locks 65536"),
@@ -433,8 +434,11 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(assess(&benign, "full", None), None);
-        assert!(assess(&benign, "sched", None).is_some());
+        assert_eq!(
+            assess(&benign, crate::report::model::Mode::Full, None),
+            None
+        );
+        assert!(assess(&benign, crate::report::model::Mode::Sched, None).is_some());
     }
 
     #[test]

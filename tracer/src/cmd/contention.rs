@@ -369,7 +369,10 @@ fn run_meta(args: &ContentionArgs, thresholds: model::Thresholds, h: &Harvest) -
         stack_every: args.stack_every,
         unwind_rate: args.unwind_rate,
         functions: h.functions.as_ref().map(|f| fn_meta(f, args.probe_budget)),
-        mode: args.mode.name().to_string(),
+        mode: match args.mode {
+            Mode::Full => crate::report::model::Mode::Full,
+            Mode::Sched => crate::report::model::Mode::Sched,
+        },
         max_locks: args.max_locks,
     }
 }

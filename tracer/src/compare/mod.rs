@@ -446,7 +446,7 @@ pub fn incomplete_of(r: &Report) -> Option<crate::report::model::Incomplete> {
     r.verdict
         .incomplete
         .clone()
-        .or_else(|| crate::analyze::decide::assess(&r.drops, &r.mode, None))
+        .or_else(|| crate::analyze::decide::assess(&r.drops, r.mode, None))
 }
 
 /// What a metric's change amounts to (`status` in the JSON).

@@ -24,8 +24,8 @@ pub struct Report {
     pub load_attach_ms: f64,
     /// `full` (futex syscall tracepoints + scheduler) or `sched` (scheduler
     /// only: sleeping futex waits, no EAGAIN, no call sites). Schema 1.1.
-    #[serde(default = "full_mode")]
-    pub mode: String,
+    #[serde(default)]
+    pub mode: Mode,
     pub hooks: Vec<Hook>,
     pub thresholds: Thresholds,
     pub verdict: Verdict,
@@ -93,8 +93,30 @@ fn unknown_str() -> String {
     "unknown".to_string()
 }
 
-fn full_mode() -> String {
-    "full".to_string()
+/// What the run traced (`mode` in the JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Futex syscall tracepoints and the scheduler.
+    #[default]
+    Full,
+    /// The scheduler only.
+    Sched,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Sched => "sched",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
