@@ -12,6 +12,10 @@ use common::*;
 /// The demo's sequencer mutex is taken in sequencer_assign(), which glibc's
 /// frame-pointer-less lock path hides from a kernel stack walk.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sequencer_mutex_call_site_is_sequencer_assign() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sequencer");
@@ -58,6 +62,10 @@ fn sequencer_mutex_call_site_is_sequencer_assign() {
 /// Condition-variable waits are classified and never counted as lock
 /// contention, while the mutex next to them still is.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn condvar_waits_are_not_lock_contention() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("condvar");

@@ -17,6 +17,10 @@ fn compare(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_longer_critical_section_is_a_regression() {
     let Some(_serial) = privileged() else { return };
     let fast = sequencer_with_work(200);

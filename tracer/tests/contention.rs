@@ -15,6 +15,10 @@ const FUTEX_WAIT_PRIVATE: u32 = 128;
 const FUTEX_WAIT_BITSET_PRIVATE: u32 = 9 | 128;
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn pthread_mutex_waits_equal_perf_stat_exactly() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mutex_count");
@@ -80,6 +84,10 @@ fn pthread_mutex_waits_equal_perf_stat_exactly() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn rust_std_mutex_is_seen_with_wait_bitset() {
     let Some(_serial) = privileged() else { return };
     let mut run = PerfRun::start(
@@ -128,6 +136,10 @@ fn rust_std_mutex_is_seen_with_wait_bitset() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn heap_mutex_is_labelled_by_its_call_site() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("heap_mutex");
@@ -182,6 +194,10 @@ fn heap_mutex_is_labelled_by_its_call_site() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn several_pids_are_traced_at_once() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mutex_count");
@@ -222,6 +238,10 @@ fn several_pids_are_traced_at_once() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn futex2_syscalls_are_traced() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("futex2");
@@ -269,6 +289,10 @@ fn futex2_syscalls_are_traced() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn context_switches_and_run_queue_time_match_proc() {
     let Some(_serial) = privileged() else { return };
     sched_view_matches_proc("tp_btf");
@@ -277,6 +301,10 @@ fn context_switches_and_run_queue_time_match_proc() {
 /// The fallback the tracer uses when the kernel refuses BTF-typed
 /// tracepoints (forced here): the same numbers through raw tracepoints.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn raw_tracepoint_fallback_gives_the_same_scheduler_view() {
     let Some(_serial) = privileged() else { return };
     sched_view_matches_proc("raw_tp");
@@ -301,7 +329,17 @@ fn sched_view_matches_proc(flavour: &str) {
     let before = proc_sched(work.pid);
     work.go();
     assert_eq!(work.line().trim(), "done");
-    std::thread::sleep(Duration::from_millis(200)); // let every thread park again
+    // Every thread parked again in its pipe read.
+    let parked = || {
+        std::fs::read_dir(format!("/proc/{}/task", work.pid))
+            .unwrap()
+            .flatten()
+            .all(|t| proc_state(t.file_name().to_str().unwrap().parse().unwrap()) == Some('S'))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), parked),
+        "threads did not park again"
+    );
     let after = proc_sched(work.pid);
     tracer.signal(libc::SIGINT);
     let (text, report) = tracer.finish(Duration::from_secs(30));
@@ -404,6 +442,10 @@ fn sched_view_matches_proc(flavour: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn kernel_lock_contention_matches_perf() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mmap_storm");
@@ -458,6 +500,10 @@ fn kernel_lock_contention_matches_perf() {
 /// split per process; each process's part equals bpftrace's count of its
 /// lock:contention_begin events on that address.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_kernel_lock_contended_by_many_processes_is_one_row_split_per_process() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("dir_storm");
@@ -546,6 +592,10 @@ fn a_kernel_lock_contended_by_many_processes_is_one_row_split_per_process() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sched_only_mode_sees_sleeping_waits_on_the_same_lock() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hold_time");
@@ -590,6 +640,10 @@ fn sched_only_mode_sees_sleeping_waits_on_the_same_lock() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn p50_matches_a_known_hold_time() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hold_time");
@@ -666,6 +720,10 @@ fn p50_matches_a_known_hold_time() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn launched_command_is_traced_from_the_start_with_its_forks() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sequencer");
@@ -690,33 +748,22 @@ fn launched_command_is_traced_from_the_start_with_its_forks() {
     );
 }
 
-/// Programs of ours still loaded in the kernel.
-fn our_programs() -> Vec<String> {
-    aya::programs::loaded_programs()
-        .flatten()
-        .filter_map(|p| p.name_as_str().map(str::to_string))
-        .filter(|n| {
-            n.starts_with("sys_enter_futex")
-                || n.starts_with("sys_exit_futex")
-                || n == "task_newtask"
-        })
-        .collect()
-}
-
-fn assert_all_detached() {
-    // Program memory is freed asynchronously after the last fd closes.
-    for _ in 0..100 {
-        if our_programs().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    assert_eq!(our_programs(), Vec::<String>::new(), "programs left loaded");
-    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+/// Everything the tracer held while tracing is released once it has
+/// exited: every program, map and link, by id. While live it held one
+/// attachment (a perf event or a link) per hook it reports attached, and
+/// one more per function probe.
+fn assert_all_detached(held: &Held, report: &serde_json::Value) {
+    let attached = report["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["attached"] == true)
+        .count();
     assert!(
-        !uprobes.contains("tracer"),
-        "uprobe events left behind: {uprobes}"
+        held.perf_events + held.links.len() >= attached && held.progs.len() >= attached.min(1),
+        "{attached} hooks attached, but the tracer held {held:?}"
     );
+    assert_released(held);
 }
 
 fn detaches_on(sig: i32, tag: &str) {
@@ -726,11 +773,13 @@ fn detaches_on(sig: i32, tag: &str) {
         .spawn()
         .unwrap();
     let tracer = Tracer::start(&["--pid", &work.id().to_string()], tag);
+    let held = tracer.held.clone();
     assert!(
-        !our_programs().is_empty(),
-        "programs are loaded while tracing"
+        still_loaded(&held).0.len() == held.progs.len() && !held.progs.is_empty(),
+        "programs are loaded while tracing: {held:?}"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Contended waits while traced, then the signal.
+    wait_for_switches(work.id(), 200);
     tracer.signal(sig);
     let (text, report) = tracer.finish(Duration::from_secs(20));
     let _ = work.kill();
@@ -740,22 +789,34 @@ fn detaches_on(sig: i32, tag: &str) {
         "the full report is printed after the signal:\n{text}"
     );
     assert!(report["locks"].as_array().is_some_and(|l| !l.is_empty()));
-    assert_all_detached();
+    assert_all_detached(&held, &report);
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sigint_detaches_everything() {
     let Some(_serial) = privileged() else { return };
     detaches_on(libc::SIGINT, "sigint");
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sigterm_detaches_everything() {
     let Some(_serial) = privileged() else { return };
     detaches_on(libc::SIGTERM, "sigterm");
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn target_exit_detaches_everything() {
     let Some(_serial) = privileged() else { return };
     // 3 s: enough margin for the tracer to attach on a loaded machine
@@ -767,13 +828,18 @@ fn target_exit_detaches_everything() {
         .spawn()
         .unwrap();
     let tracer = Tracer::start(&["--pid", &work.id().to_string()], "target_exit");
+    let held = tracer.held.clone();
     let _ = work.wait();
-    let (text, _) = tracer.finish(Duration::from_secs(20));
+    let (text, report) = tracer.finish(Duration::from_secs(20));
     assert!(text.contains("VERDICT"));
-    assert_all_detached();
+    assert_all_detached(&held, &report);
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn duration_stops_tracing_and_terminates_a_launched_command() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sequencer");
@@ -799,6 +865,10 @@ fn duration_stops_tracing_and_terminates_a_launched_command() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn bad_targets_fail_with_one_sentence_and_their_code() {
     let Some(_serial) = privileged() else { return };
     let cases: &[(&[&str], i32, &str)] = &[
@@ -828,7 +898,9 @@ fn bad_targets_fail_with_one_sentence_and_their_code() {
     assert!(err.contains("cannot write the JSON report"), "{err}");
     // A process that has exited but is not reaped yet (a zombie).
     let mut zombie = Command::new("true").spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(eventually(Duration::from_secs(10), || proc_state(
+        zombie.id()
+    ) == Some('Z')));
     let out =
         output(Command::new(tracer_bin()).args(["contention", "--pid", &zombie.id().to_string()]));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -838,6 +910,10 @@ fn bad_targets_fail_with_one_sentence_and_their_code() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn unprivileged_user_is_told_to_use_sudo() {
     let Some(_serial) = privileged() else { return };
     let out = output(Command::new("setpriv").args([
@@ -855,6 +931,10 @@ fn unprivileged_user_is_told_to_use_sudo() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn tracefs_is_mounted_when_missing() {
     let Some(_serial) = privileged() else { return };
     let events = std::path::Path::new("/sys/kernel/tracing/events");

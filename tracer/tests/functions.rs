@@ -37,16 +37,40 @@ fn traced(
     let mut tracer_args = vec!["--pid", pid.as_str()];
     tracer_args.extend_from_slice(probes);
     let tracer = Tracer::start(&tracer_args, tag);
+    let held = tracer.held.clone();
     work.go();
     let rest = work.finish(Duration::from_secs(60));
     let (text, report) = tracer.finish(Duration::from_secs(60));
+    assert_all_released(&held, &report);
     (rest, text, report)
+}
+
+/// While tracing, the tracer held an attachment (a perf event or a link)
+/// per hook and per probed function; once it has exited, every program,
+/// map and link it held is gone from the kernel.
+fn assert_all_released(held: &Held, report: &serde_json::Value) {
+    let hooks = report["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["attached"] == true)
+        .count();
+    let functions = report["functions"].as_array().map_or(0, Vec::len);
+    assert!(
+        held.perf_events + held.links.len() >= hooks + functions,
+        "{hooks} hooks and {functions} functions probed, but the tracer held {held:?}"
+    );
+    assert_released(held);
 }
 
 /// A C-ABI function with a known sleep, a mangled Rust function and known
 /// mallocs: counts exact, latency p50 within 10% of the program's own
 /// median, sizes in the right histogram buckets.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn rust_functions_and_allocations_match_the_program() {
     let Some(_serial) = privileged() else { return };
     let (rest, text, report) = traced(
@@ -102,6 +126,10 @@ fn rust_functions_and_allocations_match_the_program() {
 
 /// A namespaced C++ method, matched by a glob on its demangled name.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn cpp_method_matches_by_demangled_glob() {
     let Some(_serial) = privileged() else { return };
     let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("orders");
@@ -127,6 +155,10 @@ fn cpp_method_matches_by_demangled_glob() {
 /// A static function whose symbol exists only in a separate debug file
 /// found by build id.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn symbol_only_in_a_debug_file_is_found() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("stripped");
@@ -188,6 +220,10 @@ fn symbol_only_in_a_debug_file_is_found() {
 /// Refusals: a lock fast path without --allow-hot-probes, and a name that
 /// matches nothing (with the closest names offered).
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn hot_paths_and_unknown_symbols_are_refused() {
     let Some(_serial) = privileged() else { return };
     let mut work = gated(&example("probe_target"), &["1", "1", "1"]);
@@ -224,6 +260,10 @@ fn hot_paths_and_unknown_symbols_are_refused() {
 /// attached only part of the time, and the report says so and scales the
 /// counts.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn probe_budget_duty_cycles_and_is_reported() {
     let Some(_serial) = privileged() else { return };
     // 3 s of assign() calls, ≈1,000/s: its probes cost ≈20-40% of the
@@ -265,6 +305,10 @@ fn probe_budget_duty_cycles_and_is_reported() {
 /// its first window and reported, and the budget holds: the program's own
 /// call counter shows it ran unprobed nearly all the time.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_function_too_hot_for_the_budget_is_detached_early() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hot_fn");
@@ -316,6 +360,10 @@ fn a_function_too_hot_for_the_budget_is_detached_early() {
 /// to be over, on the PROBE COST line and in the verdict, with the share
 /// the probes' hits and their calibrated cost give.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_budget_that_does_not_hold_is_said() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("hot_fn");

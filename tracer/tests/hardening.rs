@@ -103,6 +103,10 @@ fn assert_fails(o: &std::process::Output, code: i32, needle: &str, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn outputs_never_follow_a_planted_link_nor_replace_a_device() {
     let Some(_serial) = privileged() else { return };
     let dir = shared_dir("links");
@@ -213,6 +217,10 @@ fn outputs_never_follow_a_planted_link_nor_replace_a_device() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn outputs_are_0600_and_belong_to_the_sudo_user() {
     let Some(_serial) = privileged() else { return };
     let dir = shared_dir("owner");
@@ -266,6 +274,10 @@ fn outputs_are_0600_and_belong_to_the_sudo_user() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_full_disk_leaves_the_previous_file_whole() {
     let Some(_serial) = privileged() else { return };
     let mnt = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-fs");
@@ -305,6 +317,10 @@ fn a_full_disk_leaves_the_previous_file_whole() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn outputs_are_checked_before_anything_is_traced() {
     let Some(_serial) = privileged() else { return };
     let t = Instant::now();
@@ -329,6 +345,10 @@ fn outputs_are_checked_before_anything_is_traced() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn dash_writes_json_to_stdout_and_the_text_report_to_stderr() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sequencer");
@@ -355,6 +375,10 @@ fn dash_writes_json_to_stdout_and_the_text_report_to_stderr() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_full_lock_map_makes_the_run_incomplete_and_ci_refuse_it() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("futex_words");
@@ -444,6 +468,10 @@ fn map_entries(report: &serde_json::Value, name: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn thread_churn_never_fills_the_maps() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("thread_churn");
@@ -483,6 +511,10 @@ fn thread_churn_never_fills_the_maps() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sighup_ends_tracing_with_the_report_written() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sequencer");
@@ -544,7 +576,8 @@ fn sighup_ends_tracing_with_the_report_written() {
             "no tracing line: {seen:?}"
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Contended waits while traced, then the hang-up.
+    wait_for_switches(work.id(), 200);
     // The SSH session goes away: the terminal hangs up.
     drop(term);
     let status = wait_for(&mut tracer, Duration::from_secs(30), "tracer after SIGHUP");
@@ -561,6 +594,10 @@ fn sighup_ends_tracing_with_the_report_written() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn control_characters_in_thread_names_are_escaped() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("evil_name");
@@ -595,6 +632,10 @@ fn control_characters_in_thread_names_are_escaped() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn inputs_that_are_not_regular_files_or_too_large_are_refused() {
     let Some(_serial) = privileged() else { return };
     let dir = shared_dir("inputs");
@@ -667,6 +708,10 @@ fn with_closed_stdout(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_closed_pipe_ends_every_command_quietly() {
     let Some(_serial) = privileged() else { return };
     let fx = fixture();
@@ -730,6 +775,10 @@ fn with_marker(marker: &str) -> Vec<u32> {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_launched_command_is_stopped_with_everything_it_started() {
     let Some(_serial) = privileged() else { return };
     // A background job and a daemon that left the session: both outlive
@@ -738,8 +787,9 @@ fn a_launched_command_is_stopped_with_everything_it_started() {
     let script = "exec >/dev/null 2>&1; sleep 311 & setsid sleep 312 & sleep 313";
     let o = tracer(&["contention", "--duration", "1s", "--", "sh", "-c", script]);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::thread::sleep(Duration::from_millis(200));
+    // Killed processes disappear from /proc once reaped: poll for it.
     for m in ["sleep 311", "sleep 312", "sleep 313"] {
+        eventually(Duration::from_secs(5), || with_marker(m).is_empty());
         assert_eq!(with_marker(m), Vec::<u32>::new(), "`{m}` still runs");
     }
     // The command ends by itself and leaves a daemon behind.
@@ -751,7 +801,9 @@ fn a_launched_command_is_stopped_with_everything_it_started() {
         "exec >/dev/null 2>&1; setsid sleep 314 &",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::thread::sleep(Duration::from_millis(200));
+    eventually(Duration::from_secs(5), || {
+        with_marker("sleep 314").is_empty()
+    });
     assert_eq!(
         with_marker("sleep 314"),
         Vec::<u32>::new(),
@@ -760,6 +812,10 @@ fn a_launched_command_is_stopped_with_everything_it_started() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn two_pids_show_no_phantom_thread_0() {
     let Some(_serial) = privileged() else { return };
     // Two mostly idle processes: the CPUs run their idle task (pid 0)
@@ -800,6 +856,10 @@ fn two_pids_show_no_phantom_thread_0() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn bad_numbers_and_long_patterns_fail_fast_with_one_sentence() {
     let Some(_serial) = privileged() else { return };
     let long = format!("--uprobe={}", "a*".repeat(10_000));
@@ -850,6 +910,10 @@ fn bad_numbers_and_long_patterns_fail_fast_with_one_sentence() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn compare_without_a_gate_never_calls_regressions_ok() {
     let Some(_serial) = privileged() else { return };
     let dir = shared_dir("gate");
@@ -894,6 +958,10 @@ fn compare_without_a_gate_never_calls_regressions_ok() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn unwind_samples_are_not_lost_while_probes_detach() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("pairs");
@@ -933,6 +1001,10 @@ fn unwind_samples_are_not_lost_while_probes_detach() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn followed_processes_that_exit_leave_the_target_set() {
     let Some(_serial) = privileged() else { return };
     // 3,000 short-lived children one after another: more than the target
@@ -975,6 +1047,10 @@ fn followed_processes_that_exit_leave_the_target_set() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_harvest_during_thread_churn_counts_each_wait_once() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("thread_churn");

@@ -107,6 +107,10 @@ fn decision_for(rate: f64) -> &'static str {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn parking_lot_mutex_is_one_lock_over_every_waiters_channel() {
     let Some(_serial) = privileged() else { return };
     let mut run = PerfRun::start_filter(
@@ -182,6 +186,10 @@ fn parking_lot_mutex_is_one_lock_over_every_waiters_channel() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn abseil_mutex_is_a_mutex_named_by_the_function_that_locks_it() {
     let Some(_serial) = privileged() else { return };
     let bin = tmp("absl_mutex");
@@ -235,6 +243,10 @@ fn abseil_mutex_is_a_mutex_named_by_the_function_that_locks_it() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn musl_static_mutex_has_its_kind_call_site_and_whole_stack() {
     let Some(_serial) = privileged() else { return };
     let bin = tmp("musl_mutex");
@@ -290,6 +302,10 @@ fn musl_static_mutex_has_its_kind_call_site_and_whole_stack() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn pi_mutex_is_a_pi_mutex_whose_wakes_are_counted() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("pi_mutex");
@@ -354,6 +370,10 @@ fn pi_mutex_is_a_pi_mutex_whose_wakes_are_counted() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn sixty_four_mutexes_locked_from_one_function_are_one_class() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("mutex_array");
@@ -397,6 +417,10 @@ fn sixty_four_mutexes_locked_from_one_function_are_one_class() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_semaphore_is_a_lock_under_a_lock_function_and_an_event_otherwise() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("sem_lock");
@@ -536,6 +560,10 @@ fn java_run(dir: &Path, only: &str, tag: &str, jvm: &[&str]) -> (Value, u64, u64
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
     let Some(_serial) = privileged() else { return };
     let dir = java_fixture();
@@ -618,6 +646,10 @@ fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
 /// frames are named, stacks go on through them, and the locks are named by
 /// their Java call sites: the fixture's own methods.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn java_frames_from_a_perf_map_name_the_java_call_sites() {
     let Some(_serial) = privileged() else { return };
     let dir = java_fixture();
@@ -765,6 +797,10 @@ impl GoCounts {
 /// contention on a sync.Mutex and an RWMutex is counted per call site by
 /// entry probes on the slow paths, exactly as bpftrace counts them.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn go_mutexes_are_counted_per_call_site_and_runtime_sleeps_never_decide() {
     let Some(_serial) = privileged() else { return };
     let bin = gomutex();

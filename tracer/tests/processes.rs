@@ -60,6 +60,10 @@ fn workers_of(rest: &str) -> Vec<u32> {
 /// worker is followed and each one's waits equal bpftrace's; with
 /// --no-follow the workers are not traced and the report says so.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_server_forking_after_attach_is_followed_by_pid() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("forking_server");
@@ -190,6 +194,10 @@ fn work_pid(report: &Value) -> u32 {
 /// equal bpftrace's, and each shows its process title (its rewritten argv)
 /// and its program.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn children_takes_the_running_workers_with_their_titles() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("forking_server");
@@ -269,6 +277,10 @@ impl ConcatStr for Vec<Value> {
 /// whose waits are the sum of each worker's, whose wakes are the waiters
 /// woken, with a per-process split equal to bpftrace's per pid.
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn a_mutex_in_shared_memory_is_one_lock_across_processes() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("shared_mutex");
@@ -372,6 +384,10 @@ fn a_mutex_in_shared_memory_is_one_lock_across_processes() {
 /// times, and the probes count every call (the workers wait at their gate
 /// while the tracer attaches).
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn function_probes_reach_the_children() {
     let Some(_serial) = privileged() else { return };
     let bin = c_workload("forking_server");

@@ -24,6 +24,10 @@ fn distinct(frames: &[&Value]) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn stripped_frames_are_module_offsets_that_addr2line_resolves() {
     let Some(_serial) = privileged() else { return };
     let full = c_workload("heap_mutex");

@@ -200,6 +200,10 @@ fn assert_drawn(m: &serde_json::Value, id: &str, min_bars: u64, markers: u64) {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn html_report_renders_in_headless_chromium() {
     let Some(_serial) = privileged() else { return };
     let Some(browser) = tool("chromium") else {
@@ -242,6 +246,10 @@ fn html_report_renders_in_headless_chromium() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn compare_html_shows_both_runs_in_headless_chromium() {
     let Some(_serial) = privileged() else { return };
     let Some(browser) = tool("chromium") else {
@@ -290,6 +298,10 @@ fn compare_html_shows_both_runs_in_headless_chromium() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn pprof_totals_equal_the_json_report_in_go_tool_pprof() {
     let Some(_serial) = privileged() else { return };
     let Some(go) = tool("go") else { return };
@@ -345,6 +357,10 @@ fn pprof_totals_equal_the_json_report_in_go_tool_pprof() {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn folded_total_equals_the_report_total_wait() {
     let Some(_serial) = privileged() else { return };
     let (run, v) = demo_run();
@@ -417,6 +433,10 @@ fn stderr_of_run(pty: bool, extra: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
 fn progress_line_appears_on_a_terminal_and_not_when_piped() {
     let Some(_serial) = privileged() else { return };
     let tty = stderr_of_run(true, &[]);

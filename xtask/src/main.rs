@@ -225,6 +225,9 @@ fn test(extra: &[String]) -> Result<()> {
         // The integration tests load eBPF programs: run the test binaries
         // (not the build) as root.
         cmd.env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", "sudo -E");
+        // Built as this user, run as root: the privileged tests are not
+        // ignored (tracer/build.rs).
+        cmd.env("TRACER_TESTS_PRIVILEGED", "1");
     }
     cmd.arg("--").args(&extra);
     run(&mut cmd)
