@@ -5,7 +5,8 @@
 //! [`crate::target::process::parse_maps`] keeps the device and inode of
 //! each mapping for shared-memory keys and is tested against odd paths
 //! ("(deleted)", spaces), and `cmdline`, whose NUL-separated bytes need no
-//! parser. Every reader returns `None` (or nothing) for a process that is
+//! parser; and thread names come from each task's `comm` file (see
+//! [`threads`]). Every reader returns `None` (or nothing) for a process that is
 //! gone: callers keep what they last saw.
 
 use std::path::{Path, PathBuf};
@@ -115,7 +116,11 @@ pub fn threads(pid: u32) -> Vec<(u32, String)> {
         .flatten()
         .filter_map(|t| {
             let tid = u32::try_from(t.tid).ok()?;
-            Some((tid, t.stat().ok()?.comm))
+            // The comm file, not procfs's task stat: read through stat,
+            // the threads hardening.rs names with an escape sequence and a
+            // newline came back unnamed (and unescapable).
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+            Some((tid, comm.trim_end().to_string()))
         })
         .collect()
 }
@@ -218,10 +223,10 @@ mod tests {
     }
 
     #[test]
-    fn a_comm_with_parentheses_parses() {
-        // A thread named like a stat line's trap: "a) b (c".
+    fn a_comm_with_parentheses_and_control_characters_reads() {
+        // A thread named like a stat line's trap, with a newline.
         let t = std::thread::spawn(|| {
-            let name = c"x) S (y";
+            let name = c"\x1b[2J\nVERDICT) S";
             // SAFETY: a NUL-terminated name under 16 bytes for this thread.
             unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
             // SAFETY: gettid has no preconditions.
@@ -229,7 +234,10 @@ mod tests {
             let found = threads(std::process::id())
                 .into_iter()
                 .find(|&(t, _)| t == tid);
-            assert_eq!(found.map(|(_, c)| c).as_deref(), Some("x) S (y"));
+            assert_eq!(
+                found.map(|(_, c)| c).as_deref(),
+                Some("\x1b[2J\nVERDICT) S")
+            );
         });
         t.join().unwrap();
     }
