@@ -450,7 +450,7 @@ fn measure(
         "tracer" | "tracer_sched" => {
             let mut c = Command::new(&env.tracer);
             // Only the line with the tracer's own CPU time and peak RSS.
-            c.env("TRACER_LOG", "tracer::contention=debug");
+            c.env("TRACER_LOG", "tracer::cmd::contention=debug");
             c.arg("contention").arg("--json").arg(&json);
             if config == "tracer_sched" {
                 c.args(["--mode", "sched"]);

@@ -483,7 +483,7 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
 }
 
 /// The tracer's own CPU time and peak RSS (not its children's), for
-/// `cargo xtask bench` (TRACER_LOG=tracer::contention=debug) and -v.
+/// `cargo xtask bench` (TRACER_LOG=tracer::cmd::contention=debug) and -v.
 fn log_own_cost() {
     // SAFETY: getrusage fills a zeroed struct we own.
     let ru = unsafe {
