@@ -763,10 +763,13 @@ pub struct ThreadExit {
     pub nlocks: u32,
     /// 1 when the thread had entries not listed here: userspace sweeps them.
     pub more_locks: u32,
+    /// The thread's name as it died (NUL-padded): a thread that lived
+    /// between two reads of /proc is named by this.
+    pub comm: [u8; 16],
 }
 const _: () = assert!(
     size_of::<ThreadExit>()
-        == 16 + size_of::<ThreadSched>() + EXIT_LOCKS * (8 + size_of::<LockThreadStats>()) + 8
+        == 16 + size_of::<ThreadSched>() + EXIT_LOCKS * (8 + size_of::<LockThreadStats>()) + 8 + 16
 );
 
 /// A traced process is gone: its group leader's task was freed (after every

@@ -15,7 +15,7 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
     },
     programs::BtfTracePointContext,
@@ -63,6 +63,8 @@ fn thread_exit(t: *mut ThreadSched, tid: u32, tgid: u32) {
                     (*p).tid = tid;
                     (*p)._pad = 0;
                     (*p).sched = *t;
+                    // prev is `current` at its last switch-out.
+                    (*p).comm = bpf_get_current_comm().unwrap_or([0; 16]);
                     // A slot taken by a colliding thread id, or more entries
                     // than it lists: userspace sweeps what is not here.
                     let listed = match slot {

@@ -205,10 +205,14 @@ impl Ctx<'_> {
         self.procs.get(&pid).unwrap_or(&self.empty)
     }
 
+    /// A thread's name: as it died when it exited while traced (the last
+    /// name it had, even if it lived between two reads of /proc), else as
+    /// /proc last showed it.
     fn thread_name(&self, pid: u32, tid: u32) -> String {
-        self.proc_of(pid)
-            .threads
-            .get(&tid)
+        self.snap
+            .exited_names
+            .get(&(pid, tid))
+            .or_else(|| self.proc_of(pid).threads.get(&tid))
             .cloned()
             .unwrap_or_default()
     }

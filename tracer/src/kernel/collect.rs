@@ -54,6 +54,9 @@ pub struct Snapshot {
     /// Traced threads that exited during the run (their entries were moved
     /// out of the kernel maps and are merged into the vectors above).
     pub threads_exited: u64,
+    /// Exited threads' names as they died, by (tgid, tid): a thread that
+    /// lived between two reads of /proc is named by these.
+    pub exited_names: std::collections::BTreeMap<(u32, u32), String>,
     /// (map, entries live at the snapshot, capacity) of each hash map.
     pub map_fill: Vec<(String, u64, u32)>,
     /// The event ring's reader thread failed: what it held is missing.

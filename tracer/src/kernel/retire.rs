@@ -49,6 +49,8 @@ pub struct Retired {
     runq: HashMap<RunqKey, u64>,
     /// Threads that exited while traced.
     pub threads_exited: u64,
+    /// Their names as they died.
+    names: std::collections::BTreeMap<(u32, u32), String>,
     /// Map entries moved out of the kernel.
     pub evicted: u64,
     /// Waits in `lock_threads`.
@@ -209,6 +211,13 @@ impl Janitor {
 impl Retired {
     fn thread_exit(&mut self, e: &ThreadExit) {
         self.threads_exited += 1;
+        let len = e.comm.iter().position(|&b| b == 0).unwrap_or(e.comm.len());
+        if len > 0 {
+            self.names.insert(
+                (e.tgid, e.tid),
+                String::from_utf8_lossy(&e.comm[..len]).into_owned(),
+            );
+        }
         merge_sched(self.sched.entry((e.tgid, e.tid)).or_default(), &e.sched);
         let n = (e.nlocks as usize).min(tracer_common::EXIT_LOCKS);
         for (uaddr, stats) in e.lock_uaddr.iter().zip(&e.locks).take(n) {
@@ -262,6 +271,7 @@ impl Retired {
         merge_entries(&mut snap.syscall_sleep, &self.syscall_sleep, merge_sleep);
         merge_entries(&mut snap.runq, &self.runq, |a, b| *a += b);
         snap.threads_exited = self.threads_exited;
+        snap.exited_names.clone_from(&self.names);
     }
 }
 
@@ -421,5 +431,31 @@ mod tests {
         assert_eq!(snap.sched.len(), 1);
         assert_eq!(snap.sched[0].1.oncpu_ns, 5, "the record, not view + record");
         assert_eq!(snap.threads_exited, 1);
+    }
+
+    #[test]
+    fn an_exited_thread_keeps_the_name_it_died_with() {
+        let mut comm = [0u8; 16];
+        comm[..15].copy_from_slice(b"\x1b[2J\nVERDICT ok");
+        let mut r = Retired::default();
+        r.thread_exit(&ThreadExit {
+            tgid: 7,
+            tid: 8,
+            comm,
+            ..Default::default()
+        });
+        // A nameless record (a kernel that could not read it) names nothing.
+        r.thread_exit(&ThreadExit {
+            tgid: 7,
+            tid: 9,
+            ..Default::default()
+        });
+        let mut snap = Snapshot::default();
+        r.merge_into(&mut snap);
+        assert_eq!(
+            snap.exited_names.get(&(7, 8)).map(String::as_str),
+            Some("\x1b[2J\nVERDICT ok")
+        );
+        assert_eq!(snap.exited_names.len(), 1);
     }
 }
