@@ -173,6 +173,12 @@ pub mod kind {
 /// while the per-wait cost of hot locks drops.
 pub const STACK_ALL_FIRST: u64 = 64;
 
+/// User stacks taken per second per CPU, at most, for call sites (each
+/// costs about a microsecond): a sample due past it is deferred, its
+/// weight carried by the pair's next sample (`stack_throttled` counts
+/// them), so site counts keep adding up to the waits.
+pub const STACK_CPU_RATE: u64 = 2000;
+
 /// How a wait ended, as an index into [`LockThreadStats::outcomes`].
 pub mod outcome {
     /// Returned 0: slept and was woken (or acquired, for PI locks).
@@ -283,13 +289,19 @@ pub mod counter {
     /// Not a loss: a fork or process-gone record did not fit in the event
     /// ring (the target set itself is read too; counted as an event).
     pub const PROCESS_RECORD_LOST: u32 = 23;
-    pub const COUNT: u32 = 24;
+    /// Not a loss: a call-site sample deferred by the per-CPU stack budget
+    /// (its weight goes with the pair's next sample).
+    pub const STACK_THROTTLED: u32 = 24;
+    pub const COUNT: u32 = 25;
 
     /// Whether counter `i` counts lost or unattributed data (every counter
-    /// but the events UNWIND_THROTTLED, EXIT_RECORD_LOST and
-    /// PROCESS_RECORD_LOST).
+    /// but the events UNWIND_THROTTLED, EXIT_RECORD_LOST,
+    /// PROCESS_RECORD_LOST and STACK_THROTTLED).
     pub const fn is_drop(i: u32) -> bool {
-        i != UNWIND_THROTTLED && i != EXIT_RECORD_LOST && i != PROCESS_RECORD_LOST
+        i != UNWIND_THROTTLED
+            && i != EXIT_RECORD_LOST
+            && i != PROCESS_RECORD_LOST
+            && i != STACK_THROTTLED
     }
 
     /// Report names, in index order.
@@ -318,6 +330,7 @@ pub mod counter {
         "wake_map_full",
         "exit_record_lost",
         "process_record_lost",
+        "stack_throttled",
     ];
 }
 
@@ -474,13 +487,21 @@ pub struct LockThreadStats {
     pub unwind_next_ns: u64,
     /// Kernel-private: the wait count at the last unwind sample.
     pub unwind_last_nth: u64,
+    /// Sum of the durations of the waits that returned EAGAIN. They skip
+    /// the histogram map (the hot path's cheapest exit); userspace puts
+    /// them in the bucket of their mean.
+    pub eagain_ns: u64,
+    /// Kernel-private: call-site sample weight not taken yet, [waits,
+    /// wakes]: a sample came due while its CPU's stack budget
+    /// ([`STACK_CPU_RATE`]) was spent, and the pair's next sample carries it.
+    pub site_debt: [u64; 2],
     /// The futex commands used on this word by this thread: bit `cmd` for
     /// futex(2) commands below 32 (see [`futex_op`]), [`OPS_FUTEX2`] for the
     /// futex2 syscalls. A PI lock says what it is by its ops.
     pub ops: u32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<LockThreadStats>() == 96);
+const _: () = assert!(size_of::<LockThreadStats>() == 120);
 
 /// [`LockThreadStats::ops`] bit for futex_wait(2), futex_waitv(2) and
 /// futex_wake(2).

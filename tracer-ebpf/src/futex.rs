@@ -22,15 +22,15 @@ use aya_ebpf::{
     programs::{TracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, SiteKey,
-    SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_HEADER, UNWIND_STACK, counter, futex_op, hist,
-    kind, limits, op_bit, outcome, pt_regs, record, tp,
+    FutexStart, HistKey, LockThreadKey, LockThreadStats, NO_STACK, STACK_ALL_FIRST, STACK_CPU_RATE,
+    SiteKey, SiteStats, UNWIND_CHUNK, UNWIND_FIRST, UNWIND_HEADER, UNWIND_STACK, counter, futex_op,
+    hist, kind, limits, op_bit, outcome, pt_regs, record, tp,
 };
 
 use crate::maps::{
-    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACKS, THREAD_LOCKS, THREAD_SCHED, UNWIND_BUDGET,
-    UNWIND_SCRATCH, WAKE_SITES, atomic_add, count, get_or_insert, is_target, read_ctx, stack_every,
-    start_slot, unwind_cpu_rate, unwind_rate,
+    EVENTS, LOCK_HIST, LOCK_SITES, LOCK_THREADS, STACK_BUDGET, STACKS, THREAD_LOCKS, THREAD_SCHED,
+    UNWIND_BUDGET, UNWIND_SCRATCH, WAKE_SITES, atomic_add, count, get_or_insert, is_target,
+    read_ctx, stack_every, start_slot, unwind_cpu_rate, unwind_rate,
 };
 
 /// EEXIST, as bpf_get_stackid returns it on a hash-bucket collision.
@@ -146,8 +146,13 @@ fn enter(uaddr: u64, nr: u64, op: u32, k: u32) {
     if !is_target((pid_tgid >> 32) as u32) {
         return;
     }
-    // SAFETY: the helper has no preconditions.
-    let ts_ns = unsafe { bpf_ktime_get_ns() };
+    // Only waits are timed: a wake's start is never read.
+    let ts_ns = if k == kind::WAIT || k == kind::WAITV {
+        // SAFETY: the helper has no preconditions.
+        unsafe { bpf_ktime_get_ns() }
+    } else {
+        0
+    };
     let tid = pid_tgid as u32;
     let Some(slot) = start_slot(tid) else {
         return;
@@ -180,8 +185,6 @@ pub extern "C" fn sys_exit_futex(ctx: *mut core::ffi::c_void) -> u32 {
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: the helper has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     if !is_target(tgid) {
@@ -205,6 +208,10 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     // SAFETY: as above.
     unsafe { (*slot).kind = kind::NONE };
+    // The clock only for a call of ours (every futex call of the system
+    // reaches this program).
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: constant, aligned offset inside the sys_exit record.
     let ret = unsafe { read_ctx::<i64>(ctx, tp::SYSCALL_RET) };
 
@@ -318,7 +325,9 @@ fn wake(ctx: &TracePointContext, uaddr: u64, tgid: u32, tid: u32, ret: i64, op: 
     };
     // The holder side: where the wakes that released waiters come from.
     if woken > 0 {
-        record_site(ctx, &WAKE_SITES, uaddr, tgid, wakes, woken);
+        // SAFETY: as above.
+        let debt = unsafe { &raw mut (*s).site_debt[1] };
+        record_site(ctx, &WAKE_SITES, uaddr, tgid, wakes, woken, debt, None);
     }
 }
 
@@ -339,8 +348,9 @@ pub fn aggregate_wait(
     // SAFETY: map value pointer; only this thread writes entries keyed by its
     // tid. `classify` returns an index below outcome::COUNT; `get_mut` keeps
     // the access checked anyway.
+    let how = outcome::classify(ret);
     let waits = unsafe {
-        if let Some(c) = (*s).outcomes.get_mut(outcome::classify(ret)) {
+        if let Some(c) = (*s).outcomes.get_mut(how) {
             *c += 1;
         }
         (*s).wait_ns += dur;
@@ -351,6 +361,13 @@ pub fn aggregate_wait(
         let o = &(*s).outcomes;
         o[0] + o[1] + o[2] + o[3] + o[4]
     };
+    if how == outcome::EAGAIN {
+        // Returned at once: counters only, no histogram lookup (userspace
+        // puts these waits in the bucket of their mean).
+        // SAFETY: as above.
+        unsafe { (*s).eagain_ns += dur };
+        return Some((s, waits));
+    }
 
     let hkey = HistKey {
         uaddr,
@@ -382,7 +399,9 @@ fn wait(
     op: u32,
 ) {
     if let Some((s, waits)) = aggregate_wait(uaddr, tgid, tid, ret, dur, op) {
-        record_site(ctx, &LOCK_SITES, uaddr, tgid, waits, dur);
+        // SAFETY: map value pointer; only this thread writes this entry.
+        let debt = unsafe { &raw mut (*s).site_debt[0] };
+        record_site(ctx, &LOCK_SITES, uaddr, tgid, waits, dur, debt, Some(now));
         unwind_sample(s, uaddr, tgid, tid, waits, dur, now);
     }
 }
@@ -498,8 +517,14 @@ fn unwind_sample(
 /// Call sites: every event of a (lock, thread) pair until its
 /// STACK_ALL_FIRST-th (`nth` counts them), then a systematic 1-in-N sample
 /// weighted by N, so `count` (events) and `wait_ns` (`amount` summed: wait
-/// time, or waiters woken for wake sites) stay unbiased estimates.
+/// time, or waiters woken for wake sites) stay unbiased estimates. At most
+/// STACK_CPU_RATE stacks per second per CPU: a sample due past that is
+/// deferred, its weight kept in `debt` and carried by the pair's next one.
 #[inline(always)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "two call sites; all plain values"
+)]
 fn record_site(
     ctx: &TracePointContext,
     sites: &HashMap<SiteKey, SiteStats>,
@@ -507,14 +532,41 @@ fn record_site(
     tgid: u32,
     nth: u64,
     amount: u64,
+    debt: *mut u64,
+    now: Option<u64>,
 ) {
     let every = stack_every();
-    let weight = if nth <= STACK_ALL_FIRST {
+    let due = if nth <= STACK_ALL_FIRST {
         1
     } else if (nth & every.wrapping_sub(1)) == 0 {
         every
     } else {
         return;
+    };
+    let Some(budget) = STACK_BUDGET.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the clock helper has no preconditions; `budget` is this
+    // CPU's slot (programs do not migrate while running); `debt` points
+    // into this thread's own (lock, thread) entry.
+    let weight = unsafe {
+        let now = match now {
+            Some(t) => t,
+            None => bpf_ktime_get_ns(),
+        };
+        if now.saturating_sub((*budget)[0]) >= 1_000_000_000 {
+            (*budget)[0] = now;
+            (*budget)[1] = 0;
+        }
+        if (*budget)[1] >= STACK_CPU_RATE {
+            *debt += due;
+            count(counter::STACK_THROTTLED);
+            return;
+        }
+        (*budget)[1] += 1;
+        let w = due + *debt;
+        *debt = 0;
+        w
     };
     // The user stack is the same at exit as at entry: still inside the call.
     let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {

@@ -49,8 +49,6 @@ pub extern "C" fn contention_begin(ctx: *mut core::ffi::c_void) -> u32 {
 #[unsafe(link_section = "tracepoint/lock/contention_end")]
 pub extern "C" fn contention_end(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = TracePointContext::new(ctx);
-    // SAFETY: the helper has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     if !is_target(tgid) {
@@ -73,6 +71,9 @@ pub extern "C" fn contention_end(ctx: *mut core::ffi::c_void) -> u32 {
         (*s).depth = d - 1;
         (addr, (*s).ts_ns[i], (*s).flags[i])
     };
+    // The clock after the filter: kernel locks of every process reach here.
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
     let dur = now.saturating_sub(ts);
     let key = KLockKey { addr, tgid, flags };
     let init = KLockStats::default();

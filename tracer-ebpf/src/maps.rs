@@ -172,6 +172,11 @@ pub fn stack_every() -> u64 {
 #[map]
 pub static UNWIND_BUDGET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per CPU: [window start ns, stacks taken in the window] for call sites,
+/// at most `STACK_CPU_RATE` per second per CPU (futex.rs `record_site`).
+#[map]
+pub static STACK_BUDGET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
 /// Set by userspace: unwind samples per second per CPU, at most.
 #[unsafe(no_mangle)]
 static mut UNWIND_CPU_RATE: u64 = 100;

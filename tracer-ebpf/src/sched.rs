@@ -302,17 +302,25 @@ pub extern "C" fn sched_wakeup_new_raw(ctx: *mut core::ffi::c_void) -> u32 {
 #[inline(always)]
 fn switch(ctx: *mut core::ffi::c_void) -> u32 {
     let ctx = BtfTracePointContext::new(ctx);
+    // prev is still `current` here.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
+    let prev_ours = is_target(tgid);
+    let next = task_ids(&ctx, 2);
+    let next_ours = next.is_some_and(|(_, ntgid)| is_target(ntgid));
+    if !prev_ours && !next_ours {
+        // Every context switch of the system comes here: no clock read,
+        // no map touched for switches between other processes.
+        if next.is_none() {
+            count(counter::TASK_READ);
+        }
+        return 0;
+    }
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let preempt: u64 = ctx.arg(0);
     let prev_state: u64 = ctx.arg(3);
-
-    // prev is still `current` here.
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
-    if is_target(tgid)
-        && let Some(t) = thread(tid, tgid)
-    {
+    if prev_ours && let Some(t) = thread(tid, tgid) {
         // SAFETY: map value pointer; a thread's switch-out and switch-in run
         // one after the other on the CPU it runs on.
         unsafe {
@@ -359,11 +367,11 @@ fn switch(ctx: *mut core::ffi::c_void) -> u32 {
         }
     }
 
-    let Some((ntid, ntgid)) = task_ids(&ctx, 2) else {
+    let Some((ntid, ntgid)) = next else {
         count(counter::TASK_READ);
         return 0;
     };
-    if !is_target(ntgid) {
+    if !next_ours {
         return 0;
     }
     let Some(t) = thread(ntid, ntgid) else {

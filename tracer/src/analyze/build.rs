@@ -260,6 +260,10 @@ struct Folded {
     locks: BTreeMap<LockKey, Lock>,
     ops: HashMap<LockKey, u32>,
     members: BTreeMap<LockKey, Vec<LockKey>>,
+    /// Per key, the waits that returned EAGAIN as histogram (bucket,
+    /// count) pairs: the kernel counts them without a histogram lookup, so
+    /// each (lock, thread)'s are put in the bucket of their mean.
+    eagain: HashMap<LockKey, Vec<(u32, u64)>>,
 }
 
 fn fold_lock_threads(ctx: &Ctx, shared: &HashMap<LockKey, (LockKey, Word)>) -> Folded {
@@ -268,6 +272,7 @@ fn fold_lock_threads(ctx: &Ctx, shared: &HashMap<LockKey, (LockKey, Word)>) -> F
         locks: BTreeMap::new(),
         ops: HashMap::new(),
         members: BTreeMap::new(),
+        eagain: HashMap::new(),
     };
     for (k, s) in &ctx.snap.lock_threads {
         let own = LockKey {
@@ -287,6 +292,11 @@ fn fold_lock_threads(ctx: &Ctx, shared: &HashMap<LockKey, (LockKey, Word)>) -> F
             ..Default::default()
         });
         let waits: u64 = s.outcomes.iter().sum();
+        let eagain = s.outcomes[outcome::EAGAIN];
+        if let Some(mean) = s.eagain_ns.checked_div(eagain) {
+            let bucket = tracer_common::hist::bucket(mean);
+            f.eagain.entry(own).or_default().push((bucket, eagain));
+        }
         let o = &mut lock.outcomes;
         o.slept += s.outcomes[outcome::WOKEN];
         o.eagain += s.outcomes[outcome::EAGAIN];
@@ -325,6 +335,7 @@ fn lock_channels(ctx: &Ctx, syms: &mut Symbols, meta: &RunMeta, runq: &mut Runq)
         mut locks,
         ops,
         mut members,
+        mut eagain,
     } = fold_lock_threads(ctx, &shared);
     let mut stacks = LockStacks {
         hist: by_lock(&snap.hist, |k| (k.uaddr, k.tgid, k.bucket)),
@@ -346,9 +357,11 @@ fn lock_channels(ctx: &Ctx, syms: &mut Symbols, meta: &RunMeta, runq: &mut Runq)
         lock.sched = lock_sleeps(&keys, &lock_sched, runq);
         lock.contentions_per_s = lock.contentions as f64 / duration;
         lock.decision = decide(lock.contentions_per_s, &meta.thresholds);
-        let pairs = keys
-            .iter()
-            .flat_map(|k| stacks.hist.remove(k).unwrap_or_default());
+        let pairs = keys.iter().flat_map(|k| {
+            let mut p = stacks.hist.remove(k).unwrap_or_default();
+            p.extend(eagain.remove(k).unwrap_or_default());
+            p
+        });
         lock.histogram = buckets(pairs.collect());
         lock.wait = durations(
             lock.wait.total_ns,
@@ -608,6 +621,7 @@ fn events_and_drops(snap: &Snapshot) -> (BTreeMap<String, u64>, BTreeMap<String,
         ("wakes".to_string(), wakes),
         ("unwind_samples".to_string(), snap.unwind_stats.received),
         ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
+        ("stack_throttled".to_string(), c(counter::STACK_THROTTLED)),
         ("threads_exited".to_string(), snap.threads_exited),
         ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
         (
@@ -1553,12 +1567,71 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        // Every counter but the three events, plus the three userspace ones.
-        assert_eq!(r.drops.len(), counter::COUNT as usize - 3 + 3);
-        assert!(!r.drops.contains_key("unwind_throttled"));
-        assert!(r.events.contains_key("unwind_throttled"));
+        // Every counter but the four events, plus the three userspace ones.
+        assert_eq!(r.drops.len(), counter::COUNT as usize - 4 + 3);
+        for event in ["unwind_throttled", "stack_throttled"] {
+            assert!(!r.drops.contains_key(event) && r.events.contains_key(event));
+        }
         assert_eq!(l.kind, "unknown", "no unwound stacks");
         assert_eq!(r.events["waits"], 2500 + 10);
         assert_eq!(r.events["wakes"], 5);
+    }
+
+    /// The kernel counts EAGAIN waits without a histogram lookup: they are
+    /// put in the bucket of each (lock, thread)'s mean, beside the slept
+    /// waits' buckets, and the histogram holds every contention.
+    #[test]
+    fn eagain_waits_join_the_histogram_at_their_mean() {
+        let mut snap = Snapshot::default();
+        let key = |tid| LockThreadKey {
+            uaddr: 0x1000,
+            tgid: 7,
+            tid,
+        };
+        snap.lock_threads = vec![
+            (
+                key(8),
+                LockThreadStats {
+                    outcomes: [10, 90, 0, 0, 0],
+                    wait_ns: 10 * 50_000 + 90 * 700,
+                    eagain_ns: 90 * 700,
+                    max_wait_ns: 50_000,
+                    ..Default::default()
+                },
+            ),
+            (
+                key(9),
+                LockThreadStats {
+                    outcomes: [0, 100, 0, 0, 0],
+                    wait_ns: 100 * 702,
+                    eagain_ns: 100 * 702,
+                    max_wait_ns: 2_000,
+                    ..Default::default()
+                },
+            ),
+        ];
+        snap.hist = vec![(
+            HistKey {
+                uaddr: 0x1000,
+                tgid: 7,
+                bucket: hist::bucket(50_000),
+            },
+            10,
+        )];
+        let r = build(&snap, &BTreeMap::new(), &mut Symbols::new(), meta());
+        let l = &r.locks[0];
+        assert_eq!(l.contentions, 200);
+        assert_eq!(l.histogram.iter().map(|b| b.count).sum::<u64>(), 200);
+        // 700 and 702 ns share a bucket (1/32 of 512..1024: 688..704 ns):
+        // one bucket of 190, not two rows of one index.
+        let fast = l
+            .histogram
+            .iter()
+            .find(|b| b.lo_ns <= 700 && 700 < b.hi_ns)
+            .unwrap();
+        assert_eq!(fast.count, 190);
+        assert_eq!(l.histogram.len(), 2);
+        assert!((690..=720).contains(&l.wait.p50_ns), "{:?}", l.wait);
+        assert!(l.wait.p99_ns >= 40_000, "{:?}", l.wait);
     }
 }

@@ -1,5 +1,7 @@
 //! Percentiles from the kernel's log-linear histogram buckets.
 
+use std::collections::BTreeMap;
+
 use crate::report::model::{Bucket, Durations};
 
 /// The p-th percentile (0 < p ≤ 100) of the values in `buckets` (sorted by
@@ -39,10 +41,14 @@ pub fn durations(total_ns: u64, count: u64, max_ns: u64, buckets: &[Bucket]) -> 
     }
 }
 
-/// Builds sorted buckets from (bucket index, count) pairs.
-pub fn buckets(mut pairs: Vec<(u32, u64)>) -> Vec<Bucket> {
-    pairs.sort_unstable();
-    pairs
+/// Builds sorted buckets from (bucket index, count) pairs; pairs of one
+/// index (a lock's several keys, its EAGAIN waits) are one bucket.
+pub fn buckets(pairs: Vec<(u32, u64)>) -> Vec<Bucket> {
+    let mut merged: BTreeMap<u32, u64> = BTreeMap::new();
+    for (b, c) in pairs {
+        *merged.entry(b).or_default() += c;
+    }
+    merged
         .into_iter()
         .filter(|&(_, c)| c > 0)
         .map(|(b, count)| {

@@ -342,6 +342,7 @@ pub fn merge_lock_thread(a: &mut LockThreadStats, b: &LockThreadStats) {
         *x += y;
     }
     a.wait_ns += b.wait_ns;
+    a.eagain_ns += b.eagain_ns;
     a.max_wait_ns = a.max_wait_ns.max(b.max_wait_ns);
     a.wake_calls += b.wake_calls;
     a.woken += b.woken;
