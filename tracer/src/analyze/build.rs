@@ -642,8 +642,9 @@ fn events_and_drops(snap: &Snapshot) -> (BTreeMap<String, u64>, BTreeMap<String,
 /// What the run's settings and hooks leave unmeasured.
 fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
     let mut limitations = vec![format!(
-        "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {} (site counts are scaled estimates; lock and thread counts are exact).",
-        meta.stack_every
+        "Call sites are sampled: every wait of a thread on a lock until it has had {STACK_ALL_FIRST}, then 1 in {}, at most {} stacks/s per CPU (a sample due past that is carried by the pair's next; site counts are scaled estimates; lock and thread counts are exact).",
+        meta.stack_every,
+        crate::report::units::human_count(tracer_common::STACK_CPU_RATE)
     )];
     if meta.unwind_rate > 0 && meta.mode != Mode::Sched {
         limitations.push(format!(
