@@ -1454,12 +1454,22 @@ fn targets(o: &mut String, t: &Rounds) {
         .iter()
         .map(|x| x.1)
         .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))));
-    let _ = writeln!(
-        o,
-        "| report with 10k stacks < 1 s | {} (worst) | {} |",
-        fmt(rep, " ms", 0),
-        met(rep.map(|v| v < 1000.0))
-    );
+    let most = r.report_ms.iter().map(|x| x.0).max().unwrap_or(0);
+    if most >= 10_000 || r.report_ms.is_empty() {
+        let _ = writeln!(
+            o,
+            "| report with 10k stacks < 1 s | {} (worst) | {} |",
+            fmt(rep, " ms", 0),
+            met(rep.map(|v| v < 1000.0))
+        );
+    } else {
+        // Not judged: the storm no longer reaches 10k distinct stacks.
+        let _ = writeln!(
+            o,
+            "| report with 10k stacks < 1 s | {} (worst) with {most} stacks at most: call-site stacks are budgeted (2,000/s per CPU), so the storm no longer makes 10k | – |",
+            fmt(rep, " ms", 0)
+        );
+    }
     let rss = tracer_median(r, &|x| x.tracer_rss_mb);
     let _ = writeln!(
         o,
@@ -1513,7 +1523,7 @@ fn sweep_target(o: &mut String, t: &Rounds, w: &str) {
 fn remaining_gap(o: &mut String) {
     let _ = writeln!(
         o,
-        "\n**What is left of the futex-call cost, and what would close it.** `perf record` of the traced `futex_hash` puts 15% of all its time in `lookup_nulls_elem_raw`: each wait does two hash-map lookups on cold cache lines, the per-(lock, thread) entry and the (lock, bucket) histogram entry (the benchmark's 2 threads rotate over 2,048 futex words, the worst case for both). A thread-indexed array cache of the current lock's counters and histogram bucket (array lookups are inlined by the JIT), flushed when the thread moves to another lock, would remove both for the common one-hot-lock case; the first target is already a compare instead of a third lookup. The sweep's slowdown targets cannot be judged from throughput on this 2-vCPU machine (see section 1): the per-event cost above and the accuracy table are the measures that hold."
+        "\n**What is left of the futex-call cost, and what would close it.** Most of a traced futex call is the tracepoint machinery itself (the limit, section 2b). Of the programs' own time (the table above), the exit does one hash-map lookup per wait that cannot be avoided while per-(lock, thread) counts stay exact: the (lock, thread) entry (an EAGAIN wait no longer looks up a histogram bucket; a slept one still does), on cold cache lines here because the benchmark's 2 threads rotate over 2,048 futex words. A thread-indexed array cache of the current lock's counters (array lookups are inlined by the JIT), flushed when the thread moves to another lock, would remove it for the common one-hot-lock case but not for this benchmark; the entry's clock read and the start slot are the rest. The sweep's slowdown targets cannot be judged from throughput on this 2-vCPU machine (see section 1): the per-event cost above and the accuracy table are the measures that hold."
     );
 }
 
@@ -1643,21 +1653,25 @@ mod tests {
         let md = markdown(&saved_results());
         for line in [
             "# Benchmarks",
-            "Written by `cargo xtask bench` (10 round(s), configurations shuffled per round; 18.2 min). Raw runs: [benchmarks.json](benchmarks.json).",
+            "Written by `cargo xtask bench` (10 round(s), configurations shuffled per round; 20.1 min). Raw runs: [benchmarks.json](benchmarks.json).",
             "## Machine",
             "| cpus | 2 |",
             "## 1. Throughput and slowdown (medians over rounds)",
             "## 2. Per-event cost and the limit",
             "## 3. Accuracy against perf stat and the workload's own counts",
-            "| mutex_sweep_15000 | 230 | 51 | 51 | +0 | 0 | 192921 |",
+            "| mutex_sweep_15000 | 722 | 216 | 216 | +0 | 0 | 127122 |",
             "## 4. What the tracer itself costs",
-            "| report with 15313 distinct stacks | 193 ms |",
+            "| report with 1787 distinct stacks | 161 ms |",
+            "### 2b. The futex path (`futex_hash`)",
+            "| 1063 | 1993 | 759 | 624 | 0.50× | 1.38× | 0.83× |",
+            "| sys_exit_futex | 3186754 | 263 |",
             "## 5. Uprobe cost and the probe budget",
             "## 5b. Go slow-path probes (on by default for a Go target)",
-            "| gomutex 8 200000 4 untraced | 0.45 s |",
+            "| gomutex 8 200000 4 untraced | 0.56 s |",
             "## 6. Sched-only mode vs full mode",
             "## 7. Targets",
-            "| report with 10k stacks < 1 s | 193 ms (worst) | yes |",
+            "| report with 10k stacks < 1 s | 161 ms (worst) with 1787 stacks at most: call-site stacks are budgeted (2,000/s per CPU), so the storm no longer makes 10k | – |",
+            "| added cost per traced futex call ≤ 0.5× the futexctn-like peer | 0.50× | yes |",
         ] {
             assert!(md.lines().any(|l| l == line), "missing {line:?}:\n{md}");
         }
