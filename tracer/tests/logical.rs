@@ -627,7 +627,16 @@ fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
             .any(|x| x.as_str().unwrap().contains("-XX:+DumpPerfMapAtExit"))
     };
     assert!(said(&report), "{:#}", report["limitations"]);
-    let (report, parks, _) = java_run(&dir, "monitor", "logical_java_monitor", &[]);
+    // Held for 8,000 spins: the default 3,000 let HotSpot's adaptive
+    // spinning take most acquisitions without a park on some runs (936
+    // parks/s in one CI run, 1.9k–9.6k in others); 8,000 parks at a steady
+    // ≈4,000/s here.
+    let (report, parks, _) = java_run(
+        &dir,
+        "monitor",
+        "logical_java_monitor",
+        &["-DledgerSpin=8000"],
+    );
     let m = hot(&logical(&report)
         .iter()
         .filter(|l| l["kind"] == "monitor")
