@@ -606,10 +606,16 @@ fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
     // Against the JVM's own count of monitor parks (ObjectMonitor::EnterI
     // and ReenterI), and bpftrace's count of the cache threads' waits.
     let within = |got: u64, want: u64, pct: u64| got.abs_diff(want) * 100 <= want * pct;
+    // Timed-out waits are left out: the waiter responsible for re-checking
+    // the monitor parks with a timeout, and those parks track the JVM's
+    // count less closely (one CI run: 1,185 slept + 9 EAGAIN against 1,200
+    // parks, plus 77 timed out; others have a handful).
+    let untimed = |l: &Value| u(&l["contentions"]) - u(&l["outcomes"]["timed_out"]);
     assert!(
-        parks > 100 && within(u(&m["contentions"]), parks, 5),
-        "monitor {} vs _sync_Parks {parks}",
-        m["contentions"]
+        parks > 100 && within(untimed(&m), parks, 5),
+        "monitor {} ({} timed out) vs _sync_Parks {parks}",
+        m["contentions"],
+        m["outcomes"]["timed_out"]
     );
     assert!(
         juc > 1000 && within(u(&j["contentions"]), juc, 2),
@@ -642,9 +648,10 @@ fn java_reentrantlock_and_monitor_are_locks_one_row_each() {
         .filter(|l| l["kind"] == "monitor")
         .collect::<Vec<_>>());
     assert!(
-        within(u(&m["contentions"]), parks, 5),
-        "monitor {} vs _sync_Parks {parks}",
-        m["contentions"]
+        within(untimed(&m), parks, 5),
+        "monitor {} ({} timed out) vs _sync_Parks {parks}",
+        m["contentions"],
+        m["outcomes"]["timed_out"]
     );
     assert!(m["contentions_per_s"].as_f64().unwrap() > 1000.0, "{m:#}");
     assert_eq!(m["decision"], "recommended");
