@@ -748,24 +748,6 @@ fn launched_command_is_traced_from_the_start_with_its_forks() {
     );
 }
 
-/// Everything the tracer held while tracing is released once it has
-/// exited: every program, map and link, by id. While live it held one
-/// attachment (a perf event or a link) per hook it reports attached, and
-/// one more per function probe.
-fn assert_all_detached(held: &Held, report: &serde_json::Value) {
-    let attached = report["hooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["attached"] == true)
-        .count();
-    assert!(
-        held.perf_events + held.links.len() >= attached && held.progs.len() >= attached.min(1),
-        "{attached} hooks attached, but the tracer held {held:?}"
-    );
-    assert_released(held);
-}
-
 fn detaches_on(sig: i32, tag: &str) {
     let bin = c_workload("sequencer");
     let mut work = Command::new(&bin)

@@ -76,8 +76,7 @@ pub fn open(path: &Path) -> Option<Arc<ElfFile>> {
 /// itself — which stays readable after the process exits and takes its
 /// root with it.
 pub fn path_in(pid: u32, path: &Path) -> PathBuf {
-    let inside =
-        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+    let inside = crate::target::proc::in_root(pid, path);
     match (std::fs::metadata(&inside), std::fs::metadata(path)) {
         (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => path.to_path_buf(),
         (Ok(_), _) => inside,

@@ -180,11 +180,15 @@ pub fn hostname() -> Option<String> {
     Some(s.trim().to_string())
 }
 
+/// A process's path under its root, /proc/PID/root (its mount namespace).
+pub fn in_root(pid: u32, path: &Path) -> PathBuf {
+    Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
+}
+
 /// Where a process's file is, seen from here: through /proc/PID/root while
 /// the process lives (its mount namespace may differ), else the path.
 pub fn host_path(pid: u32, path: &Path) -> PathBuf {
-    let inside =
-        Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path));
+    let inside = in_root(pid, path);
     if inside.exists() {
         inside
     } else {

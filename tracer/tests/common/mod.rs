@@ -596,3 +596,21 @@ pub fn assert_released(held: &Held) {
         "(programs, maps, links) left loaded after the tracer exited"
     );
 }
+
+/// While tracing, the tracer held an attachment (a perf event or a link)
+/// per hook it reports attached and per probed function; once it has
+/// exited, every program, map and link it held is gone from the kernel.
+pub fn assert_all_detached(held: &Held, report: &serde_json::Value) {
+    let hooks = report["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["attached"] == true)
+        .count();
+    let functions = report["functions"].as_array().map_or(0, Vec::len);
+    assert!(
+        held.perf_events + held.links.len() >= hooks + functions,
+        "{hooks} hooks and {functions} functions probed, but the tracer held {held:?}"
+    );
+    assert_released(held);
+}
