@@ -37,9 +37,11 @@ pub mod names {
     pub const FN_ENTRY: &str = "fn_entry";
     pub const FN_RETURN: &str = "fn_return";
     pub const GO_LOCK_ENTRY: &str = "go_lock_entry";
+    /// Program: on-CPU samples (`tracer profile`), on a perf event.
+    pub const CPU_SAMPLE: &str = "cpu_sample";
 
     /// Every program the object holds.
-    pub const PROGRAMS: [&str; 18] = [
+    pub const PROGRAMS: [&str; 19] = [
         SYS_ENTER_FUTEX,
         SYS_ENTER_FUTEX_WAIT,
         SYS_ENTER_FUTEX_WAITV,
@@ -58,6 +60,7 @@ pub mod names {
         FN_ENTRY,
         FN_RETURN,
         GO_LOCK_ENTRY,
+        CPU_SAMPLE,
     ];
 
     /// Maps.
@@ -292,16 +295,22 @@ pub mod counter {
     /// Not a loss: a call-site sample deferred by the per-CPU stack budget
     /// (its weight goes with the pair's next sample).
     pub const STACK_THROTTLED: u32 = 24;
-    pub const COUNT: u32 = 25;
+    /// Not a loss: on-CPU samples of a target thread taken (`tracer
+    /// profile`), sent or not.
+    pub const CPU_SAMPLES: u32 = 25;
+    /// An on-CPU sample did not fit in the event ring: it is lost.
+    pub const CPU_RING_FULL: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     /// Whether counter `i` counts lost or unattributed data (every counter
     /// but the events UNWIND_THROTTLED, EXIT_RECORD_LOST,
-    /// PROCESS_RECORD_LOST and STACK_THROTTLED).
+    /// PROCESS_RECORD_LOST, STACK_THROTTLED and CPU_SAMPLES).
     pub const fn is_drop(i: u32) -> bool {
         i != UNWIND_THROTTLED
             && i != EXIT_RECORD_LOST
             && i != PROCESS_RECORD_LOST
             && i != STACK_THROTTLED
+            && i != CPU_SAMPLES
     }
 
     /// Report names, in index order.
@@ -331,6 +340,8 @@ pub mod counter {
         "exit_record_lost",
         "process_record_lost",
         "stack_throttled",
+        "cpu_samples",
+        "cpu_ring_full",
     ];
 }
 
@@ -682,6 +693,7 @@ pub mod pt_regs {
     pub const ORIG_AX: usize = 120;
     pub const BP: usize = 32;
     pub const IP: usize = 128;
+    pub const CS: usize = 136;
     pub const SP: usize = 152;
 }
 
@@ -708,7 +720,46 @@ pub mod record {
     pub const FORK: u32 = 3;
     /// A `ProcessGone`.
     pub const PROCESS_GONE: u32 = 4;
+    /// A `CpuSample`.
+    pub const CPU_SAMPLE: u32 = 5;
 }
+
+/// Kernel frames kept per on-CPU sample.
+pub const CPU_KSTACK_DEPTH: usize = 32;
+
+/// One on-CPU sample of a target thread (`tracer profile`): the user
+/// registers and a copy of the user stack (unwound in userspace with
+/// .eh_frame, as [`UnwindSample`]s are), and the kernel stack when the
+/// sample interrupted kernel code. Only the header and the `stack_len`
+/// bytes copied are sent.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CpuSample {
+    /// [`record::CPU_SAMPLE`].
+    pub record: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    /// Valid bytes of `stack`, from `sp` upwards.
+    pub stack_len: u32,
+    /// Valid entries of `kstack` (0: the sample was in user mode).
+    pub kstack_len: u32,
+    pub cpu: u32,
+    /// The perf event's sampling period: nanoseconds of CPU time (cpu-clock).
+    pub period: u64,
+    /// User registers (the task's saved ones when it was in the kernel).
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub time_ns: u64,
+    /// Kernel instruction pointers, innermost first.
+    pub kstack: [u64; CPU_KSTACK_DEPTH],
+    pub stack: [u8; UNWIND_STACK],
+}
+
+/// The header of a [`CpuSample`]: what is sent before the stack bytes.
+pub const CPU_HEADER: usize = 64 + 8 * CPU_KSTACK_DEPTH;
+const _: () = assert!(core::mem::offset_of!(CpuSample, stack) == CPU_HEADER);
+const _: () = assert!(size_of::<CpuSample>() == CPU_HEADER + UNWIND_STACK);
 
 /// Index of the `CONTROL` array: 1 once userspace has begun its final
 /// read of the maps (harvest): from then on a thread's exit leaves its

@@ -12,6 +12,7 @@
 mod futex;
 mod klock;
 mod maps;
+mod profile;
 mod sched;
 mod task;
 mod uprobe;

@@ -37,6 +37,10 @@ pub enum Command {
     /// contention decision report.
     #[command(after_help = CONTENTION_EXAMPLES)]
     Contention(ContentionArgs),
+    /// Sample where the target's CPU time goes (on-CPU stacks, unwound
+    /// with .eh_frame), and with --wall where all of its time goes.
+    #[command(after_help = PROFILE_EXAMPLES)]
+    Profile(ProfileArgs),
     /// Compare runs (JSON reports) and give a regression verdict, with an
     /// exit code for CI.
     #[command(after_help = COMPARE_EXAMPLES)]
@@ -234,6 +238,40 @@ Without --duration, tracing runs until Ctrl-C, SIGTERM, or the target exits;
 the full report is printed in every case. Needs root (or CAP_BPF+CAP_PERFMON).
 Exit codes: 0 report, 2 usage, 3 privileges, 4 kernel/system, 5 target,
 6 program load/attach, 7 output, 1 internal (docs/exit-codes.md).";
+
+const PROFILE_EXAMPLES: &str = "\
+EXAMPLES:
+    tracer profile --pid 4242 --duration 30s             top functions, threads, findings
+    tracer profile -F 999 --json prof.json -- ./bench    launch, sample at 999 Hz, keep the JSON
+    tracer profile --wall --html wall.html -- ./bench    each thread's time: CPU, lock waits, sleeps
+    tracer report prof.json --format pprof -o cpu.pb.gz  for go tool pprof (also folded, speedscope)
+    tracer compare base-prof.json prof.json              per-function CPU share changes
+
+The lock and target options are those of `tracer contention` (--wall traces
+futex waits as it does). Needs root (or CAP_BPF+CAP_PERFMON).";
+
+/// `tracer profile`: the sampling options, then every option of
+/// `tracer contention` (the targets, duration, outputs, --repeat, and the
+/// lock options the wall-clock view uses).
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Samples per second per CPU (the cpu-clock event's frequency).
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
+
+    /// Also trace futex waits and build the wall-clock view: each thread's
+    /// traced time split into on-CPU stacks, lock waits (under their lock
+    /// and call site), other sleeps by syscall, and runnable time.
+    #[arg(long)]
+    pub wall: bool,
+
+    /// How many functions the text report lists (JSON has all).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = parse_top)]
+    pub functions: usize,
+
+    #[command(flatten)]
+    pub trace: ContentionArgs,
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct ContentionArgs {

@@ -144,6 +144,31 @@ pub fn load_report(path: &Path) -> Result<Report> {
     })
 }
 
+/// A saved run: a contention report or a profile.
+pub enum Saved {
+    Report(Box<Report>),
+    Profile(Box<crate::report::profile::Profile>),
+}
+
+/// Loads a saved run of either kind.
+pub fn load_any(path: &Path) -> Result<Saved> {
+    let mut f = open(path, "the run")?;
+    let unusable = |e: anyhow::Error| {
+        fail(
+            Code::Input,
+            format!("{} is not a usable tracer report: {e:#}", path.display()),
+        )
+    };
+    if json::is_profile(&mut f).map_err(unusable)? {
+        return json::parse_profile_reader(f)
+            .map(|p| Saved::Profile(Box::new(p)))
+            .map_err(unusable);
+    }
+    json::parse_reader(f)
+        .map(|r| Saved::Report(Box::new(r)))
+        .map_err(unusable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

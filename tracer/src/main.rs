@@ -24,7 +24,10 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
         Some(p) => output::Out::prepare(p, "output")?,
         None => output::Out::Stdout,
     };
-    let mut r = input::load_report(&args.run)?;
+    let mut r = match input::load_any(&args.run)? {
+        input::Saved::Report(r) => *r,
+        input::Saved::Profile(p) => return profile_report(args, &p, dest),
+    };
     if !args.debug_dir.is_empty() {
         for d in &args.debug_dir {
             if !d.is_dir() {
@@ -92,6 +95,49 @@ fn report_cmd(args: &cli::ReportArgs) -> anyhow::Result<()> {
     dest.write(|w| w.write_all(&bytes))
 }
 
+/// `tracer report PROFILE.json`: a saved profile in any view.
+fn profile_report(
+    args: &cli::ReportArgs,
+    p: &report::profile::Profile,
+    dest: output::Out,
+) -> anyhow::Result<()> {
+    use report::profile_views as v;
+    use std::io::IsTerminal as _;
+    if !args.debug_dir.is_empty() {
+        return Err(exit::fail(
+            exit::Code::Usage,
+            "--debug-dir names a contention report's frames; a profile's frames are named when it is taken",
+        ));
+    }
+    let bytes: Vec<u8> = match args.format {
+        cli::ReportFormat::Text => ui::esc_text(&report::profile::render_text(
+            p,
+            &report::profile::TextOptions {
+                functions: args.top.max(20),
+                threads: args.top,
+            },
+        ))
+        .into_owned()
+        .into_bytes(),
+        cli::ReportFormat::Json => (serde_json::to_string_pretty(p)? + "\n").into_bytes(),
+        cli::ReportFormat::Html => v::html(p).into_bytes(),
+        cli::ReportFormat::Folded => v::folded(p).into_bytes(),
+        cli::ReportFormat::Pprof => {
+            if dest.is_stdout() && std::io::stdout().is_terminal() {
+                return Err(exit::fail(
+                    exit::Code::Usage,
+                    "a pprof profile is binary: write it to a file with -o FILE (or pipe it)",
+                ));
+            }
+            v::pprof(p)
+        }
+        cli::ReportFormat::Speedscope => {
+            (serde_json::to_string(&v::speedscope(p))? + "\n").into_bytes()
+        }
+    };
+    dest.write(|w| w.write_all(&bytes))
+}
+
 /// `tracer man [COMMAND]`: the page of tracer or of one of its commands.
 fn man(command: Option<&str>) -> anyhow::Result<()> {
     let root = <cli::Cli as clap::CommandFactory>::command();
@@ -136,6 +182,7 @@ fn main() {
     input::set_max(cli.max_input_size);
     let result = match &cli.command {
         cli::Command::Contention(args) => cmd::contention::run(args, cli.verbose),
+        cli::Command::Profile(args) => cmd::profile::run(args, cli.verbose),
         cli::Command::Compare(args) => cmd::compare::run(args),
         cli::Command::Baseline(cmd) => cmd::baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),

@@ -8,3 +8,4 @@ pub mod decide;
 pub mod hist;
 pub mod implementations;
 pub mod locks;
+pub mod profile;

@@ -69,7 +69,7 @@ fn code_of(r: &model::Report) -> Code {
 }
 
 /// The decision thresholds, checked: consider strictly below recommend.
-fn thresholds(args: &ContentionArgs) -> Result<model::Thresholds> {
+pub(crate) fn thresholds(args: &ContentionArgs) -> Result<model::Thresholds> {
     let t = model::Thresholds {
         consider_at: args.consider_at,
         recommend_at: args.recommend_at,
@@ -89,7 +89,7 @@ fn thresholds(args: &ContentionArgs) -> Result<model::Thresholds> {
 /// Set by SIGINT, SIGTERM or SIGHUP (a closed SSH session must still get
 /// its report and JSON); registered once per process, so Ctrl-C also ends
 /// a series of --repeat runs.
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     if let Some(s) = STOP.get() {
         return Ok(Arc::clone(s));
@@ -107,7 +107,7 @@ fn stop_flag() -> Result<Arc<AtomicBool>> {
 }
 
 /// `run.json` → `run-3.json` for run 3 (`run.html` → `run-3.html`).
-fn numbered(path: &Path, k: usize) -> PathBuf {
+pub(crate) fn numbered(path: &Path, k: usize) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -263,7 +263,11 @@ fn run_once(
     print_report: bool,
 ) -> Result<model::Report> {
     let stop = stop_flag()?;
-    let mut session = Session::start(session_options(args, verbose), targets_of(args, out), &stop)?;
+    let mut session = Session::start(
+        session_options(args, verbose),
+        targets_of(args, out.text_to_stderr()),
+        &stop,
+    )?;
     session.begin(&stop)?;
     say!(
         "tracer: tracing {} {} ({} ms to load and attach)",
@@ -313,7 +317,7 @@ fn run_once(
 }
 
 /// The session's options, from the command line.
-fn session_options(args: &ContentionArgs, verbose: bool) -> SessionOptions {
+pub(crate) fn session_options(args: &ContentionArgs, verbose: bool) -> SessionOptions {
     SessionOptions {
         sched_only: args.mode == Mode::Sched,
         // Forks are followed with --pid too (a server forking its workers).
@@ -333,23 +337,28 @@ fn session_options(args: &ContentionArgs, verbose: bool) -> SessionOptions {
             probe_budget: args.probe_budget,
         },
         program_stats: args.program_stats,
+        sampling: None,
     }
 }
 
 /// The pids given, or the command to launch.
-fn targets_of(args: &ContentionArgs, out: &Outputs) -> Targets {
+pub(crate) fn targets_of(args: &ContentionArgs, stdout_to_stderr: bool) -> Targets {
     if args.command.is_empty() {
         Targets::Pids(args.pid.clone())
     } else {
         Targets::Command {
             argv: args.command.clone(),
-            stdout_to_stderr: out.text_to_stderr(),
+            stdout_to_stderr,
         }
     }
 }
 
 /// What the report says about the run itself.
-fn run_meta(args: &ContentionArgs, thresholds: model::Thresholds, h: &Harvest) -> RunMeta {
+pub(crate) fn run_meta(
+    args: &ContentionArgs,
+    thresholds: model::Thresholds,
+    h: &Harvest,
+) -> RunMeta {
     RunMeta {
         tracer_args: std::env::args().collect(),
         targets: targets(h),
@@ -378,7 +387,7 @@ fn run_meta(args: &ContentionArgs, thresholds: model::Thresholds, h: &Harvest) -
 }
 
 /// "`cmd` (pid N)" or "pid N,M" for the tracing line.
-fn describe(args: &ContentionArgs, launched: Option<&Launched>) -> String {
+pub(crate) fn describe(args: &ContentionArgs, launched: Option<&Launched>) -> String {
     match launched {
         Some(l) => format!("`{}` (pid {})", ui::esc(&args.command.join(" ")), l.pid),
         None => format!(
@@ -392,7 +401,7 @@ fn describe(args: &ContentionArgs, launched: Option<&Launched>) -> String {
     }
 }
 
-fn until(duration: Option<Duration>) -> String {
+pub(crate) fn until(duration: Option<Duration>) -> String {
     match duration {
         Some(d) => format!(
             "for {:.1} s (or until Ctrl-C or the target exits)",
@@ -403,7 +412,7 @@ fn until(duration: Option<Duration>) -> String {
 }
 
 /// The report's targets: the roots, then every followed process.
-fn targets(h: &Harvest) -> Vec<model::Target> {
+pub(crate) fn targets(h: &Harvest) -> Vec<model::Target> {
     let (roots, all, procs, untraced) = (&h.roots, &h.all_targets, &h.procs, &h.untraced);
     let launched = h.launched.as_ref();
     let runtime = |pid: u32| procs.get(&pid).and_then(|p| p.runtime).map(String::from);
@@ -484,7 +493,7 @@ fn fn_meta(f: &FnProbes, budget_pct: Option<f64>) -> FnMeta {
 
 /// The tracer's own CPU time and peak RSS (not its children's), for
 /// `cargo xtask bench` (TRACER_LOG=tracer::cmd::contention=debug) and -v.
-fn log_own_cost() {
+pub(crate) fn log_own_cost() {
     // SAFETY: getrusage fills a zeroed struct we own.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();

@@ -6,3 +6,4 @@
 pub mod baseline;
 pub mod compare;
 pub mod contention;
+pub mod profile;

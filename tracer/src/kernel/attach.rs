@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::HashMap,
-    programs::{BtfTracePoint, ProgramError, RawTracePoint, TracePoint, UProbe},
+    programs::{BtfTracePoint, PerfEvent, ProgramError, RawTracePoint, TracePoint, UProbe},
 };
 use tracer_common::tp;
 
@@ -313,6 +313,17 @@ impl Probes {
         for name in names {
             // Scheduler hooks are loaded below, one flavour each.
             if SCHED_HOOKS.contains(&name.as_str()) || name.ends_with(names::RAW_SUFFIX) {
+                continue;
+            }
+            if name == names::CPU_SAMPLE {
+                let prog: &mut PerfEvent = bpf
+                    .program_mut(&name)
+                    .context("program vanished")?
+                    .try_into()
+                    .with_context(|| format!("{name} is not a perf_event program"))?;
+                if let Err(e) = prog.load() {
+                    return Err(load_error(&name, e, verbose));
+                }
                 continue;
             }
             if UPROBES.contains(&name.as_str()) || name == GO_UPROBE {

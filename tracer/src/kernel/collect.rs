@@ -46,6 +46,9 @@ pub struct Snapshot {
     /// map: filled in by the caller).
     pub unwound: crate::target::unwind::UnwoundByLock,
     pub unwind_stats: crate::target::unwind::UnwindStats,
+    /// On-CPU samples (`tracer profile`), unwound; from the ring too.
+    pub cpu: Vec<crate::target::unwind::CpuStack>,
+    pub cpu_stats: crate::target::unwind::CpuStats,
     /// Probed functions: per (function, process), per call site, and
     /// latency/size histograms.
     pub fn_stats: Vec<(FnKey, FnStats)>,

@@ -13,5 +13,6 @@ pub mod preflight;
 pub mod processes;
 pub mod retire;
 pub mod ring;
+pub mod sampling;
 pub mod session;
 pub mod uprobes;

@@ -63,7 +63,8 @@ const POLL: Duration = Duration::from_millis(50);
 impl RingReader {
     /// Takes the ring from the loaded programs and starts reading it; the
     /// roots' memory maps are read first.
-    pub fn start(probes: &mut Probes, roots: &[u32]) -> Result<Self> {
+    /// `profile`: on-CPU samples will arrive (modules carry their code).
+    pub fn start(probes: &mut Probes, roots: &[u32], profile: bool) -> Result<Self> {
         let retired_waits = Arc::new(AtomicU64::new(0));
         let janitor = Janitor::new(probes, Arc::clone(&retired_waits))?;
         let map = probes
@@ -83,7 +84,7 @@ impl RingReader {
             .spawn(move || {
                 Reader {
                     ring,
-                    unwinding: Unwinding::default(),
+                    unwinding: Unwinding::new(profile),
                     janitor,
                     paused: false,
                     tx,
@@ -248,6 +249,7 @@ fn drain(
         };
         match kind {
             record::UNWIND => unwinding.sample(&item),
+            record::CPU_SAMPLE => unwinding.cpu_sample(&item),
             record::THREAD_EXIT => exits.extend(read_record::<ThreadExit>(&item)),
             record::PROCESS_GONE => {
                 if let Some(g) = read_record::<ProcessGone>(&item) {

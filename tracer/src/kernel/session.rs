@@ -29,6 +29,7 @@ use crate::{
         preflight,
         processes::Processes,
         ring::{Event, RingReader},
+        sampling::{self, SamplingOptions},
         uprobes::{FnOptions, FnProbes},
     },
     say,
@@ -62,6 +63,8 @@ pub struct Options {
     pub functions: FnOptions,
     /// Keep BPF run-time statistics on and print them at the end.
     pub program_stats: bool,
+    /// On-CPU sampling (`tracer profile`).
+    pub sampling: Option<SamplingOptions>,
 }
 
 /// Why tracing ended.
@@ -178,11 +181,14 @@ impl Session {
             verbose: opts.verbose,
         };
         let mut probes = Probes::load(&load)?;
-        let ring = RingReader::start(&mut probes, &roots)?;
+        let ring = RingReader::start(&mut probes, &roots, opts.sampling.is_some())?;
         for &pid in &roots {
             probes.add_target(pid)?;
         }
         probes.attach(opts.sched_only, opts.follow_forks)?;
+        if let Some(s) = opts.sampling {
+            sampling::attach(&mut probes, s)?;
+        }
         if let Some(&pid) = given.iter().find(|&&p| !process::alive(p)) {
             return Err(fail(
                 Code::Target,
@@ -404,6 +410,8 @@ impl Session {
                 }
                 snap.unwound = unwinding.take();
                 snap.unwind_stats = unwinding.stats;
+                snap.cpu = unwinding.take_cpu();
+                snap.cpu_stats = unwinding.cpu_stats;
                 retired.merge_into(&mut snap);
                 log::debug!(
                     "{} threads exited while traced; {} map entries evicted",

@@ -603,7 +603,17 @@ fn functions(o: &mut String, r: &Report) {
 /// (its script finds "the first svg" and fixed element ids, so it gets a
 /// document of its own). None when no lock waited.
 pub fn flamegraph(r: &Report, title: &str, all_waits: bool) -> Option<String> {
-    let folded = folded::render(r, all_waits);
+    flame_frame(
+        &folded::render(r, all_waits),
+        title,
+        "ns of wait",
+        "flamegraph",
+    )
+}
+
+/// Folded stacks ("a;b;c weight" lines) as an inferno flame graph in an
+/// `<iframe srcdoc>` with element id `id`; `unit` names the weights.
+pub fn flame_frame(folded: &str, title: &str, unit: &str, id: &str) -> Option<String> {
     if folded.is_empty() {
         return None;
     }
@@ -625,9 +635,9 @@ pub fn flamegraph(r: &Report, title: &str, all_waits: bool) -> Option<String> {
                 Some(format!("{stack} {}\n", w.parse::<u64>().ok()? / div))
             })
             .collect();
-        (scaled, format!("× {div} ns of wait"))
+        (scaled, format!("× {div} {unit}"))
     } else {
-        (folded, "ns of wait".to_string())
+        (folded.to_string(), unit.to_string())
     };
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = title.to_string();
@@ -651,7 +661,7 @@ pub fn flamegraph(r: &Report, title: &str, all_waits: bool) -> Option<String> {
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{{margin:0}}</style></head><body>{svg}</body></html>"
     );
     Some(format!(
-        "<iframe class=\"flame\" id=\"flamegraph\" title=\"flame graph\" style=\"height:{}px\" srcdoc=\"{}\"></iframe>",
+        "<iframe class=\"flame\" id=\"{id}\" title=\"flame graph\" style=\"height:{}px\" srcdoc=\"{}\"></iframe>",
         height.ceil() + 4.0,
         esc(&doc)
     ))

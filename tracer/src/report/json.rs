@@ -77,6 +77,45 @@ pub fn parse_reader<R: Read + Seek>(mut r: R) -> Result<Report> {
     Ok(report)
 }
 
+#[derive(Deserialize)]
+struct KindHead {
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// Whether the file is a profile (`tracer profile --json`), not a
+/// contention report; the reader is rewound.
+pub fn is_profile<R: Read + Seek>(mut r: R) -> Result<bool> {
+    check_head(&mut r)?;
+    r.rewind().context("rewinding the file")?;
+    let head: KindHead = serde_json::from_reader(BufReader::new(&mut r))
+        .map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
+    r.rewind().context("rewinding the file")?;
+    Ok(head.kind.as_deref() == Some(crate::report::profile::KIND))
+}
+
+/// Parses a profile, and checks that its counts add up.
+pub fn parse_profile_reader<R: Read + Seek>(r: R) -> Result<crate::report::profile::Profile> {
+    let p: crate::report::profile::Profile = serde_json::from_reader(BufReader::new(r))
+        .map_err(|e| anyhow::anyhow!("JSON does not match the profile schema: {e}"))?;
+    let received = p.sampling.received;
+    let stacks: u64 = p.stacks.iter().map(|s| s.samples).sum();
+    if stacks != received {
+        bail!("its stacks hold {stacks} samples but it says {received} were received");
+    }
+    if let Some(f) = p
+        .functions
+        .iter()
+        .find(|f| f.self_samples > f.total_samples || f.total_samples > received)
+    {
+        bail!("function {} has more samples than the profile", f.name);
+    }
+    if !(p.duration_s.is_finite() && p.duration_s >= 0.0) {
+        bail!("its duration is not a number of seconds");
+    }
+    Ok(p)
+}
+
 /// Parses a report held in memory.
 #[cfg(test)]
 pub fn parse(text: &str) -> Result<Report> {

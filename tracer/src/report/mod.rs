@@ -7,6 +7,8 @@ pub mod html;
 pub mod json;
 pub mod model;
 pub mod pprof;
+pub mod profile;
+pub mod profile_views;
 pub mod resymbolize;
 pub mod text;
 pub mod units;

@@ -6,7 +6,22 @@
 pub struct Kallsyms(Vec<(u64, String)>);
 
 impl Kallsyms {
+    /// Data symbols (statics a kernel lock can be).
     pub fn load() -> Self {
+        Self::load_kinds(&["d", "D", "b", "B"])
+    }
+
+    /// Code symbols (functions in kernel stacks).
+    pub fn load_code() -> Self {
+        Self::load_kinds(&["t", "T", "w", "W"])
+    }
+
+    /// No symbols (nothing to name).
+    pub fn empty() -> Self {
+        Self(Vec::new())
+    }
+
+    fn load_kinds(kinds: &[&str]) -> Self {
         let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
         let mut syms: Vec<(u64, String)> = text
             .lines()
@@ -15,12 +30,19 @@ impl Kallsyms {
                 let addr = u64::from_str_radix(f.next()?, 16).ok()?;
                 let kind = f.next()?;
                 let name = f.next()?;
-                (addr != 0 && matches!(kind, "d" | "D" | "b" | "B"))
-                    .then(|| (addr, name.to_string()))
+                (addr != 0 && kinds.contains(&kind)).then(|| (addr, name.to_string()))
             })
             .collect();
         syms.sort();
         Self(syms)
+    }
+
+    /// The code symbol holding `addr` and the offset in it.
+    pub fn function(&self, addr: u64) -> Option<(String, u64)> {
+        let i = self.0.partition_point(|(a, _)| *a <= addr).checked_sub(1)?;
+        let (start, name) = &self.0[i];
+        let off = addr - start;
+        (off < 1 << 20).then(|| (name.clone(), off))
     }
 
     /// `name` or `name+0xoff` when `addr` is within 4 KiB after a data symbol

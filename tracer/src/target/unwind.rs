@@ -19,7 +19,9 @@ use framehop::{
     x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
 };
 use object::{Object as _, ObjectSection as _, ObjectSegment as _};
-use tracer_common::{UNWIND_HEADER, UNWIND_STACK, UnwindSample};
+use tracer_common::{
+    CPU_HEADER, CPU_KSTACK_DEPTH, CpuSample, UNWIND_HEADER, UNWIND_STACK, UnwindSample,
+};
 
 use crate::target::process::ProcessInfo;
 
@@ -44,6 +46,33 @@ pub struct Unwound {
 /// Unwound stacks per lock: (futex word, tgid) → stack → totals.
 pub type UnwoundByLock = BTreeMap<(u64, u32), Vec<Unwound>>;
 
+/// On-CPU samples of one thread with one stack (`tracer profile`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuStack {
+    pub tgid: u32,
+    pub tid: u32,
+    /// Kernel frames, innermost first (empty: the sample was in user mode).
+    pub kernel: Vec<u64>,
+    /// User frames, innermost first.
+    pub user: Vec<u64>,
+    pub samples: u64,
+    /// The samples' periods summed: CPU time, nanoseconds.
+    pub period_ns: u64,
+    /// Samples whose user stack was walked with frame pointers (.eh_frame
+    /// gave one frame): the method, per stack.
+    pub frame_pointers: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuStats {
+    pub received: u64,
+    /// Samples whose user stack unwound to a single frame.
+    pub one_frame: u64,
+    /// Samples unwound by .eh_frame, and by frame pointers (the fallback).
+    pub eh_frame: u64,
+    pub frame_pointers: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UnwindStats {
     pub received: u64,
@@ -67,9 +96,23 @@ pub struct Unwinding {
     unwinders: HashMap<u32, ProcUnwinder>,
     stacks: HashMap<(u64, u32), HashMap<Vec<u64>, Unwound>>,
     pub stats: UnwindStats,
+    /// On-CPU samples: (tid, kernel frames, user frames) → totals.
+    cpu: HashMap<(u32, Vec<u64>, Vec<u64>), CpuStack>,
+    pub cpu_stats: CpuStats,
+    /// Modules carry their .text, for unwinding from any instruction
+    /// (prologues and epilogues included): on-CPU samples land anywhere.
+    pub with_text: bool,
 }
 
 impl Unwinding {
+    /// `with_text`: on-CPU samples will be unwound (see the field).
+    pub fn new(with_text: bool) -> Self {
+        Self {
+            with_text,
+            ..Default::default()
+        }
+    }
+
     /// Unwinds one sample record (its bytes as the ring holds them).
     pub fn sample(&mut self, item: &[u8]) {
         let Self {
@@ -77,6 +120,8 @@ impl Unwinding {
             unwinders,
             stacks,
             stats,
+            with_text,
+            ..
         } = self;
         let Some(sample) = Header::parse(item) else {
             return;
@@ -91,7 +136,7 @@ impl Unwinding {
             p.refresh();
             p
         });
-        let frames = unwind(unwinders, info, &sample, stack);
+        let frames = unwind(unwinders, info, &sample, stack, *with_text).0;
         if frames.len() < 2 {
             stats.failed += 1;
             log::debug!(
@@ -133,7 +178,7 @@ impl Unwinding {
         p.refresh();
         // Its binaries' unwind tables too, while they can be opened through
         // its root.
-        current_modules(&mut self.unwinders, p);
+        current_modules(&mut self.unwinders, p, self.with_text);
     }
 
     /// A process is gone: its memory maps are no longer needed.
@@ -148,6 +193,7 @@ impl Unwinding {
 fn current_modules<'a>(
     unwinders: &'a mut HashMap<u32, ProcUnwinder>,
     info: &ProcessInfo,
+    with_text: bool,
 ) -> &'a mut ProcUnwinder {
     let pu = unwinders.entry(info.pid).or_insert_with(|| ProcUnwinder {
         unwinder: UnwinderX86_64::new(),
@@ -161,7 +207,7 @@ fn current_modules<'a>(
         .filter_map(|m| Some((m.start, m.path.clone()?)))
         .collect();
     if pu.modules_key != key {
-        pu.unwinder = modules(info);
+        pu.unwinder = modules(info, with_text);
         pu.modules_key = key;
     }
     pu
@@ -172,26 +218,67 @@ fn unwind(
     info: &mut ProcessInfo,
     s: &Header,
     stack: &[u8],
-) -> Vec<u64> {
+    with_text: bool,
+) -> (Vec<u64>, Method) {
     // A sample from code mapped after our last look (dlopen): re-read.
     if info.mapping(s.ip).is_none() {
         info.refresh();
     }
-    let pu = current_modules(unwinders, info);
+    let pu = current_modules(unwinders, info, with_text);
     let read = |addr: u64| -> Result<u64, ()> {
         let off = addr.checked_sub(s.sp).ok_or(())? as usize;
         let bytes = stack.get(off..off + 8).ok_or(())?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
     };
     let mut frames = walk(pu, s.ip, s.sp, s.bp, &read);
+    let mut method = Method::EhFrame;
     if frames.len() < SCAN_BELOW {
         // Code without unwind tables (musl is built with none): find the
         // return addresses on the stack instead, and go on unwinding from
         // the first one whose code has them.
-        frames = scan(pu, info, s, stack, &read).unwrap_or(frames);
+        if let Some(f) = scan(pu, info, s, stack, &read) {
+            frames = f;
+            method = Method::StackScan;
+        }
+    }
+    if frames.len() < 2 {
+        // The frame-pointer chain, as the kernel would walk it.
+        let fp = frame_pointers(s, &read);
+        if fp.len() > frames.len().max(1) {
+            frames = fp;
+            method = Method::FramePointers;
+        }
     }
     if frames.is_empty() {
         frames.push(s.ip);
+    }
+    (frames, method)
+}
+
+/// How a user stack was unwound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    EhFrame,
+    StackScan,
+    FramePointers,
+}
+
+/// The frame-pointer chain from (ip, bp), within the copied stack.
+fn frame_pointers(s: &Header, read: &dyn Fn(u64) -> Result<u64, ()>) -> Vec<u64> {
+    let mut frames = vec![s.ip];
+    let mut bp = s.bp;
+    while frames.len() < MAX_FRAMES {
+        let (Ok(next), Ok(ret)) = (read(bp), read(bp.wrapping_add(8))) else {
+            break;
+        };
+        if ret == 0 || next <= bp {
+            if ret != 0 {
+                frames.push(ret);
+            }
+            break;
+        }
+        frames.push(ret);
+        bp = next;
     }
     frames
 }
@@ -292,6 +379,65 @@ fn after_call(info: &ProcessInfo, addr: u64) -> bool {
 }
 
 impl Unwinding {
+    /// Unwinds one on-CPU sample record (its bytes as the ring holds them).
+    pub fn cpu_sample(&mut self, item: &[u8]) {
+        let Some((sample, kernel)) = cpu_header(item) else {
+            return;
+        };
+        self.cpu_stats.received += 1;
+        let stack = &item[CPU_HEADER..CPU_HEADER + sample.stack_len.min(UNWIND_STACK)];
+        let info = self.procs.entry(sample.tgid).or_insert_with(|| {
+            let mut p = ProcessInfo {
+                pid: sample.tgid,
+                ..Default::default()
+            };
+            p.refresh();
+            p
+        });
+        let (user, method) = if sample.ip == 0 {
+            (Vec::new(), Method::EhFrame)
+        } else {
+            unwind(&mut self.unwinders, info, &sample, stack, self.with_text)
+        };
+        let st = &mut self.cpu_stats;
+        if user.len() < 2 {
+            st.one_frame += 1;
+        }
+        let fp = method == Method::FramePointers;
+        if fp {
+            st.frame_pointers += 1;
+        } else {
+            st.eh_frame += 1;
+        }
+        let agg = self
+            .cpu
+            .entry((sample.tid, kernel.clone(), user.clone()))
+            .or_insert_with(|| CpuStack {
+                tgid: sample.tgid,
+                tid: sample.tid,
+                kernel,
+                user,
+                ..Default::default()
+            });
+        agg.samples += 1;
+        agg.period_ns += sample.weight;
+        agg.frame_pointers += u64::from(fp);
+    }
+
+    /// The on-CPU samples gathered so far, by thread then most samples.
+    pub fn take_cpu(&mut self) -> Vec<CpuStack> {
+        let mut v: Vec<CpuStack> = self.cpu.drain().map(|(_, s)| s).collect();
+        v.sort_by(|a, b| {
+            (a.tid, std::cmp::Reverse(a.samples), &a.kernel, &a.user).cmp(&(
+                b.tid,
+                std::cmp::Reverse(b.samples),
+                &b.kernel,
+                &b.user,
+            ))
+        });
+        v
+    }
+
     /// The stacks gathered so far, largest (by waits) first per lock.
     pub fn take(&mut self) -> UnwoundByLock {
         self.stacks
@@ -320,6 +466,32 @@ struct Header {
 
 const HEADER: usize = UNWIND_HEADER;
 
+/// A `CpuSample`'s header as an unwinding header (weight: its period),
+/// and its kernel frames.
+fn cpu_header(b: &[u8]) -> Option<(Header, Vec<u64>)> {
+    let u64_at = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    use std::mem::offset_of as off;
+    let h = Header {
+        uaddr: 0,
+        weight: u64_at(off!(CpuSample, period))?,
+        wait_ns: 0,
+        ip: u64_at(off!(CpuSample, ip))?,
+        sp: u64_at(off!(CpuSample, sp))?,
+        bp: u64_at(off!(CpuSample, bp))?,
+        tgid: u32_at(off!(CpuSample, tgid))?,
+        tid: u32_at(off!(CpuSample, tid))?,
+        stack_len: u32_at(off!(CpuSample, stack_len))? as usize,
+    };
+    let klen = (u32_at(off!(CpuSample, kstack_len))? as usize).min(CPU_KSTACK_DEPTH);
+    let base = off!(CpuSample, kstack);
+    let kernel = (0..klen)
+        .filter_map(|i| u64_at(base + 8 * i))
+        .filter(|&ip| ip != 0)
+        .collect();
+    (b.len() >= CPU_HEADER + h.stack_len.min(UNWIND_STACK)).then_some((h, kernel))
+}
+
 impl Header {
     fn parse(b: &[u8]) -> Option<Self> {
         let u64_at = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
@@ -342,7 +514,7 @@ impl Header {
 
 /// A framehop unwinder with one module per mapped ELF file that has
 /// executable mappings.
-fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
+fn modules(info: &ProcessInfo, with_text: bool) -> UnwinderX86_64<Vec<u8>> {
     let mut unwinder = UnwinderX86_64::new();
     let mut files: BTreeMap<&Path, Vec<&crate::target::process::Mapping>> = BTreeMap::new();
     for m in &info.maps {
@@ -356,7 +528,7 @@ fn modules(info: &ProcessInfo) -> UnwinderX86_64<Vec<u8>> {
         };
         let avma = maps.iter().map(|m| m.start).min().unwrap_or(exec.start)
             ..maps.iter().map(|m| m.end).max().unwrap_or(exec.end);
-        match module(info.pid, path, exec, avma) {
+        match module(info.pid, path, exec, avma, with_text) {
             Some(m) => unwinder.add_module(m),
             None => log::debug!("no unwind data from {}", path.display()),
         }
@@ -369,6 +541,7 @@ fn module(
     name: &Path,
     exec: &crate::target::process::Mapping,
     avma: Range<u64>,
+    with_text: bool,
 ) -> Option<Module<Vec<u8>>> {
     // Through the process's root while it lives (containers); a process
     // that exits meanwhile takes its root with it, so fall back to the path.
@@ -399,9 +572,14 @@ fn module(
         let s = elf.section_by_name(n)?;
         Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec()))
     };
-    // No .text: framehop reads instructions only to unwind from inside a
-    // prologue or epilogue, and a sampled wait's first frame is always just
-    // after a syscall instruction.
+    // .text only for on-CPU samples: framehop reads instructions only to
+    // unwind from inside a prologue or epilogue, and a sampled wait's
+    // first frame is always just after a syscall instruction.
+    let (text_svma, text) = if with_text {
+        section(".text").unzip()
+    } else {
+        (None, None)
+    };
     let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
     let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
     let debug_frame = section(".debug_frame").map(|(_, d)| d);
@@ -415,6 +593,8 @@ fn module(
     );
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
+        text_svma,
+        text,
         eh_frame_svma,
         eh_frame,
         eh_frame_hdr_svma,
