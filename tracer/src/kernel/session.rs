@@ -186,9 +186,6 @@ impl Session {
             probes.add_target(pid)?;
         }
         probes.attach(opts.sched_only, opts.follow_forks)?;
-        if let Some(s) = opts.sampling {
-            sampling::attach(&mut probes, s)?;
-        }
         if let Some(&pid) = given.iter().find(|&&p| !process::alive(p)) {
             return Err(fail(
                 Code::Target,
@@ -213,6 +210,10 @@ impl Session {
                 "tracer: the target set is full ({} processes): some of the target's children are not traced (UNTRACED in the report)",
                 tracer_common::limits::TARGETS
             );
+        }
+        if let Some(s) = opts.sampling {
+            let targets = me.targets();
+            sampling::attach(&mut me.probes, s, &targets)?;
         }
         me.functions = Functions::new(
             opts.functions,

@@ -148,9 +148,10 @@ pub fn pprof_profile(p: &Profile) -> proto::Profile {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i64),
-        default_sample_type: 1,
         ..Default::default()
     };
+    // What pprof shows first: CPU time, as in a Go CPU profile.
+    out.default_sample_type = id("cpu");
     let mut functions: HashMap<(String, String), u64> = HashMap::new();
     let mut locations: HashMap<(String, String, String), u64> = HashMap::new();
     let (thread_k, tid_k, pid_k) = (id("thread"), id("tid"), id("pid"));

@@ -107,6 +107,17 @@ pub fn all() -> Vec<(u32, Stat)> {
         .collect()
 }
 
+/// Each thread's id.
+pub fn thread_ids(pid: u32) -> Vec<u32> {
+    let Some(tasks) = process(pid).and_then(|p| p.tasks().ok()) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| u32::try_from(t.tid).ok())
+        .collect()
+}
+
 /// Each thread's id and name.
 pub fn threads(pid: u32) -> Vec<(u32, String)> {
     let Some(tasks) = process(pid).and_then(|p| p.tasks().ok()) else {

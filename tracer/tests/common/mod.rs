@@ -48,6 +48,12 @@ fn repo_root() -> PathBuf {
 
 /// Compiles a C workload from tests/workloads/ (or demo/) with frame pointers.
 pub fn c_workload(name: &str) -> PathBuf {
+    c_workload_with(name, "-fno-omit-frame-pointer")
+}
+
+/// Compiles a C workload with one extra compiler flag (e.g.
+/// `-fomit-frame-pointer`), into a directory of its own per flag.
+pub fn c_workload_with(name: &str, flag: &str) -> PathBuf {
     let root = repo_root();
     let src = [
         root.join("tests/workloads").join(format!("{name}.c")),
@@ -56,9 +62,11 @@ pub fn c_workload(name: &str) -> PathBuf {
     .into_iter()
     .find(|p| p.exists())
     .unwrap_or_else(|| panic!("no workload source for {name}"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cc{flag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
     let status = Command::new("cc")
-        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .args(["-O2", "-g", flag, "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
         .status()
