@@ -392,3 +392,97 @@ fn which(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// A thread's CPU time so far, ns (/proc/PID/task/TID/schedstat, the
+/// kernel's own accounting).
+fn schedstat_ns(pid: i32, tid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A running process (`--pid`) whose threads all exist before the tracer
+/// attaches: every worker is sampled, each in proportion to the CPU time
+/// the kernel accounted to it meanwhile (schedstat, within 5 points of
+/// share), and once the tracer exits nothing of it is left in the kernel,
+/// though the workload runs on.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
+fn running_process_every_thread_sampled_in_proportion_to_its_cpu() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("mutex_cpu");
+    let mut work = Command::new(&bin)
+        .args(["3", "12"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = work.id() as i32;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&t| t != pid as u32)
+        .collect();
+    assert_eq!(tids.len(), 3, "three workers: {tids:?}");
+    let before: Vec<u64> = tids
+        .iter()
+        .map(|&t| schedstat_ns(pid, t).unwrap())
+        .collect();
+    let tracer = Tracer::start_profile(
+        &["-F", "499", "--pid", &pid.to_string(), "--duration", "3"],
+        "profile-pid",
+    );
+    let held = tracer.held.clone();
+    let (_, v) = tracer.finish(std::time::Duration::from_secs(60));
+    let after: Vec<u64> = tids
+        .iter()
+        .map(|&t| schedstat_ns(pid, t).unwrap())
+        .collect();
+    let truth: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a - b) as f64)
+        .collect();
+    let truth_all: f64 = truth.iter().sum();
+    let threads = v["threads"].as_array().unwrap();
+    let samples_of = |tid: u32| {
+        threads
+            .iter()
+            .find(|t| t["tid"] == tid)
+            .map_or(0, |t| t["samples"].as_u64().unwrap())
+    };
+    let all: u64 = tids.iter().map(|&t| samples_of(t)).sum();
+    assert!(all > 1000, "3 s at 499 Hz over 3 busy threads: {all}");
+    for (i, &tid) in tids.iter().enumerate() {
+        let got = samples_of(tid) as f64 / all as f64;
+        let want = truth[i] / truth_all;
+        assert!(
+            (got - want).abs() < 0.05,
+            "thread {tid}: {got:.3} of the samples, {want:.3} of the CPU time (schedstat)"
+        );
+    }
+    assert_eq!(v["sampling"]["lost"], 0);
+    assert!(work.try_wait().unwrap().is_none(), "the workload runs on");
+    // A link per hook, and one per thread for the sampler's events (a
+    // perf event attached through a link has no fd of its own).
+    let hooks = v["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["attached"] == true)
+        .count();
+    assert!(
+        held.links.len() >= hooks - 1 + 4,
+        "{hooks} hooks and 4 threads: {held:?}"
+    );
+    assert_released(&held);
+    let _ = work.kill();
+    let _ = work.wait();
+}

@@ -102,7 +102,7 @@ fn run_once(args: &ProfileArgs, verbose: bool, out: &Outputs) -> Result<Profile>
     let mut session = Session::start(opts, c::targets_of(t, out.text_to_stderr()), &stop)?;
     session.begin(&stop)?;
     say!(
-        "tracer: sampling {} at {} Hz {} ({} ms to load and attach)",
+        "tracer: tracing {}, sampling at {} Hz, {} ({} ms to load and attach)",
         c::describe(t, session.launched()),
         args.frequency,
         c::until(t.duration),

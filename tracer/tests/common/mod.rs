@@ -165,11 +165,20 @@ impl Tracer {
 
     /// As `start`, with extra environment variables for the tracer.
     pub fn start_env(args: &[&str], tag: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_command("contention", args, tag, env)
+    }
+
+    /// `tracer profile ARGS --json TAG.json`, past its "tracing" line.
+    pub fn start_profile(args: &[&str], tag: &str) -> Self {
+        Self::start_command("profile", args, tag, &[])
+    }
+
+    fn start_command(command: &str, args: &[&str], tag: &str, env: &[(&str, &str)]) -> Self {
         let json = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}.json"));
         let _ = std::fs::remove_file(&json);
         let mut child = Command::new(tracer_bin())
             .envs(env.iter().copied())
-            .arg("contention")
+            .arg(command)
             .arg("--json")
             .arg(&json)
             .args(args)
