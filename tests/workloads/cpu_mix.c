@@ -4,7 +4,9 @@
 // -fomit-frame-pointer by the profile tests: only .eh_frame unwinding
 // gives these callers.
 //
-// usage: cpu_mix SECONDS   (prints its unit counts at the end)
+// usage: cpu_mix SECONDS [THREADS]   (prints its unit counts at the end;
+// THREADS threads each run the same mix, default 1)
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -33,16 +35,18 @@ __attribute__((noinline)) void via_gamma(void) { burn_gamma(); __asm__ volatile(
 
 static unsigned long units[3];
 
+static void count(int k) { __atomic_fetch_add(&units[k], 1, __ATOMIC_RELAXED); }
+
 __attribute__((noinline)) void dispatch(int i) {
     if (i < 6) {
         via_alpha();
-        units[0]++;
+        count(0);
     } else if (i < 9) {
         via_beta();
-        units[1]++;
+        count(1);
     } else {
         via_gamma();
-        units[2]++;
+        count(2);
     }
     __asm__ volatile("");
 }
@@ -53,12 +57,30 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv) {
-    double secs = argc > 1 ? atof(argv[1]) : 3.0;
-    double end = now() + secs;
-    while (now() < end)
+static double end_at;
+
+static void *run(void *arg) {
+    (void)arg;
+    while (now() < end_at)
         for (int i = 0; i < 10; i++)
             dispatch(i);
-    printf("units alpha=%lu beta=%lu gamma=%lu\n", units[0], units[1], units[2]);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    double secs = argc > 1 ? atof(argv[1]) : 3.0;
+    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    double t0 = now();
+    end_at = t0 + secs;
+    pthread_t t[64];
+    for (int i = 1; i < threads && i < 64; i++)
+        pthread_create(&t[i], NULL, run, NULL);
+    run(NULL);
+    for (int i = 1; i < threads && i < 64; i++)
+        pthread_join(t[i], NULL);
+    double took = now() - t0;
+    unsigned long all = units[0] + units[1] + units[2];
+    printf("units alpha=%lu beta=%lu gamma=%lu units_per_s=%.1f\n", units[0], units[1], units[2],
+           all / took);
     return 0;
 }

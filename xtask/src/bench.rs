@@ -34,6 +34,9 @@ struct Sizes {
     /// Lock acquisitions per goroutine in the Go fixture.
     #[serde(default)]
     go_iterations: u64,
+    /// Length of each `tracer profile` run (the busy 2-thread target).
+    #[serde(default)]
+    profile_secs: f64,
 }
 
 impl Sizes {
@@ -47,6 +50,7 @@ impl Sizes {
             uprobe_rounds: 3,
             uprobe_secs: 60.0,
             go_iterations: 200_000,
+            profile_secs: 10.0,
         }
     }
     fn quick() -> Self {
@@ -59,6 +63,7 @@ impl Sizes {
             uprobe_rounds: 1,
             uprobe_secs: 0.5,
             go_iterations: 5_000,
+            profile_secs: 3.0,
         }
     }
 }
@@ -158,6 +163,9 @@ struct Results {
     /// own clock reads to every run).
     #[serde(default)]
     program_stats: Vec<(String, u64, f64)>,
+    /// `tracer profile` on a busy 2-thread target, per round and config.
+    #[serde(default)]
+    profile: Vec<BTreeMap<String, f64>>,
 }
 
 struct Env {
@@ -223,12 +231,14 @@ pub fn bench(args: &[String]) -> Result<()> {
         uprobe: Vec::new(),
         go: Vec::new(),
         program_stats: Vec::new(),
+        profile: Vec::new(),
     };
     let sweep = sweep_points(&sizes);
     measure_rounds(&env, &workloads(&env, &sizes, &sweep), &mut results)?;
     measure_accuracy(&env, &sweep, &mut results)?;
     measure_report_and_uprobes(&env, &mut results)?;
     measure_go(&env, &root, &mut results)?;
+    measure_profile(&env, &mut results)?;
 
     results.machine.insert(
         "bench_minutes".into(),
@@ -258,6 +268,10 @@ fn prepare(root: &Path, out: &Path) -> Result<Env> {
     std::fs::create_dir_all(&env.bin)?;
     std::fs::create_dir_all(&env.tmp)?;
     std::fs::create_dir_all(out)?;
+    run(Command::new("cc")
+        .args(["-O2", "-g", "-fomit-frame-pointer", "-pthread", "-o"])
+        .arg(env.bin.join("cpu_mix"))
+        .arg(root.join("tests/workloads/cpu_mix.c")))?;
     for w in ["mutex_sweep", "stack_storm", "hot_fn"] {
         run(Command::new("cc")
             .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
@@ -419,6 +433,128 @@ fn measure_go(env: &Env, root: &Path, results: &mut Results) -> Result<()> {
             .push(go_round(env, &gomutex, round, sizes.go_iterations)?);
     }
     Ok(())
+}
+
+/// `tracer profile`'s cost: per round, in a shuffled order, the busy
+/// 2-thread target (cpu_mix, no frame pointers) untraced, profiled at 99 Hz
+/// and at 999 Hz, and an idle target profiled at 99 Hz (what the tracer
+/// costs with no samples to unwind).
+fn measure_profile(env: &Env, results: &mut Results) -> Result<()> {
+    let secs = if results.sizes.profile_secs > 0.0 {
+        results.sizes.profile_secs
+    } else {
+        10.0
+    };
+    for round in 0..results.sizes.uprobe_rounds.max(1) {
+        let mut order = ["base", "f99", "f999", "idle"];
+        shuffle(&mut order, 0x9e37 + round as u64);
+        let mut m = BTreeMap::new();
+        for config in order {
+            for (k, v) in profile_run(env, config, secs)? {
+                m.insert(format!("{config}_{k}"), v);
+            }
+        }
+        results.profile.push(m);
+    }
+    Ok(())
+}
+
+/// The CPU time of every thread of `pid` so far, seconds (schedstat).
+fn process_cpu_s(pid: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum::<f64>()
+        / 1e9
+}
+
+/// One run of one profile config: the target's units/s; for the traced
+/// ones the tracer's CPU share in its steady state (from 1 s after
+/// attaching to 1 s before the end, read from outside it), samples/s and
+/// the sampler program's ns per run.
+fn profile_run(env: &Env, config: &str, secs: f64) -> Result<BTreeMap<String, f64>> {
+    use std::io::BufRead as _;
+    let target: Vec<String> = if config == "idle" {
+        vec!["sleep".into(), format!("{secs}")]
+    } else {
+        vec![
+            env.bin.join("cpu_mix").display().to_string(),
+            format!("{secs}"),
+            "2".into(),
+        ]
+    };
+    let units = |out: &str| -> Option<f64> {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix("units_per_s="))
+            .and_then(|v| v.parse().ok())
+    };
+    let mut m = BTreeMap::new();
+    if config == "base" {
+        let out = Command::new(&target[0]).args(&target[1..]).output()?;
+        m.insert(
+            "units_per_s".into(),
+            units(&String::from_utf8_lossy(&out.stdout)).context("cpu_mix output")?,
+        );
+        return Ok(m);
+    }
+    let freq = if config == "f999" { "999" } else { "99" };
+    let json = env.tmp.join("profile.json");
+    let mut child = Command::new(&env.tracer)
+        .args(["profile", "-q", "--program-stats", "-F", freq, "--json"])
+        .arg(&json)
+        .arg("--")
+        .args(&target)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut err = std::io::BufReader::new(child.stderr.take().context("stderr")?);
+    let mut line = String::new();
+    while err.read_line(&mut line)? > 0 && !line.contains("tracer: tracing") {
+        line.clear();
+    }
+    let window = (secs - 2.0).max(0.5);
+    std::thread::sleep(Duration::from_secs(1));
+    let c0 = process_cpu_s(child.id());
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(window));
+    let cpu = process_cpu_s(child.id()) - c0;
+    let span = t0.elapsed().as_secs_f64();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest)?;
+    let out = child.wait_with_output()?;
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let samples_per_s = p["sampling"]["received"].as_f64().unwrap_or(0.0)
+        / p["duration_s"].as_f64().unwrap_or(1.0).max(1e-3);
+    m.insert("tracer_cpu_pct".into(), 100.0 * cpu / span);
+    m.insert("samples_per_s".into(), samples_per_s);
+    m.insert(
+        "lost".into(),
+        p["sampling"]["lost"].as_f64().unwrap_or(0.0),
+    );
+    if let Some(ns) = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("tracer:"))
+        .map(str::split_whitespace)
+        .find_map(|mut f| (f.next()? == "cpu_sample").then(|| f.nth(1)?.parse::<f64>().ok())?)
+    {
+        m.insert("kernel_ns_per_sample".into(), ns);
+    }
+    if config != "idle" {
+        m.insert(
+            "units_per_s".into(),
+            units(&String::from_utf8_lossy(&out.stdout)).context("cpu_mix traced output")?,
+        );
+    }
+    Ok(m)
 }
 
 /// Writes benchmarks.json (the raw runs) and BENCHMARKS.md into `out`.
@@ -990,6 +1126,7 @@ fn markdown(r: &Results) -> String {
     own_cost(&mut o, r);
     uprobe_cost(&mut o, r);
     go_probes(&mut o, r);
+    profile_cost(&mut o, r);
     sched_mode(&mut o, &t);
     targets(&mut o, &t);
     remaining_gap(&mut o);
@@ -1319,6 +1456,83 @@ fn uprobe_cost(o: &mut String, r: &Results) {
         "\n{} run(s) of {} s. A hit costs a trap; hot_step's probes alone cost far over 4× the budget, so it is detached for good within its first window (from 40 ms in; detaching ≈110 ms per uprobe, an SRCU grace period each, counted as attached time); functions between the budget and 4× it are duty-cycled.\n",
         r.uprobe.len(),
         r.sizes.uprobe_secs
+    );
+}
+
+/// Section 5c: `tracer profile` on a busy 2-thread target.
+fn profile_cost(o: &mut String, r: &Results) {
+    let _ = writeln!(
+        o,
+        "## 5c. `tracer profile`: on-CPU sampling on a busy 2-thread target\n"
+    );
+    if r.profile.is_empty() {
+        let _ = writeln!(o, "Not measured in this run.\n");
+        return;
+    }
+    let p = |k: &str| median(r.profile.iter().filter_map(|m| m.get(k).copied()).collect());
+    let per_round = |f: &dyn Fn(&BTreeMap<String, f64>) -> Option<f64>| {
+        median(r.profile.iter().filter_map(f).collect())
+    };
+    // Marginal tracer CPU per sample: busy minus idle, per sample.
+    let marginal = |cfg: &str| {
+        per_round(&|m| {
+            let busy = m.get(&format!("{cfg}_tracer_cpu_pct"))?;
+            let idle = m.get("idle_tracer_cpu_pct")?;
+            let rate = m.get(&format!("{cfg}_samples_per_s"))?;
+            (*rate > 0.0).then(|| (busy - idle) / 100.0 / rate * 1e6)
+        })
+    };
+    let slow = |cfg: &str| {
+        per_round(&|m| {
+            Some((1.0 - m.get(&format!("{cfg}_units_per_s"))? / m.get("base_units_per_s")?) * 100.0)
+        })
+    };
+    let _ = writeln!(o, "| | 99 Hz | 999 Hz |\n|---|---:|---:|");
+    let _ = writeln!(
+        o,
+        "| samples/s received (2 busy threads) | {} | {} |",
+        fmt(p("f99_samples_per_s"), "", 0),
+        fmt(p("f999_samples_per_s"), "", 0)
+    );
+    let _ = writeln!(
+        o,
+        "| the tracer's own CPU, steady state (% of one CPU) | {} | {} |",
+        fmt(p("f99_tracer_cpu_pct"), "%", 2),
+        fmt(p("f999_tracer_cpu_pct"), "%", 2)
+    );
+    let _ = writeln!(
+        o,
+        "| of which per sample (minus an idle target's {}), µs | {} | {} |",
+        fmt(p("idle_tracer_cpu_pct"), "%", 2),
+        fmt(marginal("f99"), "", 1),
+        fmt(marginal("f999"), "", 1)
+    );
+    let _ = writeln!(
+        o,
+        "| the sampler program in the target's context, ns per sample | {} | {} |",
+        fmt(p("f99_kernel_ns_per_sample"), "", 0),
+        fmt(p("f999_kernel_ns_per_sample"), "", 0)
+    );
+    let _ = writeln!(
+        o,
+        "| target slowdown (units/s vs untraced) | {} | {} |",
+        fmt(slow("f99"), "%", 1),
+        fmt(slow("f999"), "%", 1)
+    );
+    let _ = writeln!(
+        o,
+        "| samples lost | {} | {} |",
+        fmt(p("f99_lost"), "", 0),
+        fmt(p("f999_lost"), "", 0)
+    );
+    let cpu99 = p("f99_tracer_cpu_pct");
+    let _ = writeln!(
+        o,
+        "\nTarget: the tracer's own CPU ≤ 1% of one CPU at 99 Hz: {} ({}). Median of {} interleaved round(s) of {} s each; the tracer's CPU is read from outside it (schedstat of all its threads) from 1 s after attaching to 1 s before the end, so start-up (verifying the programs) and the report are not in it. Each sample copies up to 16 KiB of user stack in the kernel and is unwound in userspace with .eh_frame; the target is cpu_mix built without frame pointers.\n",
+        met(cpu99.map(|c| c <= 1.0)),
+        fmt(cpu99, "%", 2),
+        r.profile.len(),
+        r.sizes.profile_secs
     );
 }
 
