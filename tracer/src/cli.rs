@@ -41,11 +41,12 @@ pub enum Command {
     /// with .eh_frame), and with --wall where all of its time goes.
     #[command(after_help = PROFILE_EXAMPLES)]
     Profile(ProfileArgs),
-    /// Compare runs (JSON reports) and give a regression verdict, with an
-    /// exit code for CI.
+    /// Compare runs (JSON reports, or JSON profiles) and give a regression
+    /// verdict, with an exit code for CI.
     #[command(after_help = COMPARE_EXAMPLES)]
     Compare(CompareArgs),
-    /// Keep baseline reports under a name, to compare later runs with.
+    /// Keep baseline runs (reports or profiles) under a name, to compare
+    /// later runs with.
     #[command(subcommand)]
     Baseline(BaselineCommand),
     /// Re-render a saved run (JSON report) in another format.
@@ -117,6 +118,7 @@ EXAMPLES:
     tracer compare --baseline main current.json --ci      fail (exit 9) on a minor or worse regression
     tracer compare base.json current.json --markdown pr-comment.md --json compare.json
     tracer compare base.json current.json --html compare.html
+    tracer compare base-profile.json current-profile.json --ci   profiles: per-function CPU shares
 
 Severity of a change: warning 5–10%, minor 10–20%, major 20–50%, critical over
 50% (--warning/--minor/--major/--critical, or per metric in --thresholds FILE).
@@ -208,9 +210,9 @@ pub struct CompareArgs {
 #[derive(Subcommand, Debug, Clone)]
 pub enum BaselineCommand {
     /// Store a run as the named baseline (after checking it is a usable
-    /// report). NAME defaults to the traced program's name.
+    /// report or profile). NAME defaults to the traced program's name.
     Save {
-        /// The run (JSON report) to keep.
+        /// The run (JSON report or profile) to keep.
         run: PathBuf,
         #[arg(long)]
         name: Option<String>,

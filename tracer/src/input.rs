@@ -132,25 +132,15 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     Ok(s)
 }
 
-/// Loads one report: every way it can be unusable is one sentence and
-/// `Code::Input`.
-pub fn load_report(path: &Path) -> Result<Report> {
-    let f = open(path, "the report")?;
-    json::parse_reader(f).map_err(|e| {
-        fail(
-            Code::Input,
-            format!("{} is not a usable tracer report: {e:#}", path.display()),
-        )
-    })
-}
-
 /// A saved run: a contention report or a profile.
+#[derive(Debug)]
 pub enum Saved {
     Report(Box<Report>),
     Profile(Box<crate::report::profile::Profile>),
 }
 
-/// Loads a saved run of either kind.
+/// Loads a saved run of either kind: every way it can be unusable is one
+/// sentence and `Code::Input`.
 pub fn load_any(path: &Path) -> Result<Saved> {
     let mut f = open(path, "the run")?;
     let unusable = |e: anyhow::Error| {
@@ -184,7 +174,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let t = std::time::Instant::now();
         for p in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
-            let e = load_report(p).unwrap_err();
+            let e = load_any(p).unwrap_err();
             assert_eq!(crate::exit::code_of(&e), Code::Input);
             assert!(e.to_string().contains("not a regular file"), "{e}");
         }

@@ -1,10 +1,10 @@
 //! Baseline storage: where named baselines live on disk and how they are
 //! written, listed and read back. A baseline is a checked copy of a run's
-//! JSON report, kept as `NAME.json` in the baseline directory: an explicit
-//! directory (`--dir`, `--baseline-dir`), else $TRACER_BASELINE_DIR, else
-//! `.tracer/baselines` (commit it, or cache it in CI: docs/compare.md has a
-//! recipe). `tracer baseline` saves and shows them; `tracer compare
-//! --baseline NAME` reads one as its base side.
+//! JSON report or profile, kept as `NAME.json` in the baseline directory:
+//! an explicit directory (`--dir`, `--baseline-dir`), else
+//! $TRACER_BASELINE_DIR, else `.tracer/baselines` (commit it, or cache it
+//! in CI: docs/compare.md has a recipe). `tracer baseline` saves and shows
+//! them; `tracer compare --baseline NAME` reads one as its base side.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,8 @@ use anyhow::Result;
 
 use crate::{
     exit::{Code, fail},
+    input::Saved,
     output::{self, Out},
-    report::model::Report,
 };
 
 /// The baseline directory: `explicit`, else $TRACER_BASELINE_DIR, else
@@ -48,13 +48,16 @@ pub fn path_of(dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{name}.json")))
 }
 
-/// Keeps `report` as baseline `name` in `dir` (created if missing),
-/// replacing an older one; returns where it went.
-pub fn save(dir: &Path, name: &str, report: &Report) -> Result<Out> {
+/// Keeps `run` (a report or a profile) as baseline `name` in `dir`
+/// (created if missing), replacing an older one; returns where it went.
+pub fn save(dir: &Path, name: &str, run: &Saved) -> Result<Out> {
     let dest = path_of(dir, name)?;
     output::create_dir(dir, "baseline")?;
     let dest = Out::prepare(&dest, "baseline")?;
-    crate::report::json::write(report, &dest)?;
+    match run {
+        Saved::Report(r) => crate::report::json::write(r, &dest)?,
+        Saved::Profile(p) => crate::report::json::write_profile(p, &dest)?,
+    }
     Ok(dest)
 }
 
@@ -79,8 +82,8 @@ pub fn list(dir: &Path) -> Vec<String> {
 
 /// Reads baseline `name` from `dir`, with the file it came from: every way
 /// it can be unusable is one sentence and `Code::Input`.
-pub fn load(dir: &Path, name: &str) -> Result<(PathBuf, Report)> {
+pub fn load(dir: &Path, name: &str) -> Result<(PathBuf, Saved)> {
     let path = path_of(dir, name)?;
-    let report = crate::input::load_report(&path)?;
-    Ok((path, report))
+    let run = crate::input::load_any(&path)?;
+    Ok((path, run))
 }

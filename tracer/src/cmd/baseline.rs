@@ -1,13 +1,25 @@
 //! `tracer baseline`: argument handling. `save RUN.json [--name N]` keeps a
-//! checked copy of a run as a named baseline; `show [NAME]` lists them or
-//! summarizes one. Where and how baselines are kept is `crate::store`;
-//! `tracer compare --baseline N` compares against one.
+//! checked copy of a run (a report or a profile) as a named baseline;
+//! `show [NAME]` lists them or summarizes one. Where and how baselines are
+//! kept is `crate::store`; `tracer compare --baseline N` compares against
+//! one.
 
 use std::path::Path;
 
 use anyhow::Result;
 
-use crate::{cli::BaselineCommand, compare, report::units::human_rate, store, ui::esc};
+use crate::{
+    cli::BaselineCommand,
+    compare,
+    input::Saved,
+    report::{
+        model::{Report, Target},
+        profile::{Profile, pct},
+        units::{human_ns, human_rate},
+    },
+    store,
+    ui::esc,
+};
 
 /// Runs one `tracer baseline` subcommand.
 pub fn run(cmd: &BaselineCommand) -> Result<()> {
@@ -24,14 +36,14 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
 /// `baseline save`: checks the run, names it (default: the traced
 /// program's name, else `baseline`) and stores it.
 fn save(run: &Path, name: Option<&str>, dir: Option<&Path>) -> Result<()> {
-    let report = compare::load(run)?;
+    let saved = compare::load(run)?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => Some(compare::program_of(&report))
+        None => Some(compare::program(&saved))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "baseline".into()),
     };
-    let dest = store::save(&store::dir(dir), &name, &report)?;
+    let dest = store::save(&store::dir(dir), &name, &saved)?;
     crate::say!("tracer: baseline '{name}' saved to {}", dest.display());
     Ok(())
 }
@@ -50,22 +62,33 @@ fn list(dir: Option<&Path>) -> Result<()> {
     crate::ui::print(&o)
 }
 
-/// `baseline show NAME`: where the baseline came from, its verdict and its
-/// five worst locks.
+/// `baseline show NAME`: where the baseline came from, then a report's
+/// verdict and five worst locks, or a profile's five hottest functions.
 fn show(name: &str, dir: Option<&Path>) -> Result<()> {
-    let (path, r) = store::load(&store::dir(dir), name)?;
-    let mut o = format!(
-        "baseline '{name}' ({}): {} on {}, traced {:.1} s at {}\n",
+    let (path, run) = store::load(&store::dir(dir), name)?;
+    let o = match &run {
+        Saved::Report(r) => show_report(name, &path, r),
+        Saved::Profile(p) => show_profile(name, &path, p),
+    };
+    crate::ui::print(&o)
+}
+
+/// The first line of `show`: the baseline, what ran, where and when.
+fn origin(name: &str, path: &Path, targets: &[Target], host: &str, what: &str) -> String {
+    format!(
+        "baseline '{name}' ({}): {} on {}, {what}\n",
         path.display(),
-        esc(&r
-            .targets
+        esc(&targets
             .first()
             .map(|t| t.command_line.join(" "))
             .unwrap_or_default()),
-        esc(&r.hostname),
-        r.duration_s,
-        esc(&r.start_time)
-    );
+        esc(host),
+    )
+}
+
+fn show_report(name: &str, path: &Path, r: &Report) -> String {
+    let traced = format!("traced {:.1} s at {}", r.duration_s, esc(&r.start_time));
+    let mut o = origin(name, path, &r.targets, &r.hostname, &traced);
     o.push_str(&format!("  verdict: {}\n", esc(&r.verdict.text)));
     for l in r.view_rows(false).into_iter().take(5) {
         o.push_str(&format!(
@@ -76,5 +99,29 @@ fn show(name: &str, dir: Option<&Path>) -> Result<()> {
             l.decision
         ));
     }
-    crate::ui::print(&o)
+    o
+}
+
+fn show_profile(name: &str, path: &Path, p: &Profile) -> String {
+    let sampled = format!(
+        "profiled {:.1} s at {} ({} samples at {} Hz)",
+        p.duration_s,
+        esc(&p.start_time),
+        p.sampling.received,
+        p.sampling.frequency_hz
+    );
+    let mut o = origin(name, path, &p.targets, &p.hostname, &sampled);
+    if let Some(why) = &p.incomplete {
+        o.push_str(&format!("  INCOMPLETE: {}\n", esc(why)));
+    }
+    for f in p.functions.iter().filter(|f| f.self_samples > 0).take(5) {
+        o.push_str(&format!(
+            "  {}: {} self, {} total, {} of CPU\n",
+            esc(&f.name),
+            pct(f.self_share),
+            pct(f.total_share),
+            human_ns(f.self_ns)
+        ));
+    }
+    o
 }

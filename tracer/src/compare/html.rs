@@ -1,17 +1,25 @@
 //! `tracer compare --html`: both sides on one self-contained page. The
-//! verdict, contentions/s and p99 wait per lock as paired bars (base grey,
-//! current coloured by the change's severity), every change with its
-//! severity coloured, and each side's own rate chart and lock table next to
+//! verdict, contentions/s and p99 wait per lock (or, for profiles, self
+//! CPU share per function) as paired bars (base grey, current coloured by
+//! the change's severity), every change with its severity coloured, and
+//! each side's own rate chart and lock table (or function table) next to
 //! each other.
 
 use std::fmt::Write as _;
 
 use super::{Comparison, MetricChange, Runs, Severity, Status, render, severity_name};
-use crate::report::{
-    chart::{self, Bar, esc},
-    html::{decision_badge, decision_key, decision_text, page, program, rate_chart, table},
-    model::Lock,
-    units::{human_ns, human_rate},
+use crate::{
+    input::Saved,
+    report::{
+        chart::{self, Bar, esc},
+        html::{
+            command_of, decision_badge, decision_key, decision_text, page, program, rate_chart,
+            table,
+        },
+        model::{Lock, Report},
+        profile::{Profile, pct},
+        units::{human_ns, human_rate},
+    },
 };
 
 /// The colour of a severity on the page's bars.
@@ -46,12 +54,19 @@ fn badge(m: &MetricChange) -> (&'static str, String) {
     }
 }
 
-/// Base vs current medians of one metric for every lock, as paired bars.
-fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -> Option<String> {
+/// Base vs current medians of one metric for every entity of one kind
+/// (`lock ` or `function `), as paired bars (log scale or not).
+fn paired(
+    c: &Comparison,
+    id: &str,
+    (prefix, metric): (&str, &str),
+    log: bool,
+    fmt: &dyn Fn(f64) -> String,
+) -> Option<String> {
     let bars: Vec<Bar> = c
         .metrics
         .iter()
-        .filter(|m| m.metric == metric && m.entity.starts_with("lock "))
+        .filter(|m| m.metric == metric && m.entity.starts_with(prefix))
         .take(20)
         .map(|m| {
             let color = if m.status == Status::Regression {
@@ -60,7 +75,7 @@ fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -
                 "#4a7bd0"
             };
             Bar {
-                label: m.entity.trim_start_matches("lock ").to_string(),
+                label: m.entity.trim_start_matches(prefix).to_string(),
                 values: vec![(m.base.median, "#b5b5b5"), (m.current.median, color)],
                 title: format!(
                     "{}: {} → {} ({})",
@@ -72,19 +87,20 @@ fn paired(c: &Comparison, id: &str, metric: &str, fmt: &dyn Fn(f64) -> String) -
             }
         })
         .collect();
-    (!bars.is_empty()).then(|| chart::hbars(id, &bars, true, &[], fmt))
+    (!bars.is_empty()).then(|| chart::hbars(id, &bars, log, &[], fmt))
 }
 
-/// One side's column: its first run's verdict, rate chart and lock table.
+/// One side's column: its first run, a report's verdict, rate chart and
+/// lock table, or a profile's function table.
 fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
     let _ = write!(o, "<div><h2>{}</h2>", esc(title));
-    let Some((path, r)) = runs.first() else {
+    let Some((path, run)) = runs.first() else {
         o.push_str("</div>");
         return;
     };
     let _ = write!(
         o,
-        "<p class=\"meta\">{} · {} run(s){} · {:.1} s · {}</p><div class=\"verdict d-{}\"><b>{}</b><br>{}</div>",
+        "<p class=\"meta\">{} · {} run(s){}",
         esc(&path.display().to_string()),
         runs.len(),
         if runs.len() > 1 {
@@ -92,6 +108,19 @@ fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
         } else {
             ""
         },
+    );
+    match run {
+        Saved::Report(r) => report_side(o, r, id),
+        Saved::Profile(p) => profile_side(o, p),
+    }
+    o.push_str("</div>");
+}
+
+/// A report's side: duration and start, verdict, rate chart, lock table.
+fn report_side(o: &mut String, r: &Report, id: &str) {
+    let _ = write!(
+        o,
+        " · {:.1} s · {}</p><div class=\"verdict d-{}\"><b>{}</b><br>{}</div>",
         r.duration_s,
         esc(&r.start_time),
         decision_key(r.verdict.decision),
@@ -128,14 +157,63 @@ fn side(o: &mut String, title: &str, runs: &Runs, id: &str) {
             &rows,
         );
     }
-    o.push_str("</div>");
+}
+
+/// A profile's side: duration, start and samples, whether it is
+/// incomplete, and its functions by self CPU.
+fn profile_side(o: &mut String, p: &Profile) {
+    let _ = write!(
+        o,
+        " · {:.1} s · {} · {} samples at {} Hz</p>",
+        p.duration_s,
+        esc(&p.start_time),
+        p.sampling.received,
+        p.sampling.frequency_hz
+    );
+    if let Some(why) = &p.incomplete {
+        let _ = write!(o, "<p class=\"lost\">Incomplete: {}</p>", esc(why));
+    }
+    if p.functions.is_empty() {
+        o.push_str("<p>No sample was received.</p>");
+        return;
+    }
+    let rows: Vec<Vec<String>> = p
+        .functions
+        .iter()
+        .take(12)
+        .map(|f| {
+            vec![
+                esc(&f.name),
+                pct(f.self_share),
+                pct(f.total_share),
+                human_ns(f.self_ns),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "",
+        &[
+            ("function", "name"),
+            ("self", ""),
+            ("total", ""),
+            ("self CPU", ""),
+        ],
+        &rows,
+    );
 }
 
 /// The comparison page: header and verdict, decision and lock changes,
 /// paired charts, every change, then each side next to the other.
 pub fn render(c: &Comparison, base: &Runs, current: &Runs, all: bool) -> String {
     let mut o = String::new();
-    let prog = base.first().map(|(_, r)| program(r)).unwrap_or_default();
+    let prog = base
+        .first()
+        .map(|(_, run)| match run {
+            Saved::Report(r) => program(r),
+            Saved::Profile(p) => command_of(&p.targets),
+        })
+        .unwrap_or_default();
     header(&mut o, c, &prog);
     verdict(&mut o, c);
     decisions(&mut o, c);
@@ -232,15 +310,20 @@ fn decisions(o: &mut String, c: &Comparison) {
     o.push_str("</ul>");
 }
 
-/// Paired bars per lock: contentions per second and p99 wait.
+/// Paired bars per lock: contentions per second and p99 wait; per
+/// profiled function: self CPU share.
 fn charts(o: &mut String, c: &Comparison) {
     let rate = |v: f64| format!("{}/s", human_rate(v));
     let ns = |v: f64| human_ns(v.max(0.0) as u64);
-    if let Some(svg) = paired(c, "cmp-rates", "contentions_per_s", &rate) {
+    if let Some(svg) = paired(c, "cmp-cpu", ("function ", "cpu_self_share"), false, &pct) {
+        o.push_str("<h2>Self CPU share</h2><p class=\"note\">Median per side: base grey, current blue, or the colour of its regression's severity.</p>");
+        o.push_str(&svg);
+    }
+    if let Some(svg) = paired(c, "cmp-rates", ("lock ", "contentions_per_s"), true, &rate) {
         o.push_str("<h2>Contentions per second</h2><p class=\"note\">Median per side (log scale): base grey, current blue, or the colour of its regression's severity.</p>");
         o.push_str(&svg);
     }
-    if let Some(svg) = paired(c, "cmp-p99", "wait_p99_ns", &ns) {
+    if let Some(svg) = paired(c, "cmp-p99", ("lock ", "wait_p99_ns"), true, &ns) {
         o.push_str("<h2>p99 wait</h2>");
         o.push_str(&svg);
     }

@@ -1,12 +1,15 @@
-//! `tracer compare`: two sets of runs (one or more JSON reports per side)
-//! → per metric, the change, its direction and severity, and whether it
-//! stands out of the runs' noise; then a verdict and an exit code for CI.
+//! `tracer compare`: two sets of runs (one or more JSON reports per side,
+//! or one or more profiles per side) → per metric, the change, its
+//! direction and severity, and whether it stands out of the runs' noise;
+//! then a verdict and an exit code for CI.
 //!
 //! Locks, functions and threads are matched by stable identity — a lock by
 //! its symbol, else its call site, with its kind; a function by name; a
 //! thread by name — never by address: ASLR moves addresses between runs.
+//! Profiles are compared by function (`profile`).
 
 pub mod html;
+pub mod profile;
 pub mod render;
 pub mod stats;
 
@@ -21,19 +24,21 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analyze::hist::durations,
     exit::{Code, fail},
+    input::Saved,
     output::Out,
-    report::model::{Bucket, Decision, Durations, Report},
+    report::model::{Bucket, Decision, Durations, Report, Target},
     store,
 };
 use stats::{Summary, mann_whitney_p, summarize};
 
 /// Version of the compare JSON output (docs/compare.md).
-pub const COMPARE_SCHEMA_VERSION: &str = "1.1";
+pub const COMPARE_SCHEMA_VERSION: &str = "1.2";
 
 /// Fewer waits than this on a side and a lock's wait-time metrics are not
 /// compared (a p99 of 3 waits is noise).
 pub const MIN_WAITS: u64 = 20;
-/// Time shares under this on both sides are not compared.
+/// Time shares under this on both sides are not compared (a profile's CPU
+/// shares have their own floor, `profile::MIN_CPU_SHARE`).
 pub const MIN_SHARE: f64 = 0.005;
 /// Significance level of the Mann-Whitney U test.
 pub const ALPHA: f64 = 0.05;
@@ -184,6 +189,8 @@ pub const METRICS: &[(&str, Direction)] = &[
     ("latency_p95_ns", Direction::HigherIsWorse),
     ("latency_p99_ns", Direction::HigherIsWorse),
     ("latency_max_ns", Direction::HigherIsWorse),
+    ("cpu_self_share", Direction::HigherIsWorse),
+    ("cpu_total_share", Direction::HigherIsWorse),
 ];
 
 /// How a change of `metric` of `entity` reads: condvar and other event
@@ -212,6 +219,10 @@ pub struct RunMetrics {
     pub values: BTreeMap<(String, String), f64>,
     pub decisions: BTreeMap<String, Decision>,
     pub program: String,
+    /// A value missing from this run is 0 when its side has it in another
+    /// run (a profile: a function not sampled had no CPU share), rather
+    /// than unknown (a report: a lock with too few waits for a p99).
+    pub absent_is_zero: bool,
 }
 
 impl RunMetrics {
@@ -425,19 +436,25 @@ fn put_function_metrics(m: &mut RunMetrics, r: &Report) {
 
 /// The traced program: the first target's executable name.
 pub fn program_of(r: &Report) -> String {
-    r.targets
+    program_of_targets(&r.targets)
+}
+
+/// The executable name of the first target not followed (else of the
+/// first).
+pub fn program_of_targets(targets: &[Target]) -> String {
+    targets
         .iter()
         .find(|t| !t.followed)
-        .or(r.targets.first())
+        .or(targets.first())
         .and_then(|t| t.command_line.first())
         .map(|c| c.rsplit('/').next().unwrap_or(c).to_string())
         .unwrap_or_default()
 }
 
-/// Loads one report for comparison: every way it can be unusable is one
-/// sentence and `Code::Input`.
-pub fn load(path: &Path) -> Result<Report> {
-    crate::input::load_report(path)
+/// Loads one run (a report or a profile) for comparison: every way it can
+/// be unusable is one sentence and `Code::Input`.
+pub fn load(path: &Path) -> Result<Saved> {
+    crate::input::load_any(path)
 }
 
 /// What a run lost that can hide a lock: its verdict says so from schema
@@ -493,6 +510,44 @@ pub enum Kind {
     TracerCompare,
 }
 
+/// What the runs compared are (`input` in the JSON): both sides are of
+/// one kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// Contention reports (`tracer contention --json`).
+    #[default]
+    Report,
+    /// Profiles (`tracer profile --json`).
+    Profile,
+}
+
+impl Input {
+    /// The kind of one run.
+    pub fn of(run: &Saved) -> Self {
+        match run {
+            Saved::Report(_) => Input::Report,
+            Saved::Profile(_) => Input::Profile,
+        }
+    }
+
+    /// A run of this kind, in words.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Input::Report => "a contention report",
+            Input::Profile => "a profile",
+        }
+    }
+
+    /// What a run of this kind loses when it is incomplete, in words.
+    pub fn loss(self) -> &'static str {
+        match self {
+            Input::Report => "lost data that can hide a lock",
+            Input::Profile => "lost samples that can change the profile",
+        }
+    }
+}
+
 /// The comparison of one metric of one entity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricChange {
@@ -536,6 +591,9 @@ pub struct SideInfo {
 pub struct Comparison {
     pub schema_version: String,
     pub kind: Kind,
+    /// Reports or profiles (compare 1.2; `report` before).
+    #[serde(default)]
+    pub input: Input,
     pub base: SideInfo,
     pub current: SideInfo,
     pub thresholds: Thresholds,
@@ -569,14 +627,23 @@ pub struct Options {
     pub fail_on: Option<Severity>,
 }
 
-/// Compares two sides of runs.
+/// One run's metrics: a report's locks, threads and probed functions, or a
+/// profile's functions.
+pub fn metrics_of(run: &Saved) -> RunMetrics {
+    match run {
+        Saved::Report(r) => run_metrics(r),
+        Saved::Profile(p) => profile::profile_metrics(p),
+    }
+}
+
+/// Compares two sides of runs (of one kind: `load_sides` refuses a mix).
 pub fn compare(
-    base: &[(PathBuf, Report)],
-    current: &[(PathBuf, Report)],
+    base: &[(PathBuf, Saved)],
+    current: &[(PathBuf, Saved)],
     opts: &Options,
 ) -> Comparison {
-    let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| run_metrics(r)).collect();
-    let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| run_metrics(r)).collect();
+    let bm: Vec<RunMetrics> = base.iter().map(|(_, r)| metrics_of(r)).collect();
+    let cm: Vec<RunMetrics> = current.iter().map(|(_, r)| metrics_of(r)).collect();
     let (be, ce) = (entities(&bm), entities(&cm));
     let noise_estimate = bm.len() >= 2 && cm.len() >= 2;
     let metrics = metric_changes(&bm, &cm, opts, noise_estimate);
@@ -596,14 +663,27 @@ pub fn compare(
     Comparison {
         schema_version: COMPARE_SCHEMA_VERSION.into(),
         kind: Kind::TracerCompare,
+        input: base
+            .iter()
+            .chain(current)
+            .next()
+            .map_or(Input::Report, |(_, r)| Input::of(r)),
         base: side_info(base, &bm),
         current: side_info(current, &cm),
         thresholds: opts.thresholds,
         metric_thresholds: opts.config.metrics.clone(),
         fail_on: opts.fail_on,
         decision_changes: decision_changes(&bm, &cm, &be, &ce),
-        appeared: ce.difference(&be).cloned().collect(),
-        disappeared: be.difference(&ce).cloned().collect(),
+        appeared: ce
+            .difference(&be)
+            .filter(|e| worth_listing(&cm, e))
+            .cloned()
+            .collect(),
+        disappeared: be
+            .difference(&ce)
+            .filter(|e| worth_listing(&bm, e))
+            .cloned()
+            .collect(),
         noise_estimate,
         regressions,
         worst,
@@ -617,6 +697,51 @@ pub fn compare(
 /// Every entity seen in any run of one side.
 fn entities(side: &[RunMetrics]) -> BTreeSet<String> {
     side.iter().flat_map(|m| m.entities().cloned()).collect()
+}
+
+/// One metric's values over the runs of one side: none when no run has
+/// it; else each run's, a run without it counting 0 when its absence
+/// means 0 (`RunMetrics::absent_is_zero`) and left out otherwise.
+fn side_values(side: &[RunMetrics], key: &(String, String)) -> Vec<f64> {
+    if !side.iter().any(|m| m.values.contains_key(key)) {
+        return Vec::new();
+    }
+    side.iter()
+        .filter_map(|m| {
+            m.values
+                .get(key)
+                .copied()
+                .or(m.absent_is_zero.then_some(0.0))
+        })
+        .collect()
+}
+
+/// The share of time (or of CPU) under which a metric is too small to
+/// compare on both sides; none for a metric that is not a share.
+fn min_share(metric: &str) -> Option<f64> {
+    if metric.starts_with("cpu_") {
+        Some(profile::MIN_CPU_SHARE)
+    } else {
+        metric.ends_with("_share").then_some(MIN_SHARE)
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Whether an entity of one side only is listed as NEW or GONE: a
+/// profiled function when one of its CPU shares reaches
+/// `profile::MIN_CPU_SHARE` on that side (sampling alone makes rarer ones
+/// come and go), any other entity always.
+fn worth_listing(side: &[RunMetrics], entity: &str) -> bool {
+    let keys: BTreeSet<&(String, String)> = side
+        .iter()
+        .flat_map(|m| m.values.keys())
+        .filter(|(e, _)| e == entity)
+        .collect();
+    keys.iter()
+        .any(|k| !k.1.starts_with("cpu_") || mean(&side_values(side, k)) >= profile::MIN_CPU_SHARE)
 }
 
 /// Every metric present on both sides, judged against its thresholds,
@@ -635,19 +760,13 @@ fn metric_changes(
         .collect();
     let mut metrics = Vec::new();
     for key in keys {
-        let collect = |side: &[RunMetrics]| -> Vec<f64> {
-            side.iter()
-                .filter_map(|m| m.values.get(&key).copied())
-                .collect()
-        };
-        let (bv, cv) = (collect(bm), collect(cm));
+        let (bv, cv) = (side_values(bm, &key), side_values(cm, &key));
         if bv.is_empty() || cv.is_empty() {
             continue;
         }
-        // Shares of time under half a percent on both sides are not worth
-        // a verdict (0.001% → 0.003% is +200%).
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        if key.1.ends_with("_share") && mean(&bv) < MIN_SHARE && mean(&cv) < MIN_SHARE {
+        // Shares too small on both sides are not worth a verdict (0.001% →
+        // 0.003% is +200%).
+        if min_share(&key.1).is_some_and(|min| mean(&bv) < min && mean(&cv) < min) {
             continue;
         }
         let t = opts
@@ -714,12 +833,17 @@ fn decision_changes(
         .collect()
 }
 
-/// The input runs that lost data that can hide a lock: "FILE: causes".
-fn incomplete_runs(base: &[(PathBuf, Report)], current: &[(PathBuf, Report)]) -> Vec<String> {
+/// The input runs that lost data that can hide a lock, or samples that can
+/// change a profile: "FILE: causes".
+fn incomplete_runs(base: &[(PathBuf, Saved)], current: &[(PathBuf, Saved)]) -> Vec<String> {
     base.iter()
         .chain(current)
-        .filter_map(|(p, r)| {
-            incomplete_of(r).map(|i| format!("{}: {}", p.display(), i.causes.join("; ")))
+        .filter_map(|(p, run)| {
+            let causes = match run {
+                Saved::Report(r) => incomplete_of(r).map(|i| i.causes.join("; ")),
+                Saved::Profile(p) => p.incomplete.clone(),
+            };
+            causes.map(|c| format!("{}: {c}", p.display()))
         })
         .collect()
 }
@@ -754,7 +878,7 @@ fn summary(regressions: usize, worst: Severity) -> String {
 }
 
 /// One side's files, number of runs, and program.
-fn side_info(runs: &[(PathBuf, Report)], ms: &[RunMetrics]) -> SideInfo {
+fn side_info(runs: &[(PathBuf, Saved)], ms: &[RunMetrics]) -> SideInfo {
     SideInfo {
         files: runs.iter().map(|(p, _)| p.display().to_string()).collect(),
         runs: runs.len(),
@@ -868,9 +992,10 @@ fn min_p(n1: usize, n2: usize) -> f64 {
 }
 
 /// The runs of one side, with the files they came from.
-pub type Runs = Vec<(PathBuf, Report)>;
+pub type Runs = Vec<(PathBuf, Saved)>;
 
-/// Loads both sides and refuses to compare runs of different programs.
+/// Loads both sides (reports or profiles); refuses a mix of the two, and
+/// runs of different programs.
 pub fn load_sides(
     base: &[PathBuf],
     current: &[PathBuf],
@@ -880,8 +1005,9 @@ pub fn load_sides(
         paths.iter().map(|p| Ok((p.clone(), load(p)?))).collect()
     };
     let (b, c) = (load_all(base)?, load_all(current)?);
+    one_kind(b.iter().chain(&c))?;
     if !allow_different {
-        let programs: BTreeSet<String> = b.iter().chain(&c).map(|(_, r)| program_of(r)).collect();
+        let programs: BTreeSet<String> = b.iter().chain(&c).map(|(_, r)| program(r)).collect();
         if programs.len() > 1 {
             return Err(fail(
                 Code::Input,
@@ -893,6 +1019,35 @@ pub fn load_sides(
         }
     }
     Ok((b, c))
+}
+
+/// Refuses runs of two kinds (a report and a profile measure different
+/// things), naming one of each.
+fn one_kind<'a>(mut runs: impl Iterator<Item = &'a (PathBuf, Saved)>) -> Result<()> {
+    let Some((first, kind)) = runs.next().map(|(p, r)| (p, Input::of(r))) else {
+        return Ok(());
+    };
+    match runs.find(|(_, r)| Input::of(r) != kind) {
+        None => Ok(()),
+        Some((other, r)) => Err(fail(
+            Code::Input,
+            format!(
+                "{} is {} and {} is {}: compare reports with reports (tracer contention --json) and profiles with profiles (tracer profile --json)",
+                first.display(),
+                kind.noun(),
+                other.display(),
+                Input::of(r).noun()
+            ),
+        )),
+    }
+}
+
+/// The traced program of a run of either kind.
+pub fn program(run: &Saved) -> String {
+    match run {
+        Saved::Report(r) => program_of(r),
+        Saved::Profile(p) => profile::program_of(p),
+    }
 }
 
 #[cfg(test)]

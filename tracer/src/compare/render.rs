@@ -137,8 +137,9 @@ pub fn verdict(c: &Comparison) -> String {
         String::new()
     } else {
         format!(
-            "; {} input run(s) INCOMPLETE (lost data that can hide a lock)",
-            c.incomplete.len()
+            "; {} input run(s) INCOMPLETE ({})",
+            c.incomplete.len(),
+            c.input.loss()
         )
     };
     match c.fail_on {

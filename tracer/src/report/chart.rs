@@ -145,11 +145,14 @@ pub fn hbars(
     let base_y = TOP + row * bars.len() as f64;
     for t in scale.ticks() {
         let tx = x(t);
+        // A linear axis' ticks fall anywhere (quarters of the largest
+        // value): in the values' unit; a log axis' are decades.
+        let tick = if log { short(t) } else { fmt(t) };
         let _ = write!(
             o,
             r##"<line x1="{tx:.1}" y1="{TOP}" x2="{tx:.1}" y2="{base_y}" stroke="#e3e3e3"/><text x="{tx:.1}" y="{:.1}" class="tick" text-anchor="middle">{}</text>"##,
             base_y + 14.0,
-            esc(&short(t))
+            esc(&tick)
         );
     }
     for (i, b) in bars.iter().enumerate() {

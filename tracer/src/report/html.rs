@@ -119,7 +119,12 @@ pub fn page(title: &str, body: &str) -> String {
 }
 
 pub fn program(r: &Report) -> String {
-    r.targets
+    command_of(&r.targets)
+}
+
+/// The first target's command line, for a title.
+pub fn command_of(targets: &[super::model::Target]) -> String {
+    targets
         .first()
         .map(|t| t.command_line.join(" "))
         .filter(|s| !s.is_empty())

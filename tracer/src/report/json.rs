@@ -18,6 +18,14 @@ pub fn write(report: &Report, dest: &Out) -> Result<()> {
     })
 }
 
+/// Writes a profile as pretty JSON, as `tracer profile --json` does.
+pub fn write_profile(profile: &crate::report::profile::Profile, dest: &Out) -> Result<()> {
+    dest.write(|w| {
+        serde_json::to_writer_pretty(&mut *w, profile)?;
+        w.write_all(b"\n")
+    })
+}
+
 /// Only the version, read first: other fields are skipped without being
 /// kept, so a foreign or newer file is refused before it is materialized.
 #[derive(Deserialize)]
