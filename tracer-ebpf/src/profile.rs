@@ -24,7 +24,7 @@ use tracer_common::{
     CPU_HEADER, CPU_KSTACK_DEPTH, CpuSample, UNWIND_CHUNK, UNWIND_STACK, counter, pt_regs, record,
 };
 
-use crate::maps::{EVENTS, count, is_target};
+use crate::maps::{EVENTS, bulk_flags, count, is_target};
 
 /// Per CPU: where a sample is assembled. Not the futex path's scratch: a
 /// perf event's interrupt can land while a futex program on the same CPU
@@ -113,7 +113,7 @@ fn sample(ctx: &PerfEventContext, tgid: u32, tid: u32) {
         let size =
             (CPU_HEADER as u64 + u64::from(len)).min(CPU_HEADER as u64 + UNWIND_STACK as u64);
         let bytes = core::slice::from_raw_parts(p.cast::<u8>(), size as usize);
-        if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+        if EVENTS.output::<[u8]>(bytes, bulk_flags()).is_err() {
             count(counter::CPU_RING_FULL);
         }
     }

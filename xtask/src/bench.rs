@@ -536,10 +536,7 @@ fn profile_run(env: &Env, config: &str, secs: f64) -> Result<BTreeMap<String, f6
         / p["duration_s"].as_f64().unwrap_or(1.0).max(1e-3);
     m.insert("tracer_cpu_pct".into(), 100.0 * cpu / span);
     m.insert("samples_per_s".into(), samples_per_s);
-    m.insert(
-        "lost".into(),
-        p["sampling"]["lost"].as_f64().unwrap_or(0.0),
-    );
+    m.insert("lost".into(), p["sampling"]["lost"].as_f64().unwrap_or(0.0));
     if let Some(ns) = rest
         .lines()
         .filter_map(|l| l.strip_prefix("tracer:"))

@@ -622,6 +622,7 @@ fn events_and_drops(snap: &Snapshot) -> (BTreeMap<String, u64>, BTreeMap<String,
         ("unwind_samples".to_string(), snap.unwind_stats.received),
         ("unwind_throttled".to_string(), c(counter::UNWIND_THROTTLED)),
         ("stack_throttled".to_string(), c(counter::STACK_THROTTLED)),
+        ("cpu_samples".to_string(), c(counter::CPU_SAMPLES)),
         ("threads_exited".to_string(), snap.threads_exited),
         ("exit_record_lost".to_string(), c(counter::EXIT_RECORD_LOST)),
         (
@@ -1568,9 +1569,9 @@ mod tests {
         assert!((t9.wait_share - 0.005).abs() < 1e-9);
         assert!(r.drops.contains_key("missing_start"));
         assert!(r.drops.contains_key("map_read_errors"));
-        // Every counter but the four events, plus the three userspace ones.
-        assert_eq!(r.drops.len(), counter::COUNT as usize - 4 + 3);
-        for event in ["unwind_throttled", "stack_throttled"] {
+        // Every counter but the five events, plus the three userspace ones.
+        assert_eq!(r.drops.len(), counter::COUNT as usize - 5 + 3);
+        for event in ["unwind_throttled", "stack_throttled", "cpu_samples"] {
             assert!(!r.drops.contains_key(event) && r.events.contains_key(event));
         }
         assert_eq!(l.kind, "unknown", "no unwound stacks");

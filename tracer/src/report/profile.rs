@@ -310,11 +310,14 @@ pub fn render_text(p: &Profile, o: &TextOptions) -> String {
 fn render_wall(s: &mut String, w: &Wall, threads: usize) {
     let _ = writeln!(s, "\nWALL-CLOCK VIEW: each thread's traced time");
     let _ = writeln!(s, "  ({})", w.note);
-    for t in w.threads.iter().take(threads) {
+    // Busiest first: what a thread did besides sleeping.
+    let mut order: Vec<&WallThread> = w.threads.iter().collect();
+    order.sort_by_key(|t| std::cmp::Reverse(t.traced_ns - t.other_sleep_ns.min(t.traced_ns)));
+    for t in order.into_iter().take(threads) {
         let share = |v: u64| pct(v as f64 / t.traced_ns.max(1) as f64);
         let _ = writeln!(
             s,
-            "  {} {} ({}): {} traced = on CPU {} {} + lock waits {} {} + other sleeps {} {} + runnable {} {}",
+            "  {} {} (pid {}): {} traced = on CPU {} {} + lock waits {} {} + other sleeps {} {} + runnable {} {}",
             t.tid,
             t.name,
             t.pid,
@@ -328,16 +331,30 @@ fn render_wall(s: &mut String, w: &Wall, threads: usize) {
             human_ns(t.runnable_ns),
             share(t.runnable_ns),
         );
-        let mut rows: Vec<&WallPart> = t.parts.iter().filter(|p| p.kind != "cpu").collect();
-        rows.sort_by_key(|p| std::cmp::Reverse(p.ns));
-        for p in rows.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "      {:>6} {:<9} {}",
-                share(p.ns),
-                p.kind,
-                p.path.join(" → ")
-            );
+        // The largest lock waits, CPU time by the function on top of the
+        // stack, and other sleeps, a few of each (runnable is above).
+        let mut by_leaf: std::collections::BTreeMap<&str, u64> = Default::default();
+        let mut rows: Vec<(u64, &str, String)> = Vec::new();
+        for p in &t.parts {
+            match p.kind.as_str() {
+                "cpu" => {
+                    let leaf = p.path.last().map_or("?", String::as_str);
+                    *by_leaf.entry(leaf).or_default() += p.ns;
+                }
+                "runnable" => {}
+                kind => rows.push((p.ns, kind, p.path.join(" → "))),
+            }
+        }
+        rows.extend(
+            by_leaf
+                .into_iter()
+                .map(|(leaf, ns)| (ns, "cpu", format!("{leaf} (on top of the stack)"))),
+        );
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+        for kind in ["lock", "wait", "cpu", "sleep"] {
+            for (ns, k, what) in rows.iter().filter(|r| r.1 == kind && r.0 > 0).take(3) {
+                let _ = writeln!(s, "      {:>6} {:<5} {}", share(*ns), k, what);
+            }
         }
     }
 }
