@@ -1856,6 +1856,15 @@ mod tests {
             uprobe: Vec::new(),
             go: Vec::new(),
             program_stats: Vec::new(),
+            profile: vec![BTreeMap::from([
+                ("base_units_per_s".into(), 9000.0),
+                ("f99_units_per_s".into(), 8910.0),
+                ("f99_tracer_cpu_pct".into(), 0.7),
+                ("f99_samples_per_s".into(), 198.0),
+                ("f99_kernel_ns_per_sample".into(), 6000.0),
+                ("f99_lost".into(), 0.0),
+                ("idle_tracer_cpu_pct".into(), 0.5),
+            ])],
         }
     }
 
@@ -1893,6 +1902,9 @@ mod tests {
     fn markdown_shows_gaps_as_dashes() {
         let md = markdown(&sparse_results());
         for line in [
+            "| the tracer's own CPU, steady state (% of one CPU) | 0.70% | – |",
+            "| of which per sample (minus an idle target's 0.50%), µs | 10.1 | – |",
+            "| target slowdown (units/s vs untraced) | 1.0% | – |",
             "Written by `cargo xtask bench` (2 round(s), configurations shuffled per round; ? min). Raw runs: [benchmarks.json](benchmarks.json).",
             "| perf | ? |",
             "| sched_pipe | – | 20100 | 40.0% | 5.0% | 15.0% | 60.0% |",
