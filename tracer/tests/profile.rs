@@ -358,8 +358,8 @@ fn no_pmu_counters_say_not_available_and_views_render() {
     }
     let json = tmp("profile-no-pmu.json");
     for (format, check) in [
-        ("text", "HARDWARE COUNTERS"),
-        ("html", "<h2>Hardware counters</h2>"),
+        ("text", "COUNTERS (perf events, per process)"),
+        ("html", "<h2>Counters</h2>"),
         ("folded", "spin_for"),
         ("speedscope", "\"on-CPU samples\""),
     ] {
@@ -474,6 +474,26 @@ fn running_process_every_thread_sampled_in_proportion_to_its_cpu() {
         );
     }
     assert_eq!(v["sampling"]["lost"], 0);
+    // The counting events: each worker's task clock, as a share of the
+    // workers', is its share of schedstat's CPU time too.
+    let counters = v["counters"]["threads"].as_array().unwrap();
+    let clock_of = |tid: u32| -> f64 {
+        counters
+            .iter()
+            .find(|c| c["tid"] == tid)
+            .and_then(|c| c["values"]["task_clock_ns"].as_f64())
+            .unwrap_or_else(|| panic!("no task clock for {tid}: {counters:#?}"))
+    };
+    let clocks: f64 = tids.iter().map(|&t| clock_of(t)).sum();
+    assert!(clocks > 1e9, "three busy threads for 3 s: {clocks} ns");
+    for (i, &tid) in tids.iter().enumerate() {
+        let got = clock_of(tid) / clocks;
+        let want = truth[i] / truth_all;
+        assert!(
+            (got - want).abs() < 0.05,
+            "thread {tid}: task clock {got:.3} of the workers', schedstat {want:.3}"
+        );
+    }
     assert!(work.try_wait().unwrap().is_none(), "the workload runs on");
     // A link per hook, and one per thread for the sampler's events (a
     // perf event attached through a link has no fd of its own).

@@ -19,6 +19,10 @@ use crate::{
 
 /// A function over this share of the CPU time sampled is a target.
 pub const HOT_FUNCTION: f64 = 0.20;
+/// Cache misses over this share of cache references are a finding.
+pub const CACHE_MISSES: f64 = 0.10;
+/// Branch misses over this share of branches are a finding.
+pub const BRANCH_MISSES: f64 = 0.05;
 /// Lost samples over this share of those taken make the profile
 /// incomplete.
 pub const LOST_INCOMPLETE: f64 = 0.01;
@@ -35,7 +39,8 @@ pub struct ProfileMeta {
     pub cpus: u32,
     /// Build the wall-clock view (the report traced futex waits).
     pub wall: bool,
-    pub has_pmu: bool,
+    /// The counting events' values, when they were opened.
+    pub counters: Option<crate::kernel::counters::CounterValues>,
 }
 
 pub fn build(
@@ -65,14 +70,34 @@ pub fn build(
             ),
         });
     }
-    let counters = Counters {
-        available: false,
-        note: if meta.has_pmu {
-            "hardware counters not available: the tracer does not open them yet (cycles, instructions, cache and branch misses); the profile is from cpu-clock samples".into()
-        } else {
-            "hardware counters not available: this machine has no hardware PMU (perf cannot count cycles or instructions here), so IPC, cache and branch miss rates are not measured".into()
-        },
-    };
+    let counters = counters(meta.counters.as_ref(), &names);
+    for c in &counters.processes {
+        let subject = format!("pid {} {}", c.pid, c.name);
+        if let Some(r) = c.cache_miss_rate.filter(|r| *r > CACHE_MISSES) {
+            findings.push(Finding {
+                rule: "cache_misses".into(),
+                subject: subject.clone(),
+                value: r,
+                text: format!(
+                    "{subject}: {} of cache references miss (over {:.0}%): prefetching or a denser data layout may pay",
+                    p::pct(r),
+                    100.0 * CACHE_MISSES
+                ),
+            });
+        }
+        if let Some(r) = c.branch_miss_rate.filter(|r| *r > BRANCH_MISSES) {
+            findings.push(Finding {
+                rule: "branch_misses".into(),
+                subject: subject.clone(),
+                value: r,
+                text: format!(
+                    "{subject}: {} of branches are mispredicted (over {:.0}%): branchless code on the hot path may pay",
+                    p::pct(r),
+                    100.0 * BRANCH_MISSES
+                ),
+            });
+        }
+    }
     let wall = meta.wall.then(|| wall(&report, &stacks));
     let mut incomplete = None;
     if sampling.taken > 0 && sampling.lost as f64 > LOST_INCOMPLETE * sampling.taken as f64 {
@@ -119,6 +144,66 @@ pub fn build(
         contention: meta.wall.then(|| Box::new(report)),
         incomplete,
         limitations,
+    }
+}
+
+/// The counters per thread and per process, with their derived rates.
+fn counters(
+    values: Option<&crate::kernel::counters::CounterValues>,
+    names: &HashMap<u32, String>,
+) -> Counters {
+    let Some(v) = values else {
+        return Counters {
+            note: "counters were not opened".into(),
+            ..Default::default()
+        };
+    };
+    let note = match &v.hardware {
+        Ok(()) => String::new(),
+        Err(why) => format!("hardware counters not available: {why}"),
+    };
+    let set = |pid: u32, tid: u32, name: String, values: BTreeMap<String, u64>| {
+        let ratio = |a: &str, b: &str| {
+            let (x, y) = (*values.get(a)?, *values.get(b)?);
+            (y > 0).then(|| x as f64 / y as f64)
+        };
+        p::CounterSet {
+            pid,
+            tid,
+            name,
+            ipc: ratio("instructions", "cycles"),
+            cache_miss_rate: ratio("cache_misses", "cache_references"),
+            branch_miss_rate: ratio("branch_misses", "branches"),
+            values,
+        }
+    };
+    let mut threads = Vec::new();
+    let mut procs: BTreeMap<u32, BTreeMap<String, u64>> = BTreeMap::new();
+    for (&(pid, tid), counts) in &v.values {
+        let values: BTreeMap<String, u64> =
+            counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        let total = procs.entry(pid).or_default();
+        for (k, n) in &values {
+            *total.entry(k.clone()).or_default() += n;
+        }
+        let name = names
+            .get(&tid)
+            .cloned()
+            .unwrap_or_else(|| format!("tid {tid}"));
+        threads.push(set(pid, tid, name, values));
+    }
+    let processes = procs
+        .into_iter()
+        .map(|(pid, values)| {
+            let name = names.get(&pid).cloned().unwrap_or_default();
+            set(pid, 0, name, values)
+        })
+        .collect();
+    Counters {
+        available: v.hardware.is_ok(),
+        note,
+        processes,
+        threads,
     }
 }
 

@@ -149,7 +149,7 @@ fn run_once(args: &ProfileArgs, verbose: bool, out: &Outputs) -> Result<Profile>
             frequency: args.frequency,
             cpus: aya::util::online_cpus().map_or(0, |v| v.len() as u32),
             wall: full,
-            has_pmu: sampling::has_pmu(),
+            counters: harvest.counters.clone(),
         },
     );
     log::debug!(

@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod collect;
+pub mod counters;
 pub mod functions;
 pub mod preflight;
 pub mod processes;

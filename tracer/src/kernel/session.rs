@@ -25,6 +25,7 @@ use crate::{
     kernel::{
         attach::{HookState, LoadOptions, Probes},
         collect::{self, Snapshot},
+        counters::{CounterValues, Counters},
         functions::Functions,
         preflight,
         processes::Processes,
@@ -111,6 +112,9 @@ pub struct Harvest {
     /// The launched command, stopped.
     pub launched: Option<Launched>,
     pub functions: Option<FnProbes>,
+    /// The counters' values at the end, and whether hardware ones were
+    /// counted (else why not).
+    pub counters: Option<CounterValues>,
     /// Wall-clock start and length of the traced window.
     pub start_time: SystemTime,
     pub duration: Duration,
@@ -140,6 +144,8 @@ pub struct Session {
     given: Vec<i32>,
     launched: Option<Launched>,
     functions: Functions,
+    /// Counting perf events (`tracer profile`).
+    counters: Option<Counters>,
     /// Kept open while tracing: the kernel counts run time while any such
     /// fd is open.
     stats_fd: Option<std::os::fd::OwnedFd>,
@@ -200,6 +206,7 @@ impl Session {
             given,
             launched,
             functions: Functions::none(),
+            counters: None,
             stats_fd: None,
             program_stats: opts.program_stats,
             t0: now,
@@ -214,6 +221,7 @@ impl Session {
         if let Some(s) = opts.sampling {
             let targets = me.targets();
             sampling::attach(&mut me.probes, s, &targets)?;
+            me.counters = Some(Counters::open(&targets, sampling::has_pmu()));
         }
         me.functions = Functions::new(
             opts.functions,
@@ -299,6 +307,10 @@ impl Session {
     /// background and the launched command stopped.
     pub fn harvest(mut self) -> Result<Harvest> {
         let duration = self.t0.elapsed();
+        let counters = self.counters.take().map(|c| CounterValues {
+            values: c.read(),
+            hardware: c.hardware.clone(),
+        });
         self.functions.finish(&mut self.probes);
         let snap = self.snapshot()?;
         if self.program_stats {
@@ -339,6 +351,7 @@ impl Session {
             untraced,
             launched,
             functions: functions.probes,
+            counters,
             start_time,
             duration,
             detach,

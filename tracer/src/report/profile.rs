@@ -136,12 +136,44 @@ pub struct Finding {
     pub text: String,
 }
 
-/// Hardware counters, per process and thread, when the machine has a PMU.
+/// Counting perf events: software counters always, hardware counters
+/// when the machine has a PMU.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Hardware counters were counted.
     pub available: bool,
     /// Why not, in one sentence, when not available.
     pub note: String,
+    /// Per process: each counter summed over its threads.
+    #[serde(default)]
+    pub processes: Vec<CounterSet>,
+    /// Per thread that existed when tracing began; a thread's counts
+    /// include the threads it created later.
+    #[serde(default)]
+    pub threads: Vec<CounterSet>,
+}
+
+/// One thread's (or process's) counters, with the rates derived from them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterSet {
+    pub pid: u32,
+    /// 0 for a process.
+    pub tid: u32,
+    pub name: String,
+    /// Counter name → count: task_clock_ns, context_switches,
+    /// cpu_migrations, minor_faults, major_faults; with a PMU cycles,
+    /// instructions, cache_references, cache_misses, branches,
+    /// branch_misses.
+    pub values: std::collections::BTreeMap<String, u64>,
+    /// Instructions per cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<f64>,
+    /// cache_misses / cache_references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_miss_rate: Option<f64>,
+    /// branch_misses / branches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_miss_rate: Option<f64>,
 }
 
 /// One distinct stack of one thread.
@@ -293,8 +325,33 @@ pub fn render_text(p: &Profile, o: &TextOptions) -> String {
             t.oncpu_ns.map_or("-".into(), human_ns)
         );
     }
-    let _ = writeln!(s_, "\nHARDWARE COUNTERS");
-    let _ = writeln!(s_, "  {}", p.counters.note);
+    let _ = writeln!(s_, "\nCOUNTERS (perf events, per process)");
+    if !p.counters.available {
+        let _ = writeln!(s_, "  {}", p.counters.note);
+    }
+    for c in &p.counters.processes {
+        let v = |k: &str| c.values.get(k).copied();
+        let mut line = format!(
+            "  pid {} {}: task clock {}, {} context switches, {} migrations, {} minor / {} major faults",
+            c.pid,
+            c.name,
+            v("task_clock_ns").map_or("-".into(), human_ns),
+            v("context_switches").unwrap_or(0),
+            v("cpu_migrations").unwrap_or(0),
+            v("minor_faults").unwrap_or(0),
+            v("major_faults").unwrap_or(0)
+        );
+        if let Some(ipc) = c.ipc {
+            let _ = write!(line, "; IPC {ipc:.2}");
+        }
+        if let Some(r) = c.cache_miss_rate {
+            let _ = write!(line, "; cache misses {}", pct(r));
+        }
+        if let Some(r) = c.branch_miss_rate {
+            let _ = write!(line, "; branch misses {}", pct(r));
+        }
+        let _ = writeln!(s_, "{line}");
+    }
     if let Some(w) = &p.wall {
         render_wall(s_, w, o.threads);
     }

@@ -341,10 +341,55 @@ pub fn html(p: &Profile) -> String {
             o.push_str(&f);
         }
     }
-    let _ = write!(
-        o,
-        "<h2>Hardware counters</h2><p>{}</p>",
-        esc(&p.counters.note)
+    o.push_str("<h2>Counters</h2>");
+    if !p.counters.note.is_empty() {
+        let _ = write!(o, "<p>{}</p>", esc(&p.counters.note));
+    }
+    let rows: Vec<Vec<String>> = p
+        .counters
+        .processes
+        .iter()
+        .chain(&p.counters.threads)
+        .map(|c| {
+            let v = |k: &str| c.values.get(k).map_or("-".into(), u64::to_string);
+            vec![
+                c.pid.to_string(),
+                if c.tid == 0 {
+                    "(process)".into()
+                } else {
+                    c.tid.to_string()
+                },
+                esc(&c.name),
+                c.values
+                    .get("task_clock_ns")
+                    .map_or("-".into(), |n| human_ns(*n)),
+                v("context_switches"),
+                v("cpu_migrations"),
+                v("minor_faults"),
+                v("major_faults"),
+                c.ipc.map_or("-".into(), |x| format!("{x:.2}")),
+                c.cache_miss_rate.map_or("-".into(), pct),
+                c.branch_miss_rate.map_or("-".into(), pct),
+            ]
+        })
+        .collect();
+    table(
+        &mut o,
+        "counters",
+        &[
+            ("pid", ""),
+            ("tid", ""),
+            ("name", "l"),
+            ("task clock", ""),
+            ("context switches", ""),
+            ("migrations", ""),
+            ("minor faults", ""),
+            ("major faults", ""),
+            ("IPC", ""),
+            ("cache misses", ""),
+            ("branch misses", ""),
+        ],
+        &rows,
     );
     page(&format!("tracer profile: {prog}"), &o)
 }
