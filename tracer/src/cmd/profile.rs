@@ -12,7 +12,7 @@ use crate::{
     cmd::contention as c,
     exit::Code,
     kernel::{
-        sampling::{self, SamplingOptions},
+        sampling::SamplingOptions,
         session::{Session, Until},
     },
     output::Out,
