@@ -282,7 +282,7 @@ fn wall_view_puts_lock_waits_under_their_lock_and_call_site() {
 )]
 fn pprof_cpu_profile_decodes_in_go_tool_pprof() {
     let Some(_serial) = privileged() else { return };
-    let go = which("go").expect("go is installed by `cargo xtask setup`");
+    let Some(go) = tool("go") else { return };
     let bin = c_workload_with("cpu_mix", "-fomit-frame-pointer");
     let (v, _) = profile(&[], &[bin.to_str().unwrap(), "2"], "pprof");
     let json = tmp("profile-pprof.json");
@@ -295,33 +295,11 @@ fn pprof_cpu_profile_decodes_in_go_tool_pprof() {
             .arg(&pb),
     );
     assert!(o.status.success(), "{o:?}");
-    let out = output(
-        Command::new(go)
-            .args(["tool", "pprof", "-raw", "-symbolize=none"])
-            .arg(&pb)
-            .env("GOCACHE", tmp("gocache"))
-            .env("PPROF_TMPDIR", tmp("pprof")),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let raw = String::from_utf8_lossy(&out.stdout);
+    let (raw, samples, ns) = pprof_raw(&go, &pb);
     assert!(
         raw.contains("samples/count cpu/nanoseconds[dflt]"),
         "sample types: {raw}"
     );
-    let (mut samples, mut ns) = (0u64, 0u64);
-    for line in raw.lines() {
-        let Some((values, _)) = line.split_once(':') else {
-            continue;
-        };
-        let nums: Vec<u64> = values
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        if nums.len() == 2 && values.split_whitespace().count() == 2 {
-            samples += nums[0];
-            ns += nums[1];
-        }
-    }
     assert!(samples > 100, "{raw}");
     assert_eq!(samples, v["sampling"]["received"].as_u64().unwrap());
     assert_eq!(ns, v["sampling"]["sampled_cpu_ns"].as_u64().unwrap());
@@ -388,14 +366,6 @@ fn bad_frequency_and_missing_pid_are_refused() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("panicked"), "{err}");
     }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 /// A thread's CPU time so far, ns (/proc/PID/task/TID/schedstat, the
@@ -497,12 +467,7 @@ fn running_process_every_thread_sampled_in_proportion_to_its_cpu() {
     assert!(work.try_wait().unwrap().is_none(), "the workload runs on");
     // A link per hook, and one per thread for the sampler's events (a
     // perf event attached through a link has no fd of its own).
-    let hooks = v["hooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["attached"] == true)
-        .count();
+    let hooks = attached_hooks(&v);
     assert!(
         held.links.len() >= hooks - 1 + 4,
         "{hooks} hooks and 4 threads: {held:?}"

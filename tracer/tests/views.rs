@@ -22,28 +22,6 @@ fn tmp(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// A peer tool; off CI a missing one skips the test, in CI it fails it
-/// (`cargo xtask setup` installs them).
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !in_ci(),
-            "{name} is missing in CI: `cargo xtask setup` installs it"
-        );
-        eprintln!("SKIPPED: {name} not installed (cargo xtask setup installs it)");
-    }
-    found
-}
-
 /// One traced run of the demo, shared by the tests of this file. Its
 /// sleeps (nanosleep, ≈150 calls/s from the reporter and main threads) are
 /// probed too, so the page has a function latency histogram.
@@ -308,34 +286,7 @@ fn pprof_totals_equal_the_json_report_in_go_tool_pprof() {
     let (run, v) = demo_run();
     let pb = tmp("views.pb.gz");
     report(run, "pprof", &pb);
-    let out = output(
-        Command::new(&go)
-            .args(["tool", "pprof", "-raw", "-symbolize=none"])
-            .arg(&pb)
-            .env("GOCACHE", tmp("gocache"))
-            .env("PPROF_TMPDIR", tmp("pprof")),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let raw = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        raw.contains("contentions/count delay/nanoseconds"),
-        "sample types: {raw}"
-    );
-    // Sample lines: "  COUNT  DELAY: LOCATION-IDS".
-    let (mut count, mut delay) = (0u64, 0u64);
-    for line in raw.lines() {
-        let Some((values, _)) = line.split_once(':') else {
-            continue;
-        };
-        let nums: Vec<u64> = values
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        if nums.len() == 2 && values.split_whitespace().count() == 2 {
-            count += nums[0];
-            delay += nums[1];
-        }
-    }
+    let (raw, count, delay) = pprof_raw(&go, &pb);
     let want_count: u64 = view_rows(v)
         .iter()
         .map(|l| l["contentions"].as_u64().unwrap())

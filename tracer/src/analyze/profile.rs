@@ -50,11 +50,11 @@ pub fn build(
     report: Report,
     meta: ProfileMeta,
 ) -> Profile {
-    let names = thread_names(&report, snap);
+    let names = thread_names(&report, snap, procs);
     let stacks = symbolize(snap, procs, syms, &names);
     let received: u64 = stacks.iter().map(|s| s.samples).sum();
     let sampling = sampling(snap, &meta, received);
-    let functions = functions(&stacks, received, sampling.period_ns);
+    let functions = functions(&stacks, received);
     let threads = threads(&stacks, &report, received);
     let mut findings = Vec::new();
     for f in functions.iter().filter(|f| f.self_share > HOT_FUNCTION) {
@@ -207,13 +207,21 @@ fn counters(
     }
 }
 
-/// tid → (pid, name), from the report's threads and the exited ones.
-fn thread_names(report: &Report, snap: &Snapshot) -> HashMap<u32, String> {
-    let mut m: HashMap<u32, String> = snap
-        .exited_names
-        .iter()
-        .map(|(&(_, tid), n)| (tid, n.clone()))
+/// tid → name, from /proc, the exited threads and the report's threads.
+fn thread_names(
+    report: &Report,
+    snap: &Snapshot,
+    procs: &BTreeMap<u32, ProcessInfo>,
+) -> HashMap<u32, String> {
+    let mut m: HashMap<u32, String> = procs
+        .values()
+        .flat_map(|p| p.threads.iter().map(|(&tid, n)| (tid, n.clone())))
         .collect();
+    m.extend(
+        snap.exited_names
+            .iter()
+            .map(|(&(_, tid), n)| (tid, n.clone())),
+    );
     for t in &report.threads {
         m.insert(t.tid, t.name.clone());
     }
@@ -228,7 +236,10 @@ fn sampling(snap: &Snapshot, meta: &ProfileMeta, received: u64) -> Sampling {
         frequency_hz: meta.frequency,
         period_ns: 1_000_000_000 / meta.frequency.max(1),
         cpus: meta.cpus,
-        taken: snap.counters[counter::CPU_SAMPLES as usize],
+        // The counters are read before the ring's last drain: samples taken
+        // in between are received but not yet counted as taken.
+        taken: snap.counters[counter::CPU_SAMPLES as usize]
+            .max(received + snap.counters[counter::CPU_RING_FULL as usize]),
         received,
         lost: snap.counters[counter::CPU_RING_FULL as usize],
         unwound_eh_frame: st.eh_frame,
@@ -309,7 +320,7 @@ fn symbolize(
 }
 
 /// Functions by self CPU, with totals, callers and their hottest path.
-fn functions(stacks: &[CpuStack], received: u64, period_ns: u64) -> Vec<FunctionCpu> {
+fn functions(stacks: &[CpuStack], received: u64) -> Vec<FunctionCpu> {
     #[derive(Default)]
     struct Acc {
         module: Option<String>,
@@ -349,7 +360,6 @@ fn functions(stacks: &[CpuStack], received: u64, period_ns: u64) -> Vec<Function
         }
     }
     let share = |n: u64| n as f64 / received.max(1) as f64;
-    let _ = period_ns;
     let mut v: Vec<FunctionCpu> = acc
         .into_iter()
         .map(|(name, a)| {
@@ -494,7 +504,7 @@ fn wall(report: &Report, stacks: &[CpuStack]) -> Wall {
 
 /// A thread's futex waits, per logical lock and call site.
 fn lock_parts(report: &Report, tid: u32, pid: u32) -> Vec<WallPart> {
-    let mut parts = Vec::new();
+    let mut parts: Vec<WallPart> = Vec::new();
     for l in &report.logical_locks {
         let Some(lt) = l
             .threads
@@ -546,7 +556,14 @@ fn lock_parts(report: &Report, tid: u32, pid: u32) -> Vec<WallPart> {
                 .collect()
         };
         scale(&mut mine, lt.wait_ns);
-        parts.extend(mine);
+        // Two unwound sites can share a call-site name (different frames
+        // further out): one part each name.
+        for m in mine {
+            match parts.iter_mut().find(|p| p.path == m.path) {
+                Some(p) => p.ns += m.ns,
+                None => parts.push(m),
+            }
+        }
     }
     parts
 }

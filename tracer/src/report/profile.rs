@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::{
     model::{Frame, Hook, Report, Target, Tool},
-    units::human_ns,
+    units::{clip, human_ns},
 };
 
 /// The JSON document's kind: what tells a profile from a contention report.
@@ -419,8 +419,4 @@ fn render_wall(s: &mut String, w: &Wall, threads: usize) {
 /// A share (0–1) as a percentage with one decimal.
 pub fn pct(share: f64) -> String {
     format!("{:.1}%", 100.0 * share)
-}
-
-fn clip(s: &str, n: usize) -> String {
-    crate::report::units::clip(s, n)
 }

@@ -614,16 +614,73 @@ pub fn assert_released(held: &Held) {
     );
 }
 
-/// While tracing, the tracer held an attachment (a perf event or a link)
-/// per hook it reports attached and per probed function; once it has
-/// exited, every program, map and link it held is gone from the kernel.
-pub fn assert_all_detached(held: &Held, report: &serde_json::Value) {
-    let hooks = report["hooks"]
+/// The hooks a report or profile says were attached.
+pub fn attached_hooks(report: &serde_json::Value) -> usize {
+    report["hooks"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|h| h["attached"] == true)
-        .count();
+        .count()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A peer tool; off CI a missing one skips the test, in CI it fails it
+/// (`cargo xtask setup` installs them).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is missing in CI: `cargo xtask setup` installs it"
+        );
+        eprintln!("SKIPPED: {name} not installed (cargo xtask setup installs it)");
+    }
+    found
+}
+
+/// `go tool pprof -raw` of a profile: its text, and the sums of the two
+/// values of every sample ("  V1  V2: LOCATION-IDS" lines).
+pub fn pprof_raw(go: &Path, pb: &Path) -> (String, u64, u64) {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = output(
+        Command::new(go)
+            .args(["tool", "pprof", "-raw", "-symbolize=none"])
+            .arg(pb)
+            .env("GOCACHE", tmp.join("gocache"))
+            .env("PPROF_TMPDIR", tmp.join("pprof")),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (mut a, mut b) = (0u64, 0u64);
+    for line in raw.lines() {
+        let Some((values, _)) = line.split_once(':') else {
+            continue;
+        };
+        let nums: Vec<u64> = values
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if nums.len() == 2 && values.split_whitespace().count() == 2 {
+            a += nums[0];
+            b += nums[1];
+        }
+    }
+    (raw, a, b)
+}
+
+/// While tracing, the tracer held an attachment (a perf event or a link)
+/// per hook it reports attached and per probed function; once it has
+/// exited, every program, map and link it held is gone from the kernel.
+pub fn assert_all_detached(held: &Held, report: &serde_json::Value) {
+    let hooks = attached_hooks(report);
     let functions = report["functions"].as_array().map_or(0, Vec::len);
     assert!(
         held.perf_events + held.links.len() >= hooks + functions,
