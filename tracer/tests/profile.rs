@@ -258,7 +258,11 @@ fn wall_view_puts_lock_waits_under_their_lock_and_call_site() {
         workers += 1;
         for p in mine {
             let site = p["path"][1].as_str().unwrap();
-            assert!(site.starts_with("take_and_bump"), "call site {site}");
+            assert!(
+                site.starts_with("take_and_bump"),
+                "call site {site}; the lock's unwound sites: {:#}",
+                lock["unwound_sites"]
+            );
             got += p["ns"].as_u64().unwrap();
         }
         let sum: u64 = t["parts"]

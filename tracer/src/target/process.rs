@@ -487,8 +487,16 @@ pub fn wait_exec(pid: u32, limit: std::time::Duration) {
     while t.elapsed() < limit {
         let exe = proc::exe(pid);
         if exe.is_some() && exe != ours {
+            // Its executable mapping, not only the name: the loader maps a
+            // library's whole span read-only first and its code over it
+            // after, and maps read in between have no libc code.
             let maps = proc::maps_text(pid).unwrap_or_default();
-            if maps.contains("/libc.so") || maps.contains("/libc-") {
+            let libc_code = maps.lines().any(|l| {
+                let mut f = l.split_whitespace();
+                let perms = f.nth(1).unwrap_or("");
+                perms.contains('x') && (l.contains("/libc.so") || l.contains("/libc-"))
+            });
+            if libc_code {
                 return;
             }
         }

@@ -220,8 +220,9 @@ fn unwind(
     stack: &[u8],
     with_text: bool,
 ) -> (Vec<u64>, Method) {
-    // A sample from code mapped after our last look (dlopen): re-read.
-    if info.mapping(s.ip).is_none() {
+    // A sample from code mapped after our last look (dlopen, or a library
+    // whose code the loader had not yet mapped over its span): re-read.
+    if !info.mapping(s.ip).is_some_and(|m| m.exec) {
         info.refresh();
     }
     let pu = current_modules(unwinders, info, with_text);
