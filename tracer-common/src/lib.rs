@@ -26,6 +26,8 @@ pub mod names {
     /// Programs: forks and process exits.
     pub const TASK_NEWTASK: &str = "task_newtask";
     pub const SCHED_PROCESS_FREE: &str = "sched_process_free";
+    /// Program: execs, for `tracer agent`'s matching.
+    pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     /// Programs: the scheduler hooks, as tp_btf and their raw_tp fallbacks
     /// (the same name with `RAW_SUFFIX`).
     pub const SCHED_SWITCH: &str = "sched_switch";
@@ -41,7 +43,7 @@ pub mod names {
     pub const CPU_SAMPLE: &str = "cpu_sample";
 
     /// Every program the object holds.
-    pub const PROGRAMS: [&str; 19] = [
+    pub const PROGRAMS: [&str; 20] = [
         SYS_ENTER_FUTEX,
         SYS_ENTER_FUTEX_WAIT,
         SYS_ENTER_FUTEX_WAITV,
@@ -51,6 +53,7 @@ pub mod names {
         CONTENTION_END,
         TASK_NEWTASK,
         SCHED_PROCESS_FREE,
+        SCHED_PROCESS_EXEC,
         SCHED_SWITCH,
         SCHED_WAKEUP,
         SCHED_WAKEUP_NEW,
@@ -722,6 +725,8 @@ pub mod record {
     pub const PROCESS_GONE: u32 = 4;
     /// A `CpuSample`.
     pub const CPU_SAMPLE: u32 = 5;
+    /// An `ExecRecord`.
+    pub const EXEC: u32 = 6;
 }
 
 /// Kernel frames kept per on-CPU sample.
@@ -867,6 +872,21 @@ pub struct ForkRecord {
 }
 const _: () = assert!(size_of::<ForkRecord>() == 16);
 
+/// A process exec'd (`tracer agent` with `--comm` or `--cgroup`: is it one
+/// to trace?). Sent for every exec on the system while the hook is on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecRecord {
+    /// [`record::EXEC`].
+    pub record: u32,
+    pub tgid: u32,
+    /// Its cgroup v2 id (the cgroup directory's inode number).
+    pub cgroup: u64,
+    /// Its new name.
+    pub comm: [u8; 16],
+}
+const _: () = assert!(size_of::<ExecRecord>() == 32);
+
 /// Probed user functions (uprobe.rs). The attach cookie is
 /// `fn_id | size_arg << 32 | SITES`; `size_arg` says where an allocation
 /// size is, `SITES` asks for per-caller statistics.
@@ -1003,6 +1023,8 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadExit {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::ForkRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ExecRecord {}
     // SAFETY: as below.
     unsafe impl aya::Pod for super::ProcessGone {}
     // SAFETY: as below.

@@ -7,8 +7,11 @@
 //! It fires in copy_process() in the parent's context, so the current tgid
 //! is the parent's.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
-use tracer_common::{ForkRecord, counter, record, tp};
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid},
+    programs::TracePointContext,
+};
+use tracer_common::{ExecRecord, ForkRecord, counter, record, tp};
 
 use crate::maps::{EVENTS, TARGETS, count, follow_forks, is_target, more_than_first, read_ctx};
 
@@ -57,4 +60,23 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
         count(counter::PROCESS_RECORD_LOST);
     }
     Ok(())
+}
+
+/// Every exec on the system (attached only for `tracer agent --comm` or
+/// `--cgroup`): userspace decides whether the process is one to trace. It
+/// fires in the exec'ing task once its new name is set.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint/sched/sched_process_exec")]
+pub extern "C" fn sched_process_exec(_ctx: *mut core::ffi::c_void) -> u32 {
+    let exec = ExecRecord {
+        record: record::EXEC,
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        // SAFETY: a helper without arguments.
+        cgroup: unsafe { bpf_get_current_cgroup_id() },
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    if EVENTS.output::<ExecRecord>(&exec, 0).is_err() {
+        count(counter::PROCESS_RECORD_LOST);
+    }
+    1
 }

@@ -51,6 +51,11 @@ pub enum Command {
     Baseline(BaselineCommand),
     /// Re-render a saved run (JSON report) in another format.
     Report(ReportArgs),
+    /// Trace matching processes continuously, in windows, and serve the
+    /// numbers over HTTP: Prometheus metrics, pprof mutex profiles and the
+    /// last window's report.
+    #[command(after_help = AGENT_EXAMPLES)]
+    Agent(AgentArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -635,4 +640,62 @@ mod tests {
         };
         assert_eq!(a.command, vec!["sleep", "1"]);
     }
+}
+
+const AGENT_EXAMPLES: &str = "\
+Examples:
+    tracer agent --comm '^postgres$'                     every postgres process, now and later
+    tracer agent --pid 4242 --window 30s --listen 0.0.0.0:9746
+    tracer agent --cgroup /sys/fs/cgroup/system.slice/redis.service --mode full
+
+Endpoints (127.0.0.1:9746 unless --listen): /metrics (Prometheus or
+OpenMetrics), /debug/pprof/mutex (gzip'd pprof of the last window),
+/report.json (the last window's report), /healthz. Stops on SIGTERM or
+Ctrl-C, leaving nothing attached.";
+
+/// `tracer agent`: what to trace, how, and where to serve it.
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Process id(s) to trace, comma-separated (and the processes they
+    /// fork).
+    #[arg(short, long, value_delimiter = ',')]
+    pub pid: Vec<i32>,
+    /// Trace every process whose name (comm, as `ps -o comm` shows it)
+    /// matches this regular expression: those running now, and those that
+    /// exec later.
+    #[arg(long, value_name = "REGEX")]
+    pub comm: Option<String>,
+    /// Trace every process in this cgroup (v2; a directory under
+    /// /sys/fs/cgroup, or a path relative to it), now and as they exec.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// sched: no syscall tracepoints (no cost on futex fast paths; waits
+    /// seen when they block, no call sites). full: futex tracepoints too,
+    /// with call sites, as `tracer contention`'s default.
+    #[arg(long, value_enum, default_value_t = Mode::Sched)]
+    pub mode: Mode,
+    /// Length of one aggregation window: the metrics and profiles move on
+    /// once a window.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub window: Duration,
+    /// Where to serve HTTP (address:port). Loopback unless said otherwise.
+    #[arg(long, default_value = "127.0.0.1:9746")]
+    pub listen: std::net::SocketAddr,
+    /// A directory for the agent's state (the last window's report, kept
+    /// across restarts). Without it nothing is written to disk.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Locks exported per process; the rest are summed as lock="other".
+    #[arg(long, default_value_t = 10)]
+    pub top_k: usize,
+    /// Contentions/s from which a lock-free redesign is worth considering.
+    #[arg(long, default_value_t = 100.0)]
+    pub consider_at: f64,
+    /// Contentions/s above which it is recommended.
+    #[arg(long, default_value_t = 1000.0)]
+    pub recommend_at: f64,
+    /// Capacity of the per-lock kernel maps, per window (as `tracer
+    /// contention --max-locks`).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOCKS, value_parser = parse_max_locks)]
+    pub max_locks: u32,
 }

@@ -1,6 +1,7 @@
 //! `tracer`: which locks are contended, how badly, where, and whether a
 //! lock-free redesign is worth it. See README.md and docs/.
 
+mod agent;
 mod analyze;
 mod cli;
 mod cmd;
@@ -186,6 +187,7 @@ fn main() {
         cli::Command::Compare(args) => cmd::compare::run(args),
         cli::Command::Baseline(cmd) => cmd::baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
+        cli::Command::Agent(args) => agent::run(args, cli.verbose),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -41,6 +41,10 @@ const APT_PACKAGES: &[&str] = &[
     "libabsl-dev",
     "musl-tools",
     "pkg-config",
+    // `tracer agent`'s tests: a real Prometheus scraping it; bpftool lists
+    // what is left loaded after it stops.
+    "prometheus",
+    "bpftool",
 ];
 
 fn main() -> ExitCode {

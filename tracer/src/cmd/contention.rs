@@ -338,6 +338,8 @@ pub(crate) fn session_options(args: &ContentionArgs, verbose: bool) -> SessionOp
         },
         program_stats: args.program_stats,
         sampling: None,
+        watch_execs: false,
+        open_ended: false,
     }
 }
 

@@ -98,6 +98,12 @@ const HOOKS: &[HookSpec] = &[
         why: "following forked children",
     },
     HookSpec {
+        program: names::SCHED_PROCESS_EXEC,
+        event: "sched/sched_process_exec",
+        required: false,
+        why: "processes that exec and match are traced (tracer agent)",
+    },
+    HookSpec {
         program: names::SCHED_PROCESS_FREE,
         event: "sched/sched_process_free",
         required: false,
@@ -225,6 +231,11 @@ pub struct LoadOptions {
     /// are sized from it.
     pub max_locks: u32,
     pub verbose: bool,
+    /// Report every exec on the system ([`Event::Exec`]): `tracer agent`
+    /// picks up the processes that match.
+    ///
+    /// [`Event::Exec`]: crate::kernel::ring::Event::Exec
+    pub watch_execs: bool,
 }
 
 /// The function-probe programs (uprobe.rs), attached per function.
@@ -239,6 +250,7 @@ pub struct Probes {
     sched_flavour: &'static str,
     pub hooks: Vec<HookState>,
     pub load_attach: Duration,
+    watch_execs: bool,
 }
 
 impl Probes {
@@ -254,6 +266,7 @@ impl Probes {
             unwind_rate,
             max_locks,
             verbose,
+            watch_execs,
         } = opts;
         let t0 = Instant::now();
         preflight::privileges()?;
@@ -362,6 +375,7 @@ impl Probes {
             sched_flavour,
             hooks: Vec::new(),
             load_attach: t0.elapsed(),
+            watch_execs,
         })
     }
 
@@ -417,6 +431,9 @@ impl Probes {
         for spec in HOOKS {
             let name = spec.event.replace('/', ":");
             if spec.program == names::TASK_NEWTASK && !follow_forks {
+                continue;
+            }
+            if spec.program == names::SCHED_PROCESS_EXEC && !self.watch_execs {
                 continue;
             }
             if sched_only && spec.event.starts_with("syscalls/") {

@@ -223,6 +223,79 @@ pub fn close_open_interval(t: &mut ThreadSched, now: u64) {
     t.since_ns = now;
 }
 
+/// The per-lock and per-thread maps' entries now and their capacities,
+/// counted key by key (nothing is read or moved): `tracer agent`'s map-fill
+/// gauges, read while tracing goes on.
+pub fn map_entries(probes: &Probes) -> Vec<(String, u64, u32)> {
+    let names = [
+        names::LOCK_THREADS,
+        names::LOCK_HIST,
+        names::LOCK_SITES,
+        names::WAKE_SITES,
+        names::LOCK_SCHED,
+        names::THREAD_SCHED,
+        names::SYSCALL_SLEEP,
+        names::RUNQ_HIST,
+        names::KLOCKS,
+        names::TARGETS,
+    ];
+    names
+        .iter()
+        .filter_map(|&name| {
+            let data = match probes.bpf.map(name)? {
+                Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuHashMap(d) => d,
+                _ => return None,
+            };
+            let info = data.info().ok()?;
+            let n = count_keys(data, info.key_size() as usize, info.max_entries());
+            Some((name.to_string(), n, info.max_entries()))
+        })
+        .collect()
+}
+
+/// Walks a hash map's keys with BPF_MAP_GET_NEXT_KEY.
+fn count_keys(map: &MapData, key_size: usize, max: u32) -> u64 {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        next_key: u64,
+    }
+    let fd = map.fd().as_fd().as_raw_fd() as u32;
+    let mut key = vec![0u8; key_size.max(1)];
+    let mut next = vec![0u8; key_size.max(1)];
+    let mut n = 0u64;
+    let mut first = true;
+    loop {
+        let attr = Attr {
+            map_fd: fd,
+            _pad: 0,
+            key: if first { 0 } else { key.as_ptr() as u64 },
+            next_key: next.as_mut_ptr() as u64,
+        };
+        // SAFETY: bpf(2) with an attr of the size given; the key buffers
+        // are key_size bytes and outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_GET_NEXT_KEY,
+                &attr as *const Attr,
+                size_of::<Attr>() as u32,
+            )
+        };
+        // A key deleted under the walk restarts it: never past capacity.
+        if r != 0 || n >= u64::from(max) {
+            return n;
+        }
+        n += 1;
+        first = false;
+        std::mem::swap(&mut key, &mut next);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

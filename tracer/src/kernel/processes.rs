@@ -104,6 +104,7 @@ impl Processes {
                     }
                 }
             }
+            Event::Exec { .. } => {}
         }
     }
 
@@ -165,6 +166,19 @@ impl Processes {
             .get(&root)
             .map(|s| s.difference(&self.known).copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether this process is (or was) traced.
+    pub fn is_traced(&self, pid: u32) -> bool {
+        self.known.contains(&pid) && !self.exited.contains(&pid)
+    }
+
+    /// One more process traced from now on (the caller added it to the
+    /// kernel's target set).
+    pub fn adopt(&mut self, pid: u32) {
+        self.known.insert(pid);
+        self.exited.remove(&pid);
+        self.refresh_one(pid);
     }
 
     /// Every process traced, roots first.

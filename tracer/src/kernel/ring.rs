@@ -19,7 +19,7 @@ use tracer_common::names;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
-use tracer_common::{ForkRecord, ProcessGone, ThreadExit, record};
+use tracer_common::{ExecRecord, ForkRecord, ProcessGone, ThreadExit, record};
 
 use crate::{
     kernel::attach::Probes,
@@ -28,12 +28,19 @@ use crate::{
 };
 
 /// What the main loop hears from the kernel.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Event {
     /// A followed process forked a child.
     Fork { parent: u32, child: u32 },
     /// A traced process is gone (every thread exited, and it was reaped).
     ProcessExit(u32),
+    /// A process exec'd (any process: the exec hook is on only when asked).
+    Exec {
+        tgid: u32,
+        /// Its cgroup v2 id.
+        cgroup: u64,
+        comm: String,
+    },
 }
 
 /// What the main loop asks of the reader.
@@ -263,6 +270,16 @@ fn drain(
                     let _ = tx.send(Event::Fork {
                         parent: f.parent,
                         child: f.child,
+                    });
+                }
+            }
+            record::EXEC => {
+                if let Some(x) = read_record::<ExecRecord>(&item) {
+                    let end = x.comm.iter().position(|&b| b == 0).unwrap_or(16);
+                    let _ = tx.send(Event::Exec {
+                        tgid: x.tgid,
+                        cgroup: x.cgroup,
+                        comm: String::from_utf8_lossy(&x.comm[..end]).into_owned(),
                     });
                 }
             }

@@ -66,7 +66,26 @@ pub struct Options {
     pub program_stats: bool,
     /// On-CPU sampling (`tracer profile`).
     pub sampling: Option<SamplingOptions>,
+    /// Report every exec on the system ([`Session::take_execs`]), for a
+    /// caller that adds the processes it wants ([`Session::adopt`]).
+    pub watch_execs: bool,
+    /// Tracing does not end when the targets are gone (`tracer agent`:
+    /// more may come).
+    pub open_ended: bool,
 }
+
+/// A process that exec'd (see [`Options::watch_execs`]).
+#[derive(Clone, Debug)]
+pub struct Exec {
+    pub tgid: u32,
+    /// Its cgroup v2 id.
+    pub cgroup: u64,
+    pub comm: String,
+}
+
+/// Execs kept for [`Session::take_execs`] between two calls; more are
+/// dropped (and counted).
+const EXECS_KEPT: usize = 4096;
 
 /// Why tracing ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +172,12 @@ pub struct Session {
     /// When tracing began ([`Session::begin`]).
     t0: Instant,
     start_time: SystemTime,
+    open_ended: bool,
+    /// When its targets were handed to another session ([`Session::hand_over`]).
+    ended: Option<Instant>,
+    /// Execs not yet taken, and those dropped because nobody took them.
+    execs: Vec<Exec>,
+    pub execs_dropped: u64,
 }
 
 impl Session {
@@ -163,6 +188,14 @@ impl Session {
     pub fn start(opts: Options, targets: Targets, stop: &AtomicBool) -> Result<Self> {
         preflight::privileges()?;
         let (launched, given) = match targets {
+            // More processes come and go (`tracer agent`): one that is gone
+            // by now is not an error.
+            Targets::Pids(pids) if opts.open_ended => (
+                None,
+                pids.into_iter()
+                    .filter(|&p| process::check_pid(p).is_ok())
+                    .collect(),
+            ),
             Targets::Pids(pids) => {
                 process::check_pids(&pids)?;
                 (None, pids)
@@ -179,12 +212,19 @@ impl Session {
         let load = LoadOptions {
             sched_only: opts.sched_only,
             follow_forks: opts.follow_forks,
-            first_target: roots.first().copied(),
-            single: roots.len() == 1 && !opts.children,
+            // The target set decides alone when it changes hands (no
+            // compare against a first target that cannot be removed).
+            first_target: if opts.open_ended {
+                None
+            } else {
+                roots.first().copied()
+            },
+            single: roots.len() == 1 && !opts.children && !opts.open_ended,
             stack_every: opts.stack_every,
             unwind_rate: if opts.sched_only { 0 } else { opts.unwind_rate },
             max_locks: opts.max_locks,
             verbose: opts.verbose,
+            watch_execs: opts.watch_execs,
         };
         let mut probes = Probes::load(&load)?;
         let ring = RingReader::start(&mut probes, &roots, opts.sampling.is_some())?;
@@ -192,7 +232,10 @@ impl Session {
             probes.add_target(pid)?;
         }
         probes.attach(opts.sched_only, opts.follow_forks)?;
-        if let Some(&pid) = given.iter().find(|&&p| !process::alive(p)) {
+        if let Some(&pid) = given
+            .iter()
+            .find(|&&p| !opts.open_ended && !process::alive(p))
+        {
             return Err(fail(
                 Code::Target,
                 format!("pid {pid} exited before tracing began"),
@@ -211,6 +254,10 @@ impl Session {
             program_stats: opts.program_stats,
             t0: now,
             start_time: SystemTime::now(),
+            open_ended: opts.open_ended,
+            ended: None,
+            execs: Vec::new(),
+            execs_dropped: 0,
         };
         if opts.children && !me.processes.adopt_descendants(&mut me.probes) {
             say!(
@@ -280,16 +327,17 @@ impl Session {
     /// later duration (a continuous mode's next period).
     pub fn trace(&mut self, until: &Until, mut each: impl FnMut(&Session)) -> Result<End> {
         loop {
-            self.tick();
-            let targets = self.targets();
-            self.functions.follow(&targets, &mut self.probes);
-            self.functions.tick(&mut self.probes)?;
+            self.turn()?;
             each(self);
             if until.stop.load(Ordering::Relaxed) {
                 return Ok(End::Interrupted);
             }
             if until.duration.is_some_and(|d| self.t0.elapsed() >= d) {
                 return Ok(End::Duration);
+            }
+            if self.open_ended {
+                std::thread::sleep(TICK);
+                continue;
             }
             let gone = match self.launched.as_mut() {
                 Some(l) => !l.running(),
@@ -302,11 +350,22 @@ impl Session {
         }
     }
 
+    /// One turn of the loop without its wait: kernel events, /proc, the
+    /// function probes (a caller with its own loop calls it each turn).
+    pub fn turn(&mut self) -> Result<()> {
+        self.tick();
+        let targets = self.targets();
+        self.functions.follow(&targets, &mut self.probes);
+        self.functions.tick(&mut self.probes)
+    }
+
     /// Ends the session: the function probes' last window, one snapshot of
     /// the maps and the ring, then the kernel side detached in the
     /// background and the launched command stopped.
     pub fn harvest(mut self) -> Result<Harvest> {
-        let duration = self.t0.elapsed();
+        let duration = self
+            .ended
+            .map_or_else(|| self.t0.elapsed(), |e| e.duration_since(self.t0));
         let counters = self.counters.take().map(|c| CounterValues {
             values: c.read(),
             hardware: c.hardware.clone(),
@@ -367,9 +426,78 @@ impl Session {
             .map(|r| r.events.try_iter().collect())
             .unwrap_or_default();
         for e in events {
-            self.processes.event(e);
+            match e {
+                Event::Exec { tgid, cgroup, comm } => {
+                    if self.processes.is_traced(tgid) {
+                        // New maps, a new program: read them again.
+                        self.watch(tgid);
+                    }
+                    if self.execs.len() < EXECS_KEPT {
+                        self.execs.push(Exec { tgid, cgroup, comm });
+                    } else {
+                        self.execs_dropped += 1;
+                    }
+                }
+                e => self.processes.event(e),
+            }
         }
         self.processes.tick(&self.probes);
+    }
+
+    /// Hands every process this session traces to `next` (a session
+    /// attached with an empty target set): `next` begins counting them and
+    /// this one stops, pid by pid within microseconds, so consecutive
+    /// windows neither overlap nor leave a gap. `also` are more processes
+    /// for `next`. Only waits in flight at the handover straddle it.
+    pub fn hand_over(&mut self, next: &mut Session, also: &[u32], stop: &AtomicBool) -> Result<()> {
+        let mut pids = self.probes.targets();
+        pids.extend(self.targets());
+        pids.extend(also);
+        pids.sort_unstable();
+        pids.dedup();
+        next.begin(stop)?;
+        // The kernel's sets first, back to back; /proc and the unwinder's
+        // view of each process after.
+        let mut moved = Vec::new();
+        for pid in pids {
+            if next.probes.add_target(pid).is_ok() {
+                self.probes.remove_target(pid);
+                moved.push(pid);
+            }
+        }
+        self.ended = Some(Instant::now());
+        for pid in moved {
+            if process::alive(pid as i32) {
+                next.processes.adopt(pid);
+                next.watch(pid);
+            } else {
+                next.probes.remove_target(pid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The execs seen since the last call ([`Options::watch_execs`]).
+    pub fn take_execs(&mut self) -> Vec<Exec> {
+        std::mem::take(&mut self.execs)
+    }
+
+    /// Traces one more process from now on (one that exec'd and matches).
+    /// False when the target set is full or the process is gone.
+    pub fn adopt(&mut self, pid: u32) -> bool {
+        if self.processes.is_traced(pid) {
+            return true;
+        }
+        if self.probes.add_target(pid).is_err() {
+            return false;
+        }
+        if !process::alive(pid as i32) {
+            self.probes.remove_target(pid);
+            return false;
+        }
+        self.processes.adopt(pid);
+        self.watch(pid);
+        true
     }
 
     /// A process changed its memory maps (a launched command exec'd): read

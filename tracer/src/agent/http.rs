@@ -1,0 +1,150 @@
+//! The agent's HTTP endpoints, on a tokio runtime of their own thread:
+//! /metrics, /debug/pprof/mutex, /report.json, /healthz. Every answer is
+//! built from what the tracing loop last published; a scrape never waits
+//! for the kernel.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Incoming, header, server::conn::http1};
+use hyper_util::rt::TokioIo;
+
+use super::Shared;
+
+/// The loop publishes at least this often while it runs; /healthz fails
+/// when it has not.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Serves on `listener` until the process exits.
+pub fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name("agent-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        log::error!("serving HTTP: {e}");
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let r = respond(&shared, &req);
+                            async move { Ok::<_, Infallible>(r) }
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        })?;
+    Ok(())
+}
+
+fn reply(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, kind)
+        .body(Full::new(body.into()))
+        .unwrap_or_default()
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+/// The answer to one request.
+fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is served\n".into(),
+        );
+    }
+    let Ok(p) = shared.state.lock() else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the agent's state is poisoned\n".into(),
+        );
+    };
+    match req.uri().path() {
+        "/metrics" => {
+            let om = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            let body = p.metrics.render(&p.live, om);
+            let kind = if om {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            } else {
+                "text/plain; version=0.0.4; charset=utf-8"
+            };
+            reply(StatusCode::OK, kind, body)
+        }
+        "/debug/pprof/mutex" => match &p.pprof {
+            Some(b) => reply(
+                StatusCode::OK,
+                "application/octet-stream",
+                Bytes::from(b.to_vec()),
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, p.not_yet()),
+        },
+        "/debug/pprof/profile" => text(
+            StatusCode::NOT_IMPLEMENTED,
+            "the agent does not sample CPU: run `tracer profile` for on-CPU profiles\n".into(),
+        ),
+        "/report.json" => match &p.report_json {
+            Some(j) => reply(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(j.to_string()),
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, p.not_yet()),
+        },
+        "/healthz" => {
+            if let Some(e) = &p.failed {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("tracing failed: {e}\n"),
+                )
+            } else if !p.tracing {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "starting: the programs are being loaded\n".into(),
+                )
+            } else if p.heartbeat.elapsed() > HEARTBEAT {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the tracing loop has not turned for {:.0} s\n",
+                        p.heartbeat.elapsed().as_secs_f64()
+                    ),
+                )
+            } else {
+                text(StatusCode::OK, "ok\n".into())
+            }
+        }
+        "/" => text(
+            StatusCode::OK,
+            "tracer agent: /metrics /debug/pprof/mutex /report.json /healthz\n".into(),
+        ),
+        other => text(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint {other}: /metrics, /debug/pprof/mutex, /report.json, /healthz\n"),
+        ),
+    }
+}
