@@ -624,9 +624,9 @@ mod tests {
         let mut e = Exposition::default();
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
         e.add(&report(&[("a", 5000), ("b", 50), ("c", 7)]), t, 2, |_| true);
-        e.add(&report(&[("a", 1000), ("c", 100)]), t, 2, |_| true);
+        e.add(&report(&[("a", 2000), ("c", 100)]), t, 2, |_| true);
         let text = e.render(&Live::default(), false);
-        assert!(text.contains(r#"tracer_lock_contentions_total{pid="42",process="srv",program="",lock="a",kind="mutex",call_site=""} 6000 1000000"#), "{text}");
+        assert!(text.contains(r#"tracer_lock_contentions_total{pid="42",process="srv",program="",lock="a",kind="mutex",call_site=""} 7000 1000000"#), "{text}");
         // Window 1: c is third (other); window 2: c is second (its own).
         assert!(
             text.contains(r#"lock="other",kind="",call_site=""} 7 1000000"#),
@@ -644,7 +644,7 @@ mod tests {
         );
         // Waits of 10 µs fall under le=16 µs; the count is cumulative.
         assert!(
-            text.contains(r#"lock="a",kind="mutex",call_site="",le="0.000016"} 6000"#),
+            text.contains(r#"lock="a",kind="mutex",call_site="",le="0.000016"} 7000"#),
             "{text}"
         );
         assert!(
