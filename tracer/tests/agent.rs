@@ -469,3 +469,72 @@ fn bad_input_is_refused_in_one_sentence() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `--cgroup`: a process that enters the cgroup and then execs is traced
+/// (its exec carries the cgroup's id); one outside it is not.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
+fn cgroup_members_are_traced_from_their_exec() {
+    let Some(_serial) = privileged() else { return };
+    let bin = c_workload("agent_lock");
+    // cgroup v2's mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+    // hybrid layout (this VM's).
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = info
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next() == Some("cgroup2"))
+                .then(|| PathBuf::from(pre.split_whitespace().nth(4).unwrap()))
+        })
+        .expect("a cgroup2 mount");
+    let cg = root.join(format!("tracer-test-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    let mut agent = Agent::start(&["--cgroup", cg.to_str().unwrap(), "--window", "3s"]);
+    // Outside the cgroup: not traced.
+    let mut outside = Command::new(&bin)
+        .args(["2", "5"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Inside: the shell moves itself in, then execs the workload.
+    let mut inside = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} 2 5",
+            cg.display(),
+            bin.display()
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inside_pid = inside.id().to_string();
+    assert!(
+        eventually(Duration::from_secs(3), || agent
+            .metric("tracer_agent_targets", "")
+            == Some(1.0)),
+        "the process in the cgroup was not picked up"
+    );
+    // A window later, its lock is exported under its pid, the other's not.
+    assert!(eventually(Duration::from_secs(10), || agent
+        .metric("tracer_lock_contentions_total", r#"lock="hot_lock""#)
+        .is_some()));
+    let (_, body) = agent.get("/metrics");
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let _ = inside.wait();
+    assert!(agent.stop().success());
+    let _ = std::fs::remove_dir(&cg);
+    let pids: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("tracer_lock_contentions_total{"))
+        .filter_map(|l| l.split("pid=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(
+        !pids.is_empty() && pids.iter().all(|p| *p == inside_pid),
+        "{pids:?} (inside: {inside_pid}):\n{body}"
+    );
+}

@@ -37,6 +37,11 @@ struct Sizes {
     /// Length of each `tracer profile` run (the busy 2-thread target).
     #[serde(default)]
     profile_secs: f64,
+    /// Length of the `tracer agent` soak, and its window.
+    #[serde(default)]
+    soak_secs: f64,
+    #[serde(default)]
+    soak_window_secs: f64,
 }
 
 impl Sizes {
@@ -51,6 +56,8 @@ impl Sizes {
             uprobe_secs: 60.0,
             go_iterations: 200_000,
             profile_secs: 10.0,
+            soak_secs: 600.0,
+            soak_window_secs: 10.0,
         }
     }
     fn quick() -> Self {
@@ -64,6 +71,8 @@ impl Sizes {
             uprobe_secs: 0.5,
             go_iterations: 5_000,
             profile_secs: 3.0,
+            soak_secs: 12.0,
+            soak_window_secs: 3.0,
         }
     }
 }
@@ -166,6 +175,9 @@ struct Results {
     /// `tracer profile` on a busy 2-thread target, per round and config.
     #[serde(default)]
     profile: Vec<BTreeMap<String, f64>>,
+    /// The `tracer agent` soak: its gauges, sampled through its /metrics.
+    #[serde(default)]
+    soak: Vec<BTreeMap<String, f64>>,
 }
 
 struct Env {
@@ -232,6 +244,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         go: Vec::new(),
         program_stats: Vec::new(),
         profile: Vec::new(),
+        soak: Vec::new(),
     };
     let sweep = sweep_points(&sizes);
     measure_rounds(&env, &workloads(&env, &sizes, &sweep), &mut results)?;
@@ -239,6 +252,7 @@ pub fn bench(args: &[String]) -> Result<()> {
     measure_report_and_uprobes(&env, &mut results)?;
     measure_go(&env, &root, &mut results)?;
     measure_profile(&env, &mut results)?;
+    measure_soak(&env, &root, &mut results)?;
 
     results.machine.insert(
         "bench_minutes".into(),
@@ -457,6 +471,124 @@ fn measure_profile(env: &Env, results: &mut Results) -> Result<()> {
         results.profile.push(m);
     }
     Ok(())
+}
+
+/// `tracer agent` for `soak_secs`: a hot lock throughout (agent_lock, 2
+/// threads), and a process started and stopped every second (a copy
+/// named soak_churn, 2 threads, 0.6 s each), both matched by --comm.
+/// Every 5 s the agent's own gauges are read from its /metrics.
+fn measure_soak(env: &Env, root: &Path, results: &mut Results) -> Result<()> {
+    let secs = results.sizes.soak_secs;
+    let window = results.sizes.soak_window_secs;
+    if secs <= 0.0 {
+        return Ok(());
+    }
+    let hot = env.bin.join("agent_lock");
+    run(Command::new("cc")
+        .args(["-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(&hot)
+        .arg(root.join("tests/workloads/agent_lock.c")))?;
+    let churn = env.bin.join("soak_churn");
+    std::fs::copy(&hot, &churn)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut hot_p = Command::new(&hot)
+        .args(["2", &format!("{}", secs + 30.0)])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut agent = Command::new(&env.tracer)
+        .args(["agent", "--comm", "^(agent_lock|soak_churn)$", "--window"])
+        .arg(format!("{window}s"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let t0 = Instant::now();
+    let mut next_sample = 0.0;
+    let mut started = 0u64;
+    let mut children: Vec<std::process::Child> = Vec::new();
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = t0.elapsed().as_secs_f64();
+        children.retain_mut(|c| c.try_wait().ok().flatten().is_none());
+        children.push(
+            Command::new(&churn)
+                .args(["2", "0.6"])
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+        started += 1;
+        if t >= next_sample {
+            if let Some(m) = agent_gauges(port) {
+                let mut m = m;
+                m.insert("t_s".into(), t);
+                m.insert("churn_started".into(), started as f64);
+                results.soak.push(m);
+            }
+            next_sample += 5.0;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    if let Some(mut m) = agent_gauges(port) {
+        m.insert("t_s".into(), t0.elapsed().as_secs_f64());
+        m.insert("churn_started".into(), started as f64);
+        results.soak.push(m);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status();
+    let status = agent.wait()?;
+    let _ = hot_p.kill();
+    let _ = hot_p.wait();
+    for mut c in children {
+        let _ = c.wait();
+    }
+    if !status.success() {
+        bail!("tracer agent ended the soak with {status}");
+    }
+    Ok(())
+}
+
+/// The agent's own gauges from its /metrics: RSS (MB), CPU (s), map
+/// entries summed over the maps, lock series, targets, windows.
+fn agent_gauges(port: u16) -> Option<BTreeMap<String, f64>> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let value = |line: &str| -> Option<f64> {
+        let rest = line
+            .rsplit_once('}')
+            .map_or_else(|| line.split_once(' ').map_or("", |(_, v)| v), |(_, v)| v);
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let mut m = BTreeMap::new();
+    let mut entries = 0.0;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        let key = match name {
+            "tracer_agent_resident_bytes" => "rss_mb",
+            "tracer_agent_cpu_seconds_total" => "cpu_s",
+            "tracer_agent_lock_series" => "lock_series",
+            "tracer_agent_targets" => "targets",
+            "tracer_windows_total" => "windows",
+            "tracer_agent_map_entries" => {
+                entries += value(line).unwrap_or(0.0);
+                continue;
+            }
+            _ => continue,
+        };
+        let v = value(line)?;
+        m.insert(
+            key.to_string(),
+            if key == "rss_mb" { v / 1048576.0 } else { v },
+        );
+    }
+    m.insert("map_entries".into(), entries);
+    m.contains_key("rss_mb").then_some(m)
 }
 
 /// The CPU time of every thread of `pid` so far, seconds (schedstat).
@@ -1124,6 +1256,7 @@ fn markdown(r: &Results) -> String {
     uprobe_cost(&mut o, r);
     go_probes(&mut o, r);
     profile_cost(&mut o, r);
+    soak(&mut o, r);
     sched_mode(&mut o, &t);
     targets(&mut o, &t);
     remaining_gap(&mut o);
@@ -1581,6 +1714,73 @@ fn go_probes(o: &mut String, r: &Results) {
 }
 
 /// Section 6: sched-only mode against full mode.
+fn soak(o: &mut String, r: &Results) {
+    let _ = writeln!(
+        o,
+        "## 8. `tracer agent` soak: a hot lock throughout, a process started and stopped every second\n"
+    );
+    let (Some(first), Some(last)) = (r.soak.first(), r.soak.last()) else {
+        let _ = writeln!(o, "Not measured in this run.\n");
+        return;
+    };
+    let g = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let _ = writeln!(
+        o,
+        "{:.0} s, windows of {:.0} s, {:.0} short-lived processes (2 threads, 0.6 s each, matched by `--comm` at exec). The agent's gauges from its own /metrics, every 5 s:\n",
+        g(last, "t_s"),
+        r.sizes.soak_window_secs,
+        g(last, "churn_started")
+    );
+    let _ = writeln!(
+        o,
+        "| t (s) | windows | targets | lock series | map entries | RSS (MB) | agent CPU (s) |\n|---|---|---|---|---|---|---|"
+    );
+    let n = r.soak.len();
+    let picks: Vec<usize> = if n <= 12 {
+        (0..n).collect()
+    } else {
+        (0..12).map(|i| i * (n - 1) / 11).collect()
+    };
+    for i in picks {
+        let m = &r.soak[i];
+        let _ = writeln!(
+            o,
+            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} |",
+            g(m, "t_s"),
+            g(m, "windows"),
+            g(m, "targets"),
+            g(m, "lock_series"),
+            g(m, "map_entries"),
+            g(m, "rss_mb"),
+            g(m, "cpu_s")
+        );
+    }
+    // Flat: after the first fifth (caches warm), the last fifth's peak
+    // RSS and map fill are no higher than the second fifth's by 10%.
+    let fifth = |k: usize| &r.soak[(k * n / 5).min(n - 1)..((k + 1) * n / 5).clamp(1, n)];
+    let peak = |s: &[BTreeMap<String, f64>], k: &str| s.iter().map(|m| g(m, k)).fold(0.0, f64::max);
+    let (early, late) = (fifth(1), fifth(4));
+    let span = g(last, "t_s") - g(first, "t_s");
+    let cpu = (g(last, "cpu_s") - g(first, "cpu_s")) / span.max(1.0);
+    let _ = writeln!(
+        o,
+        "\nPeak RSS {:.1} MB in the second fifth of the run, {:.1} MB in the last; peak map entries {:.0} and {:.0}; the agent's CPU {:.2}% of one CPU over the run (loading a window's programs included). {}\n",
+        peak(early, "rss_mb"),
+        peak(late, "rss_mb"),
+        peak(early, "map_entries"),
+        peak(late, "map_entries"),
+        100.0 * cpu,
+        if n >= 5
+            && peak(late, "rss_mb") <= 1.1 * peak(early, "rss_mb")
+            && peak(late, "map_entries") <= 1.1 * peak(early, "map_entries").max(50.0)
+        {
+            "Flat: neither grows with the churn."
+        } else {
+            "NOT FLAT: memory or map fill grew over the run (or the run was too short to tell)."
+        }
+    );
+}
+
 fn sched_mode(o: &mut String, t: &Rounds) {
     let _ = writeln!(o, "## 6. Sched-only mode vs full mode\n");
     let _ = writeln!(
@@ -1865,6 +2065,7 @@ mod tests {
                 ("f99_lost".into(), 0.0),
                 ("idle_tracer_cpu_pct".into(), 0.5),
             ])],
+            soak: Vec::new(),
         }
     }
 
@@ -1971,6 +2172,7 @@ mod tests {
             "## 4. What the tracer itself costs",
             "## 5. Uprobe cost",
             "## 5b. Go slow-path probes",
+            "## 8. `tracer agent` soak",
             "## 6. Sched-only mode",
             "## 7. Targets",
         ] {

@@ -95,7 +95,9 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             };
             reply(StatusCode::OK, kind, body)
         }
-        "/debug/pprof/mutex" => match &p.pprof {
+        // delta_mutex: the path Pyroscope and Alloy scrape by default for a
+        // mutex profile of one interval; each window already is one.
+        "/debug/pprof/mutex" | "/debug/pprof/delta_mutex" => match &p.pprof {
             Some(b) => reply(
                 StatusCode::OK,
                 "application/octet-stream",
@@ -140,7 +142,7 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/" => text(
             StatusCode::OK,
-            "tracer agent: /metrics /debug/pprof/mutex /report.json /healthz\n".into(),
+            "tracer agent: /metrics /debug/pprof/mutex (also as delta_mutex) /report.json /healthz\n".into(),
         ),
         other => text(
             StatusCode::NOT_FOUND,

@@ -16,8 +16,16 @@ use crate::{
     target::{proc, process},
 };
 
-/// Where cgroup v2 is mounted.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Where cgroup v2 is mounted: /sys/fs/cgroup, or on a hybrid layout
+/// /sys/fs/cgroup/unified (from /proc/self/mountinfo).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mount = pre.split_whitespace().nth(4)?;
+        (post.split_whitespace().next() == Some("cgroup2")).then(|| PathBuf::from(mount))
+    })
+}
 
 pub struct Matcher {
     pids: Vec<u32>,
@@ -141,9 +149,16 @@ impl Matcher {
     }
 }
 
-/// A cgroup directory, absolute under /sys/fs/cgroup or relative to it.
+/// A cgroup directory, absolute under the cgroup v2 mount or relative to
+/// it (as /proc/PID/cgroup and systemd write it).
 fn resolve_cgroup(p: &Path) -> Result<Cgroup> {
-    let root = Path::new(CGROUP_ROOT);
+    let root = cgroup2_root().ok_or_else(|| {
+        fail(
+            Code::Environment,
+            "--cgroup needs cgroup v2, and no cgroup2 file system is mounted",
+        )
+    })?;
+    let root = root.as_path();
     let dir: PathBuf = if p.starts_with(root) {
         p.to_path_buf()
     } else {

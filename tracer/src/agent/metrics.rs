@@ -224,12 +224,15 @@ impl Exposition {
         for (k, v) in &r.events {
             *self.events.entry(k.clone()).or_default() += v;
         }
-        // Bounded whatever the churn: a process gone takes its series
-        // with it, and a lock unseen for long is dropped.
-        self.locks
-            .retain(|k, s| w - s.seen < KEEP_WINDOWS && (k.pid == 0 || alive(k.pid)));
-        self.procs
-            .retain(|&pid, p| w - p.seen < KEEP_WINDOWS && alive(pid));
+        // Bounded whatever the churn: a process gone takes its series with
+        // it once they have been exported for the window it ended in (a
+        // short-lived process's waits are in that window's counters), and
+        // a lock unseen for long is dropped.
+        let keep = |pid: u32, seen: u64| {
+            seen == w || (w - seen < KEEP_WINDOWS && (pid == 0 || alive(pid)))
+        };
+        self.locks.retain(|k, s| keep(k.pid, s.seen));
+        self.procs.retain(|&pid, p| keep(pid, p.seen));
     }
 
     /// The exposition: Prometheus text (0.0.4), or OpenMetrics 1.0.
@@ -676,7 +679,8 @@ mod tests {
     fn series_of_processes_gone_are_dropped() {
         let mut e = Exposition::default();
         let t = SystemTime::now();
-        e.add(&report(&[("a", 10), ("b", 10)]), t, 10, |_| true);
+        // A process that exited within its window is still exported for it.
+        e.add(&report(&[("a", 10), ("b", 10)]), t, 10, |_| false);
         assert_eq!(e.lock_series(), 2);
         e.add(&Report::default(), t, 10, |_| false);
         assert_eq!(e.lock_series(), 0);

@@ -12,7 +12,6 @@ mod matcher;
 pub mod metrics;
 
 use std::{
-    path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -32,6 +31,7 @@ use crate::{
         session::{Detach, Harvest, Options, Session, Targets},
         uprobes::FnOptions,
     },
+    output::Out,
     report::{self, model},
     say,
     target::{process, symbolize::Symbols},
@@ -99,9 +99,16 @@ pub fn run(args: &AgentArgs, verbose: bool) -> Result<Code> {
     }
     let matcher = Matcher::new(&args.pid, args.comm.as_deref(), args.cgroup.as_deref())?;
     preflight::privileges()?;
-    if let Some(d) = &args.state_dir {
-        check_state_dir(d)?;
-    }
+    // The one file the agent keeps, checked (and written) as every
+    // output is: atomically, never through a link (docs/files.md).
+    let state = args
+        .state_dir
+        .as_deref()
+        .map(|d| {
+            crate::output::create_dir(d, "--state-dir")?;
+            Out::prepare(&d.join("report.json"), "last window's report")
+        })
+        .transpose()?;
     let listener = std::net::TcpListener::bind(args.listen).map_err(|e| {
         fail(
             Code::Environment,
@@ -130,6 +137,7 @@ pub fn run(args: &AgentArgs, verbose: bool) -> Result<Code> {
         matcher,
         shared: Arc::clone(&shared),
         detaching: None,
+        state,
     };
     let done = agent.run(&stop);
     if let Err(e) = &done
@@ -140,25 +148,6 @@ pub fn run(args: &AgentArgs, verbose: bool) -> Result<Code> {
     done.map(|()| Code::Ok)
 }
 
-/// The state directory must be a writable directory (made if missing).
-fn check_state_dir(d: &Path) -> Result<()> {
-    std::fs::create_dir_all(d)
-        .and_then(|()| {
-            let probe = d.join(".tracer-agent-write-test");
-            std::fs::write(&probe, b"")?;
-            std::fs::remove_file(&probe)
-        })
-        .map_err(|e| {
-            fail(
-                Code::Output,
-                format!(
-                    "--state-dir {} is not a writable directory: {e}",
-                    d.display()
-                ),
-            )
-        })
-}
-
 struct Agent<'a> {
     args: &'a AgentArgs,
     verbose: bool,
@@ -167,6 +156,8 @@ struct Agent<'a> {
     shared: Arc<Shared>,
     /// The last window's kernel side, being detached.
     detaching: Option<Detach>,
+    /// Where the last window's report is kept (--state-dir).
+    state: Option<Out>,
 }
 
 impl Agent<'_> {
@@ -334,8 +325,8 @@ impl Agent<'_> {
         );
         let json = serde_json::to_string_pretty(&report).context("serializing the report")?;
         let pprof = report::pprof::render(&report, false);
-        if let Some(d) = &self.args.state_dir {
-            write_atomic(&d.join("report.json"), json.as_bytes())?;
+        if let Some(out) = &self.state {
+            out.write_str(&json)?;
         }
         let n = self.shared.state.lock().map_or(0, |mut p| {
             p.metrics.add(&report, end, self.args.top_k, |pid| {
@@ -355,14 +346,11 @@ impl Agent<'_> {
         if let Some(d) = self.detaching.replace(h.detach) {
             d.join()?;
         }
+        // The window's unwinders and symbolizer are gone: so are the
+        // binaries only they held.
+        drop(h.snap);
+        let mapped = crate::target::elf::evict_unused();
+        log::debug!("{mapped} binaries still mapped");
         Ok(())
     }
-}
-
-/// Writes `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp: PathBuf = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| fail(Code::Output, format!("writing {}: {e}", path.display())))
 }

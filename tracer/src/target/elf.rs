@@ -5,7 +5,8 @@
 //! binary rebuilt in place during a run is a new entry, and the same file
 //! reached by two paths (a container's root and the host's) is one.
 //! Entries live for the run (a report reads the same few binaries again
-//! and again); nothing is evicted.
+//! and again); a long-running `tracer agent` drops those nobody holds at
+//! the end of each window ([`evict_unused`]).
 
 use std::{
     collections::HashMap,
@@ -48,6 +49,18 @@ fn key(meta: &std::fs::Metadata) -> Key {
 }
 
 static CACHE: Mutex<Option<HashMap<Key, Arc<ElfFile>>>> = Mutex::new(None);
+
+/// Unmaps the files no unwinder, symbolizer or resolver holds any more
+/// (binaries replaced by upgrades, programs that ran once); returns how
+/// many remain.
+pub fn evict_unused() -> usize {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(cache) = cache.as_mut() else {
+        return 0;
+    };
+    cache.retain(|_, f| Arc::strong_count(f) > 1);
+    cache.len()
+}
 
 /// The file at `path`, mapped once per run.
 pub fn open(path: &Path) -> Option<Arc<ElfFile>> {
