@@ -56,6 +56,9 @@ pub enum Command {
     /// last window's report.
     #[command(after_help = AGENT_EXAMPLES)]
     Agent(AgentArgs),
+    /// Each metric over a baseline's last saved runs, with its noise band,
+    /// flagging drift: a monotonic slide no single comparison catches.
+    Trend(TrendArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -224,6 +227,14 @@ pub enum BaselineCommand {
         /// Where baselines live (see `tracer compare --help`).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// The commit the run belongs to (default: $GITHUB_SHA,
+        /// $CI_COMMIT_SHA, or `git rev-parse HEAD` here), kept in the
+        /// name's history for `tracer trend`.
+        #[arg(long, value_name = "SHA")]
+        commit: Option<String>,
+        /// Runs kept in the name's history (the oldest are removed).
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        keep: u64,
     },
     /// List the baselines, or summarize one.
     Show {
@@ -698,4 +709,26 @@ pub struct AgentArgs {
     /// contention --max-locks`).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOCKS, value_parser = parse_max_locks)]
     pub max_locks: u32,
+}
+
+/// `tracer trend`: a baseline's history, metric by metric.
+#[derive(Args, Debug, Clone)]
+pub struct TrendArgs {
+    /// The baseline whose saved runs to read (`tracer baseline save`).
+    pub name: String,
+    /// The last N runs.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(3..=10_000))]
+    pub last: u64,
+    /// Where baselines live (see `tracer compare --help`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also write the trend as versioned JSON (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write a page with a chart per drifting metric.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Metrics listed in the text (drifting ones first; JSON has all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
 }

@@ -188,6 +188,7 @@ fn main() {
         cli::Command::Baseline(cmd) => cmd::baseline::run(cmd).map(|()| exit::Code::Ok),
         cli::Command::Report(args) => report_cmd(args).map(|()| exit::Code::Ok),
         cli::Command::Agent(args) => agent::run(args, cli.verbose),
+        cli::Command::Trend(args) => cmd::trend::run(args),
         cli::Command::Completions { shell } => {
             let mut cmd = <cli::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

@@ -24,7 +24,13 @@ use crate::{
 /// Runs one `tracer baseline` subcommand.
 pub fn run(cmd: &BaselineCommand) -> Result<()> {
     match cmd {
-        BaselineCommand::Save { run, name, dir } => save(run, name.as_deref(), dir.as_deref()),
+        BaselineCommand::Save {
+            run,
+            name,
+            dir,
+            commit,
+            keep,
+        } => save(run, name.as_deref(), dir.as_deref(), commit.as_deref(), *keep),
         BaselineCommand::Show { name: None, dir } => list(dir.as_deref()),
         BaselineCommand::Show {
             name: Some(name),
@@ -35,7 +41,13 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
 
 /// `baseline save`: checks the run, names it (default: the traced
 /// program's name, else `baseline`) and stores it.
-fn save(run: &Path, name: Option<&str>, dir: Option<&Path>) -> Result<()> {
+fn save(
+    run: &Path,
+    name: Option<&str>,
+    dir: Option<&Path>,
+    commit: Option<&str>,
+    keep: u64,
+) -> Result<()> {
     let saved = compare::load(run)?;
     let name = match name {
         Some(n) => n.to_string(),
@@ -43,8 +55,23 @@ fn save(run: &Path, name: Option<&str>, dir: Option<&Path>) -> Result<()> {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "baseline".into()),
     };
-    let dest = store::save(&store::dir(dir), &name, &saved)?;
+    let dir = store::dir(dir);
+    let dest = store::save(&dir, &name, &saved)?;
     crate::say!("tracer: baseline '{name}' saved to {}", dest.display());
+    let commit = store::commit_of(commit);
+    let (_, removed) =
+        store::append_history(&dir, &name, &saved, commit.as_deref(), keep as usize)?;
+    let n = store::history(&dir, &name)?.len();
+    crate::say!(
+        "tracer: its history holds {n} run{} (commit {}){}",
+        if n == 1 { "" } else { "s" },
+        commit.as_deref().unwrap_or("unknown"),
+        if removed > 0 {
+            format!("; {removed} oldest removed (--keep {keep})")
+        } else {
+            String::new()
+        }
+    );
     Ok(())
 }
 
@@ -65,11 +92,19 @@ fn list(dir: Option<&Path>) -> Result<()> {
 /// `baseline show NAME`: where the baseline came from, then a report's
 /// verdict and five worst locks, or a profile's five hottest functions.
 fn show(name: &str, dir: Option<&Path>) -> Result<()> {
-    let (path, run) = store::load(&store::dir(dir), name)?;
-    let o = match &run {
+    let dir = store::dir(dir);
+    let (path, run) = store::load(&dir, name)?;
+    let mut o = match &run {
         Saved::Report(r) => show_report(name, &path, r),
         Saved::Profile(p) => show_profile(name, &path, p),
     };
+    let hist = store::history(&dir, name)?;
+    o.push_str(&format!(
+        "  history: {} saved run{} (`tracer trend {}`)\n",
+        hist.len(),
+        if hist.len() == 1 { "" } else { "s" },
+        esc(name)
+    ));
     crate::ui::print(&o)
 }
 

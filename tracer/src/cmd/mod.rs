@@ -7,3 +7,4 @@ pub mod baseline;
 pub mod compare;
 pub mod contention;
 pub mod profile;
+pub mod trend;

@@ -12,6 +12,7 @@ pub mod html;
 pub mod profile;
 pub mod render;
 pub mod stats;
+pub mod trend;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -197,7 +198,7 @@ pub const METRICS: &[(&str, Direction)] = &[
 /// waits (joins, parking) are not lock contention, so their changes are
 /// reported and never regressions — two joins instead of one is not a
 /// slower program.
-fn direction(entity: &str, metric: &str) -> Direction {
+pub fn direction(entity: &str, metric: &str) -> Direction {
     let kind = entity
         .strip_prefix("lock ")
         .and_then(|e| e.rsplit_once(" ["))
