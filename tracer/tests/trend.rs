@@ -23,15 +23,15 @@ fn fixture() -> Value {
 }
 
 /// Saves `factors.len()` runs as baseline `name` in `dir`, run k with every
-/// lock's contention rate × factors[k].
+/// rate × factors[k].
 fn history(dir: &Path, name: &str, factors: &[f64]) {
     let _ = std::fs::remove_dir_all(dir);
     for (k, f) in factors.iter().enumerate() {
+        // The same waits in 1/f of the time: every rate × f (the rates
+        // compare reads are counts over the run's duration).
         let mut r = fixture();
-        for l in r["logical_locks"].as_array_mut().unwrap() {
-            let v = l["contentions_per_s"].as_f64().unwrap();
-            l["contentions_per_s"] = (v * f).into();
-        }
+        let d = r["duration_s"].as_f64().unwrap();
+        r["duration_s"] = (d / f).into();
         let run = tmp(&format!("{name}-run-{k}.json"));
         std::fs::write(&run, serde_json::to_string(&r).unwrap()).unwrap();
         let out = output(
@@ -67,7 +67,9 @@ fn noise(seed: u64, n: usize, amp: f64) -> Vec<f64> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             1.0 + amp * (((s >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0)
         })
         .collect()
@@ -88,7 +90,13 @@ fn a_three_percent_slide_per_run_is_flagged_as_drift() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["metric"] == "contentions_per_s" && m["entity"].as_str().unwrap().contains("global_seq_batch_seq_mu_"))
+        .find(|m| {
+            m["metric"] == "contentions_per_s"
+                && m["entity"]
+                    .as_str()
+                    .unwrap()
+                    .contains("global_seq_batch_seq_mu_")
+        })
         .unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!(m["drift"], "worsening", "{m:#}");
     let total = m["total_change_pct"].as_f64().unwrap();
@@ -133,11 +141,22 @@ fn history_is_bounded_and_short_or_missing_histories_are_refused() {
     let dir = tmp("trend-short");
     history(&dir, "two", &[1.0, 1.1]);
     let (code, _, _) = trend(&dir, "two", &tmp("trend-two.json"));
-    let out = output(Command::new(tracer_bin()).args(["trend", "two", "--dir"]).arg(&dir));
+    let out = output(
+        Command::new(tracer_bin())
+            .args(["trend", "two", "--dir"])
+            .arg(&dir),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code, Some(8));
-    assert!(err.contains("has 2 saved runs") && err.contains("at least 3"), "{err}");
-    let out = output(Command::new(tracer_bin()).args(["trend", "nope", "--dir"]).arg(&dir));
+    assert!(
+        err.contains("has 2 saved runs") && err.contains("at least 3"),
+        "{err}"
+    );
+    let out = output(
+        Command::new(tracer_bin())
+            .args(["trend", "nope", "--dir"])
+            .arg(&dir),
+    );
     assert_eq!(out.status.code(), Some(8));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no saved runs"));
     // --keep: the oldest go.
@@ -154,7 +173,11 @@ fn history_is_bounded_and_short_or_missing_histories_are_refused() {
     }
     let kept = std::fs::read_dir(dir.join("two.history")).unwrap().count();
     assert_eq!(kept, 3);
-    let out = output(Command::new(tracer_bin()).args(["baseline", "show", "two", "--dir"]).arg(&dir));
+    let out = output(
+        Command::new(tracer_bin())
+            .args(["baseline", "show", "two", "--dir"])
+            .arg(&dir),
+    );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("history: 3 saved runs"),
         "{out:?}"

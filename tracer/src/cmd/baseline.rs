@@ -30,7 +30,13 @@ pub fn run(cmd: &BaselineCommand) -> Result<()> {
             dir,
             commit,
             keep,
-        } => save(run, name.as_deref(), dir.as_deref(), commit.as_deref(), *keep),
+        } => save(
+            run,
+            name.as_deref(),
+            dir.as_deref(),
+            commit.as_deref(),
+            *keep,
+        ),
         BaselineCommand::Show { name: None, dir } => list(dir.as_deref()),
         BaselineCommand::Show {
             name: Some(name),

@@ -49,8 +49,16 @@ pub struct Run {
 pub const RULE: &str = "drift: a Mann-Kendall trend at p < 0.01 (|z| > 2.576) whose Theil-Sen slope over the span exceeds both 5% of the median and twice the residual noise";
 
 pub fn run(args: &TrendArgs) -> Result<Code> {
-    let json = args.json.as_deref().map(|p| Out::prepare(p, "trend JSON")).transpose()?;
-    let html = args.html.as_deref().map(|p| Out::prepare(p, "trend page")).transpose()?;
+    let json = args
+        .json
+        .as_deref()
+        .map(|p| Out::prepare(p, "trend JSON"))
+        .transpose()?;
+    let html = args
+        .html
+        .as_deref()
+        .map(|p| Out::prepare(p, "trend page"))
+        .transpose()?;
     let dir = store::dir(args.dir.as_deref());
     let all = store::history(&dir, &args.name)?;
     if all.is_empty() {
@@ -87,7 +95,10 @@ pub fn run(args: &TrendArgs) -> Result<Code> {
     {
         return Err(fail(
             Code::Input,
-            format!("baseline '{}' holds both reports and profiles: a trend follows one kind", args.name),
+            format!(
+                "baseline '{}' holds both reports and profiles: a trend follows one kind",
+                args.name
+            ),
         ));
     }
     let t = build(&args.name, runs, &loaded);
@@ -114,10 +125,10 @@ pub fn build(name: &str, runs: &[store::HistoryRun], loaded: &[Saved]) -> Trend 
     let mut series: Vec<Series> = keys
         .into_iter()
         .filter_map(|k| {
-            let values: Vec<Option<f64>> = metrics.iter().map(|m| m.values.get(k).copied()).collect();
-            (values.iter().flatten().count() >= trend::MIN_RUNS).then(|| {
-                trend::judge(&k.0, &k.1, &values, compare::direction(&k.0, &k.1))
-            })
+            let values: Vec<Option<f64>> =
+                metrics.iter().map(|m| m.values.get(k).copied()).collect();
+            (values.iter().flatten().count() >= trend::MIN_RUNS)
+                .then(|| trend::judge(&k.0, &k.1, &values, compare::direction(&k.0, &k.1)))
         })
         .collect();
     let rank = |d: Drift| match d {
@@ -127,9 +138,11 @@ pub fn build(name: &str, runs: &[store::HistoryRun], loaded: &[Saved]) -> Trend 
         Drift::None => 3,
     };
     series.sort_by(|a, b| {
-        rank(a.drift)
-            .cmp(&rank(b.drift))
-            .then(b.total_change_pct.abs().total_cmp(&a.total_change_pct.abs()))
+        rank(a.drift).cmp(&rank(b.drift)).then(
+            b.total_change_pct
+                .abs()
+                .total_cmp(&a.total_change_pct.abs()),
+        )
     });
     Trend {
         kind: KIND.into(),
@@ -171,14 +184,29 @@ pub fn text(t: &Trend, top: usize) -> String {
     let mut o = String::new();
     let first = t.runs.first().map_or("", |r| r.saved_at.as_str());
     let last = t.runs.last().map_or("", |r| r.saved_at.as_str());
-    let _ = writeln!(o, "TREND of '{}': {} runs saved {first} … {last}", t.name, t.runs.len());
-    let drifting: Vec<&Series> = t.metrics.iter().filter(|m| m.drift != Drift::None).collect();
-    let worse = drifting.iter().filter(|m| m.drift == Drift::Worsening).count();
+    let _ = writeln!(
+        o,
+        "TREND of '{}': {} runs saved {first} … {last}",
+        t.name,
+        t.runs.len()
+    );
+    let drifting: Vec<&Series> = t
+        .metrics
+        .iter()
+        .filter(|m| m.drift != Drift::None)
+        .collect();
+    let worse = drifting
+        .iter()
+        .filter(|m| m.drift == Drift::Worsening)
+        .count();
     let _ = writeln!(
         o,
         "verdict: {}",
         if worse > 0 {
-            format!("{worse} metric{} drifting the worse way", if worse == 1 { "" } else { "s" })
+            format!(
+                "{worse} metric{} drifting the worse way",
+                if worse == 1 { "" } else { "s" }
+            )
         } else if drifting.is_empty() {
             "no drift".to_string()
         } else {
@@ -232,7 +260,11 @@ pub fn page(t: &Trend) -> String {
         t.runs.len(),
         html_esc(&t.rule)
     );
-    let drifting: Vec<&Series> = t.metrics.iter().filter(|m| m.drift != Drift::None).collect();
+    let drifting: Vec<&Series> = t
+        .metrics
+        .iter()
+        .filter(|m| m.drift != Drift::None)
+        .collect();
     let shown: Vec<&Series> = if drifting.is_empty() {
         t.metrics.iter().take(6).collect()
     } else {
@@ -263,8 +295,15 @@ fn chart(m: &Series) -> String {
     let span = (hi - lo).max(f64::MIN_POSITIVE);
     let x = |i: f64| pad + (w - 2.0 * pad) * i / n;
     let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / span;
-    let line: Vec<String> = pts.iter().map(|&(i, v)| format!("{:.1},{:.1}", x(i as f64), y(v))).collect();
-    let class = if m.drift == Drift::Worsening { " class=\"w\"" } else { "" };
+    let line: Vec<String> = pts
+        .iter()
+        .map(|&(i, v)| format!("{:.1},{:.1}", x(i as f64), y(v)))
+        .collect();
+    let class = if m.drift == Drift::Worsening {
+        " class=\"w\""
+    } else {
+        ""
+    };
     format!(
         "<div class=\"c\"><div{class}><b>{}</b> · {} · {} ({:+.1}% over the span, noise ±{:.1}%)</div><svg width=\"{w}\" height=\"{h}\" role=\"img\"><rect x=\"{pad}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e8eef8\"/><line x1=\"{pad}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#99a\" stroke-dasharray=\"4\"/><polyline points=\"{}\" fill=\"none\" stroke=\"#135\" stroke-width=\"2\"/>{}<text x=\"{pad}\" y=\"{:.1}\" font-size=\"11\">run 1</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">run {}</text></svg></div>",
         html_esc(&m.entity),

@@ -132,8 +132,16 @@ pub fn judge(entity: &str, metric: &str, values: &[Option<f64>], dir: Direction)
         .unzip();
     let med = median(&mut y.clone());
     let scale = med.abs().max(f64::MIN_POSITIVE);
-    let (b, a) = if y.len() >= 2 { theil_sen(&x, &y) } else { (0.0, med) };
-    let mut resid: Vec<f64> = x.iter().zip(&y).map(|(x, y)| (y - (a + b * x)).abs()).collect();
+    let (b, a) = if y.len() >= 2 {
+        theil_sen(&x, &y)
+    } else {
+        (0.0, med)
+    };
+    let mut resid: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(x, y)| (y - (a + b * x)).abs())
+        .collect();
     let noise_pct = 1.4826 * median(&mut resid) / scale * 100.0;
     let span = x.last().copied().unwrap_or(0.0) - x.first().copied().unwrap_or(0.0);
     let total_change_pct = b * span / scale * 100.0;
@@ -173,7 +181,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 1.0 + amp * (((s >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0)
             })
             .collect()
@@ -195,7 +205,10 @@ mod tests {
     #[test]
     fn flat_noisy_histories_do_not_drift() {
         for seed in 0..50 {
-            let v: Vec<Option<f64>> = noise(seed, 10, 0.05).into_iter().map(|x| Some(x * 500.0)).collect();
+            let v: Vec<Option<f64>> = noise(seed, 10, 0.05)
+                .into_iter()
+                .map(|x| Some(x * 500.0))
+                .collect();
             let s = judge("lock x", "contentions_per_s", &v, Direction::HigherIsWorse);
             assert_eq!(s.drift, Drift::None, "seed {seed}: {s:?}");
         }
@@ -204,8 +217,14 @@ mod tests {
     #[test]
     fn a_falling_wait_is_improving_and_a_neutral_metric_is_changing() {
         let down: Vec<Option<f64>> = (0..8).map(|i| Some(100.0 - 5.0 * i as f64)).collect();
-        assert_eq!(judge("e", "wait_p99_ns", &down, Direction::HigherIsWorse).drift, Drift::Improving);
-        assert_eq!(judge("e", "calls_per_s", &down, Direction::Neutral).drift, Drift::Changing);
+        assert_eq!(
+            judge("e", "wait_p99_ns", &down, Direction::HigherIsWorse).drift,
+            Drift::Improving
+        );
+        assert_eq!(
+            judge("e", "calls_per_s", &down, Direction::Neutral).drift,
+            Drift::Changing
+        );
     }
 
     #[test]
