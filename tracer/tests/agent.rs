@@ -306,7 +306,7 @@ fn go_tool_pprof_reads_the_mutex_endpoint() {
             // The window moved on between the reads: again.
             (before == after).then(|| {
                 let raw = String::from_utf8_lossy(&out.stdout).into_owned();
-                let (c, d) = raw_totals(&raw);
+                let (c, d) = pprof_totals(&raw);
                 (raw, c, d, serde_json::from_str::<Value>(&after).unwrap())
             })
         })
@@ -326,25 +326,6 @@ fn go_tool_pprof_reads_the_mutex_endpoint() {
     assert_eq!(count, want_count, "contentions:\n{raw}");
     assert_eq!(delay, total_wait_ns(&report), "delay");
     assert!(raw.contains("hot_lock"), "{raw}");
-}
-
-/// The two values of every sample line of `go tool pprof -raw`.
-fn raw_totals(raw: &str) -> (u64, u64) {
-    let (mut a, mut b) = (0, 0);
-    for line in raw.lines() {
-        let Some((values, _)) = line.split_once(':') else {
-            continue;
-        };
-        let nums: Vec<u64> = values
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        if nums.len() == 2 && values.split_whitespace().count() == 2 {
-            a += nums[0];
-            b += nums[1];
-        }
-    }
-    (a, b)
 }
 
 /// A process named as `--comm` asks, started after the agent, is traced

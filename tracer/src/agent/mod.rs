@@ -22,9 +22,8 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    analyze::build::RunMeta,
     cli::{AgentArgs, Mode},
-    cmd::contention::{stop_flag, targets},
+    cmd::contention::{meta_of, stop_flag},
     exit::{Code, fail},
     kernel::{
         collect, preflight,
@@ -292,31 +291,11 @@ impl Agent<'_> {
     /// One window's report, built and published; its kernel side detaches
     /// meanwhile (joined at the next window).
     fn publish_window(&mut self, h: Harvest, end: SystemTime) -> Result<()> {
-        let meta = RunMeta {
-            tracer_args: std::env::args().collect(),
-            targets: targets(&h),
-            start_time: humantime::format_rfc3339_seconds(h.start_time).to_string(),
-            duration_s: h.duration.as_secs_f64(),
-            load_attach_ms: h.load_attach.as_secs_f64() * 1e3,
-            hooks: h
-                .hooks
-                .iter()
-                .map(|k| model::Hook {
-                    name: k.name.clone(),
-                    attached: k.attached,
-                    note: k.note.clone(),
-                })
-                .collect(),
-            thresholds: self.thresholds,
-            stack_every: 16,
-            unwind_rate: 10,
-            functions: None,
-            mode: match self.args.mode {
-                Mode::Full => model::Mode::Full,
-                Mode::Sched => model::Mode::Sched,
-            },
-            max_locks: self.args.max_locks,
+        let mode = match self.args.mode {
+            Mode::Full => model::Mode::Full,
+            Mode::Sched => model::Mode::Sched,
         };
+        let meta = meta_of(&h, self.thresholds, mode, self.args.max_locks);
         let report = crate::analyze::build::build(
             &h.snap,
             &h.procs,

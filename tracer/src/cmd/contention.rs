@@ -361,6 +361,26 @@ pub(crate) fn run_meta(
     thresholds: model::Thresholds,
     h: &Harvest,
 ) -> RunMeta {
+    let mode = match args.mode {
+        Mode::Full => crate::report::model::Mode::Full,
+        Mode::Sched => crate::report::model::Mode::Sched,
+    };
+    RunMeta {
+        stack_every: args.stack_every,
+        unwind_rate: args.unwind_rate,
+        functions: h.functions.as_ref().map(|f| fn_meta(f, args.probe_budget)),
+        ..meta_of(h, thresholds, mode, args.max_locks)
+    }
+}
+
+/// The run's description from its harvest (targets, times, hooks) and how
+/// it traced; no function probes, and the default call-site sampling.
+pub(crate) fn meta_of(
+    h: &Harvest,
+    thresholds: model::Thresholds,
+    mode: crate::report::model::Mode,
+    max_locks: u32,
+) -> RunMeta {
     RunMeta {
         tracer_args: std::env::args().collect(),
         targets: targets(h),
@@ -377,14 +397,11 @@ pub(crate) fn run_meta(
             })
             .collect(),
         thresholds,
-        stack_every: args.stack_every,
-        unwind_rate: args.unwind_rate,
-        functions: h.functions.as_ref().map(|f| fn_meta(f, args.probe_budget)),
-        mode: match args.mode {
-            Mode::Full => crate::report::model::Mode::Full,
-            Mode::Sched => crate::report::model::Mode::Sched,
-        },
-        max_locks: args.max_locks,
+        stack_every: 16,
+        unwind_rate: 10,
+        functions: None,
+        mode,
+        max_locks,
     }
 }
 

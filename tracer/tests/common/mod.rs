@@ -659,6 +659,13 @@ pub fn pprof_raw(go: &Path, pb: &Path) -> (String, u64, u64) {
     );
     assert!(out.status.success(), "{out:?}");
     let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (a, b) = pprof_totals(&raw);
+    (raw, a, b)
+}
+
+/// The sums of the two values of every sample line of `go tool pprof
+/// -raw` output ("  V1  V2: LOCATION-IDS").
+pub fn pprof_totals(raw: &str) -> (u64, u64) {
     let (mut a, mut b) = (0u64, 0u64);
     for line in raw.lines() {
         let Some((values, _)) = line.split_once(':') else {
@@ -673,7 +680,7 @@ pub fn pprof_raw(go: &Path, pb: &Path) -> (String, u64, u64) {
             b += nums[1];
         }
     }
-    (raw, a, b)
+    (a, b)
 }
 
 /// While tracing, the tracer held an attachment (a perf event or a link)
