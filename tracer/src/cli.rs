@@ -709,6 +709,10 @@ pub struct AgentArgs {
     /// contention --max-locks`).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LOCKS, value_parser = parse_max_locks)]
     pub max_locks: u32,
+    /// Samples per second of a thread's CPU time in the CPU profiles
+    /// /debug/pprof/profile?seconds=N takes on request.
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub frequency: u64,
 }
 
 /// `tracer trend`: a baseline's history, metric by metric.

@@ -328,6 +328,138 @@ fn go_tool_pprof_reads_the_mutex_endpoint() {
     assert!(raw.contains("hot_lock"), "{raw}");
 }
 
+/// `/debug/pprof/profile?seconds=N`, as a pprof scraper asks for it: `go
+/// tool pprof` reads a CPU profile of the traced program (built without
+/// frame pointers), whose three functions' self shares are those of the
+/// program's own work units (60/30/10, within 5 points) and whose CPU time
+/// is the thread's as the kernel accounted it (schedstat); a second
+/// request meanwhile is told to come back, a bad one is refused.
+#[test]
+#[cfg_attr(
+    unprivileged,
+    ignore = "loads eBPF programs: run as root, or `cargo xtask test`"
+)]
+fn go_tool_pprof_takes_a_cpu_profile_on_request() {
+    let Some(_serial) = privileged() else { return };
+    let Some(go) = tool("go") else { return };
+    let bin = c_workload_with("cpu_mix", "-fomit-frame-pointer");
+    let mut fixture = Command::new(&bin)
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = fixture.id();
+    let agent = Agent::start(&["--pid", &pid.to_string(), "-F", "299"]);
+    let (s, body) = agent.get("/debug/pprof/profile?seconds=0");
+    assert_eq!(s, 400, "{body}");
+    assert!(body.starts_with("seconds must be"), "{body}");
+    let cpu_ns = || {
+        std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let url = format!(
+        "http://127.0.0.1:{}/debug/pprof/profile?seconds=4",
+        agent.port
+    );
+    let held_before = held_by(agent.child.id());
+    let before = cpu_ns();
+    let pprof = std::thread::spawn({
+        let go = go.clone();
+        move || {
+            output(
+                Command::new(&go)
+                    .args(["tool", "pprof", "-proto", "-symbolize=none"])
+                    .arg(&url)
+                    .env("GOCACHE", tmp("gocache"))
+                    .env("PPROF_TMPDIR", tmp("pprof")),
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (s, body) = agent.get("/debug/pprof/profile?seconds=1");
+    assert_eq!(s, 429, "a second profile while one is taken: {body}");
+    let held_during = held_by(agent.child.id());
+    let out = pprof.join().unwrap();
+    let after = cpu_ns();
+    assert!(out.status.success(), "{out:?}");
+    // The profile's own session came and went; the window's stayed.
+    let only_during = |a: &std::collections::BTreeSet<u32>, b: &std::collections::BTreeSet<u32>| {
+        a.difference(b)
+            .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+    };
+    let profile_held = Held {
+        progs: only_during(&held_during.progs, &held_before.progs),
+        maps: only_during(&held_during.maps, &held_before.maps),
+        links: only_during(&held_during.links, &held_before.links),
+        perf_events: 0,
+    };
+    assert!(
+        !profile_held.progs.is_empty() && held_during.perf_events > held_before.perf_events,
+        "the profile loaded programs and opened perf events: {held_before:?} → {held_during:?}"
+    );
+    assert_released(&profile_held);
+    assert_eq!(held_by(agent.child.id()).progs, held_before.progs);
+    let pb = tmp("agent-cpu.pb.gz");
+    std::fs::write(&pb, &out.stdout).unwrap();
+    let (raw, samples, ns) = pprof_raw(&go, &pb);
+    assert!(
+        raw.contains("samples/count cpu/nanoseconds[dflt]"),
+        "sample types: {raw}"
+    );
+    // 4 s of one busy thread's CPU at 299 Hz.
+    assert!(samples > 900, "{samples} samples");
+    eprintln!(
+        "CPU profile over HTTP: {samples} samples, {ns} ns of CPU; the thread ran {} ns \
+         over the whole request",
+        after - before
+    );
+    assert!(
+        ns <= after - before,
+        "{ns} ns sampled, {} ns run",
+        after - before
+    );
+    assert!(
+        ns as f64 >= 0.9 * 4e9,
+        "{ns} ns sampled over 4 s of a busy thread"
+    );
+    let top = output(
+        Command::new(&go)
+            .args(["tool", "pprof", "-top", "-nodecount=50", "-symbolize=none"])
+            .arg(&pb)
+            .env("GOCACHE", tmp("gocache"))
+            .env("PPROF_TMPDIR", tmp("pprof")),
+    );
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    eprintln!("{top}");
+    // "   2.41s 60.25% 60.25%      2.41s 60.25%  burn_alpha"
+    let flat = |name: &str| -> f64 {
+        top.lines()
+            .find(|l| l.split_whitespace().last() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.strip_suffix('%')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{top}"))
+    };
+    for (name, truth) in [
+        ("burn_alpha", 60.0),
+        ("burn_beta", 30.0),
+        ("burn_gamma", 10.0),
+    ] {
+        let share = flat(name);
+        assert!(
+            (share - truth).abs() < 5.0,
+            "{name}: {share}% of the samples, {truth}% of the work"
+        );
+    }
+    drop(agent);
+    let _ = fixture.kill();
+    let _ = fixture.wait();
+}
+
 /// A process named as `--comm` asks, started after the agent, is traced
 /// from its exec; once it exits its map entries are gone again, within
 /// the same window.

@@ -1244,6 +1244,16 @@ fn fmt(v: Option<f64>, unit: &str, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}{unit}"))
 }
 
+/// The tracer's marginal CPU per sample in µs. A busy target's tracer CPU
+/// at or below an idle target's is a cost inside the rounds' noise, not a
+/// negative one.
+fn per_sample(us: Option<f64>) -> String {
+    match us {
+        Some(x) if x <= 0.0 => "< noise (busy ≤ idle)".into(),
+        v => fmt(v, "", 1),
+    }
+}
+
 /// The page: machine, targets, then a table per question.
 fn markdown(r: &Results) -> String {
     let t = Rounds::new(r);
@@ -1634,8 +1644,8 @@ fn profile_cost(o: &mut String, r: &Results) {
         o,
         "| of which per sample (minus an idle target's {}), µs | {} | {} |",
         fmt(p("idle_tracer_cpu_pct"), "%", 2),
-        fmt(marginal("f99"), "", 1),
-        fmt(marginal("f999"), "", 1)
+        per_sample(marginal("f99")),
+        per_sample(marginal("f999"))
     );
     let _ = writeln!(
         o,
@@ -2118,6 +2128,11 @@ mod tests {
         );
         assert!(md.lines().any(|l| l == "| cpus | 2 |"));
         assert!(md.ends_with("are the measures that hold.\n"));
+        let per_sample = md
+            .lines()
+            .find(|l| l.starts_with("| of which per sample"))
+            .expect("section 5c's per-sample row");
+        assert!(!per_sample.contains("| -"), "a negative cost: {per_sample}");
     }
 
     #[test]

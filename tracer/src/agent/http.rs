@@ -1,7 +1,9 @@
 //! The agent's HTTP endpoints, on a tokio runtime of their own thread:
-//! /metrics, /debug/pprof/mutex, /report.json, /healthz. Every answer is
-//! built from what the tracing loop last published; a scrape never waits
-//! for the kernel.
+//! /metrics, /debug/pprof/mutex, /debug/pprof/profile, /report.json,
+//! /healthz. Every answer but a CPU profile's is built from what the
+//! tracing loop last published, so a scrape never waits for the kernel; a
+//! CPU profile is taken when asked for, on a blocking thread, for the
+//! seconds the request says (as Go's net/http/pprof does).
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -40,9 +42,18 @@ pub fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) -> std::io::R
                     };
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(move |req| {
-                            let r = respond(&shared, &req);
-                            async move { Ok::<_, Infallible>(r) }
+                        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            let shared = Arc::clone(&shared);
+                            async move {
+                                let r = if req.uri().path() == "/debug/pprof/profile"
+                                    && req.method() == hyper::Method::GET
+                                {
+                                    cpu_profile(shared, req.uri().query()).await
+                                } else {
+                                    respond(&shared, &req)
+                                };
+                                Ok::<_, Infallible>(r)
+                            }
                         });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), svc)
@@ -106,8 +117,8 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             None => text(StatusCode::SERVICE_UNAVAILABLE, p.not_yet()),
         },
         "/debug/pprof/profile" => text(
-            StatusCode::NOT_IMPLEMENTED,
-            "the agent does not sample CPU: run `tracer profile` for on-CPU profiles\n".into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a CPU profile is taken by a GET (it lasts ?seconds=N)\n".into(),
         ),
         "/report.json" => match &p.report_json {
             Some(j) => reply(
@@ -142,11 +153,75 @@ fn respond(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/" => text(
             StatusCode::OK,
-            "tracer agent: /metrics /debug/pprof/mutex (also as delta_mutex) /report.json /healthz\n".into(),
+            "tracer agent: /metrics /debug/pprof/mutex (also as delta_mutex) /debug/pprof/profile?seconds=N /report.json /healthz\n".into(),
         ),
         other => text(
             StatusCode::NOT_FOUND,
-            format!("no endpoint {other}: /metrics, /debug/pprof/mutex, /report.json, /healthz\n"),
+            format!(
+                "no endpoint {other}: /metrics, /debug/pprof/mutex, /debug/pprof/profile, /report.json, /healthz\n"
+            ),
+        ),
+    }
+}
+
+/// `/debug/pprof/profile?seconds=N`: samples the processes traced now for
+/// N seconds (30 unless asked) on a blocking thread, then answers with the
+/// gzip'd pprof CPU profile. One at a time; the others are told when to
+/// come back.
+async fn cpu_profile(shared: Arc<Shared>, query: Option<&str>) -> Response<Full<Bytes>> {
+    let seconds = match super::cpu::seconds(query) {
+        Ok(s) => s,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let pids = match shared.state.lock() {
+        Ok(p) if p.failed.is_some() => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tracing failed: see /healthz\n".into(),
+            );
+        }
+        Ok(p) => p.targets.clone(),
+        Err(_) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the agent's state is poisoned\n".into(),
+            );
+        }
+    };
+    if pids.is_empty() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no process is traced now: nothing to profile\n".into(),
+        );
+    }
+    let job = tokio::task::spawn_blocking(move || {
+        let Some(_taking) = shared.cpu.try_take() else {
+            return Err(None);
+        };
+        let stop = crate::cmd::contention::stop_flag().map_err(|e| Some(format!("{e:#}")))?;
+        shared
+            .cpu
+            .take(&pids, seconds, &stop)
+            .map_err(|e| Some(crate::exit::message(&e)))
+    });
+    match job.await {
+        Ok(Ok(pb)) => reply(StatusCode::OK, "application/octet-stream", pb),
+        Ok(Err(None)) => {
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "a CPU profile is being taken already: one at a time\n".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            r
+        }
+        Ok(Err(Some(e))) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the CPU profile failed: {e}\n"),
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the CPU profile failed: {e}\n"),
         ),
     }
 }

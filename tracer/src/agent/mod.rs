@@ -7,6 +7,7 @@
 //! go with its session, the exported series are the top K locks per
 //! process (the rest summed as `other`) and go with their process.
 
+mod cpu;
 mod http;
 mod matcher;
 pub mod metrics;
@@ -41,11 +42,15 @@ use metrics::{Exposition, Live};
 /// What the HTTP thread serves: the tracing loop's last publication.
 pub struct Shared {
     pub state: Mutex<Published>,
+    /// `/debug/pprof/profile`: how CPU profiles are taken on request.
+    pub cpu: cpu::CpuProfiles,
 }
 
 pub struct Published {
     pub metrics: Exposition,
     pub live: Live,
+    /// The processes traced now (a CPU profile samples these).
+    pub targets: Vec<u32>,
     /// The last window, as a gzip'd pprof mutex profile and as JSON.
     pub pprof: Option<Arc<Vec<u8>>>,
     pub report_json: Option<Arc<String>>,
@@ -118,6 +123,7 @@ pub fn run(args: &AgentArgs, verbose: bool) -> Result<Code> {
         state: Mutex::new(Published {
             metrics: Exposition::default(),
             live: Live::default(),
+            targets: Vec::new(),
             pprof: None,
             report_json: None,
             heartbeat: Instant::now(),
@@ -125,6 +131,7 @@ pub fn run(args: &AgentArgs, verbose: bool) -> Result<Code> {
             failed: None,
             first_end: Instant::now() + args.window,
         }),
+        cpu: cpu::CpuProfiles::new(args.frequency, args.max_locks, thresholds, verbose),
     });
     http::serve(listener, Arc::clone(&shared))
         .map_err(|e| fail(Code::Environment, format!("serving HTTP: {e}")))?;
@@ -159,31 +166,60 @@ struct Agent<'a> {
     state: Option<Out>,
 }
 
+/// What a session of the agent's is for.
+enum SessionKind {
+    /// One window's: sched or full mode, with exec pick-up when the
+    /// matcher wants it.
+    Window { sched_only: bool, watch_execs: bool },
+    /// An on-request CPU profile's: the scheduler hooks beside the
+    /// sampler (its caller sets the sampling).
+    CpuProfile,
+}
+
+/// A session of the agent's: followed forks, no function probes (an agent
+/// costs nothing on fast paths), open-ended target sets.
+fn options(kind: SessionKind, max_locks: u32, verbose: bool) -> Options {
+    let (sched_only, watch_execs) = match kind {
+        SessionKind::Window {
+            sched_only,
+            watch_execs,
+        } => (sched_only, watch_execs),
+        SessionKind::CpuProfile => (true, false),
+    };
+    Options {
+        sched_only,
+        follow_forks: true,
+        children: false,
+        stack_every: 16,
+        unwind_rate: 10,
+        max_locks,
+        verbose,
+        functions: FnOptions {
+            uprobes: Vec::new(),
+            alloc: false,
+            go_mutex: false,
+            fn_sites: false,
+            allow_hot_probes: false,
+            debug_dirs: Vec::new(),
+            probe_budget: None,
+        },
+        program_stats: false,
+        sampling: None,
+        watch_execs,
+        open_ended: true,
+    }
+}
+
 impl Agent<'_> {
     fn options(&self) -> Options {
-        Options {
-            sched_only: self.args.mode == Mode::Sched,
-            follow_forks: true,
-            children: false,
-            stack_every: 16,
-            unwind_rate: 10,
-            max_locks: self.args.max_locks,
-            verbose: self.verbose,
-            // No function probes: an agent costs nothing on fast paths.
-            functions: FnOptions {
-                uprobes: Vec::new(),
-                alloc: false,
-                go_mutex: false,
-                fn_sites: false,
-                allow_hot_probes: false,
-                debug_dirs: Vec::new(),
-                probe_budget: None,
+        options(
+            SessionKind::Window {
+                sched_only: self.args.mode == Mode::Sched,
+                watch_execs: self.matcher.watches_execs(),
             },
-            program_stats: false,
-            sampling: None,
-            watch_execs: self.matcher.watches_execs(),
-            open_ended: true,
-        }
+            self.args.max_locks,
+            self.verbose,
+        )
     }
 
     /// A new window's session on `pids` (none: it counts nothing until
@@ -266,12 +302,13 @@ impl Agent<'_> {
 
     /// The gauges read live: targets, map fill, drops outside windows.
     fn publish_live(&self, s: &Session, targets_full: u64) {
+        let targets: Vec<u32> = s
+            .targets()
+            .into_iter()
+            .filter(|&p| process::alive(p as i32))
+            .collect();
         let live = Live {
-            targets: s
-                .targets()
-                .into_iter()
-                .filter(|&p| process::alive(p as i32))
-                .count(),
+            targets: targets.len(),
             maps: collect::map_entries(&s.probes),
             execs_dropped: s.execs_dropped + targets_full,
             window_s: self.args.window.as_secs_f64(),
@@ -283,6 +320,7 @@ impl Agent<'_> {
         };
         if let Ok(mut p) = self.shared.state.lock() {
             p.live = live;
+            p.targets = targets;
             p.heartbeat = Instant::now();
             p.tracing = true;
         }

@@ -13,7 +13,7 @@ use crate::{
     exit::Code,
     kernel::{
         sampling::SamplingOptions,
-        session::{Session, Until},
+        session::{Harvest, Session, Until},
     },
     output::Out,
     progress::Progress,
@@ -126,32 +126,7 @@ fn run_once(args: &ProfileArgs, verbose: bool, out: &Outputs) -> Result<Profile>
     }
     let mut syms = Symbols::with_debug_dirs(&t.debug_dir);
     let contention = crate::analyze::build::build(&harvest.snap, &harvest.procs, &mut syms, meta);
-    let profile = crate::analyze::profile::build(
-        &harvest.snap,
-        &harvest.procs,
-        &mut syms,
-        contention,
-        ProfileMeta {
-            tracer_args: std::env::args().collect(),
-            targets: c::targets(&harvest),
-            start_time: humantime::format_rfc3339_seconds(harvest.start_time).to_string(),
-            duration_s: harvest.duration.as_secs_f64(),
-            load_attach_ms: harvest.load_attach.as_secs_f64() * 1e3,
-            hooks: harvest
-                .hooks
-                .iter()
-                .map(|k| report::model::Hook {
-                    name: k.name.clone(),
-                    attached: k.attached,
-                    note: k.note.clone(),
-                })
-                .collect(),
-            frequency: args.frequency,
-            cpus: aya::util::online_cpus().map_or(0, |v| v.len() as u32),
-            wall: full,
-            counters: harvest.counters.clone(),
-        },
-    );
+    let profile = profile_of(&harvest, contention, args.frequency, full, &mut syms);
     log::debug!(
         "profile built in {} ms ({} stacks)",
         t_report.elapsed().as_millis(),
@@ -168,6 +143,44 @@ fn run_once(args: &ProfileArgs, verbose: bool, out: &Outputs) -> Result<Profile>
     harvest.detach.join()?;
     c::log_own_cost();
     written.map(|()| profile)
+}
+
+/// The profile of a harvested session that sampled at `frequency`, with
+/// its contention report (`wall`: the report traced futex waits, so the
+/// wall-clock view is built).
+pub(crate) fn profile_of(
+    harvest: &Harvest,
+    contention: report::model::Report,
+    frequency: u64,
+    wall: bool,
+    syms: &mut Symbols,
+) -> Profile {
+    crate::analyze::profile::build(
+        &harvest.snap,
+        &harvest.procs,
+        syms,
+        contention,
+        ProfileMeta {
+            tracer_args: std::env::args().collect(),
+            targets: c::targets(harvest),
+            start_time: humantime::format_rfc3339_seconds(harvest.start_time).to_string(),
+            duration_s: harvest.duration.as_secs_f64(),
+            load_attach_ms: harvest.load_attach.as_secs_f64() * 1e3,
+            hooks: harvest
+                .hooks
+                .iter()
+                .map(|k| report::model::Hook {
+                    name: k.name.clone(),
+                    attached: k.attached,
+                    note: k.note.clone(),
+                })
+                .collect(),
+            frequency,
+            cpus: aya::util::online_cpus().map_or(0, |v| v.len() as u32),
+            wall,
+            counters: harvest.counters.clone(),
+        },
+    )
 }
 
 /// The text report, then each file; the first failure is returned.
