@@ -406,6 +406,24 @@ fn wait(
     }
 }
 
+/// Sched-only mode: a futex wait that blocks is sampled for unwinding at
+/// its switch-out, where the waiter's own registers and stack are still
+/// current (its length is not known yet: the sample carries none, and
+/// userspace splits the pair's wait time by the samples' weights). Counts
+/// nothing: the wait is counted when it runs again.
+#[inline(always)]
+pub fn sample_blocking_wait(uaddr: u64, tgid: u32, tid: u32, now: u64) {
+    let Some(s) = lock_thread(uaddr, tgid, tid, counter::AGG_FULL) else {
+        return;
+    };
+    // SAFETY: map value pointer; only this thread writes this entry.
+    let nth = unsafe {
+        let o = &(*s).outcomes;
+        o[0] + o[1] + o[2] + o[3] + o[4] + 1
+    };
+    unwind_sample(s, uaddr, tgid, tid, nth, 0, now);
+}
+
 /// Sends this wait's user registers and a copy of its stack for unwinding
 /// in userspace: the first UNWIND_FIRST waits of a (lock, thread) pair,
 /// then at most `unwind_rate()` per second. The sample's weight is the

@@ -26,7 +26,7 @@ use tracer_common::{
     counter, futex_op, hist, kind, limits, pt_regs, record, sched_state, tp,
 };
 
-use crate::futex::aggregate_wait;
+use crate::futex::{aggregate_wait, sample_blocking_wait};
 
 use crate::maps::{
     EVENTS, LOCK_SCHED, LOCK_THREADS, RUNQ_HIST, SYSCALL_SLEEP, THREAD_LOCKS, THREAD_SCHED,
@@ -348,6 +348,9 @@ fn switch(ctx: *mut core::ffi::c_void) -> u32 {
                         Ok(uaddr) => {
                             (*t).in_futex = 1;
                             (*t).futex_uaddr = uaddr;
+                            // Its call site and kind: the waiter's stack,
+                            // sampled as full mode samples it at exit.
+                            sample_blocking_wait(uaddr, tgid, tid, now);
                         }
                         Err(nr) => (*t).sleep_syscall = nr,
                     }

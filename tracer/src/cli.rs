@@ -366,7 +366,8 @@ pub struct ContentionArgs {
     /// call sites) plus the scheduler hooks. sched: no syscall tracepoints
     /// at all (no cost on any syscall); futex waits are seen when they
     /// block, from the saved registers at switch-out, so waits that never
-    /// slept (EAGAIN) are missed and there are no call sites.
+    /// slept (EAGAIN) are missed; call sites come from the blocked
+    /// waiters' stacks, unwound there.
     #[arg(long, value_enum, default_value_t = Mode::Full)]
     pub mode: Mode,
 
@@ -681,8 +682,9 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
     /// sched: no syscall tracepoints (no cost on futex fast paths; waits
-    /// seen when they block, no call sites). full: futex tracepoints too,
-    /// with call sites, as `tracer contention`'s default.
+    /// seen when they block, call sites from the waiters' stacks). full:
+    /// futex tracepoints too (EAGAIN waits), as `tracer contention`'s
+    /// default.
     #[arg(long, value_enum, default_value_t = Mode::Sched)]
     pub mode: Mode,
     /// Length of one aggregation window: the metrics and profiles move on

@@ -636,6 +636,20 @@ fn sched_only_mode_sees_sleeping_waits_on_the_same_lock() {
         text.contains("Sched-only mode"),
         "the report says what it cannot see"
     );
+    // The waiter's stack, unwound at its switch-out: the true call site
+    // (the function that called pthread_mutex_lock) and the kind.
+    assert_eq!(
+        lock["call_site_unwind"].as_str(),
+        Some("eh_frame"),
+        "{lock:#}"
+    );
+    assert!(
+        lock["call_site"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("waiter") && c.contains("hold_time.c:")),
+        "call site: {lock:#}"
+    );
+    assert_eq!(lock["kind"].as_str(), Some("mutex"), "{lock:#}");
     assert_no_drops(&report);
 }
 

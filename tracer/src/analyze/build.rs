@@ -647,7 +647,7 @@ fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
         meta.stack_every,
         crate::report::units::human_count(tracer_common::STACK_CPU_RATE)
     )];
-    if meta.unwind_rate > 0 && meta.mode != Mode::Sched {
+    if meta.unwind_rate > 0 {
         limitations.push(format!(
             "True call sites and lock kinds come from sampled waits unwound with .eh_frame: the first {} of each (lock, thread), then up to {}/s, at most {}/s per CPU in all, each weighted by the waits it stands for. Frame-pointer sites (kernel walk) skip the caller of glibc's lock functions.",
             tracer_common::UNWIND_FIRST,
@@ -655,12 +655,12 @@ fn run_limitations(snap: &Snapshot, meta: &RunMeta) -> Vec<String> {
             tracer_common::UNWIND_CPU_RATE
         ));
     } else {
-        limitations.push("No .eh_frame unwinding (--unwind-rate 0 or sched mode): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
+        limitations.push("No .eh_frame unwinding (--unwind-rate 0): call sites are frame-pointer walks, which skip the function that called a glibc lock function, and lock kinds are unknown, so condition-variable waits count as contention.".to_string());
     }
     if meta.mode == Mode::Sched {
         limitations.insert(
             0,
-            "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, wait time runs from blocking to running again, and there are no call sites.".to_string(),
+            "Sched-only mode: no syscall tracepoints. A contention is a futex wait that blocked, seen at its switch-out; waits that returned at once (EAGAIN) or never slept are not seen, and wait time runs from blocking to running again. Call sites and lock kinds come from the blocked waiters' stacks, unwound at their switch-out (no frame-pointer sites); a lock's wait time is split over its call sites by waits.".to_string(),
         );
     }
     let missing = snap.counters[counter::MISSING_START as usize];
@@ -1178,6 +1178,43 @@ fn by_lock<K, V: Copy, D>(
     out
 }
 
+/// Samples taken when a wait blocks (sched mode, at switch-out) cannot
+/// know how long it will last: when no sample of the channel carries a
+/// duration, each thread's exact wait time is split over its stacks by
+/// the waits they stand for.
+fn with_wait_estimates<'p>(
+    lock: &Lock,
+    mut unwound: Vec<(Unwound, &'p ProcessInfo)>,
+) -> Vec<(Unwound, &'p ProcessInfo)> {
+    if unwound.iter().any(|(u, _)| u.wait_ns > 0) {
+        return unwound;
+    }
+    let mut sampled: BTreeMap<u32, u64> = BTreeMap::new();
+    for (u, _) in &unwound {
+        for (&tid, &(waits, _)) in &u.threads {
+            *sampled.entry(tid).or_default() += waits;
+        }
+    }
+    for (u, _) in &mut unwound {
+        u.wait_ns = 0;
+        for (tid, (waits, wait_ns)) in &mut u.threads {
+            let exact = lock
+                .threads
+                .iter()
+                .find(|t| t.tid == *tid)
+                .map_or(0, |t| t.wait_ns);
+            let of = sampled.get(tid).copied().unwrap_or(0);
+            *wait_ns = if of == 0 {
+                0
+            } else {
+                (u128::from(exact) * u128::from(*waits) / u128::from(of)) as u64
+            };
+            u.wait_ns += *wait_ns;
+        }
+    }
+    unwound
+}
+
 /// A channel's stacks, classified: its true call sites (sampled waits
 /// unwound with .eh_frame; the frame-pointer sites when none were), and
 /// its waits grouped by what the stacks say they are.
@@ -1206,14 +1243,18 @@ fn unwound_parts(
         e.wait_ns += site.wait_ns;
         e.sites.push(site);
     };
-    let unwound: Vec<(&Unwound, &ProcessInfo)> = stacks
-        .iter()
-        .flat_map(|(s, p)| s.iter().flat_map(|s| s.iter()).map(|u| (u, *p)))
-        .collect();
+    let unwound: Vec<(Unwound, &ProcessInfo)> = with_wait_estimates(
+        lock,
+        stacks
+            .iter()
+            .flat_map(|(s, p)| s.iter().flat_map(|s| s.iter()).map(|u| (u.clone(), *p)))
+            .collect(),
+    );
     match (!unwound.is_empty()).then_some(unwound) {
         Some(stacks) => {
             let mut listed = Vec::new();
-            for (u, p) in stacks {
+            for (u, p) in &stacks {
+                let (u, p) = (u, *p);
                 let frames = syms.stack(p, &u.frames);
                 let c = implementations::classify(&frames);
                 let site = Site {

@@ -221,7 +221,7 @@ impl Session {
             },
             single: roots.len() == 1 && !opts.children && !opts.open_ended,
             stack_every: opts.stack_every,
-            unwind_rate: if opts.sched_only { 0 } else { opts.unwind_rate },
+            unwind_rate: opts.unwind_rate,
             max_locks: opts.max_locks,
             verbose: opts.verbose,
             watch_execs: opts.watch_execs,

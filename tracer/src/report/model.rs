@@ -23,7 +23,7 @@ pub struct Report {
     pub duration_s: f64,
     pub load_attach_ms: f64,
     /// `full` (futex syscall tracepoints + scheduler) or `sched` (scheduler
-    /// only: sleeping futex waits, no EAGAIN, no call sites). Schema 1.1.
+    /// only: sleeping futex waits, no EAGAIN, no frame-pointer sites). Schema 1.1.
     #[serde(default)]
     pub mode: Mode,
     pub hooks: Vec<Hook>,
