@@ -179,19 +179,21 @@ enum SessionKind {
 /// A session of the agent's: followed forks, no function probes (an agent
 /// costs nothing on fast paths), open-ended target sets.
 fn options(kind: SessionKind, max_locks: u32, verbose: bool) -> Options {
-    let (sched_only, watch_execs) = match kind {
+    // A CPU profile keeps no contention report: no futex-wait stacks to
+    // unwind (they would share the ring with its samples).
+    let (sched_only, watch_execs, unwind_rate) = match kind {
         SessionKind::Window {
             sched_only,
             watch_execs,
-        } => (sched_only, watch_execs),
-        SessionKind::CpuProfile => (true, false),
+        } => (sched_only, watch_execs, 10),
+        SessionKind::CpuProfile => (true, false, 0),
     };
     Options {
         sched_only,
         follow_forks: true,
         children: false,
         stack_every: 16,
-        unwind_rate: 10,
+        unwind_rate,
         max_locks,
         verbose,
         functions: FnOptions {

@@ -95,6 +95,8 @@ fn run_once(args: &ProfileArgs, verbose: bool, out: &Outputs) -> Result<Profile>
     opts.sched_only = !full;
     if !args.wall {
         opts.functions.go_mutex = false;
+        // No contention report is kept: no futex-wait stacks to unwind.
+        opts.unwind_rate = 0;
     }
     opts.sampling = Some(SamplingOptions {
         frequency: args.frequency,
